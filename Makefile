@@ -1,0 +1,64 @@
+# podwatch — the two commands a newcomer needs are `make run` and `make test`; both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BIN ?= $(shell command -v python3.13 2>/dev/null || echo /root/.pyenv/versions/3.13.0/bin/python3.13)
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+export PYTHONPATH := $(CURDIR)/layers/podwatch:$(CURDIR)/relay:$(CURDIR)
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+REPLAY ?= events/replay/sample-stream.jsonl
+SUMMARY ?=
+
+.PHONY: help setup run test lint typecheck unit sam-validate sam-build bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp: requirements-dev.txt layers/podwatch/requirements.txt relay/requirements.txt
+	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip check
+	touch $@
+
+node_modules/.stamp: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SAM_VENV)/.stamp: requirements-sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON_BIN) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
+	touch $@
+
+setup: $(VENV)/.stamp node_modules/.stamp $(SAM_VENV)/.stamp ## install everything (Python venvs, Restate server)
+
+run: $(VENV)/.stamp node_modules/.stamp ## start the local stack, replay REPLAY, print what happened (SUMMARY=<file> for JSON)
+	$(PY) -m local.run --replay $(REPLAY) $(if $(SUMMARY),--summary $(SUMMARY))
+
+test: setup lint typecheck sam-validate sam-build ## the whole suite: lint, types, SAM, unit, integration, e2e
+	$(PY) -m pytest
+
+unit: $(VENV)/.stamp ## unit tests only (fast)
+	$(PY) -m pytest tests/unit
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.stamp
+	$(VENV)/bin/mypy layers/podwatch/podwatch relay/podwatch_relay functions local
+
+sam-validate: $(SAM_VENV)/.stamp
+	$(SAM_VENV)/bin/sam validate --lint
+
+sam-build: $(SAM_VENV)/.stamp
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build
+
+bench: $(VENV)/.stamp node_modules/.stamp ## benchmarks; results go to bench/results.json
+	$(PY) -m bench
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-run

@@ -1,0 +1,333 @@
+"""The contracts, as pydantic v2 models. The relay and every function import these; nothing else
+defines what crosses a boundary.
+
+Wire shapes:
+
+* pod-events queue: one `Envelope` per SQS message (JSON). `kind` selects the payload model.
+* deliveries queue: one `Notification` per SQS message (JSON).
+* SSM parameter: one `RemoteConfig` (JSON).
+* Restate ingress: `NotifyPodEventsRequest` (a list of `Notification`), `EnrollRequest`,
+  `RemoteConfig` as the answer of GetRemoteConfig.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_serializer, field_validator
+
+#: Envelope schema versions this code reads. The relay writes the first.
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+
+#: SQS's hard limit is 256 KiB per message; we refuse anything larger than this ourselves.
+MAX_MESSAGE_BYTES = 256 * 1024
+#: Free-text fields (messages from the kubelet, scheduler, ...) are cut to this many characters.
+MAX_TEXT = 1024
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def truncate(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+class _Model(BaseModel):
+    """Closed, immutable wire model: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class EventType(StrEnum):
+    """What kind of trouble a pod is in. The mapping from Kubernetes reasons lives in `classify`."""
+
+    CRASH_LOOP = "crash-loop"
+    OOM_KILL = "oom-kill"
+    EVICTED = "evicted"
+    IMAGE_PULL = "image-pull"
+    CONFIG_ERROR = "config-error"
+    POD_RESTART = "pod-restart"
+    PROBE_FAILED = "probe-failed"
+    UNSCHEDULABLE = "unschedulable"
+    PENDING_TOO_LONG = "pending-too-long"
+    FAILED = "failed"
+    RECOVERED = "recovered"
+
+
+WatchType = Literal["ADDED", "MODIFIED", "DELETED"]
+ContainerKind = Literal["init", "app", "ephemeral"]
+ContainerStateName = Literal["waiting", "running", "terminated", "unknown"]
+
+
+# --------------------------------------------------------------------------- pod payload
+
+
+class ContainerStatus(_Model):
+    """One container's state, projected from `status.(init|ephemeral)ContainerStatuses[]`."""
+
+    name: str
+    kind: ContainerKind = "app"
+    image: str | None = None
+    ready: bool = False
+    started: bool | None = None
+    restart_count: int = 0
+    state: ContainerStateName = "unknown"
+    #: waiting or terminated reason of the current state (CrashLoopBackOff, OOMKilled, ...)
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    #: `lastState.terminated`: why the previous instance of this container ended
+    last_termination_reason: str | None = None
+    last_exit_code: int | None = None
+    last_finished_at: datetime | None = None
+
+
+class PodCondition(_Model):
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: datetime | None = None
+
+
+class OwnerReference(_Model):
+    kind: str
+    name: str
+    uid: str | None = None
+    controller: bool = False
+
+
+class Transition(_Model):
+    """One change the relay saw between two projections of the same pod (restart count 3→4, ...)."""
+
+    field: str
+    container: str | None = None
+    old: str | int | bool | None = Field(default=None, alias="from")
+    new: str | int | bool | None = Field(default=None, alias="to")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+
+class PodEvent(_Model):
+    """The compact pod, by allowlist: never env, volumes, secrets, annotations or managedFields."""
+
+    namespace: str
+    name: str
+    uid: str
+    phase: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    restart_count: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    owner_references: list[OwnerReference] = Field(default_factory=list)
+    node: str | None = None
+    containers: list[ContainerStatus] = Field(default_factory=list)
+    conditions: list[PodCondition] = Field(default_factory=list)
+    created_at: datetime | None = None
+    deleted_at: datetime | None = None
+    watch_type: WatchType = "MODIFIED"
+    resource_version: str = ""
+    observed_at: datetime = Field(default_factory=utcnow)
+    initial_sync: bool = False
+    transitions: list[Transition] = Field(default_factory=list)
+
+    _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
+
+
+# --------------------------------------------------------------------------- core/v1 Event payload
+
+
+class InvolvedObject(_Model):
+    kind: str
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+    field_path: str | None = None
+
+
+class KubeEvent(_Model):
+    """A core/v1 Event about a Pod (probe failures, BackOff, FailedScheduling, OOMKilling, ...)."""
+
+    namespace: str
+    name: str
+    uid: str
+    reason: str | None = None
+    message: str | None = None
+    type: str | None = None  # Normal | Warning
+    count: int = 1
+    involved_object: InvolvedObject
+    first_timestamp: datetime | None = None
+    last_timestamp: datetime | None = None
+    source_component: str | None = None
+    watch_type: WatchType = "ADDED"
+    resource_version: str = ""
+    observed_at: datetime = Field(default_factory=utcnow)
+    initial_sync: bool = False
+
+    _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
+
+
+# --------------------------------------------------------------------------- control payloads
+
+
+class EnrollPayload(_Model):
+    """Sent once when a relay starts: tells the manager this cluster exists."""
+
+    relay_version: str
+    namespaces: str = "*"
+    started_at: datetime = Field(default_factory=utcnow)
+    kubernetes_version: str | None = None
+
+
+class HeartbeatPayload(_Model):
+    """Sent periodically by a running relay: liveness of the cluster's relay."""
+
+    sequence: int = 0
+    started_at: datetime | None = None
+    pods_tracked: int = 0
+
+
+# --------------------------------------------------------------------------- the envelope
+
+
+class _EnvelopeBase(_Model):
+    schema_version: int = SCHEMA_VERSION
+    #: Stable id of what is carried: the same however often it is re-sent (see `ids`).
+    event_id: str = Field(min_length=8, max_length=128)
+    cluster_id: str = Field(min_length=1, max_length=128)
+    relay_version: str = "unknown"
+    sent_at: datetime = Field(default_factory=utcnow)
+
+
+class PodEnvelope(_EnvelopeBase):
+    kind: Literal["pod"] = "pod"
+    payload: PodEvent
+
+
+class KubeEventEnvelope(_EnvelopeBase):
+    kind: Literal["k8s_event"] = "k8s_event"
+    payload: KubeEvent
+
+
+class EnrollEnvelope(_EnvelopeBase):
+    kind: Literal["enroll"] = "enroll"
+    payload: EnrollPayload
+
+
+class HeartbeatEnvelope(_EnvelopeBase):
+    kind: Literal["heartbeat"] = "heartbeat"
+    payload: HeartbeatPayload
+
+
+Envelope = Annotated[
+    PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope,
+    Field(discriminator="kind"),
+]
+ENVELOPE_KINDS = frozenset({"pod", "k8s_event", "enroll", "heartbeat"})
+EnvelopeAdapter: TypeAdapter[PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope] = (
+    TypeAdapter(Envelope)
+)
+
+
+# --------------------------------------------------------------------------- deliveries
+
+
+class Notification(_Model):
+    """One piece of trouble worth the manager's attention: what the deliveries queue carries and
+    what NotifyPodEvents receives. `notification_id` is stable across retries and replays."""
+
+    schema_version: int = SCHEMA_VERSION
+    notification_id: str
+    event_id: str
+    cluster_id: str
+    event_type: EventType
+    #: the Kubernetes reason behind the type (CrashLoopBackOff, OOMKilled, Unhealthy, ...)
+    reason: str
+    message: str | None = None
+    source: Literal["pod", "k8s_event"]
+    dedup_key: str
+    namespace: str
+    pod: str
+    pod_uid: str | None = None
+    container: str | None = None
+    node: str | None = None
+    restart_count: int = 0
+    project_id: str | None = None
+    workload_id: str | None = None
+    workload_kind: str | None = None
+    workload_name: str | None = None
+    transitions: list[Transition] = Field(default_factory=list)
+    observed_at: datetime
+    processed_at: datetime = Field(default_factory=utcnow)
+    config_version: str = "default"
+
+
+class NotifyPodEventsRequest(_Model):
+    events: list[Notification]
+
+
+class EnrollRequest(_Model):
+    cluster_id: str
+    relay_version: str
+    namespaces: str = "*"
+    started_at: datetime | None = None
+    kubernetes_version: str | None = None
+
+
+# --------------------------------------------------------------------------- remote config
+
+DEFAULT_ENABLED_REASONS: frozenset[EventType] = frozenset(
+    {
+        EventType.CRASH_LOOP,
+        EventType.OOM_KILL,
+        EventType.EVICTED,
+        EventType.IMAGE_PULL,
+        EventType.CONFIG_ERROR,
+        EventType.PROBE_FAILED,
+        EventType.UNSCHEDULABLE,
+        EventType.FAILED,
+    }
+)
+
+
+class RemoteConfig(_Model):
+    """The knobs the manager tunes, stored as JSON in SSM. Defaults are safe on their own: a stack
+    with no manager configured still filters, dedups and delivers sensibly."""
+
+    #: Opaque version chosen by the manager; written into every audit line and notification.
+    version: str = Field(default="default", min_length=1, max_length=64)
+    #: A repeat of the same trouble (same dedup key) inside this window is not delivered again.
+    dedup_cooldown_seconds: int = Field(default=900, ge=0, le=7 * 24 * 3600)
+    #: Notifications per NotifyPodEvents call (and the deliveries event source batch size).
+    batch_size: int = Field(default=25, ge=1, le=100)
+    #: How long the deliveries event source waits to fill a batch (MaximumBatchingWindowInSeconds).
+    batch_flush_seconds: int = Field(default=5, ge=0, le=300)
+    #: Event types delivered; every other type is filtered (logged and counted).
+    enabled_reasons: frozenset[EventType] = DEFAULT_ENABLED_REASONS
+    #: Namespaces whose events are always filtered.
+    ignored_namespaces: frozenset[str] = frozenset()
+    #: Pod label keys that carry the project and workload ids.
+    project_label_key: str = Field(default="project-id", min_length=1, max_length=317)
+    workload_label_key: str = Field(default="workload-id", min_length=1, max_length=317)
+    #: What a dedup key names: one container, one pod, or one workload (all its replicas).
+    dedup_scope: Literal["container", "pod", "workload"] = "container"
+
+    @field_serializer("enabled_reasons", "ignored_namespaces")
+    def _sorted(self, value: frozenset[str]) -> list[str]:
+        # Sets serialise sorted, so the same config always has the same JSON (SSM change detection).
+        return sorted(value)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=None)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes | dict[str, Any]) -> RemoteConfig:
+        if isinstance(raw, dict):
+            return cls.model_validate(raw)
+        return cls.model_validate_json(raw)

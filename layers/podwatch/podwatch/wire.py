@@ -1,0 +1,59 @@
+"""Reading and writing the pod-events envelope, with a clear, typed error for every bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from podwatch.errors import MalformedMessage, OversizeMessage, UnknownKind, UnsupportedSchemaVersion
+from podwatch.models import (
+    ENVELOPE_KINDS,
+    MAX_MESSAGE_BYTES,
+    SUPPORTED_SCHEMA_VERSIONS,
+    EnrollEnvelope,
+    EnvelopeAdapter,
+    HeartbeatEnvelope,
+    KubeEventEnvelope,
+    PodEnvelope,
+)
+
+AnyEnvelope = PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope
+
+
+def encode_envelope(envelope: AnyEnvelope) -> str:
+    """The SQS message body for an envelope (compact JSON, aliases, no None noise)."""
+    return envelope.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def parse_envelope(body: str | bytes) -> AnyEnvelope:
+    """Parse an SQS body into an envelope, or raise a PermanentError saying exactly what is wrong.
+
+    Checks run from the cheapest to the most specific, so the error names the first real problem:
+    size, JSON, object shape, schema version, kind, then the payload's fields.
+    """
+    size = len(body.encode() if isinstance(body, str) else body)
+    if size > MAX_MESSAGE_BYTES:
+        raise OversizeMessage(f"message is {size} bytes, the limit is {MAX_MESSAGE_BYTES}")
+    try:
+        raw: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise MalformedMessage(f"body is a JSON {type(raw).__name__}, expected an object")
+    version = raw.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise UnsupportedSchemaVersion(
+            f"schema_version {version!r} is not supported (supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})"
+        )
+    kind = raw.get("kind")
+    if kind not in ENVELOPE_KINDS:
+        raise UnknownKind(f"kind {kind!r} is unknown (known: {sorted(ENVELOPE_KINDS)})")
+    try:
+        return EnvelopeAdapter.validate_python(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise MalformedMessage(f"{kind} envelope does not match the contract: {problems}") from exc
