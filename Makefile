@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 REPLAY ?= events/replay/sample-stream.jsonl
 SUMMARY ?=
 
-.PHONY: help setup run test lint typecheck unit sam-validate sam-build bench clean
+.PHONY: help setup run test lint typecheck unit sam-validate sam-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,9 +56,6 @@ sam-validate: $(SAM_VENV)/.stamp
 
 sam-build: $(SAM_VENV)/.stamp
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build
-
-bench: $(VENV)/.stamp node_modules/.stamp ## benchmarks; results go to bench/results.json
-	$(PY) -m bench
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-run

@@ -1,0 +1,166 @@
+"""local/cfn.py against a real moto server: the resources template.yaml declares exist with the
+template's settings, provisioning is idempotent, and the redrive policy really moves messages."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from moto.server import ThreadedMotoServer
+from podwatch.models import RemoteConfig
+
+from local.cfn import AwsClients, Provisioned, load_template, provision
+
+pytestmark = pytest.mark.integration
+
+REGION = "us-east-1"
+SOURCE_TO_DLQ = {"PodEventsQueue": "PodEventsDLQ", "DeliveriesQueue": "DeliveriesDLQ"}
+
+
+@pytest.fixture(scope="module")
+def clients() -> Iterator[AwsClients]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield AwsClients.for_endpoint(f"http://{host}:{port}", region=REGION)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def stack_name() -> str:
+    """Each test gets its own stack, so tests share the server but no resources."""
+    return f"pw-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def stack(clients: AwsClients, stack_name: str) -> Provisioned:
+    return provision(load_template(), clients=clients, stack_name=stack_name)
+
+
+def test_queues_exist_with_the_template_attributes(stack: Provisioned, clients: AwsClients) -> None:
+    assert set(stack.queue_urls()) == {*SOURCE_TO_DLQ, *SOURCE_TO_DLQ.values()}
+    for source, dlq in SOURCE_TO_DLQ.items():
+        attributes = clients.sqs.get_queue_attributes(
+            QueueUrl=stack.physical(source), AttributeNames=["All"]
+        )["Attributes"]
+        redrive = json.loads(attributes["RedrivePolicy"])
+        assert redrive["deadLetterTargetArn"] == stack.arn(dlq)
+        assert int(redrive["maxReceiveCount"]) == 5
+        assert attributes["MaximumMessageSize"] == "262144"
+        assert attributes["SqsManagedSseEnabled"] == "true"
+        assert int(attributes["VisibilityTimeout"]) >= 180
+        dlq_attributes = clients.sqs.get_queue_attributes(
+            QueueUrl=stack.physical(dlq), AttributeNames=["All"]
+        )["Attributes"]
+        assert dlq_attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+        assert "RedrivePolicy" not in dlq_attributes
+    assert stack.physical("PodEventsQueue").endswith(f"/{stack.stack_name}-pod-events")
+    assert (
+        stack.arn("DeliveriesDLQ") == f"arn:aws:sqs:{REGION}:123456789012:{stack.stack_name}-deliveries-dlq"
+    )
+
+
+def test_dedup_table_has_ttl_sse_and_backups(stack: Provisioned, clients: AwsClients) -> None:
+    name = stack.physical("DedupTable")
+    assert name == f"{stack.stack_name}-dedup"
+    table = clients.dynamodb.describe_table(TableName=name)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    assert stack.arn("DedupTable") == table["TableArn"]
+    ttl = clients.dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    backups = clients.dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_parameter_holds_the_default_remote_config(stack: Provisioned, clients: AwsClients) -> None:
+    name = stack.physical("RemoteConfigParameter")
+    assert name == f"/{stack.stack_name}/remote-config"
+    parameter = clients.ssm.get_parameter(Name=name)["Parameter"]
+    assert parameter["Type"] == "String"
+    assert parameter["Value"] == RemoteConfig().to_json()
+
+
+def test_functions_see_the_provisioned_resources(clients: AwsClients, stack_name: str) -> None:
+    # Given overrides for the Restate parameters
+    stack = provision(
+        load_template(),
+        clients=clients,
+        stack_name=stack_name,
+        parameters={"RestateIngressUrl": "http://127.0.0.1:9999", "RestateTokenParameterName": "/pw/token"},
+    )
+    # Then each function's environment names this stack's resources and the overrides
+    processor = stack.function_environment("ProcessorFunction")
+    assert processor["DELIVERIES_QUEUE_URL"] == stack.queue_urls()["DeliveriesQueue"]
+    assert processor["QUARANTINE_QUEUE_URL"] == stack.queue_urls()["PodEventsDLQ"]
+    assert processor["DEDUP_TABLE_NAME"] == stack.physical("DedupTable")
+    assert processor["POWERTOOLS_SERVICE_NAME"] == "podwatch-processor"
+    deliver = stack.function_environment("DeliverFunction")
+    assert deliver["RESTATE_INGRESS_URL"] == "http://127.0.0.1:9999"
+    assert deliver["RESTATE_TOKEN_PARAMETER_NAME"] == "/pw/token"
+    assert deliver["QUARANTINE_QUEUE_URL"] == stack.queue_urls()["DeliveriesDLQ"]
+    for env in (processor, deliver):
+        assert clients.ssm.get_parameter(Name=env["CONFIG_PARAMETER_NAME"])["Parameter"]["Value"]
+    # and each event source polls the right queue with the template's settings
+    (pod_events,) = stack.event_sources("ProcessorFunction")
+    assert (pod_events.queue_logical_id, pod_events.batch_size) == ("PodEventsQueue", 10)
+    assert pod_events.queue_url == stack.physical("PodEventsQueue")
+    assert pod_events.report_batch_item_failures
+    (deliveries,) = stack.event_sources("DeliverFunction")
+    assert deliveries.queue_arn == stack.arn("DeliveriesQueue")
+    assert (deliveries.batch_size, deliveries.maximum_batching_window_seconds) == (25, 5)
+    assert deliveries.report_batch_item_failures
+    functions = stack.functions()
+    assert {fid: (f.code_uri, f.handler, f.timeout) for fid, f in functions.items()} == {
+        "ProcessorFunction": ("functions/processor", "app.lambda_handler", 30),
+        "DeliverFunction": ("functions/deliver", "app.lambda_handler", 30),
+    }
+    assert stack.outputs()["PodEventsQueueUrl"] == stack.physical("PodEventsQueue")
+    assert "RelayPolicyArn" not in stack.outputs()  # IAM is not created locally
+    assert stack.ignored["ProcessorFunction"] == "AWS::Serverless::Function"
+
+
+def test_provisioning_twice_is_idempotent(clients: AwsClients, stack: Provisioned) -> None:
+    # Given a provisioned stack whose config was changed at runtime and a queue attribute drifted
+    name = stack.physical("RemoteConfigParameter")
+    tuned = RemoteConfig(version="tuned", batch_size=7).to_json()
+    clients.ssm.put_parameter(Name=name, Value=tuned, Type="String", Overwrite=True)
+    url = stack.physical("PodEventsQueue")
+    clients.sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    # When the same template is provisioned again
+    again = provision(load_template(), clients=clients, stack_name=stack.stack_name)
+    # Then the same resources answer, the template's attributes are back, the runtime config is kept
+    assert again.queue_urls() == stack.queue_urls()
+    assert {lid: again.arn(lid) for lid in again.queue_urls()} == {
+        lid: stack.arn(lid) for lid in stack.queue_urls()
+    }
+    assert again.physical("DedupTable") == stack.physical("DedupTable")
+    visibility = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+    assert visibility["Attributes"]["VisibilityTimeout"] == "180"
+    assert clients.ssm.get_parameter(Name=name)["Parameter"]["Value"] == tuned
+    ttl = clients.dynamodb.describe_time_to_live(TableName=again.physical("DedupTable"))
+    assert ttl["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
+
+
+def test_a_message_received_max_receive_count_times_lands_in_the_dlq(
+    stack: Provisioned, clients: AwsClients
+) -> None:
+    # Given a message on pod-events
+    source, dlq = stack.physical("PodEventsQueue"), stack.physical("PodEventsDLQ")
+    clients.sqs.send_message(QueueUrl=source, MessageBody='{"poison": true}')
+    # When it is received and not deleted maxReceiveCount (5) times
+    for attempt in range(1, 6):
+        messages = clients.sqs.receive_message(
+            QueueUrl=source, VisibilityTimeout=0, MessageSystemAttributeNames=["ApproximateReceiveCount"]
+        ).get("Messages", [])
+        assert len(messages) == 1, attempt
+        assert messages[0]["Attributes"]["ApproximateReceiveCount"] == str(attempt)
+    # Then the next receive finds it moved to the DLQ instead
+    assert clients.sqs.receive_message(QueueUrl=source, VisibilityTimeout=0).get("Messages", []) == []
+    moved = clients.sqs.receive_message(QueueUrl=dlq).get("Messages", [])
+    assert [m["Body"] for m in moved] == ['{"poison": true}']

@@ -1,0 +1,437 @@
+"""template.yaml and samconfig.toml, read the way the local stack reads them (local/cfn.py), checked
+against the rules an operator relies on and against the names docs/internals.md fixes."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from podwatch.models import MAX_MESSAGE_BYTES, RemoteConfig
+
+from local.cfn import ROOT, CfnError, Provisioned, load_template, parse_template
+
+INTERNALS = ROOT / "docs" / "internals.md"
+SAMCONFIG = ROOT / "samconfig.toml"
+
+#: Which column of the environment table in docs/internals.md describes which function.
+FUNCTION_COLUMNS = {"ProcessorFunction": "processor", "DeliverFunction": "deliver"}
+#: Set in Globals for every function, on top of the table.
+GLOBAL_ONLY_VARIABLES = {"LOG_LEVEL"}
+#: X-Ray has no resource-level permissions: its write actions are the only ones allowed on "*".
+XRAY_WRITE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+#: The intrinsic functions local/cfn.py is promised to see (docs/internals.md).
+LOCAL_SUBSET = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If", "Fn::Equals", "Fn::Not"}
+GETATT_SUBSET = {"Arn", "QueueUrl", "QueueName"}
+SQS_DEFAULT_RETENTION = 345600
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][logical_id].get("Properties", {})
+    return properties
+
+
+def function_setting(template: dict[str, Any], logical_id: str, name: str) -> Any:
+    return props(template, logical_id).get(name, template["Globals"]["Function"].get(name))
+
+
+def sqs_events(template: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for fid in resources_of(template, "AWS::Serverless::Function"):
+        for name, event in props(template, fid).get("Events", {}).items():
+            if event["Type"] == "SQS":
+                yield fid, name, event["Properties"]
+
+
+def getatt_target(value: Any) -> str:
+    assert isinstance(value, dict), value
+    assert "Fn::GetAtt" in value, value
+    resource, attribute = value["Fn::GetAtt"]
+    assert attribute == "Arn"
+    return str(resource)
+
+
+def parameter_max(template: dict[str, Any], value: Any) -> int:
+    """A literal, or the largest value a Ref'd parameter may take."""
+    if isinstance(value, dict) and "Ref" in value:
+        return int(template["Parameters"][value["Ref"]]["MaxValue"])
+    return int(value)
+
+
+def walk(value: Any) -> Iterator[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk(item)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def if_branches(value: Any) -> list[Any]:
+    """Both outcomes of Fn::If items, so a conditional resource is checked either way."""
+    out: list[Any] = []
+    for item in as_list(value):
+        if isinstance(item, dict) and "Fn::If" in item:
+            out += if_branches(item["Fn::If"][1]) + if_branches(item["Fn::If"][2])
+        elif item != {"Ref": "AWS::NoValue"}:
+            out.append(item)
+    return out
+
+
+def internals_environment() -> dict[str, dict[str, str | None]]:
+    """docs/internals.md's environment table: column -> {variable: documented value or None}."""
+    lines = INTERNALS.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| variable |"))
+    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    table: dict[str, dict[str, str | None]] = {column: {} for column in header[1:]}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+        for column, cell in zip(header[1:], cells[1:], strict=False):
+            if cell.startswith("✓"):
+                table[column].update(dict.fromkeys(names))
+            elif cell.startswith("`"):
+                table[column].update(dict.fromkeys(names, cell.strip("`")))
+    return table
+
+
+# --------------------------------------------------------------------------- the loader
+
+
+def test_short_form_tags_load_as_long_forms() -> None:
+    # Given a template written with every short form the project may use
+    text = """
+Conditions:
+  C: !Not [!Equals [!Ref P, ""]]
+Resources:
+  R:
+    Type: T
+    Properties:
+      A: !GetAtt Q.Arn
+      B: !Sub "${AWS::StackName}-x"
+      C: !If [C, !Select [0, !Split [",", "a,b"]], !Join ["-", [a, b]]]
+      D: !Sub ["${X}", {X: !GetAtt [Q, QueueUrl]}]
+      E: 2010-09-09
+"""
+    # When it is parsed
+    template = parse_template(text)
+    # Then each tag is its long form, and dates stay strings as CloudFormation reads them
+    assert template["Conditions"]["C"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "P"}, ""]}]}
+    p = template["Resources"]["R"]["Properties"]
+    assert p["A"] == {"Fn::GetAtt": ["Q", "Arn"]}
+    assert p["B"] == {"Fn::Sub": "${AWS::StackName}-x"}
+    assert p["C"] == {
+        "Fn::If": [
+            "C",
+            {"Fn::Select": [0, {"Fn::Split": [",", "a,b"]}]},
+            {"Fn::Join": ["-", ["a", "b"]]},
+        ]
+    }
+    assert p["D"] == {"Fn::Sub": ["${X}", {"X": {"Fn::GetAtt": ["Q", "QueueUrl"]}}]}
+    assert p["E"] == "2010-09-09"
+
+
+def test_resolver_evaluates_parameters_conditions_and_sub() -> None:
+    # Given a template with a parameter, a condition on it and a Sub using pseudo parameters
+    template = parse_template("""
+Parameters:
+  Token: {Type: String, Default: ""}
+Conditions:
+  HasToken: !Not [!Equals [!Ref Token, ""]]
+Resources:
+  R: {Type: AWS::Logs::LogGroup}
+""")
+    value = [
+        {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${AWS::StackName}"},
+        {"Fn::If": ["HasToken", {"Fn::Sub": "${Token}"}, {"Ref": "AWS::NoValue"}]},
+        {"Fn::Sub": ["${!Literal}-${X}", {"X": "y"}]},
+    ]
+    # When it is resolved with and without the parameter set
+    without, with_token = (
+        Provisioned(
+            template, stack_name="s", region="eu-west-1", account_id="111122223333", parameters=overrides
+        ).resolve(value)
+        for overrides in ({}, {"Token": "/t"})
+    )
+    # Then the condition drops or keeps the item and Sub fills every variable
+    assert without == ["arn:aws:ssm:eu-west-1:111122223333:parameter/s", "${Literal}-y"]
+    assert with_token == ["arn:aws:ssm:eu-west-1:111122223333:parameter/s", "/t", "${Literal}-y"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"Stage": "staging"}, "not one of"),
+        ({"RestateIngressUrl": "ftp://x"}, "does not match"),
+        ({"RestateTokenParameterName": "no-leading-slash"}, "does not match"),
+        ({"ProcessorBatchSize": "11"}, "above"),
+        ({"Nope": "1"}, "not in the template"),
+    ],
+)
+def test_parameters_are_checked_like_cloudformation(
+    template: dict[str, Any], overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(CfnError, match=message):
+        Provisioned(template, stack_name="s", region="us-east-1", account_id="1", parameters=overrides)
+
+
+def test_template_uses_only_the_intrinsics_the_local_stack_resolves(template: dict[str, Any]) -> None:
+    for node in walk(template):
+        if not isinstance(node, dict) or len(node) != 1:
+            continue
+        ((key, arg),) = node.items()
+        if key.startswith("Fn::"):
+            assert key in LOCAL_SUBSET, f"{key} is outside the subset docs/internals.md promises"
+        if key == "Fn::GetAtt":
+            assert arg[1] in GETATT_SUBSET, f"GetAtt {arg} is outside the subset"
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_logical_ids_types_and_names_follow_internals(template: dict[str, Any]) -> None:
+    expected = {
+        "PodEventsQueue": ("AWS::SQS::Queue", "QueueName", "${AWS::StackName}-pod-events"),
+        "PodEventsDLQ": ("AWS::SQS::Queue", "QueueName", "${AWS::StackName}-pod-events-dlq"),
+        "DeliveriesQueue": ("AWS::SQS::Queue", "QueueName", "${AWS::StackName}-deliveries"),
+        "DeliveriesDLQ": ("AWS::SQS::Queue", "QueueName", "${AWS::StackName}-deliveries-dlq"),
+        "DedupTable": ("AWS::DynamoDB::Table", "TableName", "${AWS::StackName}-dedup"),
+        "RemoteConfigParameter": ("AWS::SSM::Parameter", "Name", "/${AWS::StackName}/remote-config"),
+    }
+    for lid, (kind, name_property, name) in expected.items():
+        assert template["Resources"][lid]["Type"] == kind
+        assert props(template, lid)[name_property] == {"Fn::Sub": name}
+    assert props(template, "ProcessorFunction")["CodeUri"] == "functions/processor"
+    assert props(template, "DeliverFunction")["CodeUri"] == "functions/deliver"
+    for fid in ("ProcessorFunction", "DeliverFunction"):
+        assert props(template, fid)["Handler"] == "app.lambda_handler"
+        assert (ROOT / props(template, fid)["CodeUri"]).is_dir()
+    assert props(template, "PodwatchLayer")["ContentUri"] == "layers/podwatch"
+    assert (ROOT / "layers/podwatch/podwatch/__init__.py").is_file()
+
+
+def test_function_environment_names_equal_internals(template: dict[str, Any]) -> None:
+    documented = internals_environment()
+    globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    for fid, column in FUNCTION_COLUMNS.items():
+        own = props(template, fid)["Environment"]["Variables"]
+        merged = {**globals_env, **own}
+        assert set(merged) == set(documented[column]) | GLOBAL_ONLY_VARIABLES, fid
+        for name, value in documented[column].items():
+            if value is not None:
+                assert merged[name] == value, f"{fid}.{name}"
+
+
+def test_restate_defaults_are_the_documented_ones(template: dict[str, Any]) -> None:
+    env = props(template, "DeliverFunction")["Environment"]["Variables"]
+    assert env["RESTATE_NOTIFY_PATH"] == "/PodwatchManager/{cluster_id}/NotifyPodEvents"
+    assert env["RESTATE_ENROLL_PATH"] == "/PodwatchManager/{cluster_id}/Enroll"
+    assert (env["RESTATE_CONNECT_TIMEOUT_SECONDS"], env["RESTATE_READ_TIMEOUT_SECONDS"]) == ("2", "10")
+    assert env["RESTATE_INGRESS_URL"] == {"Ref": "RestateIngressUrl"}
+    assert template["Parameters"]["RestateIngressUrl"]["Default"] == "http://127.0.0.1:8080"
+
+
+# --------------------------------------------------------------------------- queues
+
+
+def test_every_sqs_event_source_reports_batch_item_failures(template: dict[str, Any]) -> None:
+    events = list(sqs_events(template))
+    assert {fid for fid, _, _ in events} == set(FUNCTION_COLUMNS)
+    for fid, name, properties in events:
+        assert properties.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], f"{fid}.{name}"
+
+
+def test_every_queue_but_a_dlq_redrives_to_a_dlq(template: dict[str, Any]) -> None:
+    queues = resources_of(template, "AWS::SQS::Queue")
+    dlqs = {
+        getatt_target(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    }
+    assert dlqs == {"PodEventsDLQ", "DeliveriesDLQ"}
+    for lid, queue in queues.items():
+        p = queue["Properties"]
+        if lid in dlqs:
+            assert "RedrivePolicy" not in p, f"{lid} is a DLQ and must not redrive further"
+            assert p["MessageRetentionPeriod"] == 14 * 24 * 3600, lid
+        else:
+            assert p["RedrivePolicy"]["maxReceiveCount"] == 5, lid
+            dlq = getatt_target(p["RedrivePolicy"]["deadLetterTargetArn"])
+            # a message keeps its age in the DLQ: the DLQ must keep it longer than the source did
+            dlq_retention = props(template, dlq)["MessageRetentionPeriod"]
+            assert dlq_retention > p.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION), lid
+
+
+def test_queues_set_maximum_message_size_explicitly(template: dict[str, Any]) -> None:
+    # SQS's default is now 1 MiB; the contract (and the relay) stop at 256 KiB
+    for lid, queue in resources_of(template, "AWS::SQS::Queue").items():
+        assert queue["Properties"].get("MaximumMessageSize") == MAX_MESSAGE_BYTES == 262144, lid
+
+
+def test_visibility_timeout_covers_six_function_timeouts(template: dict[str, Any]) -> None:
+    for fid, name, properties in sqs_events(template):
+        queue = getatt_target(properties["Queue"])
+        timeout = int(function_setting(template, fid, "Timeout"))
+        window = parameter_max(template, properties.get("MaximumBatchingWindowInSeconds", 0))
+        visibility = int(props(template, queue)["VisibilityTimeout"])
+        assert visibility >= 6 * timeout + window, f"{fid}.{name}: {queue} {visibility}s"
+
+
+def test_batch_parameters_default_to_the_remote_config(template: dict[str, Any]) -> None:
+    defaults = RemoteConfig()
+    parameters = template["Parameters"]
+    assert parameters["DeliveriesBatchSize"]["Default"] == defaults.batch_size
+    assert parameters["DeliveriesBatchingWindowSeconds"]["Default"] == defaults.batch_flush_seconds
+    assert parameters["ProcessorBatchSize"]["Default"] == 10
+    # more than 10 records per batch needs a batching window of at least one second
+    assert parameters["DeliveriesBatchingWindowSeconds"]["MinValue"] >= 1
+    assert parameters["ProcessorBatchSize"]["MaxValue"] <= 10
+
+
+# --------------------------------------------------------------------------- state
+
+
+def test_queues_and_table_are_encrypted_at_rest(template: dict[str, Any]) -> None:
+    for lid, queue in resources_of(template, "AWS::SQS::Queue").items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, lid
+    for lid, table in resources_of(template, "AWS::DynamoDB::Table").items():
+        assert table["Properties"]["SSESpecification"]["SSEEnabled"] is True, lid
+
+
+def test_dedup_table_expires_items_and_keeps_backups(template: dict[str, Any]) -> None:
+    p = props(template, "DedupTable")
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert p["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_remote_config_parameter_defaults_to_the_model_defaults(template: dict[str, Any]) -> None:
+    p = props(template, "RemoteConfigParameter")
+    assert p["Type"] == "String"
+    assert p["Value"] == RemoteConfig().to_json()
+    assert RemoteConfig.from_json(p["Value"]) == RemoteConfig()
+
+
+# --------------------------------------------------------------------------- code
+
+
+def test_runtime_and_layer_build_match_the_test_interpreter(template: dict[str, Any]) -> None:
+    runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert template["Globals"]["Function"]["Runtime"] == runtime
+    layer = template["Resources"]["PodwatchLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == runtime
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    for fid in resources_of(template, "AWS::Serverless::Function"):
+        assert function_setting(template, fid, "Runtime") == runtime, fid
+        architectures = function_setting(template, fid, "Architectures")
+        assert architectures == layer["Properties"]["CompatibleArchitectures"] == ["arm64"], fid
+        assert layer["Metadata"]["BuildArchitecture"] == architectures[0]
+        assert {"Ref": "PodwatchLayer"} in function_setting(template, fid, "Layers"), fid
+        assert function_setting(template, fid, "Tracing") == "Active"
+
+
+def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
+    for fid in resources_of(template, "AWS::Serverless::Function"):
+        log_group = props(template, fid)["LoggingConfig"]["LogGroup"]["Ref"]
+        assert template["Resources"][log_group]["Type"] == "AWS::Logs::LogGroup"
+        assert props(template, log_group).get("RetentionInDays") == {"Ref": "LogRetentionDays"}, fid
+
+
+# --------------------------------------------------------------------------- IAM
+
+
+def test_functions_use_template_roles_so_sam_adds_no_managed_policies(template: dict[str, Any]) -> None:
+    # A SAM-generated role would get AWSLambdaSQSQueueExecutionRole & co., whose resources are "*".
+    for fid in resources_of(template, "AWS::Serverless::Function"):
+        role = getatt_target(props(template, fid)["Role"])
+        assert template["Resources"][role]["Type"] == "AWS::IAM::Role", fid
+        assert "Policies" not in props(template, fid), f"{fid}: policies belong on {role}"
+    for lid, resource in resources_of(template, "AWS::IAM::Role").items():
+        assert "ManagedPolicyArns" not in resource["Properties"], lid
+
+
+def test_no_iam_statement_grants_a_wildcard(template: dict[str, Any]) -> None:
+    statements = [node for node in walk(template) if isinstance(node, dict) and "Effect" in node]
+    assert len(statements) > 10
+    for statement in statements:
+        assert "NotAction" not in statement, statement
+        assert "NotResource" not in statement, statement
+        actions = as_list(statement["Action"])
+        assert all("*" not in action for action in actions), statement
+        if "Resource" in statement:  # trust policies name a Principal instead
+            resources = if_branches(statement["Resource"])
+            if "*" in resources:
+                assert set(actions) <= XRAY_WRITE_ACTIONS, f"'*' resource for {actions}"
+
+
+def test_function_roles_reach_exactly_their_own_resources(template: dict[str, Any]) -> None:
+    def grants(role: str) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for policy in props(template, role)["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                for action in as_list(statement["Action"]):
+                    out.setdefault(action, []).extend(if_branches(statement["Resource"]))
+        return out
+
+    processor = grants("ProcessorFunctionRole")
+    assert processor["sqs:ReceiveMessage"] == [{"Fn::GetAtt": ["PodEventsQueue", "Arn"]}]
+    assert processor["sqs:SendMessage"] == [
+        {"Fn::GetAtt": ["DeliveriesQueue", "Arn"]},
+        {"Fn::GetAtt": ["PodEventsDLQ", "Arn"]},
+    ]
+    assert set(processor) >= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert processor["dynamodb:PutItem"] == [{"Fn::GetAtt": ["DedupTable", "Arn"]}]
+    assert processor["logs:PutLogEvents"] == [{"Fn::GetAtt": ["ProcessorLogGroup", "Arn"]}]
+    assert len(processor["ssm:GetParameter"]) == 1
+
+    deliver = grants("DeliverFunctionRole")
+    assert deliver["sqs:ReceiveMessage"] == [{"Fn::GetAtt": ["DeliveriesQueue", "Arn"]}]
+    assert deliver["sqs:SendMessage"] == [{"Fn::GetAtt": ["DeliveriesDLQ", "Arn"]}]
+    assert not any(action.startswith("dynamodb:") for action in deliver)
+    assert deliver["logs:PutLogEvents"] == [{"Fn::GetAtt": ["DeliverLogGroup", "Arn"]}]
+    # the token parameter only when one is configured
+    assert len(deliver["ssm:GetParameter"]) == 2
+    token_grant = props(template, "DeliverFunctionRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    conditional = next(s for s in token_grant if s["Action"] == "ssm:GetParameter")["Resource"][1]
+    assert conditional["Fn::If"][0] == "HasRestateToken"
+
+
+# --------------------------------------------------------------------------- samconfig.toml
+
+
+def test_samconfig_environments_are_complete_and_match_the_template(template: dict[str, Any]) -> None:
+    config = tomllib.loads(SAMCONFIG.read_text(encoding="utf-8"))
+    assert config["version"] == 0.1
+    stacks = set()
+    for env in ("default", "dev", "prod"):
+        stacks.add(config[env]["global"]["parameters"]["stack_name"])
+        assert config[env]["validate"]["parameters"]["lint"] is True, env
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] == "CAPABILITY_IAM", env
+        assert deploy["resolve_s3"] is True, env
+        overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
+        # every override is a template parameter with an allowed value
+        Provisioned(template, stack_name="s", region="us-east-1", account_id="1", parameters=overrides)
+        assert overrides["Stage"] == ("prod" if env == "prod" else "dev"), env
+    assert len(stacks) == 3
