@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 from moto.server import ThreadedMotoServer
-from podwatch.models import RemoteConfig
 
 from local.cfn import AwsClients, Provisioned, load_template, provision
+from podwatch.models import RemoteConfig
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from podwatch.models import MAX_MESSAGE_BYTES, RemoteConfig
 
 from local.cfn import ROOT, CfnError, Provisioned, load_template, parse_template
+from podwatch.models import MAX_MESSAGE_BYTES, RemoteConfig
 
 INTERNALS = ROOT / "docs" / "internals.md"
 SAMCONFIG = ROOT / "samconfig.toml"

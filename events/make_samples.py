@@ -1,0 +1,452 @@
+"""Generate the sample SQS events of the processor and deliver functions from the shared models.
+
+Bodies are exactly what the producers write (the relay's `encode_envelope`, the processor's
+`Notification.model_dump_json`); ids, uids and timestamps are fixed, so a regeneration is
+byte-identical. Edit this script, not the JSON files:
+
+    PYTHONPATH=layers/podwatch:relay:. .venv/bin/python events/make_samples.py
+
+    events/processor/batch.json   a normal batch: crash loop, OOM kill, eviction, image pull, a probe
+                                  failure Event, a restart (type disabled by default), a healthy pod,
+                                  a deleted pod, a heartbeat
+    events/processor/poison.json  malformed JSON, an unknown kind, a wrong schema version and a pod
+                                  envelope missing its uid, among three good messages
+    events/processor/enroll.json  a relay's enroll and heartbeat messages
+    events/deliver/batch.json     notifications for two clusters, as the processor forwards them
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from podwatch import ids
+from podwatch.models import (
+    ContainerStatus,
+    EnrollEnvelope,
+    EnrollPayload,
+    EventType,
+    HeartbeatEnvelope,
+    HeartbeatPayload,
+    InvolvedObject,
+    KubeEvent,
+    KubeEventEnvelope,
+    Notification,
+    OwnerReference,
+    PodCondition,
+    PodEnvelope,
+    PodEvent,
+    Transition,
+)
+from podwatch.wire import encode_envelope
+
+ROOT = Path(__file__).resolve().parent
+CLUSTER = "prod-eu-1"
+RELAY_VERSION = "0.1.0"
+T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+POD_EVENTS_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-pod-events"
+DELIVERIES_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-deliveries"
+
+
+def _uid(name: str) -> str:
+    h = hashlib.sha256(name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _rs_pod(namespace: str, deployment: str, template_hash: str, suffix: str, **kw: Any) -> PodEvent:
+    name = f"{deployment}-{template_hash}-{suffix}"
+    labels = {
+        "app.kubernetes.io/name": deployment,
+        "pod-template-hash": template_hash,
+        "project-id": f"proj-{namespace}",
+        "workload-id": f"wl-{deployment}",
+    }
+    defaults: dict[str, Any] = {
+        "namespace": namespace,
+        "name": name,
+        "uid": _uid(name),
+        "phase": "Running",
+        "labels": labels,
+        "owner_references": [
+            OwnerReference(
+                kind="ReplicaSet", name=f"{deployment}-{template_hash}", uid=_uid(deployment), controller=True
+            )
+        ],
+        "node": "ip-10-0-12-34.eu-west-1.compute.internal",
+        "created_at": T0 - timedelta(hours=2),
+        "observed_at": T0,
+        "conditions": [
+            PodCondition(type="PodScheduled", status="True"),
+            PodCondition(type="Ready", status="True"),
+        ],
+    }
+    defaults.update(kw)
+    return PodEvent(**defaults)
+
+
+def pod_envelope(pod: PodEvent, cluster: str = CLUSTER) -> str:
+    event_id = ids.pod_event_id(cluster, pod.uid, pod.resource_version, pod.watch_type)
+    return encode_envelope(
+        PodEnvelope(
+            event_id=event_id, cluster_id=cluster, relay_version=RELAY_VERSION, sent_at=T0, payload=pod
+        )
+    )
+
+
+def kube_event_envelope(event: KubeEvent) -> str:
+    event_id = ids.kube_event_id(CLUSTER, event.uid, event.count)
+    return encode_envelope(
+        KubeEventEnvelope(
+            event_id=event_id, cluster_id=CLUSTER, relay_version=RELAY_VERSION, sent_at=T0, payload=event
+        )
+    )
+
+
+def crash_loop_pod(suffix: str = "tq5vn", rv: str = "48213") -> PodEvent:
+    return _rs_pod(
+        "payments",
+        "payments-api",
+        "84c6d9f7b8",
+        suffix,
+        resource_version=rv,
+        restart_count=5,
+        containers=[
+            ContainerStatus(
+                name="api",
+                image="registry.example.com/payments-api:1.42.0",
+                restart_count=5,
+                state="waiting",
+                reason="CrashLoopBackOff",
+                message="back-off 2m40s restarting failed container=api",
+                last_termination_reason="Error",
+                last_exit_code=1,
+            ),
+            ContainerStatus(
+                name="envoy", image="envoyproxy/envoy:v1.31", ready=True, restart_count=0, state="running"
+            ),
+        ],
+        conditions=[
+            PodCondition(type="PodScheduled", status="True"),
+            PodCondition(type="Ready", status="False", reason="ContainersNotReady"),
+        ],
+        transitions=[Transition(field="restart_count", container="api", old=4, new=5)],
+    )
+
+
+def oom_pod() -> PodEvent:
+    return _rs_pod(
+        "reports",
+        "report-worker",
+        "59f6c7d8b9",
+        "h7c2d",
+        resource_version="48230",
+        restart_count=1,
+        containers=[
+            ContainerStatus(
+                name="worker",
+                image="registry.example.com/report-worker:3.1.0",
+                ready=True,
+                started=True,
+                restart_count=1,
+                state="running",
+                last_termination_reason="OOMKilled",
+                last_exit_code=137,
+                last_finished_at=T0 - timedelta(seconds=20),
+            )
+        ],
+        transitions=[
+            Transition(field="restart_count", container="worker", old=0, new=1),
+            Transition(field="last_termination_reason", container="worker", old=None, new="OOMKilled"),
+        ],
+    )
+
+
+def evicted_pod() -> PodEvent:
+    return _rs_pod(
+        "reports",
+        "batch-exporter",
+        "6d5f4c8b7a",
+        "r8t4m",
+        resource_version="48241",
+        phase="Failed",
+        reason="Evicted",
+        message="The node was low on resource: ephemeral-storage. Container exporter was using 12Gi.",
+        containers=[
+            ContainerStatus(
+                name="exporter", state="terminated", reason="Error", exit_code=137, restart_count=0
+            )
+        ],
+        transitions=[
+            Transition(field="phase", old="Running", new="Failed"),
+            Transition(field="reason", old=None, new="Evicted"),
+        ],
+    )
+
+
+def image_pull_pod() -> PodEvent:
+    return _rs_pod(
+        "shop",
+        "checkout-web",
+        "7fb9c6d4e2",
+        "j3n6s",
+        resource_version="48250",
+        phase="Pending",
+        containers=[
+            ContainerStatus(
+                name="web",
+                image="registry.example.com/checkout-web:does-not-exist",
+                state="waiting",
+                reason="ImagePullBackOff",
+                message='Back-off pulling image "registry.example.com/checkout-web:does-not-exist"',
+            )
+        ],
+        conditions=[
+            PodCondition(type="PodScheduled", status="True"),
+            PodCondition(type="Ready", status="False"),
+        ],
+        transitions=[
+            Transition(field="waiting_reason", container="web", old="ErrImagePull", new="ImagePullBackOff")
+        ],
+    )
+
+
+def restarted_pod() -> PodEvent:
+    return _rs_pod(
+        "shop",
+        "cart",
+        "5d8c7b9f6d",
+        "k2l9p",
+        resource_version="48260",
+        restart_count=3,
+        containers=[
+            ContainerStatus(
+                name="cart",
+                ready=True,
+                restart_count=3,
+                state="running",
+                last_termination_reason="Error",
+                last_exit_code=2,
+            )
+        ],
+        transitions=[Transition(field="restart_count", container="cart", old=2, new=3)],
+    )
+
+
+def healthy_pod(suffix: str = "x2x7q", rv: str = "48270") -> PodEvent:
+    return _rs_pod(
+        "shop",
+        "api",
+        "7d9f8b6c5d",
+        suffix,
+        resource_version=rv,
+        containers=[
+            ContainerStatus(name="migrate", kind="init", state="terminated", reason="Completed", exit_code=0),
+            ContainerStatus(name="api", ready=True, started=True, state="running"),
+        ],
+        transitions=[Transition(field="ready", container="api", old=False, new=True)],
+    )
+
+
+def deleted_pod() -> PodEvent:
+    return _rs_pod(
+        "shop",
+        "web",
+        "5c8d7f9b44",
+        "m4k8z",
+        resource_version="48280",
+        watch_type="DELETED",
+        phase="Running",
+        deleted_at=T0,
+        containers=[ContainerStatus(name="web", state="terminated", reason="Completed", exit_code=0)],
+    )
+
+
+def unschedulable_pod() -> PodEvent:
+    return _rs_pod(
+        "ml",
+        "trainer",
+        "6f7b8c9d5b",
+        "z9q4w",
+        resource_version="48290",
+        phase="Pending",
+        node=None,
+        containers=[ContainerStatus(name="trainer", state="waiting", reason="ContainerCreating")],
+        conditions=[
+            PodCondition(
+                type="PodScheduled",
+                status="False",
+                reason="Unschedulable",
+                message="0/6 nodes are available: 6 Insufficient nvidia.com/gpu.",
+            )
+        ],
+        transitions=[Transition(field="condition.PodScheduled", old=None, new="False")],
+    )
+
+
+def probe_event() -> KubeEvent:
+    pod = "checkout-web-7fb9c6d4e2-b5v8n"
+    return KubeEvent(
+        namespace="shop",
+        name=f"{pod}.1873a2b4c5d6e7f8",
+        uid=_uid(f"event-{pod}-unhealthy"),
+        reason="Unhealthy",
+        message="Readiness probe failed: HTTP probe failed with statuscode: 503",
+        type="Warning",
+        count=3,
+        involved_object=InvolvedObject(
+            kind="Pod", name=pod, namespace="shop", uid=_uid(pod), field_path="spec.containers{web}"
+        ),
+        first_timestamp=T0 - timedelta(minutes=2),
+        last_timestamp=T0,
+        source_component="kubelet",
+        resource_version="48300",
+        observed_at=T0,
+    )
+
+
+def heartbeat() -> str:
+    return encode_envelope(
+        HeartbeatEnvelope(
+            event_id=ids.control_event_id("heartbeat", CLUSTER, 42),
+            cluster_id=CLUSTER,
+            relay_version=RELAY_VERSION,
+            sent_at=T0,
+            payload=HeartbeatPayload(sequence=42, started_at=T0 - timedelta(hours=1), pods_tracked=57),
+        )
+    )
+
+
+def enroll() -> str:
+    started = T0 - timedelta(hours=1)
+    return encode_envelope(
+        EnrollEnvelope(
+            event_id=ids.control_event_id("enroll", CLUSTER, RELAY_VERSION, started.isoformat()),
+            cluster_id=CLUSTER,
+            relay_version=RELAY_VERSION,
+            sent_at=started,
+            payload=EnrollPayload(
+                relay_version=RELAY_VERSION, started_at=started, kubernetes_version="v1.33.4"
+            ),
+        )
+    )
+
+
+def record(body: str, n: int, *, queue_arn: str) -> dict[str, Any]:
+    """An SQS event source record, as Lambda delivers it, with fixed ids and timestamps."""
+    sent = str(int(T0.timestamp() * 1000))
+    return {
+        "messageId": f"{hashlib.sha256(queue_arn.encode()).hexdigest()[:8]}-0000-4000-8000-{n:012d}",
+        "receiptHandle": f"AQEB{hashlib.sha256(body.encode()).hexdigest()}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": sent,
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": sent,
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+def event(bodies: list[str], *, queue_arn: str, first: int = 1) -> dict[str, Any]:
+    return {"Records": [record(b, first + i, queue_arn=queue_arn) for i, b in enumerate(bodies)]}
+
+
+def processor_batch() -> list[str]:
+    return [
+        pod_envelope(crash_loop_pod()),
+        pod_envelope(healthy_pod()),
+        kube_event_envelope(probe_event()),
+        pod_envelope(oom_pod()),
+        pod_envelope(restarted_pod()),
+        pod_envelope(evicted_pod()),
+        pod_envelope(image_pull_pod()),
+        pod_envelope(deleted_pod()),
+        heartbeat(),
+    ]
+
+
+def processor_poison() -> list[str]:
+    good_healthy = pod_envelope(healthy_pod("q8w2e", "48310"))
+    missing_uid = json.loads(pod_envelope(healthy_pod("r7t5y", "48311")))
+    del missing_uid["payload"]["uid"]
+    unknown_kind = json.loads(heartbeat())
+    unknown_kind["kind"] = "node"
+    wrong_version = json.loads(pod_envelope(crash_loop_pod("v3b6n", "48312")))
+    wrong_version["schema_version"] = 99
+    return [
+        pod_envelope(crash_loop_pod("c4d7f", "48313")),
+        '{"schema_version": 1, "kind": "pod", "event_id": ',  # cut off mid-write
+        good_healthy,
+        json.dumps(unknown_kind, separators=(",", ":")),
+        pod_envelope(unschedulable_pod()),
+        json.dumps(wrong_version, separators=(",", ":")),
+        json.dumps(missing_uid, separators=(",", ":")),
+    ]
+
+
+def notification(
+    envelope_body: str, event_type: EventType, reason: str, container: str | None
+) -> Notification:
+    env = json.loads(envelope_body)
+    payload = env["payload"]
+    event_id = env["event_id"]
+    namespace = payload.get("namespace")
+    pod = payload.get("name")
+    if env["kind"] == "k8s_event":
+        namespace = payload["involved_object"]["namespace"]
+        pod = payload["involved_object"]["name"]
+    return Notification(
+        notification_id=ids.notification_id(event_id, event_type, container),
+        event_id=event_id,
+        cluster_id=env["cluster_id"],
+        event_type=event_type,
+        reason=reason,
+        source=env["kind"],
+        dedup_key=f"{env['cluster_id']}/{namespace}/{pod}/{container or '-'}/{event_type}",
+        namespace=namespace,
+        pod=pod,
+        container=container,
+        observed_at=T0,
+        processed_at=T0 + timedelta(seconds=1),
+    )
+
+
+def deliver_batch() -> list[str]:
+    notifications = [
+        notification(pod_envelope(crash_loop_pod()), EventType.CRASH_LOOP, "CrashLoopBackOff", "api"),
+        notification(pod_envelope(oom_pod()), EventType.OOM_KILL, "OOMKilled", "worker"),
+        notification(pod_envelope(evicted_pod()), EventType.EVICTED, "Evicted", None),
+        notification(kube_event_envelope(probe_event()), EventType.PROBE_FAILED, "Unhealthy", "web"),
+    ]
+    other_cluster = pod_envelope(image_pull_pod(), cluster="staging-us-2")
+    notifications.append(notification(other_cluster, EventType.IMAGE_PULL, "ImagePullBackOff", "web"))
+    return [n.model_dump_json() for n in notifications]
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def main() -> None:
+    write(ROOT / "processor" / "batch.json", event(processor_batch(), queue_arn=POD_EVENTS_ARN))
+    write(ROOT / "processor" / "poison.json", event(processor_poison(), queue_arn=POD_EVENTS_ARN, first=101))
+    write(
+        ROOT / "processor" / "enroll.json",
+        event([enroll(), heartbeat()], queue_arn=POD_EVENTS_ARN, first=201),
+    )
+    write(ROOT / "deliver" / "batch.json", event(deliver_batch(), queue_arn=DELIVERIES_ARN))
+
+
+if __name__ == "__main__":
+    main()

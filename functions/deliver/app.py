@@ -1,0 +1,171 @@
+"""Deliver: deliveries queue → chunks by the remote batch size → Restate NotifyPodEvents.
+
+Thin on purpose: the logic is `podwatch.delivery.deliver_records`. Delivery succeeds or fails per
+chunk, not per record, so this handler does not use BatchProcessor's per-record loop: it builds the
+same partial response itself, `{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`, from
+the per-record result (failed chunks' records; quarantined records are handled, not failures).
+
+For tests and the local stack:
+    build_dependencies(settings=None, *, sqs=None, ssm=None, http=None, breaker=None) -> Dependencies
+    set_dependencies(deps) / dependencies() / reset()
+    dependencies().restate.stats  →  requests made to the Restate ingress, total and by status code
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pybreaker
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from podwatch import aws, config, telemetry
+from podwatch.delivery import DeliverDeps, deliver_records
+from podwatch.errors import TransientError
+from podwatch.restate import RestateClient
+from podwatch.settings import DeliverSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
+
+#: Cache age of the bearer token (SSM SecureString), so a rotated token is picked up without a redeploy.
+TOKEN_MAX_AGE_SECONDS = 300
+#: Do not start a call with less than this left beyond the timeouts of one request.
+SAFETY_MARGIN_MS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    settings: DeliverSettings
+    restate: RestateClient
+    delivery: DeliverDeps
+    parameters: SSMProvider
+
+
+_lock = threading.Lock()
+_deps: Dependencies | None = None
+
+
+def _token_source(parameters: SSMProvider, name: str) -> Any:
+    def token() -> str | None:
+        try:
+            value = parameters.get(name, decrypt=True, max_age=TOKEN_MAX_AGE_SECONDS)
+        except GetParameterError as exc:
+            # The message names the parameter, never the value.
+            raise TransientError(
+                f"restate token parameter {name} cannot be read", reason="token_unavailable"
+            ) from exc
+        return value if isinstance(value, str) else None
+
+    return token
+
+
+def build_dependencies(
+    settings: DeliverSettings | None = None,
+    *,
+    sqs: Any = None,
+    ssm: Any = None,
+    http: httpx.Client | None = None,
+    breaker: pybreaker.CircuitBreaker | None = None,
+    **restate_options: Any,
+) -> Dependencies:
+    """Settings from the environment, boto3 clients and the Restate client, unless given.
+    `restate_options` go to RestateClient (max_tries, backoff_base, ...)."""
+    settings = settings or DeliverSettings.from_env()
+    parameters = SSMProvider(boto3_client=ssm or aws.client("ssm"))
+    token = (
+        _token_source(parameters, settings.restate_token_parameter_name)
+        if settings.restate_token_parameter_name
+        else None
+    )
+    restate = RestateClient(
+        base_url=settings.restate_ingress_url,
+        notify_path=settings.restate_notify_path,
+        enroll_path=settings.restate_enroll_path,
+        config_path=settings.restate_config_path,
+        connect_timeout=settings.restate_connect_timeout_seconds,
+        read_timeout=settings.restate_read_timeout_seconds,
+        token=token,
+        http=http,
+        breaker=breaker,
+        **restate_options,
+    )
+    return Dependencies(
+        settings=settings,
+        restate=restate,
+        delivery=DeliverDeps(
+            restate=restate, sqs=sqs or aws.client("sqs"), quarantine_queue_url=settings.quarantine_queue_url
+        ),
+        parameters=parameters,
+    )
+
+
+def dependencies() -> Dependencies:
+    """The dependencies of this execution environment, built on first use."""
+    global _deps
+    with _lock:
+        if _deps is None:
+            _deps = build_dependencies()
+        return _deps
+
+
+def set_dependencies(deps: Dependencies | None) -> None:
+    global _deps
+    with _lock:
+        previous, _deps = _deps, deps
+    if previous is not None and previous is not deps:
+        previous.restate.close()
+
+
+def reset() -> None:
+    """Forget dependencies (Parameters cache, Restate client, breaker state) and the last good config."""
+    set_dependencies(None)
+    config.reset_last_good()
+
+
+def _status_class(status: str) -> str:
+    return f"{status[0]}xx" if status.isdigit() else status
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = dependencies()
+    remote, _current = config.load_remote_config(
+        parameter_name=deps.settings.config_parameter_name,
+        max_age=deps.settings.config_max_age_seconds,
+        provider=deps.parameters,
+        metrics=metrics,
+    )
+    settings = deps.settings
+    needed_ms = (settings.restate_connect_timeout_seconds + settings.restate_read_timeout_seconds) * 1000
+    before = Counter(deps.restate.stats.by_status)
+    result = deliver_records(
+        event.get("Records") or [],
+        deps=deps.delivery,
+        config=remote,
+        time_left=lambda: context.get_remaining_time_in_millis() > needed_ms + SAFETY_MARGIN_MS,
+    )
+    for status, n in (Counter(deps.restate.stats.by_status) - before).items():
+        result.tally.add(telemetry.RESTATE_REQUESTS, reason=_status_class(status), value=n)
+    result.tally.emit(metrics)
+    logger.info(
+        "batch done",
+        extra={
+            "delivered": len(result.delivered),
+            "failed": len(result.failed),
+            "quarantined": len(result.quarantined),
+            "restate_calls": result.calls,
+        },
+    )
+    return result.batch_item_failures()

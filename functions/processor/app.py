@@ -1,0 +1,141 @@
+"""Processor: pod-events queue → classify, filter, dedup, enrich → deliveries queue.
+
+Thin on purpose: the logic is `podwatch.processing.process_record`. This module owns the Powertools
+tools, builds its dependencies on the first invocation (settings from the environment, boto3
+clients) and reports partial batch failures.
+
+Records are parsed by `parse_envelope` inside the record handler rather than by a BatchProcessor
+`model=`: a model failure would be a batch item failure (retried until the DLQ, reason lost), while
+a bad body must be quarantined at once with its reason and reported as handled.
+
+For tests and the local stack:
+    build_dependencies(settings=None, *, dynamodb=None, sqs=None, ssm=None) -> Dependencies
+    set_dependencies(deps) / dependencies() / reset()
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from podwatch import aws, config, telemetry
+from podwatch.dedup import DedupStore
+from podwatch.processing import Decision, ProcessorDeps, process_record
+from podwatch.settings import ProcessorSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+# The layer logs on stdlib loggers under `podwatch` (the audit trail among them): same JSON lines.
+copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
+
+_METRIC_OF_ACTION = {
+    "forwarded": telemetry.FORWARDED,
+    "filtered": telemetry.FILTERED,
+    "deduplicated": telemetry.DEDUPLICATED,
+    "quarantined": telemetry.QUARANTINED,
+    "control": telemetry.CONTROL,
+}
+_BROKEN_DOWN_BY_REASON = {"filtered", "quarantined", "control"}
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    settings: ProcessorSettings
+    processing: ProcessorDeps
+    #: Powertools Parameters provider over the injected SSM client: its cache is the config cache.
+    parameters: SSMProvider
+
+
+_lock = threading.Lock()
+_deps: Dependencies | None = None
+
+
+def build_dependencies(
+    settings: ProcessorSettings | None = None,
+    *,
+    dynamodb: Any = None,
+    sqs: Any = None,
+    ssm: Any = None,
+) -> Dependencies:
+    """Settings from the environment and boto3 clients, unless given."""
+    settings = settings or ProcessorSettings.from_env()
+    sqs = sqs or aws.client("sqs")
+    return Dependencies(
+        settings=settings,
+        processing=ProcessorDeps(
+            dedup=DedupStore(table_name=settings.dedup_table_name, client=dynamodb or aws.client("dynamodb")),
+            sqs=sqs,
+            deliveries_queue_url=settings.deliveries_queue_url,
+            quarantine_queue_url=settings.quarantine_queue_url,
+        ),
+        parameters=SSMProvider(boto3_client=ssm or aws.client("ssm")),
+    )
+
+
+def dependencies() -> Dependencies:
+    """The dependencies of this execution environment, built on first use."""
+    global _deps
+    with _lock:
+        if _deps is None:
+            _deps = build_dependencies()
+        return _deps
+
+
+def set_dependencies(deps: Dependencies | None) -> None:
+    global _deps
+    with _lock:
+        _deps = deps
+
+
+def reset() -> None:
+    """Forget dependencies (and with them the Parameters cache) and the last good remote config."""
+    set_dependencies(None)
+    config.reset_last_good()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    deps = dependencies()
+    remote, _current = config.load_remote_config(
+        parameter_name=deps.settings.config_parameter_name,
+        max_age=deps.settings.config_max_age_seconds,
+        provider=deps.parameters,
+        metrics=metrics,
+    )
+    tally = telemetry.Tally()
+    tally.add(telemetry.RECEIVED, value=len(event.get("Records") or []))
+
+    def record_handler(record: SQSRecord) -> list[Decision]:
+        decisions = process_record(
+            record.body,
+            deps=deps.processing,
+            config=remote,
+            now=datetime.now(UTC),
+            message_id=record.message_id,
+        )
+        for decision in decisions:
+            reason = decision.reason if decision.action in _BROKEN_DOWN_BY_REASON else None
+            tally.add(_METRIC_OF_ACTION[decision.action], reason=reason)
+        return decisions
+
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        tally.add(telemetry.RETRIED, value=len(processor.fail_messages))
+        tally.emit(metrics)

@@ -1,0 +1,201 @@
+"""Deliver: a batch of deliveries-queue records → NotifyPodEvents calls, one per chunk.
+
+    parse each record as a Notification ──invalid──▶ quarantined (malformed), handled
+    group by cluster_id (a notification repeated in the batch is sent once)
+    chunk by RemoteConfig.batch_size ──▶ RestateClient.notify_pod_events(cluster_id, chunk)
+        ok                           → delivered
+        DeliveryFailed / CircuitOpen → every record of the chunk is a batch item failure (SQS retries)
+        DeliveryRejected (4xx)       → every record of the chunk is quarantined with the status and
+                                       the response body attached, and handled (a 4xx never heals)
+
+The result is per record (message id), because delivery succeeds or fails per chunk, not per record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from podwatch import telemetry
+from podwatch.errors import CircuitOpen, DeliveryRejected, TransientError
+from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, Notification, RemoteConfig
+from podwatch.quarantine import send_to_quarantine
+from podwatch.restate import RestateClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverDeps:
+    restate: RestateClient
+    #: boto3 SQS client, for the quarantine queue
+    sqs: Any
+    quarantine_queue_url: str
+
+
+@dataclass
+class DeliveryResult:
+    """What became of each record of one batch, by SQS message id."""
+
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    #: message id → reason
+    quarantined: dict[str, str] = field(default_factory=dict)
+    calls: int = 0
+    tally: telemetry.Tally = field(default_factory=telemetry.Tally)
+
+    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
+        """The SQS partial batch response (ReportBatchItemFailures)."""
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
+
+
+@dataclass(slots=True)
+class _Item:
+    notification: Notification
+    #: every record carrying this notification (a processor retry may have sent it twice)
+    records: list[tuple[str, str]]  # (message id, body)
+
+
+def parse_notification(body: str) -> Notification:
+    notification = Notification.model_validate_json(body)
+    if notification.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ValueError(f"schema_version {notification.schema_version} is not supported")
+    return notification
+
+
+def deliver_records(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    deps: DeliverDeps,
+    config: RemoteConfig,
+    time_left: Callable[[], bool] | None = None,
+) -> DeliveryResult:
+    """Deliver SQS records (as Lambda sends them: `messageId`, `body`, ...). Never raises for a record:
+    every one ends delivered, failed (retried by SQS) or quarantined.
+
+    `time_left()` is asked before each call; once it says False, the rest become failures unsent.
+    """
+    result = DeliveryResult()
+    result.tally.add(telemetry.RECEIVED, value=len(records))
+    by_cluster: dict[str, dict[str, _Item]] = {}
+    for record in records:
+        message_id, body = str(record["messageId"]), str(record["body"])
+        try:
+            notification = parse_notification(body)
+        except (ValidationError, ValueError) as exc:
+            _quarantine(
+                result, deps, [(message_id, body)], reason="malformed", error=f"not a Notification: {exc}"
+            )
+            continue
+        items = by_cluster.setdefault(notification.cluster_id, {})
+        item = items.get(notification.notification_id)
+        if item is None:
+            items[notification.notification_id] = _Item(notification, [(message_id, body)])
+        else:
+            item.records.append((message_id, body))
+
+    for cluster_id, items in by_cluster.items():
+        pending = list(items.values())
+        for start in range(0, len(pending), config.batch_size):
+            chunk = pending[start : start + config.batch_size]
+            chunk_records = [r for item in chunk for r in item.records]
+            if time_left is not None and not time_left():
+                result.failed.extend(message_id for message_id, _ in chunk_records)
+                continue
+            _deliver_chunk(result, deps, cluster_id, chunk, chunk_records)
+    result.tally.add(telemetry.RETRIED, value=len(result.failed))
+    return result
+
+
+def _deliver_chunk(
+    result: DeliveryResult,
+    deps: DeliverDeps,
+    cluster_id: str,
+    chunk: list[_Item],
+    chunk_records: list[tuple[str, str]],
+) -> None:
+    try:
+        answer = deps.restate.notify_pod_events(cluster_id, [item.notification for item in chunk])
+    except DeliveryRejected as exc:
+        _rejected(result, deps, cluster_id, chunk_records, exc)
+        return
+    except TransientError as exc:
+        if isinstance(exc, CircuitOpen):
+            result.tally.add(telemetry.CIRCUIT_OPEN, value=len(chunk_records))
+        else:
+            result.calls += 1
+        log.warning(
+            "chunk not delivered; its records go back to the queue",
+            extra={
+                "cluster_id": cluster_id,
+                "reason": exc.reason,
+                "error": str(exc),
+                "records": len(chunk_records),
+            },
+        )
+        result.failed.extend(message_id for message_id, _ in chunk_records)
+        return
+    result.calls += 1
+    result.delivered.extend(message_id for message_id, _ in chunk_records)
+    result.tally.add(telemetry.DELIVERED, value=len(chunk))
+    log.info(
+        "chunk delivered",
+        extra={"cluster_id": cluster_id, "notifications": len(chunk), "answer": answer},
+    )
+
+
+def _rejected(
+    result: DeliveryResult,
+    deps: DeliverDeps,
+    cluster_id: str,
+    chunk_records: list[tuple[str, str]],
+    exc: DeliveryRejected,
+) -> None:
+    result.calls += 1
+    result.tally.add(telemetry.DELIVERY_REJECTED, value=len(chunk_records))
+    if exc.status_code in (401, 403):
+        result.tally.add(telemetry.DELIVERY_UNAUTHORIZED)
+    log.error(
+        "manager rejected a chunk; quarantining its records",
+        extra={"cluster_id": cluster_id, "status_code": exc.status_code, "records": len(chunk_records)},
+    )
+    _quarantine(
+        result,
+        deps,
+        chunk_records,
+        reason=exc.reason,
+        error=str(exc),
+        extra={"status_code": str(exc.status_code), "response_body": exc.body},
+    )
+
+
+def _quarantine(
+    result: DeliveryResult,
+    deps: DeliverDeps,
+    records: list[tuple[str, str]],
+    *,
+    reason: str,
+    error: str,
+    extra: Mapping[str, str] | None = None,
+) -> None:
+    for message_id, body in records:
+        try:
+            send_to_quarantine(
+                deps.sqs,
+                deps.quarantine_queue_url,
+                body,
+                reason=reason,
+                error=error,
+                source_message_id=message_id,
+                extra_attributes=extra,
+            )
+        except TransientError as exc:
+            log.warning("quarantine failed; record goes back to the queue", extra={"error": str(exc)})
+            result.failed.append(message_id)
+            continue
+        result.quarantined[message_id] = reason
+        result.tally.add(telemetry.QUARANTINED, reason=reason)

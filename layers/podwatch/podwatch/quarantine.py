@@ -1,0 +1,82 @@
+"""Quarantine: a message that can never succeed goes to its queue's DLQ at once, with the reason.
+
+The original body is kept (cut to fit SQS, with the cut recorded); the why travels as message
+attributes, so an operator reading the DLQ (or a redrive tool) sees it without our logs:
+
+    reason             the PermanentError's reason code (malformed, unknown_kind, rejected, ...)
+    error              the error message (at most 1 KiB)
+    source_message_id  the SQS message id the body arrived with
+    body_sha256        sha256 of the original body
+    body_truncated     "true" when the body had to be cut
+    + caller extras    e.g. status_code and response_body for a rejected delivery
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from podwatch.errors import TransientError
+
+#: SQS counts attributes toward the message size; leave them this much room under 256 KiB.
+MAX_BODY_BYTES = 256 * 1024 - 16 * 1024
+MAX_ATTRIBUTE_CHARS = 1024
+MAX_RESPONSE_BODY_CHARS = 8 * 1024
+
+# Characters SQS accepts in bodies and attribute values (XML 1.0 character ranges).
+_NOT_SQS_SAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_safe(text: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
+    """`text` with characters SQS rejects replaced, cut to `limit` characters, never empty."""
+    cleaned = _NOT_SQS_SAFE.sub("\ufffd", text)
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1] + "…"
+    return cleaned or "-"
+
+
+def send_to_quarantine(
+    sqs: Any,
+    queue_url: str,
+    body: str,
+    *,
+    reason: str,
+    error: str,
+    source_message_id: str | None,
+    extra_attributes: Mapping[str, str] | None = None,
+) -> None:
+    """Send `body` to the quarantine queue; TransientError if SQS cannot take it (SQS then retries
+    the original message, which redrives to the same DLQ after maxReceiveCount)."""
+    raw = body.encode()
+    truncated = len(raw) > MAX_BODY_BYTES
+    kept = raw[:MAX_BODY_BYTES].decode(errors="ignore") if truncated else body
+    attributes = {
+        "reason": reason,
+        "error": error,
+        "source_message_id": source_message_id or "unknown",
+        "body_sha256": hashlib.sha256(raw).hexdigest(),
+        "body_truncated": "true" if truncated else "false",
+        **(extra_attributes or {}),
+    }
+    try:
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=sqs_safe(kept, limit=MAX_BODY_BYTES),
+            MessageAttributes={
+                name: {
+                    "DataType": "String",
+                    "StringValue": sqs_safe(
+                        value, MAX_RESPONSE_BODY_CHARS if name == "response_body" else MAX_ATTRIBUTE_CHARS
+                    ),
+                }
+                for name, value in attributes.items()
+            },
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise TransientError(
+            f"cannot quarantine message {source_message_id}: {exc}", reason="quarantine_failed"
+        ) from exc

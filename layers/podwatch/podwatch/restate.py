@@ -1,0 +1,293 @@
+"""Client of the manager's Restate ingress (virtual object `PodwatchManager`, keyed by cluster id).
+
+Every call is one POST to `base_url + path.format(cluster_id=...)`:
+
+* httpx with explicit connect/read/write/pool timeouts on every request;
+* `idempotency-key`: derived from the content (`ids.idempotency_key` of the notification ids; for
+  enroll, of cluster + relay version), so a retried request takes effect once at Restate;
+* retries (the `backoff` library): network errors, 5xx and 429 are retried with exponential backoff
+  and full jitter, or after `Retry-After` when the server sends one (capped); exhausted →
+  `DeliveryFailed`. Any other 4xx is not retried → `DeliveryRejected(status_code, body)`;
+* a pybreaker circuit breaker around every attempt: network errors, 5xx and 429 count, 4xx do not
+  (`DeliveryRejected` is excluded). While it is open, calls raise `CircuitOpen` without a request;
+* `stats`: requests made, total and by status code ("error" for no response), for metrics and the
+  local stack's report.
+
+The bearer token (Restate Cloud) is sent as `Authorization: Bearer ...` and is never logged.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import backoff
+import httpx
+import pybreaker
+from pydantic import ValidationError
+
+from podwatch import ids
+from podwatch.errors import CircuitOpen, ConfigError, DeliveryFailed, DeliveryRejected
+from podwatch.models import EnrollRequest, Notification, NotifyPodEventsRequest, RemoteConfig
+from podwatch.settings import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_ENROLL_PATH,
+    DEFAULT_NOTIFY_ONE_PATH,
+    DEFAULT_NOTIFY_PATH,
+)
+
+log = logging.getLogger(__name__)
+
+NO_RESPONSE = "error"
+MAX_ERROR_BODY = 8 * 1024
+
+
+@dataclass
+class RestateStats:
+    """Requests made (every attempt counts), total and by status code; "error" = no response."""
+
+    requests: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+
+    def record(self, status: int | str) -> None:
+        self.requests += 1
+        self.by_status[str(status)] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "by_status": dict(self.by_status)}
+
+
+class _RetryableResponse(Exception):
+    """A 5xx or 429, worth another attempt (after `retry_after` seconds if the server said so).
+    An internal signal: it never leaves this module."""
+
+    def __init__(self, status_code: int, body: str, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+        self.body = body
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _wait_gen(*, base: float, cap: float, max_retry_after: float) -> Generator[float, Any]:
+    """backoff wait generator: backoff sends each exception in, so Retry-After can be honoured.
+
+    Without Retry-After: full jitter, uniform(0, min(cap, base * 2**attempt)). With it: that many
+    seconds (capped by `max_retry_after`), not jittered away.
+    """
+    attempt = 0
+    exc = yield 0.0  # primed by backoff with send(None); the value is unused
+    while True:
+        retry_after = exc.retry_after if isinstance(exc, _RetryableResponse) else None
+        if retry_after is not None:
+            wait = min(retry_after, max_retry_after)
+        else:
+            wait = random.uniform(0, min(cap, base * 2**attempt))
+        attempt += 1
+        exc = yield wait
+
+
+class _BreakerLog(pybreaker.CircuitBreakerListener):
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        log.warning(
+            "restate circuit breaker changed state",
+            extra={
+                "breaker": cb.name,
+                "from": getattr(old_state, "name", str(old_state)),
+                "to": new_state.name,
+            },
+        )
+
+
+def new_breaker(*, fail_max: int = 5, reset_timeout: float = 30.0) -> pybreaker.CircuitBreaker:
+    """A breaker that counts network errors, 5xx and 429, never 4xx."""
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=reset_timeout,
+        exclude=[DeliveryRejected],
+        listeners=[_BreakerLog()],
+        name="restate",
+        throw_new_error_on_trip=False,
+    )
+
+
+TokenSource = str | Callable[[], str | None] | None
+
+
+class RestateClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        notify_path: str = DEFAULT_NOTIFY_PATH,
+        enroll_path: str = DEFAULT_ENROLL_PATH,
+        config_path: str = DEFAULT_CONFIG_PATH,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 10.0,
+        token: TokenSource = None,
+        http: httpx.Client | None = None,
+        notify_one_path: str = DEFAULT_NOTIFY_ONE_PATH,
+        max_tries: int = 4,
+        max_time: float = 10.0,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 5.0,
+        max_retry_after: float = 10.0,
+        breaker: pybreaker.CircuitBreaker | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.notify_path = notify_path
+        self.notify_one_path = notify_one_path
+        self.enroll_path = enroll_path
+        self.config_path = config_path
+        self.timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        )
+        self._token = token
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=self.timeout)
+        self.breaker = breaker if breaker is not None else new_breaker()
+        self.stats = RestateStats()
+        self._attempt_with_retries = backoff.on_exception(
+            _wait_gen,
+            (_RetryableResponse, httpx.TransportError),
+            max_tries=max_tries,
+            max_time=max_time,
+            jitter=None,  # _wait_gen jitters itself, so a Retry-After is not jittered away
+            on_backoff=self._log_backoff,
+            logger=None,
+            base=backoff_base,
+            cap=backoff_cap,
+            max_retry_after=max_retry_after,
+        )(self._attempt)
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"RestateClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    # ----------------------------------------------------------------- the manager's handlers
+
+    def notify_pod_events(self, cluster_id: str, notifications: Sequence[Notification]) -> dict[str, Any]:
+        """One NotifyPodEvents call for a chunk of one cluster's notifications."""
+        if not notifications:
+            return {"received": 0, "new": 0}
+        strays = {n.cluster_id for n in notifications} - {cluster_id}
+        if strays:
+            raise ValueError(f"notifications of clusters {sorted(strays)} in a call for {cluster_id!r}")
+        body = NotifyPodEventsRequest(events=list(notifications)).model_dump_json()
+        key = ids.idempotency_key(n.notification_id for n in notifications)
+        return self._post(self.notify_path, cluster_id, body, key)
+
+    def notify_pod_event(self, notification: Notification) -> dict[str, Any]:
+        key = ids.idempotency_key([notification.notification_id])
+        return self._post(self.notify_one_path, notification.cluster_id, notification.model_dump_json(), key)
+
+    def enroll(self, request: EnrollRequest) -> dict[str, Any]:
+        """Idempotent per cluster and relay version."""
+        key = ids.idempotency_key(
+            [ids.control_event_id("enroll", request.cluster_id, request.relay_version)], prefix="pw-enroll"
+        )
+        return self._post(self.enroll_path, request.cluster_id, request.model_dump_json(), key)
+
+    def get_remote_config(self, cluster_id: str) -> RemoteConfig:
+        answer = self._post(self.config_path, cluster_id, None, None)
+        try:
+            return RemoteConfig.model_validate(answer)
+        except ValidationError as exc:
+            raise ConfigError(f"remote config from the manager for {cluster_id!r} is invalid: {exc}") from exc
+
+    # ----------------------------------------------------------------- plumbing
+
+    def url(self, path: str, cluster_id: str) -> str:
+        return self.base_url + path.format(cluster_id=quote(cluster_id, safe=""))
+
+    def _post(
+        self, path: str, cluster_id: str, body: str | None, idempotency_key: str | None
+    ) -> dict[str, Any]:
+        url = self.url(path, cluster_id)
+        headers = {"accept": "application/json"}
+        if body is not None:
+            headers["content-type"] = "application/json"
+        if idempotency_key is not None:
+            headers["idempotency-key"] = idempotency_key
+        token = self._token() if callable(self._token) else self._token
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        try:
+            result: dict[str, Any] = self._attempt_with_retries(url, body, headers)
+        except pybreaker.CircuitBreakerError as exc:
+            raise CircuitOpen(f"circuit to the manager is open; no call to {path} made") from exc
+        except _RetryableResponse as exc:
+            raise DeliveryFailed(
+                f"manager answered {exc.status_code} to {path} until retries ran out"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise DeliveryFailed(
+                f"manager unreachable at {self.base_url} ({type(exc).__name__}: {exc})"
+            ) from exc
+        return result
+
+    def _attempt(self, url: str, body: str | None, headers: dict[str, str]) -> dict[str, Any]:
+        result: dict[str, Any] = self.breaker.call(self._request, url, body, headers)
+        return result
+
+    def _request(self, url: str, body: str | None, headers: dict[str, str]) -> dict[str, Any]:
+        try:
+            response = self._http.post(url, content=body, headers=headers, timeout=self.timeout)
+        except httpx.TransportError:
+            self.stats.record(NO_RESPONSE)
+            raise
+        self.stats.record(response.status_code)
+        status = response.status_code
+        if 200 <= status < 300:
+            return _json_object(response)
+        text = response.text[:MAX_ERROR_BODY]
+        if status == 429 or status >= 500:
+            raise _RetryableResponse(status, text, parse_retry_after(response.headers.get("retry-after")))
+        raise DeliveryRejected(f"manager rejected the request with {status}", status_code=status, body=text)
+
+    @staticmethod
+    def _log_backoff(details: Any) -> None:
+        exc = details.get("exception")
+        log.warning(
+            "retrying the manager",
+            extra={
+                "attempt": details.get("tries"),
+                "wait_s": round(details.get("wait", 0.0), 3),
+                "error": str(exc),
+            },
+        )
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        value = response.json()
+    except ValueError:
+        return {"raw": response.text[:MAX_ERROR_BODY]}
+    return value if isinstance(value, dict) else {"value": value}

@@ -1,0 +1,58 @@
+"""Function settings: the environment variables of docs/internals.md, read once (first invocation)
+into frozen pydantic models. A field's name is its variable's name in lower case; an empty value
+counts as unset (SAM writes "" for an optional parameter left empty)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from podwatch.errors import ConfigError
+
+DEFAULT_NOTIFY_PATH = "/PodwatchManager/{cluster_id}/NotifyPodEvents"
+DEFAULT_NOTIFY_ONE_PATH = "/PodwatchManager/{cluster_id}/NotifyPodEvent"
+DEFAULT_ENROLL_PATH = "/PodwatchManager/{cluster_id}/Enroll"
+DEFAULT_CONFIG_PATH = "/PodwatchManager/{cluster_id}/GetRemoteConfig"
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Validate the settings from `environ` (default: os.environ); ConfigError names every problem."""
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper(), "") != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"{cls.__name__} from the environment is invalid: {problems}") from exc
+
+
+class ProcessorSettings(_Settings):
+    config_parameter_name: str = Field(min_length=1)
+    #: Powertools Parameters cache age of the remote config.
+    config_max_age_seconds: int = Field(default=60, ge=0, le=3600)
+    dedup_table_name: str = Field(min_length=1)
+    deliveries_queue_url: str = Field(min_length=1)
+    quarantine_queue_url: str = Field(min_length=1)
+
+
+class DeliverSettings(_Settings):
+    config_parameter_name: str = Field(min_length=1)
+    config_max_age_seconds: int = Field(default=60, ge=0, le=3600)
+    restate_ingress_url: str = Field(min_length=1)
+    restate_notify_path: str = DEFAULT_NOTIFY_PATH
+    restate_enroll_path: str = DEFAULT_ENROLL_PATH
+    restate_config_path: str = DEFAULT_CONFIG_PATH
+    restate_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    restate_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: Optional SSM SecureString holding a bearer token (Restate Cloud); its value is never logged.
+    restate_token_parameter_name: str | None = None
+    quarantine_queue_url: str = Field(min_length=1)

@@ -1,0 +1,100 @@
+"""Metric names (one namespace, POWERTOOLS_METRICS_NAMESPACE) and per-invocation counting.
+
+Every metric is a Count with the Powertools `service` dimension. A few also come broken down by a
+low-cardinality `reason` dimension (a bounded set of codes, never ids or names): Filtered (healthy,
+deleted, ignored_namespace, disabled:<type>), Quarantined (the error reason), Control (kind).
+Alarms and dashboard widgets may use exactly the names listed in PROCESSOR_METRICS / DELIVER_METRICS.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aws_lambda_powertools import Metrics, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
+# processor
+RECEIVED = "Received"
+FORWARDED = "Forwarded"
+FILTERED = "Filtered"
+DEDUPLICATED = "Deduplicated"
+QUARANTINED = "Quarantined"
+CONTROL = "Control"
+#: records returned to SQS as batch item failures (transient errors; SQS retries them)
+RETRIED = "Retried"
+#: the remote config parameter held an invalid value; the last good config stayed in force
+CONFIG_REJECTED = "ConfigRejected"
+#: the remote config parameter could not be read; the last good config stayed in force
+CONFIG_FETCH_FAILED = "ConfigFetchFailed"
+
+# deliver
+DELIVERED = "Delivered"
+#: 4xx from the manager: the records went to the quarantine queue with the response
+DELIVERY_REJECTED = "DeliveryRejected"
+#: 401/403 from the manager: credentials, an alarm of its own
+DELIVERY_UNAUTHORIZED = "DeliveryUnauthorized"
+#: the breaker was open: no call was made, the records were returned to SQS
+CIRCUIT_OPEN = "CircuitOpen"
+#: Restate ingress requests made (the `reason` breakdown is the status code class: 2xx, 4xx, 5xx, error)
+RESTATE_REQUESTS = "RestateRequests"
+
+PROCESSOR_METRICS = frozenset(
+    {
+        RECEIVED,
+        FORWARDED,
+        FILTERED,
+        DEDUPLICATED,
+        QUARANTINED,
+        CONTROL,
+        RETRIED,
+        CONFIG_REJECTED,
+        CONFIG_FETCH_FAILED,
+    }
+)
+DELIVER_METRICS = frozenset(
+    {
+        RECEIVED,
+        DELIVERED,
+        QUARANTINED,
+        RETRIED,
+        DELIVERY_REJECTED,
+        DELIVERY_UNAUTHORIZED,
+        CIRCUIT_OPEN,
+        RESTATE_REQUESTS,
+        CONFIG_REJECTED,
+        CONFIG_FETCH_FAILED,
+    }
+)
+
+
+def count(metrics: Metrics | None, name: str, value: int = 1) -> None:
+    if metrics is not None and value:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@dataclass
+class Tally:
+    """Counts of one invocation, emitted once at its end (one EMF blob + one per reason breakdown)."""
+
+    totals: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, name: str, reason: str | None = None, value: int = 1) -> None:
+        self.totals[name] += value
+        if reason is not None:
+            self.by_reason[(name, reason)] += value
+
+    def emit(self, metrics: Metrics) -> None:
+        for name, value in sorted(self.totals.items()):
+            count(metrics, name, value)
+        dimensions = {"service": metrics.service} if metrics.service else {}
+        for (name, reason), value in sorted(self.by_reason.items()):
+            with single_metric(
+                name=name,
+                unit=MetricUnit.Count,
+                value=value,
+                namespace=metrics.namespace,
+                default_dimensions={**dimensions, "reason": reason},
+            ):
+                pass

@@ -1,0 +1,138 @@
+"""process_record without AWS: fakes for the dedup store and SQS, to pin the decision logic."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from podwatch import ids
+from podwatch.dedup import Claim
+from podwatch.errors import TransientError
+from podwatch.models import (
+    MAX_MESSAGE_BYTES,
+    ContainerStatus,
+    EventType,
+    Notification,
+    PodEnvelope,
+    PodEvent,
+    RemoteConfig,
+)
+from podwatch.processing import ProcessorDeps, process_record
+from podwatch.quarantine import MAX_BODY_BYTES
+from podwatch.wire import encode_envelope
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+class FakeDedup:
+    def __init__(self, answer: Claim = Claim.OPENED) -> None:
+        self.answer = answer
+        self.claims: list[tuple[str, str, int]] = []
+
+    def claim(self, key: str, event_id: str, cooldown_s: int, now: datetime) -> Claim:
+        self.claims.append((key, event_id, cooldown_s))
+        return self.answer
+
+
+class FakeSQS:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.sent: list[dict[str, Any]] = []
+
+    def send_message(self, **kwargs: Any) -> dict[str, str]:
+        if self.fail:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "x"}}, "SendMessage")
+        self.sent.append(kwargs)
+        return {"MessageId": "m"}
+
+
+def deps(dedup: FakeDedup | None = None, sqs: FakeSQS | None = None) -> ProcessorDeps:
+    return ProcessorDeps(
+        dedup=dedup or FakeDedup(),  # type: ignore[arg-type]
+        sqs=sqs or FakeSQS(),
+        deliveries_queue_url="https://sqs/deliveries",
+        quarantine_queue_url="https://sqs/quarantine",
+    )
+
+
+def two_troubled_containers() -> str:
+    payload = PodEvent(
+        namespace="shop",
+        name="web-1",
+        uid="uid-web-1",
+        containers=[
+            ContainerStatus(name="web", state="waiting", reason="CrashLoopBackOff"),
+            ContainerStatus(name="log-shipper", state="waiting", reason="CrashLoopBackOff"),
+        ],
+        resource_version="9",
+        observed_at=NOW,
+    )
+    return encode_envelope(PodEnvelope(event_id="evt-web-1-9", cluster_id="c1", payload=payload))
+
+
+def test_each_finding_is_claimed_enriched_and_forwarded() -> None:
+    d = deps()
+    decisions = process_record(two_troubled_containers(), deps=d, config=RemoteConfig(version="v3"), now=NOW)
+    assert [(x.action, x.reason, x.record.event_type) for x in decisions] == [
+        ("forwarded", "opened", "crash-loop"),
+        ("forwarded", "opened", "crash-loop"),
+    ]
+    sent = [Notification.model_validate_json(m["MessageBody"]) for m in d.sqs.sent]
+    assert [(n.container, n.config_version, n.processed_at) for n in sent] == [
+        ("web", "v3", NOW),
+        ("log-shipper", "v3", NOW),
+    ]
+    assert sent[0].notification_id == ids.notification_id("evt-web-1-9", EventType.CRASH_LOOP, "web")
+    assert d.sqs.sent[0]["MessageAttributes"]["event_type"]["StringValue"] == "crash-loop"
+    assert [c[2] for c in d.dedup.claims] == [900, 900]  # type: ignore[attr-defined]
+
+
+def test_pod_scope_makes_one_alert_of_two_containers() -> None:
+    d = deps()
+    decisions = process_record(
+        two_troubled_containers(), deps=d, config=RemoteConfig(dedup_scope="pod"), now=NOW
+    )
+    assert [(x.action, x.reason) for x in decisions] == [
+        ("forwarded", "opened"),
+        ("deduplicated", "same_event_key"),
+    ]
+    assert len(d.dedup.claims) == 1  # type: ignore[attr-defined]
+
+
+def test_duplicate_claim_is_not_forwarded() -> None:
+    d = deps(FakeDedup(Claim.DUPLICATE))
+    decisions = process_record(two_troubled_containers(), deps=d, config=RemoteConfig(), now=NOW)
+    assert {x.action for x in decisions} == {"deduplicated"}
+    assert d.sqs.sent == []  # type: ignore[attr-defined]
+
+
+def test_send_failure_is_transient() -> None:
+    with pytest.raises(TransientError) as raised:
+        process_record(
+            two_troubled_containers(), deps=deps(sqs=FakeSQS(fail=True)), config=RemoteConfig(), now=NOW
+        )
+    assert raised.value.reason == "forward_failed"
+    assert isinstance(raised.value.__cause__, ClientError)
+
+
+def test_quarantine_failure_is_transient() -> None:
+    with pytest.raises(TransientError):
+        process_record("{", deps=deps(sqs=FakeSQS(fail=True)), config=RemoteConfig(), now=NOW)
+
+
+def test_oversize_body_is_quarantined_cut_to_fit_with_its_hash() -> None:
+    d = deps()
+    body = json.dumps({"schema_version": 1, "kind": "pod", "pad": "x" * MAX_MESSAGE_BYTES})
+    [decision] = process_record(body, deps=d, config=RemoteConfig(), now=NOW, message_id="msg-1")
+    assert (decision.action, decision.reason) == ("quarantined", "oversize")
+    [sent] = d.sqs.sent  # type: ignore[attr-defined]
+    assert sent["QueueUrl"] == "https://sqs/quarantine"
+    assert len(sent["MessageBody"].encode()) <= MAX_BODY_BYTES
+    attributes = {k: v["StringValue"] for k, v in sent["MessageAttributes"].items()}
+    assert attributes["body_truncated"] == "true"
+    assert attributes["source_message_id"] == "msg-1"
+    assert len(attributes["body_sha256"]) == 64
