@@ -87,6 +87,8 @@ class ContainerStatus(_Model):
     last_exit_code: int | None = None
     last_finished_at: datetime | None = None
 
+    _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
+
 
 class PodCondition(_Model):
     type: str
@@ -94,6 +96,8 @@ class PodCondition(_Model):
     reason: str | None = None
     message: str | None = None
     last_transition_time: datetime | None = None
+
+    _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
 
 
 class OwnerReference(_Model):

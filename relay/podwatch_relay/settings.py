@@ -1,0 +1,114 @@
+"""Relay settings, read once at start from `PODWATCH_*` environment variables (or passed in)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from podwatch.models import MAX_MESSAGE_BYTES
+
+#: SendMessageBatch accepts at most 256 KiB for the whole request. The margin covers what SQS
+#: counts besides our bodies (entry ids, attributes we may add) so a full batch is never refused.
+DEFAULT_MAX_BATCH_BYTES = MAX_MESSAGE_BYTES - 8 * 1024
+
+
+class RelaySettings(BaseSettings):
+    """Everything the relay can be told. Frozen: validated once, then read everywhere."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PODWATCH_", frozen=True, extra="ignore", use_attribute_docstrings=True
+    )
+
+    queue_url: str | None = None
+    """The pod-events queue. Required to send; replay can write to a file instead (`--output`)."""
+
+    cluster_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """Names this cluster in every envelope. Unset: the kube-system namespace uid in watch mode
+    (stable for the cluster's life, survives relay restarts), `local` in replay mode."""
+
+    namespaces: str = "*"
+    """`*` for all namespaces (one cluster-wide stream per resource), or a comma list of namespaces
+    (one stream each). Narrow it when RBAC only grants some namespaces."""
+
+    initial_sync_mode: Literal["all", "troubled"] = "all"
+    """What the list at start (and every relist) forwards for pods the relay has not seen: `all`,
+    or only pods already in trouble, so restarting the relay on a big cluster does not flood."""
+
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Client-side timeout of every non-streaming API call (list, read) and of connecting. The
+    server's own timeouts do not protect against a dead connection."""
+
+    watch_timeout_seconds: int = Field(default=300, ge=1, le=3600)
+    """`timeoutSeconds` asked of the API server for each watch: it ends the stream cleanly, and the
+    relay resumes from the last resourceVersion. Shorter spreads reconnects; longer costs less."""
+
+    inactivity_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    """A watch stream silent this long is presumed dead and reconnected (client-side read timeout).
+    Bookmarks arrive about once a minute, so this must stay well above 60 s on a real cluster."""
+
+    reconnect_backoff_seconds: float = Field(default=0.5, gt=0, le=60)
+    """First delay before reconnecting after an error; doubles per consecutive failure, jittered."""
+
+    reconnect_backoff_max_seconds: float = Field(default=30.0, gt=0, le=600)
+    """Cap of the reconnect delay: a long API outage is retried at this pace, not given up on."""
+
+    list_page_size: int = Field(default=500, ge=1, le=10_000)
+    """`limit` of each list page: bounds the memory of one list response on a big cluster."""
+
+    flush_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """Watch mode: how long a forwarded envelope may wait for its batch to fill before it is sent.
+    Latency of a notification vs. number of SendMessageBatch calls."""
+
+    sqs_batch_size: int = Field(default=10, ge=1, le=10)
+    """Envelopes per SendMessageBatch (SQS allows at most 10)."""
+
+    sqs_max_batch_bytes: int = Field(default=DEFAULT_MAX_BATCH_BYTES, ge=1024, le=MAX_MESSAGE_BYTES)
+    """Bytes of bodies per SendMessageBatch; SQS refuses requests over 256 KiB in total."""
+
+    sqs_max_attempts: int = Field(default=5, ge=1, le=20)
+    """SendMessageBatch attempts for entries that failed transiently, before the sink gives up
+    and hands the rest back (`SinkUnavailable`)."""
+
+    sqs_backoff_seconds: float = Field(default=0.2, gt=0, le=10)
+    """First delay between SQS attempts; doubles per attempt, jittered (throttling needs room)."""
+
+    sqs_backoff_max_seconds: float = Field(default=5.0, gt=0, le=60)
+    """Cap of the SQS retry delay."""
+
+    sqs_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    """Connecting to the SQS endpoint; short, because a retry is cheap."""
+
+    sqs_read_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """Waiting for SQS's answer to one SendMessageBatch."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Level of the JSON logs on stderr."""
+
+    @field_validator("namespaces")
+    @classmethod
+    def _clean_namespaces(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        if not names:
+            raise ValueError("namespaces must be '*' or a comma-separated list of namespaces")
+        if "*" in names:
+            if len(names) > 1:
+                raise ValueError("namespaces '*' cannot be combined with named namespaces")
+            return "*"
+        return ",".join(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> RelaySettings:
+        if self.reconnect_backoff_max_seconds < self.reconnect_backoff_seconds:
+            raise ValueError("reconnect_backoff_max_seconds must be >= reconnect_backoff_seconds")
+        if self.sqs_backoff_max_seconds < self.sqs_backoff_seconds:
+            raise ValueError("sqs_backoff_max_seconds must be >= sqs_backoff_seconds")
+        return self
+
+    @property
+    def namespace_list(self) -> tuple[str, ...] | None:
+        """None for all namespaces, else the namespaces to watch (deduplicated, in order)."""
+        if self.namespaces == "*":
+            return None
+        return tuple(self.namespaces.split(","))

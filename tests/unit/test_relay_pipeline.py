@@ -1,0 +1,227 @@
+"""Relay: outcome of every kind of watch input, batching, envelope ids, initial sync, enroll."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from podwatch import ids
+from podwatch.models import EnrollEnvelope, KubeEventEnvelope, PodEnvelope
+from podwatch.wire import parse_envelope
+from podwatch_relay.errors import SinkUnavailable
+from podwatch_relay.pipeline import Relay
+from podwatch_relay.sink import SendResult
+from tests.fakeapi.pods import container_status, core_event, pod
+
+
+class RecordingSink:
+    """Accepts everything and remembers each `send` call's bodies."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def send(self, bodies: Sequence[str]) -> SendResult:
+        self.calls.append(list(bodies))
+        return SendResult(sent=len(bodies), calls=1)
+
+    @property
+    def bodies(self) -> list[str]:
+        return [b for call in self.calls for b in call]
+
+
+class DownSink:
+    """SQS unreachable: gives up on everything it is given."""
+
+    def send(self, bodies: Sequence[str]) -> SendResult:
+        raise SinkUnavailable("down", pending=bodies)
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+def relay(sink: RecordingSink) -> Relay:
+    return Relay(sink=sink, cluster_id="cluster-1", relay_version="test")
+
+
+def _line(event: dict[str, Any]) -> str:
+    return json.dumps(event)
+
+
+@pytest.mark.parametrize(
+    ("line", "outcome"),
+    [
+        ('{"type":"MODIFIED","object":{"kind":"Pod","metadata":{"name":"trunc', "malformed:json"),
+        ("[1, 2]", "malformed:not-an-object"),
+        ('{"object": {}}', "malformed:missing-type"),
+        ('{"type": "WHATEVER", "object": {"kind": "Pod"}}', "malformed:unknown-type"),
+        ('{"type": "ADDED"}', "malformed:missing-object"),
+        (
+            '{"type": "ADDED", "object": {"kind": "Pod", "metadata": {"name": "x", "namespace": "a"}}}',
+            "malformed:pod-without-uid",
+        ),
+        (
+            '{"type": "ADDED", "object": {"kind": "ConfigMap", "metadata": {"name": "c"}}}',
+            "skipped:kind-ConfigMap",
+        ),
+        (_line({"type": "ADDED", "object": core_event(involved_kind="Node")}), "skipped:not-a-pod-event"),
+        (_line({"type": "DELETED", "object": core_event()}), "skipped:event-deleted"),
+        ('{"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": "9"}}}', "bookmark"),
+        ('{"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}', "relist"),
+        ('{"type": "ERROR", "object": {"kind": "Status", "code": 500}}', "error:500"),
+    ],
+)
+def test_every_kind_of_input_gets_its_outcome_and_nothing_is_sent(
+    relay: Relay, sink: RecordingSink, line: str, outcome: str
+) -> None:
+    # When a line that carries no pod change is handled
+    result = relay.handle_line(line)
+    relay.flush()
+
+    # Then it gets its outcome, is counted once, and nothing reaches the sink
+    assert result == outcome
+    assert relay.stats.outcomes == {outcome: 1}
+    assert relay.stats.input_events == 1
+    assert sink.bodies == []
+
+
+def test_bad_lines_do_not_stop_the_stream(relay: Relay, sink: RecordingSink) -> None:
+    # Given a stream with bad lines between good ones
+    lines = [
+        _line({"type": "ADDED", "object": pod(name="a", rv="1")}),
+        "not json",
+        "",
+        _line({"type": "WHATEVER", "object": {}}),
+        _line({"type": "ADDED", "object": pod(name="b", rv="2")}),
+    ]
+
+    # When all are handled
+    outcomes = [relay.handle_line(line) for line in lines]
+    relay.flush()
+
+    # Then the good ones are forwarded, the bad ones counted, the blank one ignored
+    assert outcomes == ["forwarded", "malformed:json", "ignored:blank", "malformed:unknown-type", "forwarded"]
+    s = relay.stats
+    assert (s.input_events, s.forwarded, s.malformed) == (4, 2, 2)
+    assert s.input_events == s.forwarded + s.suppressed + s.bookmarks + s.skipped + s.malformed + s.errors
+    assert [parse_envelope(b).payload.name for b in sink.bodies] == ["a", "b"]
+
+
+def test_pod_envelope_carries_a_stable_event_id(relay: Relay, sink: RecordingSink) -> None:
+    # Given a crash-looping pod change
+    raw = pod(rv="4711", containers=[container_status(restarts=2, waiting="CrashLoopBackOff")])
+
+    # When it is handled
+    assert relay.handle({"type": "MODIFIED", "object": raw}) == "forwarded"
+    relay.flush()
+
+    # Then the envelope is a valid PodEnvelope whose id is cluster + uid + resourceVersion + type
+    envelope = parse_envelope(sink.bodies[0])
+    assert isinstance(envelope, PodEnvelope)
+    assert envelope.event_id == ids.pod_event_id("cluster-1", raw["metadata"]["uid"], "4711", "MODIFIED")
+    assert envelope.cluster_id == "cluster-1"
+    assert envelope.relay_version == "test"
+    assert envelope.payload.restart_count == 2
+
+
+def test_event_envelope_id_follows_the_count(relay: Relay, sink: RecordingSink) -> None:
+    # Given the same Event object seen at count 1, again at 1, then at 2
+    for count in (1, 1, 2):
+        relay.handle({"type": "MODIFIED", "object": core_event(count=count)})
+    relay.flush()
+
+    # Then two envelopes were sent, each id = cluster + uid + count
+    envelopes = [parse_envelope(b) for b in sink.bodies]
+    assert all(isinstance(e, KubeEventEnvelope) for e in envelopes)
+    uid = core_event()["metadata"]["uid"]
+    assert [e.event_id for e in envelopes] == [
+        ids.kube_event_id("cluster-1", uid, 1),
+        ids.kube_event_id("cluster-1", uid, 2),
+    ]
+    assert relay.stats.suppressed == 1
+
+
+def test_unchanged_pod_is_suppressed(relay: Relay, sink: RecordingSink) -> None:
+    relay.handle({"type": "ADDED", "object": pod(rv="1")})
+    raw = pod(rv="2")
+    raw["metadata"]["annotations"] = {"changed": "only metadata"}
+
+    assert relay.handle({"type": "MODIFIED", "object": raw}) == "suppressed"
+    relay.flush()
+    assert len(sink.bodies) == 1
+
+
+def test_envelopes_go_out_in_batches_of_ten(relay: Relay, sink: RecordingSink) -> None:
+    # When 25 new pods are handled
+    for i in range(25):
+        relay.handle({"type": "ADDED", "object": pod(name=f"p{i}", rv=str(i + 1))})
+
+    # Then two full batches left on their own, and the rest on flush
+    assert [len(c) for c in sink.calls] == [10, 10]
+    assert relay.pending == 5
+    relay.flush()
+    assert [len(c) for c in sink.calls] == [10, 10, 5]
+    assert relay.stats.sent == 25
+
+
+def test_initial_sync_can_be_limited_to_troubled_pods(sink: RecordingSink) -> None:
+    # Given a relay that only forwards troubled pods during initial sync
+    relay = Relay(sink=sink, cluster_id="c", relay_version="t", initial_sync_mode="troubled")
+    healthy = pod(name="healthy", rv="1")
+    crashing = pod(
+        name="crashing", rv="2", containers=[container_status(restarts=5, waiting="CrashLoopBackOff")]
+    )
+
+    # When the list at start delivers both
+    outcomes = [relay.handle({"type": "ADDED", "object": o}, initial_sync=True) for o in (healthy, crashing)]
+    relay.flush()
+
+    # Then only the troubled one is forwarded, marked as initial sync
+    assert outcomes == ["suppressed", "forwarded"]
+    sent = parse_envelope(sink.bodies[0])
+    assert isinstance(sent, PodEnvelope)
+    assert (sent.payload.name, sent.payload.initial_sync) == ("crashing", True)
+
+    # And the healthy one is still tracked: its later trouble is forwarded with the transition
+    later = pod(
+        name="healthy", rv="3", containers=[container_status(restarts=1, last_terminated=("OOMKilled", 137))]
+    )
+    assert relay.handle({"type": "MODIFIED", "object": later}) == "forwarded"
+    relay.flush()
+    oom = parse_envelope(sink.bodies[1])
+    assert isinstance(oom, PodEnvelope)
+    assert ("restart_count", 0, 1) in {(t.field, t.old, t.new) for t in oom.payload.transitions}
+
+
+def test_enroll_sends_an_enroll_envelope_at_once(relay: Relay, sink: RecordingSink) -> None:
+    relay.enroll(kubernetes_version="v1.33.0")
+
+    envelope = parse_envelope(sink.bodies[0])
+    assert isinstance(envelope, EnrollEnvelope)
+    assert envelope.payload.kubernetes_version == "v1.33.0"
+    assert envelope.payload.relay_version == "test"
+    assert relay.stats.by_kind == {"enroll": 1}
+
+
+def test_envelopes_are_kept_when_the_sink_gives_up() -> None:
+    # Given a relay whose sink is down
+    relay = Relay(sink=DownSink(), cluster_id="c", relay_version="t", batch_size=3)
+    for i in range(2):
+        relay.handle({"type": "ADDED", "object": pod(name=f"p{i}", rv=str(i))})
+
+    # When the batch fills and is flushed
+    with pytest.raises(SinkUnavailable):
+        relay.handle({"type": "ADDED", "object": pod(name="p2", rv="2")})
+
+    # Then nothing is lost: all three are still queued, and a working sink sends them in order
+    assert relay.pending == 3
+    working = RecordingSink()
+    relay.sink = working
+    relay.flush()
+    assert [parse_envelope(b).payload.name for b in working.bodies] == ["p0", "p1", "p2"]
+    assert relay.pending == 0
