@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 REPLAY ?= events/replay/sample-stream.jsonl
 SUMMARY ?=
 
-.PHONY: help setup run test lint typecheck unit sam-validate sam-build clean
+.PHONY: help setup run test lint typecheck unit sam-validate sam-build chart-tools chart clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,12 +33,12 @@ $(SAM_VENV)/.stamp: requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements-sam.txt
 	touch $@
 
-setup: $(VENV)/.stamp node_modules/.stamp $(SAM_VENV)/.stamp ## install everything (Python venvs, Restate server)
+setup: $(VENV)/.stamp node_modules/.stamp $(SAM_VENV)/.stamp chart-tools ## install everything (Python venvs, Restate server, helm tools)
 
 run: $(VENV)/.stamp node_modules/.stamp ## start the local stack, replay REPLAY, print what happened (SUMMARY=<file> for JSON)
 	$(PY) -m local.run --replay $(REPLAY) $(if $(SUMMARY),--summary $(SUMMARY))
 
-test: setup lint typecheck sam-validate sam-build ## the whole suite: lint, types, SAM, unit, integration, e2e
+test: setup lint typecheck sam-validate sam-build chart ## the whole suite: lint, types, SAM, unit, integration, e2e
 	$(PY) -m pytest
 
 unit: $(VENV)/.stamp ## unit tests only (fast)
@@ -56,6 +56,12 @@ sam-validate: $(SAM_VENV)/.stamp
 
 sam-build: $(SAM_VENV)/.stamp
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build
+
+chart-tools: ## helm, kubernetes-validate, hadolint into .tools/ (pinned; offline after the first run)
+	PYTHON=$(PYTHON_BIN) bash scripts/install-helm-tools.sh
+
+chart: chart-tools ## helm lint + template (defaults, relay/chart/ci/*.yaml) + kubernetes-validate --strict
+	bash scripts/check-chart.sh
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-run

@@ -1,0 +1,82 @@
+"""moto in server mode (`moto_server`) on a free loopback port: SQS, DynamoDB, SSM, CloudWatch for
+the local stack, reached by boto3 through `AWS_ENDPOINT_URL`, exactly as deployed code reaches AWS.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+
+from local.processes import ManagedProcess, ProcessError, ServerProcess, free_port, http_ok
+
+#: Credentials and region moto accepts; never real ones.
+DUMMY_AWS_ENV: Mapping[str, str] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+class MotoServer(ServerProcess):
+    """`moto_server -H 127.0.0.1 -p <port>` (as `python -m moto.server`); `endpoint_url` once started."""
+
+    name = "moto"
+
+    def __init__(self, log_dir: Path, *, region: str = "us-east-1", start_timeout: float = 30.0) -> None:
+        super().__init__(log_dir, start_timeout=start_timeout)
+        self.region = region
+        self.port = 0
+
+    @property
+    def endpoint_url(self) -> str:
+        if not self.port:
+            raise ProcessError("moto server is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self) -> ManagedProcess:
+        self.port = free_port()
+        return ManagedProcess(
+            "moto",
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            log_path=self.log_dir / "moto.log",
+        ).start()
+
+    def _ready(self, proc: ManagedProcess) -> None:
+        proc.wait_healthy(
+            http_ok(f"{self.endpoint_url}/moto-api/"), timeout=self.start_timeout, what="GET /moto-api/"
+        )
+
+    def _discard(self) -> None:
+        self.port = 0
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset API)."""
+        httpx.post(f"{self.endpoint_url}/moto-api/reset", timeout=5).raise_for_status()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` pointed at this server, with dummy credentials."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=DUMMY_AWS_ENV["AWS_SESSION_TOKEN"],
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment that points boto3 (in a function or a child process) at this server."""
+        return {
+            **DUMMY_AWS_ENV,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+        }

@@ -1,0 +1,126 @@
+"""`make run`: start the local stack, replay a watch stream through the relay, let the functions
+and the manager do their work, and tell what happened to every event.
+
+    python -m local.run --replay events/replay/sample-stream.jsonl [--summary out.json]
+
+Exit codes: 0 the run completed (every queue drained); 1 the pipeline did not settle (a queue never
+emptied, or a poller crashed: see the logs); 2 bad arguments. Everything started is stopped on exit,
+on Ctrl-C and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from local.esm import DrainTimeout
+from local.processes import ROOT, ProcessError, install_sigterm_handler, new_run_dir
+from local.report import build_summary, render
+from local.stack import DEFAULT_CLUSTER_ID, LocalStack
+
+log = logging.getLogger("local.run")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--replay", default="events/replay/sample-stream.jsonl", help="watch events, JSON lines"
+    )
+    parser.add_argument("--summary", help="write the JSON summary to this file")
+    parser.add_argument("--cluster-id", default=DEFAULT_CLUSTER_ID, help="cluster id the relay reports")
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for the queues to drain"
+    )
+    parser.add_argument(
+        "--max-batching-window",
+        type=float,
+        default=None,
+        help="cap the template's batching windows (seconds); default: as deployed",
+    )
+    parser.add_argument("--quiet", action="store_true", help="pods and totals only, not every event")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    replay = Path(args.replay)
+    if not replay.is_absolute():
+        replay = (Path.cwd() / replay) if (Path.cwd() / replay).exists() else ROOT / replay
+    if not replay.is_file():
+        print(f"error: no such replay file: {args.replay}", file=sys.stderr)
+        return 2
+
+    install_sigterm_handler()
+    run_dir = new_run_dir()
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[logging.FileHandler(run_dir / "run.log")],
+    )
+    say = print  # the report goes to stdout; the functions' own output goes to functions.log
+    say(f"starting the local stack (logs in {_rel(run_dir)}) ...", flush=True)
+    started = time.monotonic()
+    with (run_dir / "functions.log").open("w", encoding="utf-8") as function_log:
+        try:
+            with LocalStack(
+                run_dir=run_dir,
+                cluster_id=args.cluster_id,
+                max_batching_window_seconds=args.max_batching_window,
+                function_output=function_log,
+            ) as stack:
+                say(
+                    f"stack up in {time.monotonic() - started:.1f}s; replaying {_rel(replay)} ...", flush=True
+                )
+                result = stack.replay(replay, cluster_id=args.cluster_id)
+                try:
+                    pumped = stack.pump_until_idle(timeout=args.timeout)
+                except DrainTimeout as exc:
+                    log.exception("pipeline did not settle")
+                    say(f"error: the pipeline did not settle: {exc} (see {_rel(run_dir)})", file=sys.stderr)
+                    return 1
+                summary = build_summary(
+                    replay_path=_rel(replay),
+                    cluster_id=args.cluster_id,
+                    relay_stats=result.stats.to_dict(),
+                    lines=result.lines,
+                    audit_records=stack.audit_records(),
+                    delivered=stack.delivered(args.cluster_id),
+                    restate=stack.restate_stats(),
+                    dlq=[m.as_dict() for m in stack.dlq_messages()],
+                    log_dir=_rel(run_dir),
+                    pump={**pumped.__dict__, "pollers": stack.poller_stats()},
+                    manager={
+                        k: v for k, v in stack.manager_stats(args.cluster_id).items() if k != "received_at"
+                    },
+                )
+        except ProcessError as exc:
+            say(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            say("interrupted: the local stack is stopped", file=sys.stderr)
+            return 130
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    summary["log_files"] = sorted(p.name for p in run_dir.iterdir() if p.is_file())
+    say("")
+    say(render(summary, verbose_events=not args.quiet))
+    if args.summary:
+        Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.summary).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        say(f"Summary: {args.summary}")
+    say(f"Done in {summary['seconds']:.1f}s; everything the run started is stopped.")
+    return 0
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

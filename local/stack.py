@@ -1,0 +1,570 @@
+"""The local stack: everything `sam deploy` + `helm install` would run, on loopback, in one process
+tree. Used by `make run` (local/run.py) and the e2e tests.
+
+    with LocalStack() as stack:
+        result = stack.replay("events/replay/sample-stream.jsonl")   # the relay's own code → SQS
+        stack.pump_until_idle()                                      # processor → deliver → Restate
+        stack.delivered("local")                                     # what the manager recorded
+
+What runs where:
+
+* **moto server** (child process): SQS, DynamoDB, SSM. The queues, DLQs, dedup table and remote
+  config parameter are created from template.yaml by `local.cfn.provision` (stack
+  `podwatch-local`, `RestateIngressUrl` = the local ingress), so the local stack cannot drift
+  from what is deployed.
+* **Restate server** (child process, npm binary) and the **reference manager** (`local.manager`,
+  hypercorn child process), registered through the admin API.
+* **The functions** (in this process): each template function's handler is loaded from
+  `functions/<name>/app.py` (`local.lambda_runtime`), with the environment the template gives it
+  plus `AWS_ENDPOINT_URL` (moto) and dummy credentials, swapped in around every invocation.
+* **Event source mappings** (`local.esm.SqsPoller`, one per SQS event of a function, from the
+  template): batch size, batching window (optionally capped), partial batch responses; failed
+  records come back after `retry_delay_seconds` and redrive to the DLQ after maxReceiveCount.
+
+Everything started is stopped on exit (context manager; atexit and parent-death as fallbacks).
+Logs: `.local-run/<timestamp>/` (moto.log, restate.log, manager.log, functions.log when redirected).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import IO, Any, Self
+
+import httpx
+
+from local import cfn
+from local.esm import INVOKE_LOCK, DrainResult, SqsPoller, drain, function_environment
+from local.lambda_runtime import FUNCTIONS_DIR, LambdaContext, load_function_module
+from local.moto import MotoServer
+from local.processes import ROOT, ProcessError, ServerProcess, new_run_dir
+from local.restate import ManagerServer, RestateServer
+
+log = logging.getLogger("local.stack")
+
+AUDIT_LOGGER = "podwatch.audit"
+MANAGER_OBJECT = "PodwatchManager"
+DEFAULT_CLUSTER_ID = "local"
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class LineOutcome:
+    """One line of a replayed file and what the relay did with it."""
+
+    line_no: int
+    outcome: str
+    watch_type: str | None = None
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    #: the pod the line is about (the pod itself, or the involvedObject of a core/v1 Event)
+    pod: str | None = None
+    event_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class ReplayResult:
+    """What the relay did with a replayed file: its stats, every line's outcome, every envelope sent."""
+
+    path: str
+    cluster_id: str
+    stats: Any  # podwatch_relay.pipeline.RelayStats
+    lines: list[LineOutcome] = field(default_factory=list)
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
+    #: the SQS message bodies the relay sent, exactly
+    bodies: list[str] = field(default_factory=list)
+
+    @property
+    def event_ids(self) -> set[str]:
+        return {e["event_id"] for e in self.envelopes if e.get("event_id")}
+
+
+@dataclass
+class DlqMessage:
+    queue: str  # logical id of the DLQ
+    message_id: str
+    body: str
+    reason: str | None
+    error: str | None
+    attributes: dict[str, str]
+    receive_count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _AuditCapture(logging.Handler):
+    """Keeps every `podwatch.audit` record's `audit` dict (plus when it was logged)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.records: list[dict[str, Any]] = []
+        self._records_lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        audit = getattr(record, "audit", None)
+        if isinstance(audit, Mapping):
+            with self._records_lock:
+                self.records.append({**audit, "logged_at": record.created})
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._records_lock:
+            return list(self.records)
+
+
+class _RecordingSink:
+    """Wraps the relay's real sink and remembers every envelope it accepted, in order."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.bodies: list[str] = []
+
+    def send(self, bodies: Any) -> Any:
+        result = self.inner.send(bodies)
+        self.bodies.extend(bodies)
+        return result
+
+
+def _describe_line(raw: bytes) -> dict[str, Any]:
+    """Best-effort identity of a watch line, for the report (the relay decides what is valid)."""
+    try:
+        event = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(event, dict):
+        return {}
+    obj = event.get("object")
+    obj = obj if isinstance(obj, dict) else {}
+    meta: dict[str, Any] = obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}
+    out: dict[str, Any] = {
+        "watch_type": event.get("type") if isinstance(event.get("type"), str) else None,
+        "kind": obj.get("kind") if isinstance(obj.get("kind"), str) else None,
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "reason": obj.get("reason") if isinstance(obj.get("reason"), str) else None,
+    }
+    if out["kind"] == "Pod":
+        out["pod"] = out["name"]
+    elif out["kind"] == "Event":
+        involved = obj.get("involvedObject") or obj.get("regarding") or {}
+        if isinstance(involved, dict) and involved.get("kind") == "Pod":
+            out["pod"] = involved.get("name")
+            out["namespace"] = involved.get("namespace") or out["namespace"]
+    return out
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+class LocalStack:
+    """moto + Restate + reference manager + the functions behind template-defined event sources."""
+
+    def __init__(
+        self,
+        *,
+        run_dir: Path | None = None,
+        stack_name: str = cfn.DEFAULT_STACK_NAME,
+        cluster_id: str = DEFAULT_CLUSTER_ID,
+        region: str = "us-east-1",
+        template_path: Path = cfn.TEMPLATE_PATH,
+        parameters: Mapping[str, str] | None = None,
+        retry_delay_seconds: int = 1,
+        max_batching_window_seconds: float | None = None,
+        function_output: IO[str] | None = None,
+    ) -> None:
+        """`max_batching_window_seconds` caps the template's batching windows (tests use ~0.5 s;
+        `make run` keeps the template's). `function_output`: where the functions' stdout/stderr
+        (Powertools JSON logs, EMF metrics) go; default: this process's."""
+        self.run_dir = run_dir
+        self.stack_name = stack_name
+        self.cluster_id = cluster_id
+        self.region = region
+        self.template_path = template_path
+        self.parameters = dict(parameters or {})
+        self.retry_delay_seconds = retry_delay_seconds
+        self.max_batching_window_seconds = max_batching_window_seconds
+        self.function_output = function_output
+
+        self.moto: MotoServer | None = None
+        self.restate: RestateServer | None = None
+        self.manager: ManagerServer | None = None
+        self.provisioned: cfn.Provisioned | None = None
+        self.sqs: Any = None
+        self.pollers: dict[str, list[SqsPoller]] = {}
+        self.function_env: dict[str, dict[str, str]] = {}
+        self.function_modules: dict[str, ModuleType] = {}
+        self.function_specs: dict[str, cfn.FunctionSpec] = {}
+        self.started_at: float | None = None
+        self._audit = _AuditCapture()
+        self._stack = contextlib.ExitStack()
+        self._http: httpx.Client | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        t0 = time.monotonic()
+        self.run_dir = self.run_dir or new_run_dir()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.moto = MotoServer(self.run_dir, region=self.region)
+        self.restate = RestateServer(self.run_dir)
+        self.manager = ManagerServer(self.run_dir)
+        servers: list[ServerProcess] = [self.moto, self.restate, self.manager]
+        for server in servers:  # spawned side by side, then waited for
+            self._stack.callback(server.stop)
+            server.spawn()
+        for server in servers:
+            server.wait_ready()
+        self.restate.register(self.manager.uri)
+        self.restate.wait_ingress_ready(MANAGER_OBJECT)
+        self._http = self._stack.enter_context(
+            httpx.Client(base_url=self.restate.ingress_url, timeout=httpx.Timeout(10.0, connect=2.0))
+        )
+
+        self.sqs = self.moto.client("sqs")
+        template = cfn.load_template(self.template_path)
+        parameters = {"Stage": "local", "RestateIngressUrl": self.restate.ingress_url, **self.parameters}
+        self.provisioned = cfn.provision(
+            template,
+            clients=self.moto.client,
+            stack_name=self.stack_name,
+            parameters=parameters,
+            region=self.region,
+        )
+        self._attach_audit_capture()
+        self._stack.callback(self._reset_functions)
+        for lid, spec in self.provisioned.functions().items():
+            self._wire_function(lid, spec, self.provisioned, self.moto)
+        log.info("local stack up in %.1fs; logs in %s", time.monotonic() - t0, self.run_dir)
+        self.started_at = time.time()
+
+    def _attach_audit_capture(self) -> None:
+        audit_logger = logging.getLogger(AUDIT_LOGGER)
+        audit_logger.addHandler(self._audit)
+        if audit_logger.getEffectiveLevel() > logging.INFO:
+            audit_logger.setLevel(logging.INFO)
+        self._stack.callback(audit_logger.removeHandler, self._audit)
+
+    def _wire_function(
+        self, lid: str, spec: cfn.FunctionSpec, provisioned: cfn.Provisioned, moto: MotoServer
+    ) -> None:
+        if spec.code_dir.parent != FUNCTIONS_DIR.resolve() or spec.module != "app":
+            raise ProcessError(f"{lid}: only functions/<name>/app.<handler> can run locally, got {spec}")
+        env = {
+            **provisioned.function_environment(lid),
+            **moto.env(),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        self.function_env[lid] = env
+        name = spec.code_dir.name
+        with function_environment(env), self._function_output():
+            module = load_function_module(name, fresh=True)
+            reset = getattr(module, "reset", None)
+            if callable(reset):  # dependencies of an earlier run in this process must not leak in
+                reset()
+        self.function_modules[lid] = module
+        self.function_specs[lid] = spec
+        handler = getattr(module, spec.function)
+        self.pollers[lid] = [
+            SqsPoller(
+                sqs=self.sqs,
+                queue_url=source.queue_url,
+                queue_arn=source.queue_arn,
+                handler=handler,
+                function_name=f"{self.stack_name}-{name}",
+                batch_size=source.batch_size,
+                batching_window_seconds=self._window(source.maximum_batching_window_seconds),
+                report_batch_item_failures=source.report_batch_item_failures,
+                retry_delay_seconds=self.retry_delay_seconds,
+                timeout_seconds=spec.timeout,
+                environment=env,
+                output=self.function_output,
+                region=self.region,
+                account_id=provisioned.account_id,
+            )
+            for source in provisioned.event_sources(lid)
+            if source.enabled
+        ]
+
+    def _window(self, seconds: int) -> float:
+        cap = self.max_batching_window_seconds
+        return float(seconds) if cap is None else min(float(seconds), cap)
+
+    @contextlib.contextmanager
+    def _function_output(self) -> Iterator[None]:
+        if self.function_output is None:
+            yield
+            return
+        with (
+            contextlib.redirect_stdout(self.function_output),
+            contextlib.redirect_stderr(self.function_output),
+        ):
+            yield
+
+    def _reset_functions(self) -> None:
+        """Drop the functions' cached dependencies (clients pointing at servers about to stop)."""
+        for lid, module in self.function_modules.items():
+            reset = getattr(module, "reset", None)
+            if callable(reset):
+                with function_environment(self.function_env.get(lid, {})):
+                    reset()
+
+    def stop(self) -> None:
+        self._stack.close()
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _require(self) -> cfn.Provisioned:
+        if self.provisioned is None:
+            raise ProcessError("the local stack is not started")
+        return self.provisioned
+
+    @property
+    def ingress_url(self) -> str:
+        if self.restate is None:
+            raise ProcessError("the local stack is not started")
+        return self.restate.ingress_url
+
+    def queue_url(self, logical_id: str) -> str:
+        return self._require().physical(logical_id)
+
+    def dlq_logical_ids(self) -> list[str]:
+        """Queues that are the dead-letter target of another queue in the template."""
+        provisioned = self._require()
+        urls = provisioned.queue_urls()
+        by_arn = {provisioned.arn(lid): lid for lid in urls}
+        dlqs: list[str] = []
+        for lid in urls:
+            props = provisioned.template["Resources"][lid].get("Properties") or {}
+            policy = provisioned.resolve(props.get("RedrivePolicy"))
+            if isinstance(policy, str):
+                policy = json.loads(policy)
+            if isinstance(policy, Mapping):
+                target = by_arn.get(str(policy.get("deadLetterTargetArn")))
+                if target and target not in dlqs:
+                    dlqs.append(target)
+        return dlqs
+
+    # ------------------------------------------------------------------ input
+
+    def replay(
+        self,
+        path: str | Path,
+        *,
+        cluster_id: str | None = None,
+        enroll: bool = True,
+        relay_version: str | None = None,
+    ) -> ReplayResult:
+        """Replay a watch-event file through the relay's real code (Relay + SqsSink → pod-events on
+        moto), as `python -m podwatch_relay replay` does (enroll first unless `enroll=False`)."""
+        from podwatch_relay import __version__ as relay_default_version
+        from podwatch_relay.pipeline import Relay
+        from podwatch_relay.replay import replay_file
+        from podwatch_relay.sink import SqsSink
+
+        cluster = cluster_id or self.cluster_id
+        sink = _RecordingSink(SqsSink(client=self.sqs, queue_url=self.queue_url("PodEventsQueue")))
+        file_path = Path(path) if Path(path).is_absolute() else ROOT / path
+        lines: list[LineOutcome] = []
+
+        class _Relay(Relay):
+            """The real Relay, noting each line's outcome for the report."""
+
+            def handle_line(self, line: str | bytes, *, initial_sync: bool = False) -> str:
+                outcome = super().handle_line(line, initial_sync=initial_sync)
+                raw = line.encode() if isinstance(line, str) else line
+                if outcome != "ignored:blank":
+                    lines.append(LineOutcome(line_no=0, outcome=outcome, **_describe_line(raw)))
+                return outcome
+
+        relay = _Relay(sink=sink, cluster_id=cluster, relay_version=relay_version or relay_default_version)
+        if enroll:
+            relay.enroll()
+        stats = replay_file(file_path, relay)
+        # line numbers (blank lines are not input events, but they are lines of the file)
+        numbered = [i for i, raw in enumerate(file_path.read_bytes().splitlines(), start=1) if raw.strip()]
+        for entry, number in zip(lines, numbered, strict=False):
+            entry.line_no = number
+        envelopes = [_envelope_summary(b) for b in sink.bodies]
+        forwarded_lines = [entry for entry in lines if entry.outcome == "forwarded"]
+        for entry, envelope in zip(
+            forwarded_lines, [e for e in envelopes if e.get("kind") != "enroll"], strict=False
+        ):
+            entry.event_id = envelope.get("event_id")
+        return ReplayResult(
+            path=str(path),
+            cluster_id=cluster,
+            stats=stats,
+            lines=lines,
+            envelopes=envelopes,
+            bodies=sink.bodies,
+        )
+
+    def send_raw(self, body: str, *, queue: str = "PodEventsQueue", **attributes: str) -> str:
+        """Put a raw message on a queue (bad-input tests); returns its SQS message id."""
+        kwargs: dict[str, Any] = {"QueueUrl": self.queue_url(queue), "MessageBody": body}
+        if attributes:
+            kwargs["MessageAttributes"] = {
+                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+            }
+        message_id: str = self.sqs.send_message(**kwargs)["MessageId"]
+        return message_id
+
+    # ------------------------------------------------------------------ run
+
+    def invoke(self, function_logical_id: str, event: dict[str, Any]) -> Any:
+        """Invoke a template function directly (a scheduled one, or a sample from events/), in its
+        environment, as `sam local invoke` would."""
+        spec = self.function_specs[function_logical_id]
+        handler = getattr(self.function_modules[function_logical_id], spec.function)
+        context = LambdaContext(
+            function_name=f"{self.stack_name}-{spec.code_dir.name}",
+            invoked_function_arn=f"arn:aws:lambda:{self.region}:{self._require().account_id}:function:"
+            f"{self.stack_name}-{spec.code_dir.name}",
+            timeout_ms=spec.timeout * 1000,
+        )
+        with (
+            INVOKE_LOCK,
+            function_environment(self.function_env[function_logical_id]),
+            self._function_output(),
+        ):
+            return handler(event, context)
+
+    def pump_until_idle(self, timeout: float = 60.0, *, until_idle: float = 0.5) -> DrainResult:
+        """Run every event source mapping until all source queues are empty and nothing runs."""
+        pollers = [p for ps in self.pollers.values() for p in ps]
+        return drain(pollers, until_idle=until_idle, timeout=timeout)
+
+    # ------------------------------------------------------------------ output
+
+    def manager_call(
+        self, cluster_id: str, handler: str, body: Any = None, *, idempotency_key: str | None = None
+    ) -> httpx.Response:
+        """POST {ingress}/PodwatchManager/{cluster_id}/{handler} (JSON body, optional idempotency key)."""
+        if self._http is None:
+            raise ProcessError("the local stack is not started")
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+        if body is None:
+            return self._http.post(f"/{MANAGER_OBJECT}/{cluster_id}/{handler}", headers=headers)
+        return self._http.post(f"/{MANAGER_OBJECT}/{cluster_id}/{handler}", json=body, headers=headers)
+
+    def delivered(self, cluster_id: str | None = None) -> list[dict[str, Any]]:
+        """The notifications the manager recorded for the cluster, in arrival order, as received."""
+        response = self.manager_call(cluster_id or self.cluster_id, "GetDelivered")
+        response.raise_for_status()
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+    def manager_stats(self, cluster_id: str | None = None) -> dict[str, Any]:
+        response = self.manager_call(cluster_id or self.cluster_id, "GetStats")
+        response.raise_for_status()
+        stats: dict[str, Any] = response.json()
+        return stats
+
+    def dlq_messages(self) -> list[DlqMessage]:
+        """Every message in the template's DLQs, with the quarantine attributes (reason, error, ...).
+        Peeks: the messages stay on their queues."""
+        out: list[DlqMessage] = []
+        for lid in self.dlq_logical_ids():
+            url = self.queue_url(lid)
+            held: list[dict[str, Any]] = []
+            while True:
+                answer = self.sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=10,
+                    VisibilityTimeout=30,
+                    AttributeNames=["All"],
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+                batch = answer.get("Messages", [])
+                if not batch:
+                    break
+                held.extend(batch)
+            for start in range(0, len(held), 10):
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for i, m in enumerate(held[start : start + 10])
+                    ],
+                )
+            for message in held:
+                attrs = {k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()}
+                out.append(
+                    DlqMessage(
+                        queue=lid,
+                        message_id=message["MessageId"],
+                        body=message["Body"],
+                        reason=attrs.get("reason"),
+                        error=attrs.get("error"),
+                        attributes=attrs,
+                        receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                    )
+                )
+        return out
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """Every processor decision so far (`podwatch.audit` records), in order."""
+        return self._audit.snapshot()
+
+    def restate_stats(self) -> dict[str, Any]:
+        """Requests the deliver function made to the Restate ingress: {"requests", "by_status"}."""
+        for lid, module in self.function_modules.items():
+            if not hasattr(module, "dependencies") or "RESTATE_INGRESS_URL" not in self.function_env[lid]:
+                continue
+            with function_environment(self.function_env[lid]), self._function_output():
+                deps = module.dependencies()
+            stats: dict[str, Any] = deps.restate.stats.as_dict()
+            return stats
+        return {"requests": 0, "by_status": {}}
+
+    def restate_requests(self) -> int:
+        return int(self.restate_stats()["requests"])
+
+    def poller_stats(self) -> dict[str, list[dict[str, Any]]]:
+        return {lid: [p.stats.as_dict() for p in ps] for lid, ps in self.pollers.items()}
+
+
+def _envelope_summary(body: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    payload = data.get("payload") or {}
+    involved = payload.get("involved_object") or {}
+    return {
+        "event_id": data.get("event_id"),
+        "kind": data.get("kind"),
+        "namespace": payload.get("namespace"),
+        "pod": payload.get("name") if data.get("kind") == "pod" else involved.get("name"),
+        "watch_type": payload.get("watch_type"),
+        "resource_version": payload.get("resource_version"),
+    }

@@ -1,0 +1,515 @@
+"""relay/chart, rendered by the real helm binary (scripts/install-helm-tools.sh puts it in .tools/):
+least-privilege RBAC, a hardened pod, two replicas with probes, every relay setting mapped, and the
+chart README's install command rendering as written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import annotated_types
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from podwatch_relay.settings import RelaySettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "relay" / "chart"
+README = CHART / "README.md"
+HELM = Path(os.environ.get("HELM", ROOT / ".tools" / "bin" / "helm"))
+RELEASE = "podwatch-relay"
+NAMESPACE = "podwatch"
+QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/podwatch-pod-events"
+ROLE_ARN = "arn:aws:iam::123456789012:role/podwatch-relay"
+REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+#: What the README's placeholders stand for when the test runs its commands.
+PLACEHOLDERS = {
+    "<PodEventsQueueUrl output>": QUEUE_URL,
+    "<role with RelayPolicyArn>": ROLE_ARN,
+    "<registry>": REGISTRY,
+}
+CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+
+#: The only grants: read the three watched resources; get/create/update the election Lease.
+WATCHED = {"pods", "events", "namespaces"}
+READ_VERBS = {"get", "list", "watch"}
+LEASE_VERBS = {"get", "create", "update"}
+
+#: RelaySettings field -> values.yaml path. Every field must be here (checked below).
+SETTINGS_VALUES = {
+    "queue_url": "sqs.queueUrl",
+    "cluster_id": "relay.clusterId",
+    "namespaces": "relay.namespaces",
+    "initial_sync_mode": "relay.initialSyncMode",
+    "request_timeout_seconds": "relay.requestTimeoutSeconds",
+    "watch_timeout_seconds": "relay.watchTimeoutSeconds",
+    "inactivity_timeout_seconds": "relay.inactivityTimeoutSeconds",
+    "reconnect_backoff_seconds": "relay.reconnectBackoffSeconds",
+    "reconnect_backoff_max_seconds": "relay.reconnectBackoffMaxSeconds",
+    "list_page_size": "relay.listPageSize",
+    "flush_interval_seconds": "relay.flushIntervalSeconds",
+    "sqs_batch_size": "sqs.batchSize",
+    "sqs_max_batch_bytes": "sqs.maxBatchBytes",
+    "sqs_max_attempts": "sqs.maxAttempts",
+    "sqs_backoff_seconds": "sqs.backoffSeconds",
+    "sqs_backoff_max_seconds": "sqs.backoffMaxSeconds",
+    "sqs_connect_timeout_seconds": "sqs.connectTimeoutSeconds",
+    "sqs_read_timeout_seconds": "sqs.readTimeoutSeconds",
+    "log_level": "relay.logLevel",
+}
+#: PODWATCH_* variables the chart sets for relay code still to come (the HTTP server, the spool and
+#: leader election of issue 4). The relay ignores unknown variables, so a name set here and read
+#: under another name would fail silently: keep both sides in step.
+PENDING_VARIABLES = {
+    "PODWATCH_HTTP_PORT",
+    "PODWATCH_SPOOL_DIR",
+    "PODWATCH_LEADER_ELECTION",
+    "PODWATCH_LEASE_NAME",
+    "PODWATCH_LEASE_NAMESPACE",
+    "PODWATCH_LEASE_IDENTITY",
+    "PODWATCH_LEASE_DURATION_SECONDS",
+    "PODWATCH_RENEW_DEADLINE_SECONDS",
+    "PODWATCH_RETRY_PERIOD_SECONDS",
+}
+
+Manifest = list[dict[str, Any]]
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if not (HELM.is_file() and os.access(HELM, os.X_OK)):
+        reason = f"helm is not installed at {HELM}: run scripts/install-helm-tools.sh"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    home = tmp_path_factory.mktemp("helm")
+    return os.environ | {
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+
+
+def helm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HELM), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def render(env: dict[str, str], *args: str) -> Manifest:
+    done = helm(env, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def render_error(env: dict[str, str], *args: str) -> str:
+    done = helm(env, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
+    assert done.returncode != 0, f"helm template {' '.join(args)} rendered; it must fail"
+    return done.stderr
+
+
+@pytest.fixture(scope="session")
+def default(helm_env: dict[str, str]) -> Manifest:
+    return render(helm_env, "--set", f"sqs.queueUrl={QUEUE_URL}")
+
+
+@pytest.fixture(scope="session")
+def renders(helm_env: dict[str, str], default: Manifest) -> dict[str, Manifest]:
+    """The default values and every ci/*.yaml: what scripts/check-chart.sh validates."""
+    out = {"default": default}
+    for values in CI_VALUES:
+        out[values.stem] = render(helm_env, "--values", str(values))
+    return out
+
+
+def objects(manifest: Manifest, kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in manifest if doc["kind"] == kind]
+
+
+def one(manifest: Manifest, kind: str) -> dict[str, Any]:
+    [obj] = objects(manifest, kind)
+    return obj
+
+
+def pod_spec(manifest: Manifest) -> dict[str, Any]:
+    spec: dict[str, Any] = one(manifest, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def container(manifest: Manifest) -> dict[str, Any]:
+    [relay] = pod_spec(manifest)["containers"]
+    return dict(relay)
+
+
+def environment(manifest: Manifest) -> dict[str, Any]:
+    """The relay container's environment: the ConfigMap it loads, then its own env entries."""
+    relay = container(manifest)
+    [config_map] = [src["configMapRef"]["name"] for src in relay["envFrom"] if "configMapRef" in src]
+    assert config_map == one(manifest, "ConfigMap")["metadata"]["name"]
+    env: dict[str, Any] = dict(one(manifest, "ConfigMap")["data"])
+    for entry in relay.get("env", []):
+        env[entry["name"]] = entry.get("value", entry.get("valueFrom"))
+    return env
+
+
+def values_yaml() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    return values
+
+
+def lookup(tree: dict[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        tree = tree[key]
+    return tree
+
+
+# --- the README's install command -----------------------------------------------------------------
+
+
+def readme_commands(program: str) -> Iterator[str]:
+    """Shell commands in the README's ```sh blocks that start with `program`, continuations joined."""
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S):
+        for command in re.sub(r"\\\n\s*", " ", block).splitlines():
+            if command.strip().startswith(program):
+                yield command.strip()
+
+
+def fill_placeholders(command: str) -> str:
+    unknown = set(re.findall(r"<[^<>]+>", command)) - set(PLACEHOLDERS)
+    assert not unknown, f"README placeholders this test cannot fill: {unknown}"
+    for placeholder, value in PLACEHOLDERS.items():
+        command = command.replace(placeholder, value)
+    return command
+
+
+def test_readme_install_command_renders_as_written(helm_env: dict[str, str]) -> None:
+    # Given the one `helm install` of the chart README
+    [command] = readme_commands("helm install")
+    argv = shlex.split(fill_placeholders(command))
+    assert argv[:4] == ["helm", "install", RELEASE, "relay/chart"]
+    # When helm renders exactly that command (template takes the same flags)
+    done = helm(helm_env, "template", *argv[2:])
+    assert done.returncode == 0, done.stderr
+    manifest = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    # Then the queue, the IRSA role and the image are the ones the README passes
+    assert environment(manifest)["PODWATCH_QUEUE_URL"] == QUEUE_URL
+    assert environment(manifest)["AWS_REGION"] == "eu-west-1"
+    sa = one(manifest, "ServiceAccount")
+    assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": ROLE_ARN}
+    assert container(manifest)["image"] == f"{REGISTRY}/podwatch-relay:0.1.0"
+    # and everything namespaced lands in the README's namespace, under the names its steps use
+    for doc in manifest:
+        if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
+    assert "--create-namespace" in argv
+    names = {(doc["kind"], doc["metadata"]["name"]) for doc in manifest}
+    lease = environment(manifest)["PODWATCH_LEASE_NAME"]
+    for step in readme_commands("kubectl -n podwatch"):
+        for kind, name in re.findall(r"\b(deployment|service)/([a-z0-9-]+)", step):
+            assert (kind.capitalize(), name) in names, step
+        for name in re.findall(r"\bget lease ([a-z0-9-]+)", step):
+            assert name == lease, step
+    # and the ServiceAccount the README's IAM trust policy and Pod Identity association name is this one
+    text = README.read_text()
+    assert f"system:serviceaccount:{NAMESPACE}:{sa['metadata']['name']}" in text
+    assert f"--namespace {NAMESPACE} --service-account {sa['metadata']['name']}" in text
+
+
+def test_readme_sets_only_values_that_exist() -> None:
+    values = values_yaml()
+    commands = [*readme_commands("helm install"), *readme_commands("helm upgrade")]
+    assert commands
+    for command in commands:
+        for key in re.findall(r"--set ([A-Za-z][\w.]*?)(?:\.\"[^\"]+\")?=", command):
+            lookup(values, key)
+
+
+# --- RBAC -----------------------------------------------------------------------------------------
+
+
+def test_rbac_grants_only_reads_of_watched_resources_and_the_lease(renders: dict[str, Manifest]) -> None:
+    for name, manifest in renders.items():
+        sa_name = pod_spec(manifest)["serviceAccountName"]
+        roles = {}
+        for cluster_role in objects(manifest, "ClusterRole"):
+            assert "aggregationRule" not in cluster_role, name
+            granted = set()
+            for rule in cluster_role["rules"]:
+                assert set(rule) == {"apiGroups", "resources", "verbs"}, (name, rule)
+                assert rule["apiGroups"] == [""], (name, rule)
+                assert set(rule["verbs"]) <= READ_VERBS, (name, rule)
+                granted |= {(r, v) for r in rule["resources"] for v in rule["verbs"]}
+            # exactly what the relay needs: not less, not more
+            assert granted == {(r, v) for r in WATCHED for v in READ_VERBS}, name
+            roles["ClusterRole", cluster_role["metadata"]["name"]] = cluster_role
+        lease = environment(manifest).get("PODWATCH_LEASE_NAME")
+        for role in objects(manifest, "Role"):
+            assert lease, f"{name}: a Role without leader election"
+            for rule in role["rules"]:
+                assert rule["apiGroups"] == ["coordination.k8s.io"], (name, rule)
+                assert rule["resources"] == ["leases"], (name, rule)
+                assert set(rule["verbs"]) <= LEASE_VERBS, (name, rule)
+                if set(rule["verbs"]) != {"create"}:  # a create cannot be limited by name
+                    assert rule["resourceNames"] == [lease], (name, rule)
+            roles["Role", role["metadata"]["name"]] = role
+        assert bool(objects(manifest, "Role")) == bool(lease), name
+        bindings = objects(manifest, "ClusterRoleBinding") + objects(manifest, "RoleBinding")
+        assert len(bindings) == len(roles), name
+        for binding in bindings:
+            ref = binding["roleRef"]
+            assert (ref["kind"], ref["name"]) in roles, (name, ref)
+            assert binding["subjects"] == [
+                {"kind": "ServiceAccount", "name": sa_name, "namespace": NAMESPACE}
+            ], name
+        assert {doc["kind"] for doc in manifest} <= {
+            "ServiceAccount",
+            "ConfigMap",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "Deployment",
+            "PodDisruptionBudget",
+            "PersistentVolumeClaim",
+            "ServiceMonitor",
+        }, name
+
+
+# --- the pod --------------------------------------------------------------------------------------
+
+
+def test_pod_is_hardened(renders: dict[str, Manifest]) -> None:
+    for name, manifest in renders.items():
+        spec = pod_spec(manifest)
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert isinstance(pod["runAsUser"], int), name
+        assert pod["runAsUser"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        relay = container(manifest)["securityContext"]
+        assert relay["runAsNonRoot"] is True, name
+        assert relay["runAsUser"] == pod["runAsUser"], name
+        assert relay["readOnlyRootFilesystem"] is True, name
+        assert relay["allowPrivilegeEscalation"] is False, name
+        assert relay["privileged"] is False, name
+        assert relay["capabilities"] == {"drop": ["ALL"]}, name
+        assert relay["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for host in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(host), (name, host)
+        # the API token goes to this pod only; the ServiceAccount does not hand it out by default
+        assert spec["automountServiceAccountToken"] is True, name
+        for sa in objects(manifest, "ServiceAccount"):
+            assert sa["automountServiceAccountToken"] is False, name
+        # writable places on a read-only root: /tmp and the spool, nothing else
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in container(manifest)["volumeMounts"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]], name
+        spool = volumes[mounts[environment(manifest)["PODWATCH_SPOOL_DIR"]]]
+        assert "emptyDir" in spool or "persistentVolumeClaim" in spool, name
+        assert container(manifest)["resources"]["requests"], name
+        assert container(manifest)["resources"]["limits"]["memory"], name
+
+
+def test_default_is_two_replicas_with_probes_and_a_budget(default: Manifest) -> None:
+    deployment = one(default, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    relay = container(default)
+    assert relay["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert relay["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert relay["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    [port] = relay["ports"]
+    assert port["name"] == "http"
+    assert str(port["containerPort"]) == environment(default)["PODWATCH_HTTP_PORT"] == "8080"
+    service = one(default, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector
+    pdb = one(default, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == selector
+    # the two replicas prefer different nodes
+    term = pod_spec(default)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+    # leader election: lease name from values, namespace and identity from the downward API
+    env = environment(default)
+    assert env["PODWATCH_LEASE_NAME"] == RELEASE
+    assert env["PODWATCH_LEASE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["PODWATCH_LEASE_IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert not objects(default, "ServiceMonitor")
+
+
+def test_single_replica_has_no_budget_lease_or_role(renders: dict[str, Manifest]) -> None:
+    manifest = renders["single-replica-values"]
+    assert one(manifest, "Deployment")["spec"]["replicas"] == 1
+    assert not objects(manifest, "PodDisruptionBudget")
+    assert not objects(manifest, "Role")
+    assert not any(key.startswith("PODWATCH_LEASE") for key in environment(manifest))
+    claim = one(manifest, "PersistentVolumeClaim")["metadata"]["name"]
+    volumes = pod_spec(manifest)["volumes"]
+    assert {"name": "spool", "persistentVolumeClaim": {"claimName": claim}} in volumes
+
+
+def test_servicemonitor_scrapes_the_metrics_service(renders: dict[str, Manifest]) -> None:
+    manifest = renders["irsa-servicemonitor-values"]
+    monitor = one(manifest, "ServiceMonitor")
+    service = one(manifest, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"] == "http"
+    assert endpoint["path"] == "/metrics"
+
+
+# --- values, schema and the relay's settings ------------------------------------------------------
+
+
+def test_every_relay_setting_has_a_value_and_a_variable(renders: dict[str, Manifest]) -> None:
+    assert set(SETTINGS_VALUES) == set(RelaySettings.model_fields), "map every RelaySettings field"
+    values = values_yaml()
+    for field, path in SETTINGS_VALUES.items():
+        lookup(values, path)  # the key exists
+        # set in some render (cluster_id only when given: unset means "ask the cluster")
+        variable = f"PODWATCH_{field.upper()}"
+        assert any(variable in environment(m) for m in renders.values()), variable
+    for name, manifest in renders.items():
+        for variable in environment(manifest):
+            if variable.startswith("PODWATCH_"):
+                field = variable.removeprefix("PODWATCH_").lower()
+                assert field in RelaySettings.model_fields or variable in PENDING_VARIABLES, (name, variable)
+
+
+def test_the_relay_accepts_every_rendered_configuration(
+    renders: dict[str, Manifest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay's own settings parser reads what the chart renders; chart defaults are its defaults."""
+    for variable in [v for v in os.environ if v.startswith("PODWATCH_")]:
+        monkeypatch.delenv(variable)
+    for name, manifest in renders.items():
+        env = {k: v for k, v in environment(manifest).items() if isinstance(v, str)}
+        with monkeypatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            try:
+                settings = RelaySettings()
+            except ValidationError as exc:
+                pytest.fail(f"{name}: the relay rejects the chart's settings: {exc}")
+        if name == "default":
+            expected = RelaySettings(queue_url=QUEUE_URL).model_dump()
+            assert settings.model_dump() == expected
+
+
+def test_schema_bounds_match_the_relay_settings() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for field, path in SETTINGS_VALUES.items():
+        node = schema
+        for key in path.split("."):
+            node = node["properties"][key]
+        info = RelaySettings.model_fields[field]
+        for meta in info.metadata:
+            if isinstance(meta, annotated_types.Gt):
+                assert node.get("exclusiveMinimum") == meta.gt, path
+            elif isinstance(meta, annotated_types.Ge):
+                assert node.get("minimum") == meta.ge, path
+            elif isinstance(meta, annotated_types.Le):
+                assert node.get("maximum") == meta.le, path
+        if get_origin(info.annotation) is Literal:
+            assert set(node["enum"]) == set(get_args(info.annotation)), path
+
+
+def test_values_and_schema_have_the_same_keys() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(values: dict[str, Any], node: dict[str, Any], where: str) -> None:
+        if node.get("additionalProperties") is False:
+            keys = set(node["properties"]) - {"global"}
+            assert set(values) == keys, f"{where or 'top'}: values {set(values) ^ keys} differ"
+        for key, value in values.items():
+            child = node.get("properties", {}).get(key)
+            if isinstance(value, dict) and child and "properties" in child:
+                walk(value, child, f"{where}.{key}".lstrip("."))
+
+    assert schema["additionalProperties"] is False
+    walk(values_yaml(), schema, "")
+
+
+def test_every_value_is_documented() -> None:
+    """Each key has a `# --` comment, or sits under a key that has one (helm-docs' rule)."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    documented_at: list[int] = []  # indents of documented ancestors
+    undocumented = []
+    for number, line in enumerate(lines):
+        match = re.match(r"^( *)([A-Za-z][\w.-]*):", line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        documented_at = [i for i in documented_at if i < indent]
+        above = lines[number - 1].strip() if number else ""
+        comment = above.startswith("#") and number > 0
+        # a `# --` comment may span several lines: walk up to its first line
+        back = number - 1
+        while back >= 0 and lines[back].strip().startswith("#") and "# --" not in lines[back]:
+            back -= 1
+        has_doc = comment and back >= 0 and "# --" in lines[back]
+        if has_doc:
+            documented_at.append(indent)
+        elif not documented_at:
+            undocumented.append(match.group(2))
+    # objects whose children are each documented need no comment of their own
+    parents = {"image", "sqs", "relay", "leaderElection", "spool", "emptyDir", "persistence"}
+    parents |= {"serviceAccount", "rbac", "podDisruptionBudget", "service", "ports", "serviceMonitor"}
+    assert [key for key in undocumented if key not in parents] == []
+
+
+# --- refusals -------------------------------------------------------------------------------------
+
+
+def test_queue_url_is_required_with_a_clear_message(helm_env: dict[str, str]) -> None:
+    assert "sqs.queueUrl is required" in render_error(helm_env)
+    assert "PodEventsQueueUrl" in render_error(helm_env)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "bogus=1"], "additional properties 'bogus' not allowed"),
+        (["--set", "relay.bogus=1"], "additional properties 'bogus' not allowed"),
+        (["--set", "relay.initialSyncMode=some"], "initialSyncMode"),
+        (["--set", "sqs.batchSize=11"], "batchSize"),
+        (["--set", "leaderElection.enabled=false"], "requires leaderElection.enabled=true"),
+        (["--set", "leaderElection.retryPeriodSeconds=9"], "renewDeadlineSeconds must be greater than 1.2"),
+        (["--set", "spool.persistence.enabled=true"], "ReadWriteMany"),
+        (["--set", "sqs.queueUrl=http://localhost:4566/000000000000/q"], "sqs.region is required"),
+    ],
+)
+def test_chart_refuses_bad_values(helm_env: dict[str, str], args: list[str], message: str) -> None:
+    queue = [] if any(a.startswith("sqs.queueUrl") for a in args) else ["--set", f"sqs.queueUrl={QUEUE_URL}"]
+    assert message in render_error(helm_env, *queue, *args)
+
+
+def test_notes_name_this_release_objects(helm_env: dict[str, str], default: Manifest) -> None:
+    # `install --dry-run=client` renders NOTES.txt without a cluster
+    done = helm(
+        helm_env,
+        *("install", RELEASE, str(CHART), "--dry-run=client", "--namespace", NAMESPACE),
+        *("--set", f"sqs.queueUrl={QUEUE_URL}"),
+    )
+    assert done.returncode == 0, done.stderr
+    notes = done.stdout.split("\nNOTES:\n", 1)[1]
+    deployment = one(default, "Deployment")["metadata"]["name"]
+    assert f"kubectl -n {NAMESPACE} rollout status deployment/{deployment}" in notes
+    assert f"kubectl -n {NAMESPACE} logs deployment/{deployment}" in notes
+    assert f"get lease {environment(default)['PODWATCH_LEASE_NAME']}" in notes
+    assert f"port-forward service/{one(default, 'Service')['metadata']['name']}" in notes
+    assert QUEUE_URL in notes
