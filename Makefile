@@ -6,14 +6,14 @@ PYTHON_BIN ?= $(shell command -v python3.13 2>/dev/null || echo /root/.pyenv/ver
 VENV := .venv
 PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
-export PYTHONPATH := $(CURDIR)/layers/podwatch:$(CURDIR)/relay:$(CURDIR)
+export PYTHONPATH := $(CURDIR)/layers/podwatch:$(CURDIR)/relay:$(CURDIR)/cli:$(CURDIR)
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 REPLAY ?= events/replay/sample-stream.jsonl
 SUMMARY ?=
 
-.PHONY: help setup run test lint typecheck unit sam-validate sam-build chart-tools chart clean
+.PHONY: help setup run test lint typecheck unit sam-validate sam-build chart-tools chart bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +22,8 @@ $(VENV)/.stamp: requirements-dev.txt layers/podwatch/requirements.txt relay/requ
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip check
+	@# the operator CLI as a command in the venv (the project is not an installed distribution)
+	printf '#!/bin/sh\nPYTHONPATH="$(CURDIR)/cli:$(CURDIR)/layers/podwatch$${PYTHONPATH:+:$$PYTHONPATH}" exec "$(CURDIR)/$(PY)" -m podwatch_cli "$$@"\n' > $(VENV)/bin/podwatch && chmod +x $(VENV)/bin/podwatch
 	touch $@
 
 node_modules/.stamp: package.json
@@ -49,13 +51,16 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.stamp
-	$(VENV)/bin/mypy layers/podwatch/podwatch relay/podwatch_relay functions local
+	$(VENV)/bin/mypy layers/podwatch/podwatch relay/podwatch_relay cli/podwatch_cli functions local
 
 sam-validate: $(SAM_VENV)/.stamp
 	$(SAM_VENV)/bin/sam validate --lint
 
 sam-build: $(SAM_VENV)/.stamp
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(SAM_VENV)/bin/sam build --build-dir .aws-sam/build
+
+bench: $(VENV)/.stamp node_modules/.stamp ## benchmarks (relay, processor, delivery); figures merged into bench/results.json
+	$(PY) -m bench
 
 chart-tools: ## helm, kubernetes-validate, hadolint into .tools/ (pinned; offline after the first run)
 	PYTHON=$(PYTHON_BIN) bash scripts/install-helm-tools.sh

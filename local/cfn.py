@@ -138,6 +138,10 @@ class SqsEventSource:
     maximum_batching_window_seconds: int
     report_batch_item_failures: bool
     enabled: bool = True
+    #: SAM's logical id of the generated mapping (`<function><event>`)
+    mapping_logical_id: str = ""
+    #: UUID of the mapping created in moto by `provision_functions` (None before)
+    mapping_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -275,7 +279,10 @@ class Provisioned:
     # ------------------------------------------------------------------ public answers
 
     def physical(self, logical_id: str) -> str:
-        """What `Ref` gives: a queue's URL, a table's name, a parameter's name."""
+        """What `Ref` gives: a queue's URL, a table's name, a parameter's name, a function's name,
+        an event source mapping's UUID (`provision_functions`)."""
+        if logical_id in self._physical:
+            return self._physical[logical_id]
         self._resource(logical_id)
         if logical_id not in self._physical:
             raise NotProvisionedError(
@@ -298,7 +305,11 @@ class Provisioned:
 
     def queue_urls(self) -> dict[str, str]:
         """logical id -> URL of every queue created."""
-        return {lid: url for lid, url in self._physical.items() if self._type(lid) == SQS_QUEUE}
+        return {
+            lid: url
+            for lid, url in self._physical.items()
+            if lid in self._resources and self._type(lid) == SQS_QUEUE
+        }
 
     def functions(self) -> dict[str, FunctionSpec]:
         """Every `AWS::Serverless::Function` whose Condition holds, with Globals applied."""
@@ -361,9 +372,17 @@ class Provisioned:
                     ),
                     report_batch_item_failures="ReportBatchItemFailures" in response_types,
                     enabled=_as_bool(self.resolve(props.get("Enabled", True)), where),
+                    mapping_logical_id=f"{function_logical_id}{name}",
+                    mapping_id=self._physical.get(f"{function_logical_id}{name}"),
                 )
             )
         return sources
+
+    def register(self, logical_id: str, physical_id: str, **attributes: str) -> None:
+        """Record a resource created outside `provision` (a function, a SAM-generated event source
+        mapping), so Ref / GetAtt / Sub resolve to it."""
+        self._physical[logical_id] = physical_id
+        self._attributes[logical_id] = dict(attributes)
 
     def outputs(self) -> dict[str, str]:
         """The template's Outputs that only name resources created locally (others are left out)."""
@@ -522,6 +541,8 @@ class Provisioned:
         }
         if name in pseudo:
             return pseudo[name]
+        if name in self._physical:  # includes SAM-generated resources registered by provision_functions
+            return self._physical[name]
         if name in self._resources:
             return self.physical(name)
         raise CfnError(f"Ref {name}: no such parameter, pseudo parameter or resource")
@@ -828,3 +849,97 @@ def provision(
     )
     stack._create_all(aws)
     return stack
+
+
+# --------------------------------------------------------------------------- functions (moto Lambda)
+
+#: The handler code moto stores: never run (moto runs functions only with Docker). The local stack
+#: runs the real handlers in-process (local.esm); moto's functions and mappings exist so the Lambda
+#: API (GetEventSourceMapping, UpdateEventSourceMapping) has something real to act on.
+_PLACEHOLDER_CODE = b"def lambda_handler(event, context):\n    raise RuntimeError('placeholder')\n"
+LOCAL_LAMBDA_ROLE = "podwatch-local-lambda"
+
+
+def _placeholder_zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", _PLACEHOLDER_CODE)
+    return buffer.getvalue()
+
+
+def function_name(provisioned: Provisioned, spec: FunctionSpec) -> str:
+    """`<stack>-<folder>`: the name the local stack gives each function (moto, pollers, contexts)."""
+    return f"{provisioned.stack_name}-{spec.code_dir.name}"
+
+
+def provision_functions(provisioned: Provisioned, *, lambda_client: AwsClient, iam_client: AwsClient) -> None:
+    """Create every template function in moto's Lambda (placeholder code) and its SQS event source
+    mappings with the template's batch size and window, then register them, so `!Ref DeliverFunction`
+    and SAM's generated `!Ref DeliverFunctionDeliveries` resolve. Mappings are created *disabled*:
+    an enabled one would make moto take messages off the queue itself (and fail without Docker);
+    `local.esm.SqsPoller` is the poller, and reads batch size and window from the mapping.
+    Idempotent: existing functions and mappings are reused."""
+    try:
+        role_arn = str(iam_client.get_role(RoleName=LOCAL_LAMBDA_ROLE)["Role"]["Arn"])
+    except ClientError:
+        role_arn = str(
+            iam_client.create_role(
+                RoleName=LOCAL_LAMBDA_ROLE,
+                AssumeRolePolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
+            )["Role"]["Arn"]
+        )
+    code = _placeholder_zip()
+    for lid, spec in provisioned.functions().items():
+        name = function_name(provisioned, spec)
+        try:
+            arn = str(lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"])
+        except ClientError as exc:
+            if _error_code(exc) != "ResourceNotFoundException":
+                raise
+            arn = str(
+                lambda_client.create_function(
+                    FunctionName=name,
+                    Runtime=spec.runtime or "python3.13",
+                    Role=role_arn,
+                    Handler=spec.handler,
+                    Code={"ZipFile": code},
+                    Timeout=spec.timeout,
+                    MemorySize=spec.memory_size,
+                )["FunctionArn"]
+            )
+        provisioned.register(lid, name, Arn=arn)
+        existing = {
+            str(m["EventSourceArn"]): str(m["UUID"])
+            for m in lambda_client.list_event_source_mappings(FunctionName=name).get(
+                "EventSourceMappings", []
+            )
+        }
+        for source in provisioned.event_sources(lid):
+            uuid = existing.get(source.queue_arn)
+            if uuid is None:
+                request: dict[str, Any] = {
+                    "EventSourceArn": source.queue_arn,
+                    "FunctionName": name,
+                    "BatchSize": source.batch_size,
+                    "Enabled": False,
+                }
+                if source.maximum_batching_window_seconds:
+                    request["MaximumBatchingWindowInSeconds"] = source.maximum_batching_window_seconds
+                if source.report_batch_item_failures:
+                    request["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+                uuid = str(lambda_client.create_event_source_mapping(**request)["UUID"])
+            provisioned.register(source.mapping_logical_id, uuid)

@@ -119,6 +119,7 @@ def test_functions_see_the_provisioned_resources(clients: AwsClients, stack_name
     assert {fid: (f.code_uri, f.handler, f.timeout) for fid, f in functions.items()} == {
         "ProcessorFunction": ("functions/processor", "app.lambda_handler", 30),
         "DeliverFunction": ("functions/deliver", "app.lambda_handler", 30),
+        "ConfigSyncFunction": ("functions/config_sync", "app.lambda_handler", 60),
     }
     assert stack.outputs()["PodEventsQueueUrl"] == stack.physical("PodEventsQueue")
     assert "RelayPolicyArn" not in stack.outputs()  # IAM is not created locally

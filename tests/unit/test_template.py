@@ -214,6 +214,7 @@ def test_logical_ids_types_and_names_follow_internals(template: dict[str, Any]) 
         "DeliveriesQueue": ("AWS::SQS::Queue", "QueueName", "${AWS::StackName}-deliveries"),
         "DeliveriesDLQ": ("AWS::SQS::Queue", "QueueName", "${AWS::StackName}-deliveries-dlq"),
         "DedupTable": ("AWS::DynamoDB::Table", "TableName", "${AWS::StackName}-dedup"),
+        "MetadataTable": ("AWS::DynamoDB::Table", "TableName", "${AWS::StackName}-metadata"),
         "RemoteConfigParameter": ("AWS::SSM::Parameter", "Name", "/${AWS::StackName}/remote-config"),
     }
     for lid, (kind, name_property, name) in expected.items():
@@ -316,13 +317,21 @@ def test_queues_and_table_are_encrypted_at_rest(template: dict[str, Any]) -> Non
         assert table["Properties"]["SSESpecification"]["SSEEnabled"] is True, lid
 
 
-def test_dedup_table_expires_items_and_keeps_backups(template: dict[str, Any]) -> None:
-    p = props(template, "DedupTable")
+@pytest.mark.parametrize("table", ["DedupTable", "MetadataTable"])
+def test_tables_expire_items_and_keep_backups(template: dict[str, Any], table: str) -> None:
+    p = props(template, table)
     assert p["BillingMode"] == "PAY_PER_REQUEST"
     assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert p["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
     assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_processor_is_told_the_metadata_table(template: dict[str, Any]) -> None:
+    env = props(template, "ProcessorFunction")["Environment"]["Variables"]
+    assert env["METADATA_TABLE_NAME"] == {"Ref": "MetadataTable"}
+    assert env["DEDUP_TABLE_NAME"] == {"Ref": "DedupTable"}
+    assert template["Outputs"]["MetadataTableName"]["Value"] == {"Ref": "MetadataTable"}
 
 
 def test_remote_config_parameter_defaults_to_the_model_defaults(template: dict[str, Any]) -> None:
@@ -401,7 +410,12 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
         {"Fn::GetAtt": ["PodEventsDLQ", "Arn"]},
     ]
     assert set(processor) >= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
-    assert processor["dynamodb:PutItem"] == [{"Fn::GetAtt": ["DedupTable", "Arn"]}]
+    dedup, metadata = {"Fn::GetAtt": ["DedupTable", "Arn"]}, {"Fn::GetAtt": ["MetadataTable", "Arn"]}
+    assert processor["dynamodb:PutItem"] == [dedup, metadata]
+    assert processor["dynamodb:GetItem"] == [dedup, metadata]
+    clusters = {"Fn::GetAtt": ["ClustersTable", "Arn"]}
+    # metadata rows are only ever put whole; cluster items only ever updated (podwatch.control)
+    assert processor["dynamodb:UpdateItem"] == [dedup, clusters]
     assert processor["logs:PutLogEvents"] == [{"Fn::GetAtt": ["ProcessorLogGroup", "Arn"]}]
     assert len(processor["ssm:GetParameter"]) == 1
 

@@ -270,6 +270,22 @@ class Notification(_Model):
     observed_at: datetime
     processed_at: datetime = Field(default_factory=utcnow)
     config_version: str = "default"
+    # Incident lifecycle (the dedup item of `dedup_key`); additive, None/empty when not known.
+    #: "firing" for trouble that opened an incident, "resolved" for a `recovered` that closed one
+    incident_state: Literal["firing", "resolved"] | None = None
+    #: occurrences folded into the incident so far (1 when it opens; the total when it resolves)
+    incident_count: int | None = None
+    #: names of the affected pods (at most `MAX_AFFECTED_PODS`; workload scope names every replica)
+    affected_pods: list[str] = Field(default_factory=list)
+    #: how many pods are affected (an upper bound once `affected_pods` is full)
+    affected_pod_count: int | None = None
+    #: for `recovered`: the type of trouble that ended
+    resolves: EventType | None = None
+    incident_opened_at: datetime | None = None
+
+
+#: Bound on `Notification.affected_pods` and on the pod names a dedup item lists.
+MAX_AFFECTED_PODS = 50
 
 
 class NotifyPodEventsRequest(_Model):
@@ -321,6 +337,8 @@ class RemoteConfig(_Model):
     workload_label_key: str = Field(default="workload-id", min_length=1, max_length=317)
     #: What a dedup key names: one container, one pod, or one workload (all its replicas).
     dedup_scope: Literal["container", "pod", "workload"] = "container"
+    #: A pod still Pending this long after its creation is `pending-too-long` (0: never).
+    pending_too_long_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)
 
     @field_serializer("enabled_reasons", "ignored_namespaces")
     def _sorted(self, value: frozenset[str]) -> list[str]:

@@ -40,6 +40,10 @@ class ProcessorSettings(_Settings):
     #: Powertools Parameters cache age of the remote config.
     config_max_age_seconds: int = Field(default=60, ge=0, le=3600)
     dedup_table_name: str = Field(min_length=1)
+    #: pod metadata table (GetMetadata(pod)); unset: no rows are written or read
+    metadata_table_name: str | None = None
+    #: clusters table (enroll/heartbeat last-seen, enrolled relay versions); unset: control is only audited
+    clusters_table_name: str | None = None
     deliveries_queue_url: str = Field(min_length=1)
     quarantine_queue_url: str = Field(min_length=1)
 
@@ -56,3 +60,28 @@ class DeliverSettings(_Settings):
     #: Optional SSM SecureString holding a bearer token (Restate Cloud); its value is never logged.
     restate_token_parameter_name: str | None = None
     quarantine_queue_url: str = Field(min_length=1)
+
+
+class ConfigSyncSettings(_Settings):
+    """The config-sync function (scheduled): the manager's remote config → SSM parameter → the
+    deliveries event source mapping; how long ago each cluster was heard of."""
+
+    config_parameter_name: str = Field(min_length=1)
+    #: the stack's clusters, comma-separated; the first one's remote config is the stack's
+    cluster_ids: str = ""
+    #: clusters table (podwatch.control); unset: no heartbeat ages
+    clusters_table_name: str | None = None
+    #: UUID of the deliver function's SQS event source mapping; unset: nothing to retune
+    deliveries_event_source_mapping_id: str | None = None
+    #: a cluster not heard of (enroll/heartbeat) for longer than this counts as silent
+    silent_after_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    restate_ingress_url: str = Field(min_length=1)
+    restate_config_path: str = DEFAULT_CONFIG_PATH
+    restate_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    restate_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    restate_token_parameter_name: str | None = None
+
+    @property
+    def clusters(self) -> list[str]:
+        """`cluster_ids` as a list, in order, without blanks or repeats."""
+        return list(dict.fromkeys(c.strip() for c in self.cluster_ids.split(",") if c.strip()))

@@ -27,6 +27,12 @@ RETRIED = "Retried"
 CONFIG_REJECTED = "ConfigRejected"
 #: the remote config parameter could not be read; the last good config stayed in force
 CONFIG_FETCH_FAILED = "ConfigFetchFailed"
+#: incidents opened (a forwarded trouble notification that opened a dedup window) and resolved
+#: (a forwarded `recovered` notification)
+INCIDENTS_OPENED = "IncidentsOpened"
+INCIDENTS_RESOLVED = "IncidentsResolved"
+#: pod metadata table writes or reads that failed (best effort: the records were still processed)
+METADATA_FAILED = "MetadataFailed"
 
 # deliver
 DELIVERED = "Delivered"
@@ -50,6 +56,9 @@ PROCESSOR_METRICS = frozenset(
         RETRIED,
         CONFIG_REJECTED,
         CONFIG_FETCH_FAILED,
+        INCIDENTS_OPENED,
+        INCIDENTS_RESOLVED,
+        METADATA_FAILED,
     }
 )
 DELIVER_METRICS = frozenset(
@@ -98,3 +107,36 @@ class Tally:
                 default_dimensions={**dimensions, "reason": reason},
             ):
                 pass
+
+
+# Enrollment and config sync (issue 6). Added here, after the rest, so the lists above stay as they were.
+#: deliver: a relay version of a cluster enrolled with the manager (one Enroll call)
+ENROLLED = "Enrolled"
+DELIVER_METRICS = DELIVER_METRICS | {ENROLLED}
+
+# config-sync (the scheduled function)
+#: a cluster's remote config fetched from the manager and valid
+CONFIG_FETCHED = "ConfigFetched"
+#: the SSM parameter was rewritten (the manager's config changed)
+CONFIG_UPDATED = "ConfigUpdated"
+#: the deliveries event source mapping was retuned (batch size / batching window)
+ESM_UPDATED = "EventSourceMappingUpdated"
+#: the stack's clusters do not all have the same remote config (the first cluster's is used)
+CONFIG_DIVERGENT = "ConfigDivergent"
+#: clusters whose last enroll/heartbeat is older than the silence threshold (or never seen)
+CLUSTERS_SILENT = "ClustersSilent"
+#: age of a cluster's last enroll/heartbeat, seconds (dimension `cluster_id`: the stack's clusters)
+HEARTBEAT_AGE_SECONDS = "HeartbeatAgeSeconds"
+#: the config-sync function's metrics, besides CONFIG_REJECTED and CONFIG_FETCH_FAILED
+CONFIG_SYNC_METRICS = frozenset(
+    {
+        CONFIG_FETCHED,
+        CONFIG_REJECTED,
+        CONFIG_FETCH_FAILED,
+        CONFIG_UPDATED,
+        ESM_UPDATED,
+        CONFIG_DIVERGENT,
+        CLUSTERS_SILENT,
+        HEARTBEAT_AGE_SECONDS,
+    }
+)
