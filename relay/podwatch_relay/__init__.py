@@ -8,6 +8,7 @@ Modules, in the order data flows through them:
 * `projection` raw Pod / Event JSON → `PodEvent` / `KubeEvent`, by allowlist
 * `state`      `PodTracker` / `EventTracker`: forward only changes that matter, with transitions
 * `sink`       `SqsSink`: SendMessageBatch with limits, partial-failure retries and typed errors
+* `leader`     Lease leader election, and the gate that keeps a standby from forwarding
 * `settings`   `RelaySettings` from `PODWATCH_*` environment variables
 * `app`        the CLI (`python -m podwatch_relay replay|watch`)
 """

@@ -5,39 +5,47 @@
 
 Settings come from `PODWATCH_*` environment variables (`RelaySettings`); flags override them.
 Logs are JSON lines on stderr; `replay` prints its stats as one JSON object on stdout.
-Exit codes: 0 done, 1 the sink gave up (envelopes not sent), 2 bad usage or settings.
+Exit codes: 0 done, 1 the sink gave up (envelopes not sent), 2 bad usage or settings, 3 leadership
+lost (`PODWATCH_LEADER_ELECTION`: Kubernetes restarts the container, which comes back as a standby).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration, CoreV1Api
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from podwatch_relay import __version__
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
+from podwatch_relay.leader import LeaderCollector, LeaderElector, StandbyGate, election_from_settings
+from podwatch_relay.ops import Health, OpsServer, RelayCollector
+from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
 from podwatch_relay.replay import replay_file
 from podwatch_relay.settings import RelaySettings
 from podwatch_relay.sink import FileSink, Sink, SqsSink, make_sqs_client
 from podwatch_relay.watch import (
-    POD_EVENTS,
-    PODS,
     ListWatcher,
-    flush_periodically,
+    NamespaceScopes,
+    WatchGroup,
     kube_system_uid,
+    namespaces_matching,
     server_version,
 )
 
@@ -164,68 +172,179 @@ def kube_api_client(*, kubeconfig: str | None, context: str | None) -> ApiClient
     return kube_config.new_client_from_config(config_file=kubeconfig, context=context)
 
 
+def _watcher_factory(settings: RelaySettings) -> Callable[..., ListWatcher]:
+    return functools.partial(
+        ListWatcher,
+        request_timeout=settings.request_timeout_seconds,
+        watch_timeout=settings.watch_timeout_seconds,
+        inactivity_timeout=settings.inactivity_timeout_seconds,
+        page_size=settings.list_page_size,
+        backoff_seconds=settings.reconnect_backoff_seconds,
+        backoff_max_seconds=settings.reconnect_backoff_max_seconds,
+    )
+
+
+def send_heartbeats(
+    relay: Relay,
+    stop: threading.Event,
+    interval: float,
+    started_at: datetime,
+    active: Callable[[], bool] | None = None,
+) -> None:
+    """A HeartbeatEnvelope every `interval` until `stop` (sequence 1, 2, ...), only while `active()`
+    (the leader's: a standby is not the relay the cloud side hears from)."""
+    sequence = 0
+    while not stop.wait(interval):
+        if active is not None and not active():
+            continue
+        sequence += 1
+        try:
+            relay.heartbeat(sequence=sequence, started_at=started_at)
+        except (SinkUnavailable, SinkRejected):
+            log.exception("heartbeat not sent")
+
+
+def _take_over(gate: StandbyGate, relay: Relay, kubernetes_version: str | None) -> None:
+    """This replica just became leader: forward what it held, then enroll (once per leadership)."""
+    gate.take_over()
+    relay.enroll(kubernetes_version=kubernetes_version)
+
+
 def run_watch(
     args: argparse.Namespace, settings: RelaySettings, *, stop: threading.Event | None = None
 ) -> int:
+    """List and watch until SIGTERM/SIGINT (or `stop`), then drain within the grace period.
+    Exit 0 when nothing was lost (sent, or spooled for the next start), 1 otherwise."""
     stop = stop or threading.Event()
+    started_at = datetime.now(UTC)
     api_client = kube_api_client(kubeconfig=args.kubeconfig, context=args.context)
     api = CoreV1Api(api_client)
     cluster_id = settings.cluster_id or kube_system_uid(api, request_timeout=settings.request_timeout_seconds)
-    relay = make_relay(settings, sink=make_sink(settings, region=args.region), cluster_id=cluster_id)
-    relay.enroll(
-        kubernetes_version=server_version(api_client, request_timeout=settings.request_timeout_seconds)
-    )
-    watchers = [
-        ListWatcher(
-            api=api,
-            relay=relay,
-            resource=resource,
-            namespace=namespace,
-            stop=stop,
-            request_timeout=settings.request_timeout_seconds,
-            watch_timeout=settings.watch_timeout_seconds,
-            inactivity_timeout=settings.inactivity_timeout_seconds,
-            page_size=settings.list_page_size,
-            backoff_seconds=settings.reconnect_backoff_seconds,
-            backoff_max_seconds=settings.reconnect_backoff_max_seconds,
+    sqs = make_sink(settings, region=args.region)
+    outbox = Outbox(
+        sink=sqs,
+        capacity=settings.buffer_size,
+        batch_size=settings.sqs_batch_size,
+        flush_interval=settings.flush_interval_seconds,
+        backpressure_timeout=settings.backpressure_timeout_seconds,
+        spool_dir=settings.spool_dir,
+        spool_max_bytes=settings.spool_max_bytes,
+        retry_seconds=settings.sqs_backoff_seconds,
+        retry_max_seconds=settings.reconnect_backoff_max_seconds,
+    ).start()
+    elector: LeaderElector | None = None
+    gate: StandbyGate | None = None
+    if settings.leader_election:
+        # A standby lists, watches and tracks like the leader; the gate holds what it would send.
+        elector, gate = election_from_settings(
+            settings, api_client, sink=outbox, kubeconfig=args.kubeconfig, context=args.context
         )
-        for namespace in (settings.namespace_list or (None,))
-        for resource in (PODS, POD_EVENTS)
-    ]
+    # batch_size=1: every envelope goes straight to the outbox, which batches for SQS itself.
+    relay = Relay(
+        sink=gate or outbox,
+        cluster_id=cluster_id,
+        relay_version=__version__,
+        initial_sync_mode=settings.initial_sync_mode,
+        batch_size=1,
+        namespaces=(settings.namespace_selector and f"selector:{settings.namespace_selector}")
+        or settings.namespaces,
+    )
+    kubernetes_version = server_version(api_client, request_timeout=settings.request_timeout_seconds)
+    if elector is None or gate is None:
+        relay.enroll(kubernetes_version=kubernetes_version)
+    else:
+        elector.on_started_leading = functools.partial(_take_over, gate, relay, kubernetes_version)
+        elector.on_stopped_leading = lambda _reason: stop.set()
+    factory = _watcher_factory(settings)
+    group = WatchGroup(api=api, relay=relay, stop=stop, factory=factory)
+    registry = CollectorRegistry()
+    registry.register(
+        RelayCollector(
+            relay=relay, watchers=group.watchers, outbox=outbox, sink_stats=getattr(sqs, "stats", None)
+        )
+    )
+    if elector is not None and gate is not None:
+        registry.register(LeaderCollector(elector=elector, gate=gate))
+    ops = OpsServer(
+        registry=registry,
+        health=Health(watchers=group.watchers, stall_seconds=settings.health_stall_seconds),
+        port=settings.http_port,
+    ).start()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
         stop.set()
-        for watcher in watchers:
-            watcher.interrupt()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    threads = [threading.Thread(target=w.run, name=w.scope, daemon=True) for w in watchers]
-    for thread in threads:
-        thread.start()
-    log.info("watching", extra={"cluster_id": cluster_id, "scopes": [w.scope for w in watchers]})
-    flusher = threading.Thread(
-        target=flush_periodically,
-        args=(relay, stop, settings.flush_interval_seconds),
-        name="flusher",
+    if elector is not None:
+        # The first look at the lease comes before any watch: the standby's hold window starts
+        # there, and a free lease is taken at once.
+        elector.step()
+        elector.start(stop)
+    if settings.namespace_selector is not None:
+        group.add_watcher(
+            factory(
+                api=api,
+                relay=NamespaceScopes(group),
+                resource=namespaces_matching(settings.namespace_selector),
+                namespace=None,
+                stop=stop,
+            )
+        )
+    else:
+        for namespace in settings.namespace_list or (None,):
+            group.start_scope(namespace)
+    threading.Thread(
+        target=send_heartbeats,
+        args=(relay, stop, settings.heartbeat_interval_seconds, started_at),
+        kwargs={"active": elector.is_leader if elector is not None else None},
+        name="heartbeat",
         daemon=True,
+    ).start()
+    log.info(
+        "watching",
+        extra={
+            "cluster_id": cluster_id,
+            "scopes": [w.scope for w in group.watchers()],
+            "http_port": ops.port,
+            "leader_election": None
+            if elector is None
+            else {"lease": f"{elector.namespace}/{elector.name}", "identity": elector.identity},
+        },
     )
-    flusher.start()
     while not stop.wait(1.0):
-        if not any(t.is_alive() for t in threads):
+        if not group.alive():
             log.error("every watcher stopped")
             stop.set()
-    for thread in threads:
-        thread.join(timeout=settings.request_timeout_seconds)
+    deadline = time.monotonic() + settings.shutdown_grace_seconds
+    if elector is not None:
+        # No renewal after this point, before the watch stops forwarding: a standby's hold window
+        # (from the last renewal it saw) then covers everything this process did not send.
+        elector.join(timeout=min(settings.request_timeout_seconds, settings.shutdown_grace_seconds / 4))
+    group.stop_all(join=min(2.0, settings.shutdown_grace_seconds / 4))
     try:
         relay.flush()
-    except (SinkUnavailable, SinkRejected) as exc:
-        log.exception("exit with unsent envelopes", extra={"error": str(exc), "unsent": relay.pending})
-        return 1
-    log.info("stopped", extra={"stats": relay.stats.to_dict()})
-    return 0
+    except (SinkUnavailable, SinkRejected):
+        log.exception("could not hand the last envelopes to the outbox")
+    drained = outbox.close(timeout=max(0.0, deadline - time.monotonic()))
+    if elector is not None:
+        elector.release()  # after the drain: a standby takes over at its next attempt
+    ops.stop()
+    log.info(
+        "stopped",
+        extra={
+            "drained": drained,
+            "stats": relay.stats.to_dict(),
+            "outbox": dataclasses.asdict(outbox.stats),
+            "leader": None if elector is None else dataclasses.asdict(elector.stats),
+            "standby": None if gate is None else dataclasses.asdict(gate.stats),
+        },
+    )
+    if elector is not None and elector.lost.is_set():
+        return 3
+    return 0 if outbox.stats.dropped_reasons.get("shutdown", 0) == 0 and relay.pending == 0 else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,18 +15,21 @@ so everything from the parsed watch event on is the same code. Outcome labels:
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from podwatch import ids
 from podwatch.models import (
+    SCHEMA_VERSION,
     EnrollEnvelope,
     EnrollPayload,
+    HeartbeatEnvelope,
+    HeartbeatPayload,
     KubeEvent,
     KubeEventEnvelope,
     PodEnvelope,
@@ -35,15 +38,55 @@ from podwatch.models import (
     utcnow,
 )
 from podwatch.wire import encode_envelope
+from podwatch_relay._json import dumps, loads
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
-from podwatch_relay.projection import project_event, project_pod
+from podwatch_relay.projection import pod_payload, project_event, time_text
 from podwatch_relay.sink import SendResult, Sink
-from podwatch_relay.state import EventTracker, PodTracker, is_troubled
+from podwatch_relay.state import (
+    EventTracker,
+    PodTracker,
+    Snapshot,
+    change_payload,
+    payload_troubled,
+    snapshot_raw,
+)
 
 log = logging.getLogger("podwatch_relay.pipeline")
 
 WATCH_TYPES: frozenset[str] = frozenset({"ADDED", "MODIFIED", "DELETED"})
 InitialSyncMode = Literal["all", "troubled"]
+#: distinct (type, reason) pairs of core/v1 Events counted by name; the rest count as `other`
+MAX_EVENT_REASONS = 500
+
+#: The head of a Pod watch line exactly as the Go API server serializes it (struct field order):
+#: type, kind, apiVersion, then metadata's name, generateName, namespace, selfLink, uid,
+#: resourceVersion. Names and uids never hold quotes or backslashes, so `[^"\\]` is exact.
+#: Groups: 1 type, 2 the metadata object's `{`, 3 name, 4 namespace, 5 uid, 6 resourceVersion.
+#: Anything else takes the full path.
+_FAST_HEAD = re.compile(
+    rb'\{"type":"(ADDED|MODIFIED)","object":\{"kind":"Pod","apiVersion":"v1","metadata":(\{)'
+    rb'"name":"([^"\\]+)",(?:"generateName":"[^"\\]*",)?"namespace":"([^"\\]+)",'
+    rb'(?:"selfLink":"[^"\\]*",)?"uid":"([^"\\]+)","resourceVersion":"([^"\\]+)"'
+)
+#: Inside a JSON string every `"` is escaped, so these byte sequences only occur as keys. In a Pod
+#: the only key `status` whose value is an object is the top-level one, which comes last; the
+#: first key `spec` with an object value after `metadata` is the top-level one (metadata holds no
+#: such key: managedFields say `f:spec`), and `nodeName` is a key of the PodSpec only. A wrong
+#: cut cannot go unnoticed: a slice that is not exactly one JSON object fails to decode, and the
+#: line takes the full path.
+_STATUS_KEY = b',"status":{'
+_SPEC_KEY = b',"spec":{'
+_DELETION_KEY = b'"deletionTimestamp"'
+_NODE_KEY = b'"nodeName":'
+_NODE_VALUE = re.compile(rb'"nodeName":"([^"\\]*)"')
+_BLANKS = b" \t\r\n"
+
+
+class LineResult(NamedTuple):
+    """What one watch line did: its outcome label, and the resourceVersion it carried (if any)."""
+
+    outcome: str
+    resource_version: str | None
 
 
 @dataclass(slots=True)
@@ -59,6 +102,18 @@ class RelayStats:
     malformed: int = 0
     errors: int = 0
     relists_requested: int = 0
+    #: synthetic DELETED envelopes for pods gone while the relay was not watching (relist) or
+    #: replaced by a new uid under the same name
+    synthetic_deleted: int = 0
+    #: lines suppressed by the fast path (no projection needed), a subset of `suppressed`
+    fast_suppressed: int = 0
+    #: envelopes accepted by a buffering sink (sent later, by it)
+    queued: int = 0
+    heartbeats: int = 0
+    #: watch events seen, by `Kind/TYPE` (`Pod/MODIFIED`, `Event/ADDED`, `Pod/BOOKMARK`, ...)
+    seen: dict[str, int] = field(default_factory=dict)
+    #: core/v1 Events about pods seen (not DELETED), by `type/reason` (`Warning/BackOff`, ...)
+    event_reasons: dict[str, int] = field(default_factory=dict)
     #: what the sink did with the forwarded envelopes
     sent: int = 0
     dropped: int = 0
@@ -75,7 +130,7 @@ class RelayStats:
 def parse_watch_line(line: str | bytes) -> dict[str, Any]:
     """One line of a watch stream → the watch event dict, or `BadWatchEvent`."""
     try:
-        event = json.loads(line)
+        event = loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadWatchEvent(f"line is not JSON: {exc}", reason="json") from exc
     if not isinstance(event, dict):
@@ -111,6 +166,8 @@ class Relay:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if not 1 <= len(cluster_id) <= 128:  # the envelope's bound: bodies are built without models
+            raise ValueError("cluster_id must have 1 to 128 characters")
         self.sink = sink
         self.cluster_id = cluster_id
         self.relay_version = relay_version
@@ -129,13 +186,111 @@ class Relay:
     def handle_line(self, line: str | bytes, *, initial_sync: bool = False) -> str:
         """Parse one stream line and handle it. Malformed lines are logged, counted and skipped;
         blank lines are ignored (not counted). Never raises for bad input."""
-        if not line.strip():
-            return "ignored:blank"
+        return self.process_line(line, initial_sync=initial_sync).outcome
+
+    def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
+        """`handle_line`, also returning the resourceVersion the line carried (the watch loop
+        advances its version with it).
+
+        Fast path: a Pod ADDED/MODIFIED in the API server's canonical layout (`_FAST_HEAD`) is cut
+        into its parts instead of being decoded whole: its `status` (the small last part) is
+        compared with the tracker, first as raw text (a hash), then decoded and compacted. Nothing
+        that matters changed: suppressed, without decoding the rest. Otherwise only `metadata` and
+        `spec.nodeName` are read besides, never the spec (most of the bytes: containers, env,
+        volumes), and the envelope is encoded from plain data. Any doubt (other layout, a pod
+        being deleted, a slice that does not decode) takes the full path, which gives the same
+        result."""
+        raw = line.encode() if isinstance(line, str) else line
+        head = _FAST_HEAD.match(raw)
+        if head is not None:
+            fast = self._fast_pod(raw, head, initial_sync)
+            if fast is not None:
+                return fast
+        if not raw.strip():
+            return LineResult("ignored:blank", None)
         try:
-            event = parse_watch_line(line)
+            event = parse_watch_line(raw)
         except BadWatchEvent as exc:
-            return self.note_malformed(exc, line)
-        return self.handle(event, initial_sync=initial_sync)
+            return LineResult(self.note_malformed(exc, raw), None)
+        outcome = self.handle(event, initial_sync=initial_sync)
+        return LineResult(outcome, resource_version_of(event) if event.get("type") != "ERROR" else None)
+
+    def _fast_pod(self, line: bytes, head: re.Match[bytes], initial_sync: bool) -> LineResult | None:
+        at = line.rfind(_STATUS_KEY)
+        end = len(line)
+        while end and line[end - 1] in _BLANKS:
+            end -= 1
+        if at == -1 or line[end - 3 : end] != b"}}}":  # status, object, watch event
+            return None
+        spec_at = line.find(_SPEC_KEY, head.end(), at)
+        if spec_at == -1 or line.find(_DELETION_KEY, head.end(), spec_at) != -1:
+            return None  # a pod being deleted: the full path (rare, and `terminating` matters)
+        status_text = line[at + len(_STATUS_KEY) - 1 : end - 2]
+        status_hash = hash(status_text)
+        uid = head.group(5).decode()
+        watch_type = "Pod/ADDED" if head.group(1) == b"ADDED" else "Pod/MODIFIED"
+        with self._lock:
+            if not self.tracker.status_unchanged(uid, status_hash):
+                try:
+                    status = loads(status_text)
+                except ValueError:
+                    return None  # not the top-level status after all: the full path decides
+                if not isinstance(status, dict):
+                    return None
+                snapshot = snapshot_raw(head.group(4).decode(), head.group(3).decode(), False, status)
+                if not self.tracker.unchanged(uid, snapshot, status_hash):
+                    outcome = self._fast_changed(
+                        line, head, spec_at, at, status, snapshot, status_hash, initial_sync
+                    )
+                    if outcome is None:
+                        return None
+                    self.stats.input_events += 1
+                    self.stats.seen[watch_type] = self.stats.seen.get(watch_type, 0) + 1
+                    self._count(outcome)
+                    if outcome == "forwarded" and len(self._pending) >= self._batch_size:
+                        self.flush()
+                    return LineResult(outcome, head.group(6).decode())
+            stats = self.stats
+            stats.input_events += 1
+            stats.fast_suppressed += 1
+            stats.suppressed += 1
+            seen = stats.seen
+            seen[watch_type] = seen.get(watch_type, 0) + 1
+            outcomes = stats.outcomes
+            outcomes["suppressed"] = outcomes.get("suppressed", 0) + 1
+        return LineResult("suppressed", head.group(6).decode())
+
+    def _fast_changed(
+        self,
+        line: bytes,
+        head: re.Match[bytes],
+        spec_at: int,
+        status_at: int,
+        status: dict[str, Any],
+        snapshot: Snapshot,
+        status_hash: int,
+        initial_sync: bool,
+    ) -> str | None:
+        """A pod that changed (or is new) on the fast path: `metadata` and `spec.nodeName` are
+        read from their place in the line; None when they cannot be (the full path decides)."""
+        try:
+            meta = loads(line[head.start(2) : spec_at])
+        except ValueError:
+            return None
+        node = None
+        node_at = line.rfind(_NODE_KEY, spec_at, status_at)
+        if node_at != -1:
+            value = _NODE_VALUE.match(line, node_at)
+            if value is None:
+                return None
+            node = value.group(1).decode()
+        watch_type: WatchType = "ADDED" if head.group(1) == b"ADDED" else "MODIFIED"
+        try:
+            return self._pod_parts(
+                meta, node, status, watch_type, initial_sync, snapshot=snapshot, status_hash=status_hash
+            )
+        except BadWatchEvent:
+            return None
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
         """Handle one parsed watch event; returns its outcome label (see the module docstring).
@@ -197,6 +352,9 @@ class Relay:
         if not isinstance(watch_type, str):
             raise BadWatchEvent("watch event without a type", reason="missing-type")
         obj = watch_event.get("object")
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        seen = f"{kind if isinstance(kind, str) and kind else '-'}/{watch_type}"
+        self.stats.seen[seen] = self.stats.seen.get(seen, 0) + 1
         if watch_type == "BOOKMARK":
             return "bookmark"
         if watch_type == "ERROR":
@@ -205,7 +363,6 @@ class Relay:
             raise BadWatchEvent(f"unknown watch event type {watch_type!r}", reason="unknown-type")
         if not isinstance(obj, dict):
             raise BadWatchEvent(f"{watch_type} event without an object", reason="missing-object")
-        kind = obj.get("kind")
         wtype: WatchType = watch_type  # type: ignore[assignment]  # checked against WATCH_TYPES above
         if kind == "Pod":
             return self._pod(obj, wtype, initial_sync)
@@ -223,16 +380,79 @@ class Relay:
         return "relist" if code == 410 else f"error:{code if isinstance(code, int) else 'unknown'}"
 
     def _pod(self, obj: dict[str, Any], watch_type: WatchType, initial_sync: bool) -> str:
-        projected = project_pod(
-            obj, watch_type=watch_type, initial_sync=initial_sync, observed_at=self._clock()
+        spec = obj.get("spec")
+        node = spec.get("nodeName") if isinstance(spec, dict) else None
+        return self._pod_parts(obj.get("metadata"), node, obj.get("status"), watch_type, initial_sync)
+
+    def _pod_parts(
+        self,
+        meta: Any,
+        node: Any,
+        status: Any,
+        watch_type: WatchType,
+        initial_sync: bool,
+        *,
+        snapshot: Snapshot | None = None,
+        status_hash: int | None = None,
+    ) -> str:
+        """Project, diff and maybe forward one pod given by its parts (see `pod_payload`)."""
+        payload = pod_payload(
+            meta, node, status, watch_type=watch_type, initial_sync=initial_sync, observed_at=self._clock()
         )
-        event = self.tracker.observe(projected)
-        if event is None:
+        uid, namespace, name = payload["uid"], payload["namespace"], payload["name"]
+        if watch_type != "DELETED":
+            previous = self.tracker.uid_of(namespace, name)
+            if previous is not None and previous != uid:
+                # Recreated under the same name while the relay did not see the DELETED (relist):
+                # the old pod's end first, then the new pod.
+                self._vanished(previous, payload["resource_version"], initial_sync=initial_sync)
+        if snapshot is None:
+            snapshot = snapshot_raw(namespace, name, "deleted_at" in payload, status)
+        known = uid in self.tracker
+        found = self.tracker.observe_snapshot(uid, snapshot, watch_type, status_hash)
+        if found is None:
             return "suppressed"
-        if initial_sync and self.initial_sync_mode == "troubled" and not is_troubled(event):
+        if (
+            initial_sync
+            and not known
+            and self.initial_sync_mode == "troubled"
+            and not payload_troubled(payload)
+        ):
+            # Only pods the relay never saw are held back: a change to a known pod found by a
+            # relist is a missed transition and goes out.
             return "suppressed"
-        self._queue_pod(event)
+        payload["transitions"] = [change_payload(change) for change in found]
+        self._queue_pod_payload(payload)
         return "forwarded"
+
+    def _vanished(self, uid: str, resource_version: str, *, initial_sync: bool) -> bool:
+        gone = self.tracker.vanished(
+            uid, resource_version=resource_version, observed_at=self._clock(), initial_sync=initial_sync
+        )
+        if gone is None:
+            return False
+        self.stats.synthetic_deleted += 1
+        self._queue_pod(gone)
+        return True
+
+    def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int:
+        """After a (re)list of pods in `namespace` (None: all): every pod the tracker knows there
+        that the list did not return is gone; send a synthetic DELETED for each. Returns how many."""
+        with self._lock:
+            present = set(seen)
+            gone = [uid for uid in self.tracker.uids_in(namespace) if uid not in present]
+            count = sum(self._vanished(uid, resource_version, initial_sync=True) for uid in gone)
+            if count:
+                log.info(
+                    "pods vanished while not watched: synthetic DELETED sent",
+                    extra={"namespace": namespace or "*", "count": count},
+                )
+            return count
+
+    def forget_namespace(self, namespace: str) -> int:
+        """Drop what the tracker knows about a namespace no longer watched (nothing is sent)."""
+        with self._lock:
+            return self.tracker.forget_all(self.tracker.uids_in(namespace))
 
     def _event(self, obj: dict[str, Any], watch_type: WatchType, initial_sync: bool) -> str:
         if watch_type == "DELETED":
@@ -247,6 +467,11 @@ class Relay:
         )
         if kube_event is None:
             return "skipped:not-a-pod-event"
+        reasons = self.stats.event_reasons
+        key = f"{kube_event.type or '-'}/{kube_event.reason or '-'}"
+        if key not in reasons and len(reasons) >= MAX_EVENT_REASONS:
+            key = "other/other"
+        reasons[key] = reasons.get(key, 0) + 1
         if initial_sync and self.initial_sync_mode == "troubled" and kube_event.type != "Warning":
             self.event_tracker.observe(kube_event)
             return "suppressed"
@@ -266,6 +491,22 @@ class Relay:
             payload=event,
         )
         self._enqueue("pod", encode_envelope(envelope))
+
+    def _queue_pod_payload(self, payload: dict[str, Any]) -> None:
+        """The envelope of a `pod_payload` dict, encoded as `encode_envelope` encodes a
+        `PodEnvelope` (same fields, order and formats; the tests compare both)."""
+        envelope = {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": ids.pod_event_id(
+                self.cluster_id, payload["uid"], payload["resource_version"], payload["watch_type"]
+            ),
+            "cluster_id": self.cluster_id,
+            "relay_version": self.relay_version,
+            "sent_at": time_text(self._clock()),
+            "kind": "pod",
+            "payload": payload,
+        }
+        self._enqueue("pod", dumps(envelope))
 
     def _queue_event(self, event: KubeEvent) -> None:
         envelope = KubeEventEnvelope(
@@ -300,6 +541,22 @@ class Relay:
             self._enqueue("enroll", encode_envelope(envelope))
             self.flush()
 
+    def heartbeat(self, *, sequence: int, started_at: datetime) -> None:
+        """Queue a HeartbeatEnvelope (liveness of this relay) and flush it right away."""
+        envelope = HeartbeatEnvelope(
+            event_id=ids.control_event_id("heartbeat", self.cluster_id, started_at.isoformat(), sequence),
+            cluster_id=self.cluster_id,
+            relay_version=self.relay_version,
+            sent_at=self._clock(),
+            payload=HeartbeatPayload(
+                sequence=sequence, started_at=started_at, pods_tracked=len(self.tracker)
+            ),
+        )
+        with self._lock:
+            self.stats.heartbeats += 1
+            self._enqueue("heartbeat", encode_envelope(envelope))
+            self.flush()
+
     @property
     def pending(self) -> int:
         """Envelopes queued and not yet accepted by the sink."""
@@ -325,6 +582,7 @@ class Relay:
     def _account(self, result: SendResult) -> None:
         s = self.stats
         s.sent += result.sent
+        s.queued += result.queued
         s.dropped += result.dropped
         for reason, count in result.dropped_reasons.items():
             s.dropped_reasons[reason] = s.dropped_reasons.get(reason, 0) + count

@@ -18,11 +18,8 @@ from pydantic import ValidationError
 from podwatch.models import (
     ContainerKind,
     ContainerStateName,
-    ContainerStatus,
     InvolvedObject,
     KubeEvent,
-    OwnerReference,
-    PodCondition,
     PodEvent,
     WatchType,
     truncate,
@@ -76,58 +73,177 @@ def _required(meta: Json, key: str, kind: str) -> str:
 
 
 # --------------------------------------------------------------------------- pods
+#
+# A pod is projected to a plain dict in exactly the shape `PodEvent` serializes to (field order,
+# aliases, `None` omitted, times as pydantic writes them), built from values the helpers above
+# already type-checked. The relay's hot path encodes that dict as the envelope body without
+# building models; `project_pod` validates the same dict into a `PodEvent` (tests, rare paths).
+# tests/unit/test_relay_pipeline.py checks that both give byte-identical envelopes.
 
 
-def _container(raw: Json, kind: ContainerKind) -> ContainerStatus:
-    state_obj = _dict(raw.get("state"))
-    state: ContainerStateName = "unknown"
-    detail: Json = {}
-    for name in _STATES:
-        if name in state_obj:
-            state, detail = name, _dict(state_obj[name])
-            break
-    last = _dict(_dict(raw.get("lastState")).get("terminated"))
-    return ContainerStatus(
-        name=_str(raw.get("name")) or "",
-        kind=kind,
-        image=_str(raw.get("image")),
-        ready=raw.get("ready") is True,
-        started=raw["started"] if isinstance(raw.get("started"), bool) else None,
-        restart_count=_int(raw.get("restartCount")) or 0,
-        state=state,
-        reason=_str(detail.get("reason")),
-        message=truncate(_str(detail.get("message"))),
-        exit_code=_int(detail.get("exitCode")),
-        last_termination_reason=_str(last.get("reason")),
-        last_exit_code=_int(last.get("exitCode")),
-        last_finished_at=_time(last.get("finishedAt")),
-    )
+def time_text(value: datetime) -> str:
+    """A datetime as pydantic serializes it (ISO 8601, `Z` for UTC)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _condition(raw: Json) -> PodCondition | None:
-    kind, status = _str(raw.get("type")), _str(raw.get("status"))
-    if kind is None or status is None:
+#: Times seen recently (a pod's creation and transition times repeat in every update), bounded.
+_TIMES: dict[str, str | None] = {}
+
+
+def _time_text(value: Any) -> str | None:
+    """An RFC 3339 time from the API server as `time_text` writes it; None when it is not one."""
+    if not isinstance(value, str) or not value:
         return None
-    return PodCondition(
-        type=kind,
-        status=status,
-        reason=_str(raw.get("reason")),
-        message=truncate(_str(raw.get("message"))),
-        last_transition_time=_time(raw.get("lastTransitionTime")),
-    )
+    known = _TIMES.get(value, _TIMES)
+    if known is not _TIMES:
+        return known  # type: ignore[return-value]
+    try:
+        parsed: datetime | None = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        text = None
+    elif len(value) == 20 and value[19] == "Z":  # `2026-11-20T09:00:00Z`: already canonical
+        text = value
+    else:
+        text = time_text(parsed)
+    if len(_TIMES) >= 4096:
+        _TIMES.clear()
+    _TIMES[value] = text
+    return text
 
 
-def _owner(raw: Json) -> OwnerReference | None:
+def _put(out: Json, key: str, value: Any) -> None:
+    if value is not None:
+        out[key] = value
+
+
+def _container_payload(raw: Json, kind: ContainerKind) -> Json:
+    # The hot loop of a forwarded pod: the `_str`/`_int`/`_dict` checks, inlined.
+    get = raw.get
+    name = get("name")
+    out: Json = {"name": name if isinstance(name, str) else "", "kind": kind}
+    image = get("image")
+    if isinstance(image, str) and image:
+        out["image"] = image
+    out["ready"] = get("ready") is True
+    started = get("started")
+    if started is True or started is False:
+        out["started"] = started
+    restarts = get("restartCount")
+    out["restart_count"] = restarts if type(restarts) is int else 0
+    state: ContainerStateName = "unknown"
+    detail: Any = None
+    state_obj = get("state")
+    if isinstance(state_obj, dict):
+        for candidate in _STATES:
+            if candidate in state_obj:
+                state, detail = candidate, state_obj[candidate]
+                break
+    out["state"] = state
+    if isinstance(detail, dict) and detail:
+        reason, message, code = detail.get("reason"), detail.get("message"), detail.get("exitCode")
+        if isinstance(reason, str) and reason:
+            out["reason"] = reason
+        if isinstance(message, str) and message:
+            out["message"] = truncate(message)
+        if type(code) is int:
+            out["exit_code"] = code
+    last_state = get("lastState")
+    if isinstance(last_state, dict) and last_state:
+        last = last_state.get("terminated")
+        if isinstance(last, dict):
+            reason, code = last.get("reason"), last.get("exitCode")
+            if isinstance(reason, str) and reason:
+                out["last_termination_reason"] = reason
+            if type(code) is int:
+                out["last_exit_code"] = code
+            finished = _time_text(last.get("finishedAt"))
+            if finished is not None:
+                out["last_finished_at"] = finished
+    return out
+
+
+def _condition_payload(raw: Json) -> Json | None:
+    get = raw.get
+    kind, status = get("type"), get("status")
+    if not (isinstance(kind, str) and kind and isinstance(status, str) and status):
+        return None
+    out: Json = {"type": kind, "status": status}
+    reason, message = get("reason"), get("message")
+    if isinstance(reason, str) and reason:
+        out["reason"] = reason
+    if isinstance(message, str) and message:
+        out["message"] = truncate(message)
+    changed = _time_text(get("lastTransitionTime"))
+    if changed is not None:
+        out["last_transition_time"] = changed
+    return out
+
+
+def _owner_payload(raw: Json) -> Json | None:
     kind, name = _str(raw.get("kind")), _str(raw.get("name"))
     if kind is None or name is None:
         return None
-    return OwnerReference(
-        kind=kind, name=name, uid=_str(raw.get("uid")), controller=raw.get("controller") is True
-    )
+    out: Json = {"kind": kind, "name": name}
+    _put(out, "uid", _str(raw.get("uid")))
+    out["controller"] = raw.get("controller") is True
+    return out
 
 
 def _labels(raw: Any) -> dict[str, str]:
     return {k: v for k, v in _dict(raw).items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def pod_payload(
+    meta: Any,
+    node: Any,
+    status: Any,
+    *,
+    watch_type: WatchType,
+    initial_sync: bool,
+    observed_at: datetime,
+) -> Json:
+    """The `PodEvent` of a pod as the plain dict it serializes to, from the pod's `metadata`, its
+    `spec.nodeName` and its `status` (the only parts read): no models, no validation cost."""
+    meta = _dict(meta)
+    status = _dict(status)
+    containers = [
+        _container_payload(raw, kind)
+        for key, kind in _CONTAINER_LISTS
+        for raw in _list(status.get(key))
+        if isinstance(raw, dict)
+    ]
+    out: Json = {
+        "namespace": _required(meta, "namespace", "Pod"),
+        "name": _required(meta, "name", "Pod"),
+        "uid": _required(meta, "uid", "Pod"),
+    }
+    _put(out, "phase", _str(status.get("phase")))
+    _put(out, "reason", _str(status.get("reason")))
+    _put(out, "message", truncate(_str(status.get("message"))))
+    out["restart_count"] = sum(c["restart_count"] for c in containers)
+    out["labels"] = _labels(meta.get("labels"))
+    out["owner_references"] = [
+        o for raw in _list(meta.get("ownerReferences")) if isinstance(raw, dict) if (o := _owner_payload(raw))
+    ]
+    _put(out, "node", _str(node))
+    out["containers"] = containers
+    out["conditions"] = [
+        c
+        for raw in _list(status.get("conditions"))
+        if isinstance(raw, dict)
+        if (c := _condition_payload(raw))
+    ]
+    _put(out, "created_at", _time_text(meta.get("creationTimestamp")))
+    _put(out, "deleted_at", _time_text(meta.get("deletionTimestamp")))
+    out["watch_type"] = watch_type
+    out["resource_version"] = _str(meta.get("resourceVersion")) or ""
+    out["observed_at"] = time_text(observed_at)
+    out["initial_sync"] = initial_sync
+    out["transitions"] = []
+    return out
 
 
 def project_pod(
@@ -140,40 +256,16 @@ def project_pod(
     """The compact `PodEvent` of a raw Pod object (transitions are the tracker's business)."""
     if not isinstance(obj, dict):
         raise BadWatchEvent("pod object is not a JSON object", reason="pod-not-an-object")
-    meta = _dict(obj.get("metadata"))
-    spec = _dict(obj.get("spec"))
-    status = _dict(obj.get("status"))
-    containers = [
-        _container(raw, kind)
-        for key, kind in _CONTAINER_LISTS
-        for raw in _list(status.get(key))
-        if isinstance(raw, dict)
-    ]
-    conditions = [
-        c for raw in _list(status.get("conditions")) if isinstance(raw, dict) if (c := _condition(raw))
-    ]
-    owners = [o for raw in _list(meta.get("ownerReferences")) if isinstance(raw, dict) if (o := _owner(raw))]
+    payload = pod_payload(
+        obj.get("metadata"),
+        _dict(obj.get("spec")).get("nodeName"),
+        obj.get("status"),
+        watch_type=watch_type,
+        initial_sync=initial_sync,
+        observed_at=observed_at or utcnow(),
+    )
     try:
-        return PodEvent(
-            namespace=_required(meta, "namespace", "Pod"),
-            name=_required(meta, "name", "Pod"),
-            uid=_required(meta, "uid", "Pod"),
-            phase=_str(status.get("phase")),
-            reason=_str(status.get("reason")),
-            message=_str(status.get("message")),
-            restart_count=sum(c.restart_count for c in containers),
-            labels=_labels(meta.get("labels")),
-            owner_references=owners,
-            node=_str(spec.get("nodeName")),
-            containers=containers,
-            conditions=conditions,
-            created_at=_time(meta.get("creationTimestamp")),
-            deleted_at=_time(meta.get("deletionTimestamp")),
-            watch_type=watch_type,
-            resource_version=_str(meta.get("resourceVersion")) or "",
-            observed_at=observed_at or utcnow(),
-            initial_sync=initial_sync,
-        )
+        return PodEvent.model_validate(payload)
     except ValidationError as exc:  # a value of the wrong shape that the allowlist let through
         raise BadWatchEvent(f"pod does not fit the PodEvent contract: {exc}", reason="pod-invalid") from exc
 

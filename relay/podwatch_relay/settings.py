@@ -32,6 +32,11 @@ class RelaySettings(BaseSettings):
     """`*` for all namespaces (one cluster-wide stream per resource), or a comma list of namespaces
     (one stream each). Narrow it when RBAC only grants some namespaces."""
 
+    namespace_selector: str | None = Field(default=None, min_length=1, max_length=1024)
+    """A label selector (`team=shop,tier!=dev`): watch only namespaces carrying these labels,
+    discovered dynamically: watchers start and stop as namespaces are created, deleted, labelled
+    or unlabelled. Needs list/watch on namespaces. Exclusive with a fixed `namespaces` list."""
+
     initial_sync_mode: Literal["all", "troubled"] = "all"
     """What the list at start (and every relist) forwards for pods the relay has not seen: `all`,
     or only pods already in trouble, so restarting the relay on a big cluster does not flood."""
@@ -83,8 +88,68 @@ class RelaySettings(BaseSettings):
     sqs_read_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     """Waiting for SQS's answer to one SendMessageBatch."""
 
+    buffer_size: int = Field(default=10_000, ge=10, le=1_000_000)
+    """Envelopes held in memory waiting for SQS. When full, the watch threads wait
+    (backpressure) for `backpressure_timeout_seconds`, then spill to the spool."""
+
+    backpressure_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    """How long a watch waits for room in the full buffer before the envelope goes to the spool
+    (SQS is presumed down rather than slow)."""
+
+    spool_dir: str | None = None
+    """Directory of the disk spool (a volume that survives restarts, ideally). Unset: no spool,
+    a full buffer blocks the watch until SQS takes envelopes again (the API server's stream waits,
+    and may eventually expire into a relist)."""
+
+    spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
+    """Cap of the spool on disk; beyond it envelopes are dropped (counted, reason `spool_full`)."""
+
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=600)
+    """On SIGTERM: time to send what is buffered before exiting (what is left is spooled). Keep it
+    below the pod's terminationGracePeriodSeconds (30 s by default)."""
+
+    heartbeat_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """Period of the HeartbeatEnvelope that tells the cloud side this relay is alive."""
+
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of `/metrics`, `/healthz` and `/readyz` (0: any free port, for tests)."""
+
+    health_stall_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    """`/healthz` fails when a watcher has received nothing (no event, no bookmark, no list) for
+    this long. Must exceed `inactivity_timeout_seconds` plus a reconnect backoff."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the JSON logs on stderr."""
+
+    leader_election: bool = False
+    """Elect one forwarding replica on a `coordination.k8s.io/v1` Lease. The others are warm
+    standbys: they list and watch too, but forward nothing until they take the lease over. Off by
+    default (one process, no Lease RBAC needed); the chart turns it on for its replicas."""
+
+    lease_name: str = Field(
+        default="podwatch-relay", min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
+    """Name of the election Lease; every replica of one relay must use the same."""
+
+    lease_namespace: str | None = Field(default=None, min_length=1, max_length=63)
+    """Namespace of the Lease. Unset: the pod's own namespace (service account), else the
+    kubeconfig context's namespace, else `default`."""
+
+    lease_identity: str | None = Field(default=None, min_length=1, max_length=253)
+    """This candidate's `holderIdentity`, unique among the replicas (the pod name, from the
+    downward API). Unset: `<hostname>_<random>`."""
+
+    lease_duration_seconds: int = Field(default=15, gt=0)
+    """How long a lease stays valid without renewal: after a leader dies, a standby takes over
+    within about this long. Must exceed `renew_deadline_seconds`."""
+
+    renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    """A leader that could not renew its lease for this long stops forwarding and exits (so it
+    stops before any standby may take over). Must exceed 1.2 x `retry_period_seconds`."""
+
+    retry_period_seconds: float = Field(default=2.0, gt=0)
+    """Interval between renewals (leader) and acquisition attempts (standby, jittered up to
+    1.2 x): a released lease is taken over within about this long."""
 
     @field_validator("namespaces")
     @classmethod
@@ -104,6 +169,14 @@ class RelaySettings(BaseSettings):
             raise ValueError("reconnect_backoff_max_seconds must be >= reconnect_backoff_seconds")
         if self.sqs_backoff_max_seconds < self.sqs_backoff_seconds:
             raise ValueError("sqs_backoff_max_seconds must be >= sqs_backoff_seconds")
+        if self.namespace_selector is not None and self.namespaces != "*":
+            raise ValueError("namespace_selector and a fixed namespaces list cannot be combined")
+        if not self.lease_duration_seconds > self.renew_deadline_seconds > 1.2 * self.retry_period_seconds:
+            raise ValueError(
+                "leader election needs lease_duration_seconds > renew_deadline_seconds > "
+                "1.2 x retry_period_seconds (a leader stops before a standby may take over, and "
+                "gets at least one retry before its deadline)"
+            )
         return self
 
     @property

@@ -76,6 +76,8 @@ class SendResult:
     #: SendMessageBatch calls made, and entries sent again after a failure
     calls: int = 0
     retried_entries: int = 0
+    #: bodies a buffering sink accepted to send later (`Outbox`): neither sent nor dropped yet
+    queued: int = 0
 
     def drop(self, reason: str, count: int = 1) -> None:
         self.dropped += count
@@ -83,6 +85,7 @@ class SendResult:
 
     def merge(self, other: SendResult) -> None:
         self.sent += other.sent
+        self.queued += other.queued
         self.calls += other.calls
         self.retried_entries += other.retried_entries
         for reason, count in other.dropped_reasons.items():
@@ -111,6 +114,15 @@ def pack_batches(
     if current:
         batches.append(current)
     return batches
+
+
+@dataclass(slots=True)
+class SinkStats:
+    """Cumulative, for /metrics: SendMessageBatch calls, and those that did not get every entry
+    accepted (the whole call failed, or some entries did)."""
+
+    calls: int = 0
+    failed_calls: int = 0
 
 
 class SqsSink:
@@ -144,6 +156,7 @@ class SqsSink:
         self._backoff_max = backoff_max_seconds
         self._sleep = sleep
         self._jitter = jitter
+        self.stats = SinkStats()
 
     def send(self, bodies: Sequence[str]) -> SendResult:
         """Send every body; see the module docstring for what happens to failures."""
@@ -184,9 +197,11 @@ class SqsSink:
                 self._sleep(self._delay(attempt - 1))
             entries = [{"Id": entry_id, "MessageBody": body} for entry_id, body in pending.items()]
             result.calls += 1
+            self.stats.calls += 1
             try:
                 response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             except ClientError as exc:
+                self.stats.failed_calls += 1
                 code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
                 status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
                 if code in TRANSIENT_CODES or status >= 500 or status == 429:
@@ -208,6 +223,7 @@ class SqsSink:
                     reason="invalid",
                 ) from exc
             except BotoCoreError as exc:  # connection refused or reset, timeouts, ...
+                self.stats.failed_calls += 1
                 last_problem = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "SendMessageBatch could not reach SQS, will retry",
@@ -231,6 +247,7 @@ class SqsSink:
                     last_problem = f"{code}: {failed.get('Message', '')}"
             if not pending:
                 return
+            self.stats.failed_calls += 1
             log.warning(
                 "SendMessageBatch partly failed, retrying the failed entries only",
                 extra={"failed": len(pending), "attempt": attempt + 1, "problem": last_problem},

@@ -1,10 +1,16 @@
 """What the relay remembers between watch events, and what it therefore forwards.
 
-`PodTracker` keeps, per pod uid, only what diffing needs (a few short strings and ints per
-container, as tuples: no dicts, no models, no labels). A pod is forwarded when something that
-matters changed (phase, reason, conditions, container states, reasons, restart counts, readiness,
-termination) with the `transitions` seen; an update that only touches metadata (resourceVersion,
-annotations, managedFields, labels) is suppressed.
+`PodTracker` keeps, per pod uid, only what diffing needs, as plain tuples (no dicts, no models, no
+labels): a few short strings and ints per container. Identical container states, container sets
+and condition sets are stored once and shared between pods (the replicas of a healthy Deployment
+are all alike), strings are interned, and a pod's name is the only string of its own. A pod is
+forwarded when something that matters changed (phase, reason, conditions, container states,
+reasons, restart counts, readiness, termination) with the `transitions` seen; an update that only
+touches metadata (resourceVersion, annotations, managedFields, labels) is suppressed.
+
+The tracker also keeps a hash of each pod's raw `status` text when the pipeline has it, so an
+update whose status is byte-identical (most metadata-only updates) is suppressed without even
+decoding the status.
 
 `EventTracker` keeps the last count seen per core/v1 Event uid, bounded, so an Event re-sent
 unchanged (a relist, a metadata update) is not forwarded twice.
@@ -12,125 +18,265 @@ unchanged (a relist, a metadata update) is not forwarded twice.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from datetime import datetime
+from typing import Any
 
-from podwatch.models import KubeEvent, PodEvent, Transition
+from podwatch.models import ContainerStatus, KubeEvent, PodCondition, PodEvent, Transition, WatchType
+from podwatch_relay.projection import _time_text, time_text
 
 #: Waiting reasons that are a normal part of starting a container, not trouble.
 STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 
+#: One container: (kind, name, state, reason of that state, ready, restart count,
+#: lastState.terminated reason, lastState.terminated finishedAt as `time_text` writes it).
+Container = tuple[str, str, str, str | None, bool, int, str | None, str | None]
+Conditions = tuple[tuple[str, str], ...]
+#: One pod: (namespace, name, phase, reason, terminating, conditions sorted by type, containers).
+Snapshot = tuple[str, str, str | None, str | None, bool, Conditions, tuple[Container, ...]]
+#: What the tracker holds per uid: the snapshot's fields, then the hash of the raw status text
+#: (None when the pod came without it: a list item, a model).
+_Record = tuple[str, str, str | None, str | None, bool, Conditions, tuple[Container, ...], int | None]
+#: A transition before it becomes a `Transition` or a JSON object: (field, container, from, to).
+Change = tuple[str, str | None, str | int | bool | None, str | int | bool | None]
 
-class _Container(NamedTuple):
-    kind: str
-    name: str
-    state: str | None
-    reason: str | None
-    ready: bool
-    restart_count: int
-    last_termination_reason: str | None
-    last_finished_at: str | None
+_CONTAINER_LISTS = (
+    ("initContainerStatuses", "init"),
+    ("containerStatuses", "app"),
+    ("ephemeralContainerStatuses", "ephemeral"),
+)
+_STATES = ("waiting", "running", "terminated")
+_REASON_STATES = frozenset({"waiting", "terminated"})
+_intern = sys.intern
+#: Values shared between pods: container tuples, container sets, condition sets. Bounded: when it
+#: is full it starts over (values already shared stay shared; new ones are shared again).
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 1 << 16
+_EMPTY_CONTAINER: Container = ("", "", "", None, False, 0, None, None)
 
 
-class _Pod(NamedTuple):
-    """The compact memory of one pod: what `diff` compares, nothing more."""
-
-    namespace: str
-    name: str
-    phase: str | None
-    reason: str | None
-    terminating: bool
-    conditions: tuple[tuple[str, str], ...]
-    containers: tuple[_Container, ...]
+def _share[T](value: T) -> T:
+    got = _SHARED.get(value)
+    if got is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[value] = got = value
+    return got
 
 
-_EMPTY_CONTAINER = _Container("", "", None, None, False, 0, None, None)
+def _share_container(c: Container) -> Container:
+    got = _SHARED.get(c)
+    if got is None:
+        kind, name, state, reason, ready, restarts, last_reason, last_finished = c
+        c = (
+            kind,
+            _intern(name),
+            state,
+            _intern(reason) if reason else None,
+            ready,
+            restarts,
+            _intern(last_reason) if last_reason else None,
+            last_finished,
+        )
+        got = _share(c)
+    return got
 
 
-def _snapshot(event: PodEvent) -> _Pod:
-    return _Pod(
-        namespace=event.namespace,
-        name=event.name,
-        phase=event.phase,
-        reason=event.reason,
-        terminating=event.deleted_at is not None,
-        conditions=tuple(sorted((c.type, c.status) for c in event.conditions)),
-        containers=tuple(
-            _Container(
-                c.kind,
-                c.name,
-                c.state,
-                c.reason,
-                c.ready,
-                c.restart_count,
-                c.last_termination_reason,
-                c.last_finished_at.isoformat() if c.last_finished_at else None,
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def snapshot_raw(namespace: str, name: str, terminating: bool, status: Any) -> Snapshot:
+    """The compact memory of a pod from its raw `status` dict (what `projection.pod_payload` reads
+    for these fields, so the tracker and the forwarded payload agree). The type checks of the
+    projection's helpers are inlined: this runs for every status that changed."""
+    if not isinstance(status, dict):
+        status = {}
+    containers: list[Container] = []
+    for key, kind in _CONTAINER_LISTS:
+        raw_list = status.get(key)
+        if not isinstance(raw_list, list):
+            continue
+        for raw in raw_list:
+            if not isinstance(raw, dict):
+                continue
+            get = raw.get
+            state, reason = "unknown", None
+            state_obj = get("state")
+            if isinstance(state_obj, dict):
+                for candidate in _STATES:
+                    if candidate in state_obj:
+                        state = candidate
+                        if candidate != "running":
+                            detail = state_obj[candidate]
+                            if isinstance(detail, dict):
+                                reason = detail.get("reason")
+                                if not (isinstance(reason, str) and reason):
+                                    reason = None
+                        break
+            last_reason = last_finished = None
+            last_state = get("lastState")
+            if isinstance(last_state, dict) and last_state:
+                last = last_state.get("terminated")
+                if isinstance(last, dict):
+                    last_reason = last.get("reason")
+                    if not (isinstance(last_reason, str) and last_reason):
+                        last_reason = None
+                    last_finished = _time_text(last.get("finishedAt"))
+            cname, restarts = get("name"), get("restartCount")
+            container: Container = (
+                kind,
+                cname if isinstance(cname, str) else "",
+                state,
+                reason,
+                get("ready") is True,
+                restarts if type(restarts) is int else 0,
+                last_reason,
+                last_finished,
             )
-            for c in event.containers
-        ),
+            containers.append(_SHARED.get(container) or _share_container(container))
+    conditions = []
+    raw_conditions = status.get("conditions")
+    if isinstance(raw_conditions, list):
+        for raw in raw_conditions:
+            if isinstance(raw, dict):
+                ctype, value = raw.get("type"), raw.get("status")
+                if isinstance(ctype, str) and ctype and isinstance(value, str) and value:
+                    conditions.append((ctype, value))
+    conditions.sort()
+    phase, reason = _text(status.get("phase")), _text(status.get("reason"))
+    return (
+        _intern(namespace),
+        name,
+        _intern(phase) if phase else None,
+        _intern(reason) if reason else None,
+        terminating,
+        _share(tuple(conditions)),
+        _share(tuple(containers)),
     )
 
 
-def _reason_in(container: _Container, state: str) -> str | None:
-    return container.reason if container.state == state else None
-
-
-def diff(old: _Pod | None, new: _Pod) -> list[Transition]:
-    """The transitions from `old` to `new`; an unknown `old` compares against an empty pod."""
-    out: list[Transition] = []
-    if old is None:
-        old = _Pod(new.namespace, new.name, None, None, False, (), ())
-
-    def note(
-        field: str, before: str | int | bool | None, after: str | int | bool | None, c: str | None
-    ) -> None:
-        if before != after:
-            out.append(Transition(field=field, container=c, old=before, new=after))
-
-    note("phase", old.phase, new.phase, None)
-    note("reason", old.reason, new.reason, None)
-    note("terminating", old.terminating, new.terminating, None)
-    old_conditions = dict(old.conditions)
-    for kind, status in new.conditions:
-        note(f"condition.{kind}", old_conditions.get(kind), status, None)
-    old_containers = {(c.kind, c.name): c for c in old.containers}
-    for c in new.containers:
-        o = old_containers.get((c.kind, c.name), _EMPTY_CONTAINER)
-        note("state", o.state, c.state, c.name)
-        note("waiting_reason", _reason_in(o, "waiting"), _reason_in(c, "waiting"), c.name)
-        note("terminated_reason", _reason_in(o, "terminated"), _reason_in(c, "terminated"), c.name)
-        note("restart_count", o.restart_count, c.restart_count, c.name)
-        note("ready", o.ready, c.ready, c.name)
-        if c.last_termination_reason is not None and (
-            c.last_termination_reason != o.last_termination_reason or c.last_finished_at != o.last_finished_at
-        ):
-            # A new previous instance ended (possibly for the same reason as the one before).
-            out.append(
-                Transition(
-                    field="last_termination_reason",
-                    container=c.name,
-                    old=o.last_termination_reason,
-                    new=c.last_termination_reason,
-                )
+def _snapshot(event: PodEvent) -> Snapshot:
+    """The compact memory of a `PodEvent` (the model path; the pipeline uses `snapshot_raw`)."""
+    containers = tuple(
+        _share_container(
+            (
+                c.kind,
+                c.name,
+                c.state,
+                c.reason if c.state in _REASON_STATES else None,
+                c.ready,
+                c.restart_count,
+                c.last_termination_reason,
+                time_text(c.last_finished_at) if c.last_finished_at else None,
             )
+        )
+        for c in event.containers
+    )
+    return (
+        _intern(event.namespace),
+        event.name,
+        event.phase,
+        event.reason,
+        event.deleted_at is not None,
+        _share(tuple(sorted((c.type, c.status) for c in event.conditions))),
+        _share(containers),
+    )
+
+
+def changes(old: Snapshot | _Record | None, new: Snapshot) -> list[Change]:
+    """The transitions from `old` to `new`; an unknown `old` compares against an empty pod."""
+    out: list[Change] = []
+    _, _, phase, reason, terminating, conditions, containers = new
+    if old is None:
+        old_phase = old_reason = None
+        old_terminating = False
+        old_conditions: Conditions = ()
+        old_containers: tuple[Container, ...] = ()
+    else:
+        old_phase, old_reason, old_terminating = old[2], old[3], old[4]
+        old_conditions, old_containers = old[5], old[6]
+    if old_phase != phase:
+        out.append(("phase", None, old_phase, phase))
+    if old_reason != reason:
+        out.append(("reason", None, old_reason, reason))
+    if old_terminating != terminating:
+        out.append(("terminating", None, old_terminating, terminating))
+    if old_conditions is not conditions:
+        before = dict(old_conditions)
+        for kind, status in conditions:
+            was = before.get(kind)
+            if was != status:
+                out.append((f"condition.{kind}", None, was, status))
+    if old_containers is not containers:
+        by_key = {(c[0], c[1]): c for c in old_containers}
+        for c in containers:
+            o = by_key.get((c[0], c[1]), _EMPTY_CONTAINER)
+            if o is c:
+                continue
+            name = c[1]
+            if o[2] != c[2]:
+                out.append(("state", name, o[2] or None, c[2]))
+            o_waiting = o[3] if o[2] == "waiting" else None
+            c_waiting = c[3] if c[2] == "waiting" else None
+            if o_waiting != c_waiting:
+                out.append(("waiting_reason", name, o_waiting, c_waiting))
+            o_terminated = o[3] if o[2] == "terminated" else None
+            c_terminated = c[3] if c[2] == "terminated" else None
+            if o_terminated != c_terminated:
+                out.append(("terminated_reason", name, o_terminated, c_terminated))
+            if o[5] != c[5]:
+                out.append(("restart_count", name, o[5], c[5]))
+            if o[4] != c[4]:
+                out.append(("ready", name, o[4], c[4]))
+            if c[6] is not None and (c[6] != o[6] or c[7] != o[7]):
+                # A new previous instance ended (possibly for the same reason as the one before).
+                out.append(("last_termination_reason", name, o[6], c[6]))
     return out
+
+
+def diff(old: Snapshot | None, new: Snapshot) -> list[Transition]:
+    """`changes` as `Transition` models."""
+    return [Transition(field=f, container=c, old=o, new=n) for f, c, o, n in changes(old, new)]
+
+
+def change_payload(change: Change) -> dict[str, Any]:
+    """A change as the JSON object `Transition` serializes to (aliases, None omitted)."""
+    field, container, old, new = change
+    out: dict[str, Any] = {"field": field}
+    if container is not None:
+        out["container"] = container
+    if old is not None:
+        out["from"] = old
+    if new is not None:
+        out["to"] = new
+    return out
+
+
+def payload_troubled(payload: dict[str, Any]) -> bool:
+    """A pod already in trouble (see `is_troubled`), from its `pod_payload` dict."""
+    if payload.get("phase") in {"Failed", "Unknown"} or payload.get("reason"):
+        return True
+    if any(c["type"] == "PodScheduled" and c["status"] == "False" for c in payload["conditions"]):
+        return True
+    for c in payload["containers"]:
+        state, reason = c["state"], c.get("reason")
+        if state == "waiting" and reason and reason not in STARTING_REASONS:
+            return True
+        if state == "terminated" and (c.get("exit_code") or 0) != 0:
+            return True
+        last = c.get("last_termination_reason")
+        if last is not None and last != "Completed":
+            return True
+    return False
 
 
 def is_troubled(event: PodEvent) -> bool:
     """A pod already in trouble: worth forwarding even when initial sync is limited to trouble."""
-    if event.phase in {"Failed", "Unknown"} or event.reason:
-        return True
-    if any(c.type == "PodScheduled" and c.status == "False" for c in event.conditions):
-        return True
-    for c in event.containers:
-        if c.state == "waiting" and c.reason and c.reason not in STARTING_REASONS:
-            return True
-        if c.state == "terminated" and (c.exit_code or 0) != 0:
-            return True
-        if c.last_termination_reason is not None and c.last_termination_reason != "Completed":
-            return True
-    return False
+    return payload_troubled(event.model_dump(exclude_none=True))
 
 
 @dataclass(slots=True)
@@ -145,8 +291,8 @@ class PodTracker:
     """The last compact projection per pod uid; decides what is worth forwarding."""
 
     def __init__(self) -> None:
-        self._pods: dict[str, _Pod] = {}
-        self._by_name: dict[tuple[str, str], str] = {}
+        self._pods: dict[str, _Record] = {}
+        self._names: dict[str, dict[str, str]] = {}  # namespace -> name -> uid
         self.stats = TrackerStats()
 
     def __len__(self) -> int:
@@ -160,19 +306,92 @@ class PodTracker:
         return frozenset(self._pods)
 
     def uid_of(self, namespace: str, name: str) -> str | None:
-        return self._by_name.get((namespace, name))
+        names = self._names.get(namespace)
+        return names.get(name) if names is not None else None
+
+    def uids_in(self, namespace: str | None) -> list[str]:
+        """The uids known in one namespace (None: all of them)."""
+        if namespace is None:
+            return list(self._pods)
+        return list(self._names.get(namespace, {}).values())
+
+    def status_unchanged(self, uid: str, status_hash: int) -> bool:
+        """True when `uid` is known with this exact raw status text: nothing that matters changed."""
+        record = self._pods.get(uid)
+        return record is not None and record[7] == status_hash
+
+    def unchanged(self, uid: str, snapshot: Snapshot, status_hash: int | None = None) -> bool:
+        """True when `uid` is known and `snapshot` equals what the tracker holds for it: the update
+        changes nothing that matters. The status hash kept for it is updated."""
+        record = self._pods.get(uid)
+        if record is None or record[:7] != snapshot:
+            return False
+        if status_hash is not None and record[7] != status_hash:
+            self._pods[uid] = (*snapshot, status_hash)
+        return True
+
+    def vanished(
+        self, uid: str, *, resource_version: str, observed_at: datetime, initial_sync: bool = True
+    ) -> PodEvent | None:
+        """A synthetic DELETED for a known pod that is gone (absent from a relist, or replaced by a
+        new uid under its name), built from the compact memory; the pod is then forgotten."""
+        pod = self._pods.get(uid)
+        if pod is None:
+            return None
+        self.forget(uid)
+        namespace, name, phase, reason, _, conditions, containers, _ = pod
+        return PodEvent(
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            phase=phase,
+            reason=reason,
+            restart_count=sum(c[5] for c in containers),
+            containers=[
+                ContainerStatus(
+                    kind=kind,  # type: ignore[arg-type]  # one of ContainerKind by construction
+                    name=cname,
+                    state=state,  # type: ignore[arg-type]  # one of ContainerStateName
+                    reason=creason,
+                    ready=ready,
+                    restart_count=restarts,
+                    last_termination_reason=last_reason,
+                    last_finished_at=datetime.fromisoformat(last_finished) if last_finished else None,
+                )
+                for kind, cname, state, creason, ready, restarts, last_reason, last_finished in containers
+            ],
+            conditions=[PodCondition(type=kind, status=status) for kind, status in conditions],
+            watch_type="DELETED",
+            resource_version=resource_version,
+            observed_at=observed_at,
+            initial_sync=initial_sync,
+            transitions=[Transition(field="vanished", old=False, new=True)],
+        )
+
+    def forget_all(self, uids: Iterable[str]) -> int:
+        count = 0
+        for uid in list(uids):
+            if uid in self._pods:
+                self.forget(uid)
+                count += 1
+        return count
 
     def forget(self, uid: str) -> None:
         pod = self._pods.pop(uid, None)
         if pod is not None:
-            key = (pod.namespace, pod.name)
-            if self._by_name.get(key) == uid:
-                del self._by_name[key]
+            names = self._names.get(pod[0])
+            if names is not None and names.get(pod[1]) == uid:
+                del names[pod[1]]
+                if not names:
+                    del self._names[pod[0]]
             self.stats.forgotten += 1
         self.stats.pods = len(self._pods)
 
-    def observe(self, event: PodEvent) -> PodEvent | None:
-        """`event` with its transitions when it matters, None when nothing that matters changed.
+    def observe_snapshot(
+        self, uid: str, snapshot: Snapshot, watch_type: WatchType, status_hash: int | None = None
+    ) -> list[Change] | None:
+        """The transitions of one watch event when it matters, None when nothing that matters
+        changed.
 
         * unknown uid (ADDED, or a MODIFIED seen first): forwarded, transitions from an empty pod;
         * known uid: forwarded only if the diff is not empty (a relist of an unchanged pod is not);
@@ -180,22 +399,34 @@ class PodTracker:
         * a new uid under a known namespace/name: the old uid is a different pod that is gone, and
           is forgotten (a synthetic DELETED for it is the relist logic's job).
         """
-        new = _snapshot(event)
-        old = self._pods.get(event.uid)
-        transitions = diff(old, new)
-        if event.watch_type == "DELETED":
-            self.forget(event.uid)
-            return event.model_copy(update={"transitions": transitions})
-        key = (event.namespace, event.name)
-        previous_uid = self._by_name.get(key)
-        if previous_uid is not None and previous_uid != event.uid:
+        old = self._pods.get(uid)
+        found = changes(old, snapshot)
+        if watch_type == "DELETED":
+            self.forget(uid)
+            return found
+        namespace, name = snapshot[0], snapshot[1]
+        names = self._names.get(namespace)
+        if names is None:
+            names = self._names[namespace] = {}
+        previous_uid = names.get(name)
+        if previous_uid is not None and previous_uid != uid:
             self.forget(previous_uid)
             self.stats.replaced += 1
-        self._pods[event.uid] = new
-        self._by_name[key] = event.uid
+            names = self._names.setdefault(namespace, {})
+        self._pods[uid] = (*snapshot, status_hash)
+        names[snapshot[1]] = uid
         self.stats.pods = len(self._pods)
-        if old is not None and not transitions:
+        if old is not None and not found:
             return None
+        return found
+
+    def observe(self, event: PodEvent) -> PodEvent | None:
+        """`event` with its transitions when it matters, None when nothing that matters changed
+        (see `observe_snapshot`)."""
+        found = self.observe_snapshot(event.uid, _snapshot(event), event.watch_type)
+        if found is None:
+            return None
+        transitions = [Transition(field=f, container=c, old=o, new=n) for f, c, o, n in found]
         return event.model_copy(update={"transitions": transitions})
 
 

@@ -18,21 +18,21 @@ retries off when `timeout_seconds` is given.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import urllib3
 from kubernetes.client import ApiClient, CoreV1Api, VersionApi
 from kubernetes.client.exceptions import ApiException
 
-from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable, WatchExpired
-from podwatch_relay.pipeline import Relay, parse_watch_line, resource_version_of
+from podwatch_relay._json import loads
+from podwatch_relay.errors import SinkRejected, SinkUnavailable, WatchExpired
+from podwatch_relay.pipeline import LineResult, Relay
 
 log = logging.getLogger("podwatch_relay.watch")
 
@@ -47,11 +47,31 @@ class Resource:
     plural: str
     kind: str
     field_selector: str | None = None
+    label_selector: str | None = None
 
 
 PODS = Resource("pods", "Pod")
 #: Only Events about pods: the API server filters, so the relay never sees the rest.
 POD_EVENTS = Resource("events", "Event", field_selector="involvedObject.kind=Pod")
+
+
+def namespaces_matching(label_selector: str) -> Resource:
+    """Namespaces (cluster-scoped) selected by a label selector. The API server sends ADDED when a
+    namespace starts matching (created, or labelled) and DELETED when it stops (deleted, or the
+    label removed), so one watch drives the per-namespace watchers."""
+    return Resource("namespaces", "Namespace", label_selector=label_selector)
+
+
+class Consumer(Protocol):
+    """What a `ListWatcher` feeds: the `Relay`, or the namespace scopes of the dynamic mode."""
+
+    def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str: ...
+
+    def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult: ...
+
+    def flush(self) -> Any: ...
+
+    def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int: ...
 
 
 @dataclass(slots=True)
@@ -61,8 +81,10 @@ class WatchStats:
     reconnects: int = 0
     streams: int = 0
     lines: int = 0
-    #: time.monotonic() of the last line or list (issue: /healthz bounds the time since)
-    last_progress: float = 0.0
+    #: lists answered 410 Gone (an expired continue token, or a fault)
+    lists_gone: int = 0
+    #: time.monotonic() of the last line or list (/healthz bounds the time since)
+    last_progress: float = field(default_factory=time.monotonic)
 
 
 def iter_lines(response: Any) -> Iterator[bytes]:
@@ -91,7 +113,7 @@ class ListWatcher:
         self,
         *,
         api: CoreV1Api,
-        relay: Relay,
+        relay: Consumer,
         resource: Resource,
         namespace: str | None,
         stop: threading.Event,
@@ -119,6 +141,8 @@ class ListWatcher:
         #: the version the next watch starts from; None means "list first"
         self.resource_version: str | None = None
         self.stats = WatchStats()
+        #: set once the first list is complete (/readyz)
+        self.synced = threading.Event()
         self._response: Any = None
         self._response_lock = threading.Lock()
 
@@ -132,15 +156,23 @@ class ListWatcher:
         """Loop until `stop` is set. Never returns on errors the API server may recover from."""
         failures = 0
         while not self.stop.is_set():
+            listing = self.resource_version is None
             try:
-                if self.resource_version is None:
+                if listing:
                     self.resource_version = self.list()
+                    listing = False
                 progressed = self.watch_once()
             except WatchExpired as exc:
                 self.resource_version = None
-                self.stats.relists += 1
-                log.info("watch expired, relisting", extra={"scope": self.scope, "detail": str(exc)})
-                continue
+                if listing:
+                    # The list itself was answered 410: relisting at once could spin; back off.
+                    self.stats.lists_gone += 1
+                    failures += 1
+                    log.warning("list expired (410), relisting after a backoff", extra={"scope": self.scope})
+                else:
+                    self.stats.relists += 1
+                    log.info("watch expired, relisting", extra={"scope": self.scope, "detail": str(exc)})
+                    continue
             except ApiException as exc:
                 failures += 1
                 log.warning(
@@ -188,8 +220,12 @@ class ListWatcher:
         `410 Gone` becomes `WatchExpired`; other API errors propagate as `ApiException`."""
         if self.resource.field_selector:
             kwargs["field_selector"] = self.resource.field_selector
+        if self.resource.label_selector:
+            kwargs["label_selector"] = self.resource.label_selector
         kwargs["_preload_content"] = False
         try:
+            if self.resource.plural == "namespaces":
+                return self.api.list_namespace(**kwargs)
             if self.resource.plural == "pods":
                 if self.namespace is None:
                     return self.api.list_pod_for_all_namespaces(**kwargs)
@@ -208,13 +244,14 @@ class ListWatcher:
         version: str | None = None
         token: str | None = None
         items = 0
+        seen: list[str] = []
         while True:
             kwargs: dict[str, Any] = {"limit": self.page_size, "_request_timeout": self.request_timeout}
             if token:
                 kwargs["_continue"] = token
             response = self._call(**kwargs)
             try:
-                body = json.loads(response.data)
+                body = loads(response.data)
             except ValueError as exc:
                 raise urllib3.exceptions.ProtocolError(f"{self.scope}: list response is not JSON") from exc
             finally:
@@ -224,6 +261,9 @@ class ListWatcher:
             for item in body.get("items") or []:
                 if isinstance(item, dict):
                     item.setdefault("kind", self.resource.kind)  # list items carry no kind
+                    uid = (item.get("metadata") or {}).get("uid")
+                    if isinstance(uid, str):
+                        seen.append(uid)
                 self._feed({"type": "ADDED", "object": item}, initial_sync=True)
                 items += 1
             token = meta.get("continue") or None
@@ -233,7 +273,11 @@ class ListWatcher:
             raise urllib3.exceptions.ProtocolError(f"{self.scope}: list response without a resourceVersion")
         self.stats.lists += 1
         self.stats.last_progress = time.monotonic()
+        if self.resource.plural in {"pods", "namespaces"}:
+            # What the relay knew here and the list no longer has is gone: say so (synthetic DELETED).
+            self.relay.reconcile(self.namespace, seen, version)
         self._flush()
+        self.synced.set()
         log.info("listed", extra={"scope": self.scope, "items": items, "resource_version": version})
         return version
 
@@ -259,17 +303,11 @@ class ListWatcher:
                 lines += 1
                 self.stats.lines += 1
                 self.stats.last_progress = time.monotonic()
-                try:
-                    event = parse_watch_line(line)
-                except BadWatchEvent as exc:
-                    self._report(self.relay.note_malformed(exc, line))
-                    continue
-                outcome = self._feed(event)
-                if outcome == "relist":
+                result = self._feed_line(line)
+                if result.outcome == "relist":
                     raise WatchExpired(f"{self.scope}: 410 Gone in the watch stream")
-                version = resource_version_of(event)
-                if version is not None and event.get("type") != "ERROR":
-                    self.resource_version = version
+                if result.resource_version is not None:
+                    self.resource_version = result.resource_version
         finally:
             with self._response_lock:
                 self._response = None
@@ -292,6 +330,18 @@ class ListWatcher:
         self._report(outcome)
         return outcome
 
+    def _feed_line(self, line: bytes) -> LineResult:
+        try:
+            result = self.relay.process_line(line)
+        except (SinkUnavailable, SinkRejected) as exc:
+            log.exception(
+                "sink failed; envelopes kept for the next flush",
+                extra={"error": str(exc), "reason": exc.reason},
+            )
+            result = LineResult("forwarded", None)
+        self._report(result.outcome)
+        return result
+
     def _report(self, outcome: str) -> None:
         if self.on_line is not None:
             self.on_line(outcome)
@@ -306,7 +356,7 @@ class ListWatcher:
             )
 
 
-def flush_periodically(relay: Relay, stop: threading.Event, interval: float) -> None:
+def flush_periodically(relay: Consumer, stop: threading.Event, interval: float) -> None:
     """Flush the relay every `interval` until `stop`: a forwarded event never waits longer than
     that for its batch to fill. Sink failures are logged; the envelopes stay queued."""
     while not stop.wait(interval):
@@ -323,7 +373,7 @@ def kube_system_uid(api: CoreV1Api, *, request_timeout: float) -> str:
     """The uid of the kube-system namespace: a stable id of the cluster when none is configured."""
     response = api.read_namespace("kube-system", _preload_content=False, _request_timeout=request_timeout)
     try:
-        uid = json.loads(response.data).get("metadata", {}).get("uid")
+        uid = loads(response.data).get("metadata", {}).get("uid")
     finally:
         response.release_conn()
     if not isinstance(uid, str) or not uid:
@@ -339,9 +389,150 @@ def server_version(api_client: ApiClient, *, request_timeout: float) -> str | No
         log.warning("could not read the API server version", extra={"error": f"{type(exc).__name__}: {exc}"})
         return None
     try:
-        version = json.loads(response.data).get("gitVersion")
+        version = loads(response.data).get("gitVersion")
     except ValueError:
         return None
     finally:
         response.release_conn()
     return version if isinstance(version, str) else None
+
+
+# --------------------------------------------------------------------------- scopes
+
+
+class WatchGroup:
+    """The running watchers: pods and pod Events for each namespace scope (None: all), each pair
+    on its own threads with its own stop switch, so scopes start and stop independently."""
+
+    def __init__(
+        self, *, api: CoreV1Api, relay: Relay, stop: threading.Event, factory: Callable[..., ListWatcher]
+    ) -> None:
+        self.api = api
+        self.relay = relay
+        self.stop = stop
+        self._factory = factory
+        self._scopes: dict[str | None, tuple[threading.Event, list[ListWatcher], list[threading.Thread]]] = {}
+        self._extra: list[ListWatcher] = []
+        self._lock = threading.Lock()
+
+    def watchers(self) -> list[ListWatcher]:
+        with self._lock:
+            return [*self._extra, *(w for _, ws, _ in self._scopes.values() for w in ws)]
+
+    @property
+    def namespaces(self) -> list[str | None]:
+        with self._lock:
+            return list(self._scopes)
+
+    def add_watcher(self, watcher: ListWatcher) -> threading.Thread:
+        """Run a watcher that is not a namespace scope (the namespace watcher of the label mode)."""
+        with self._lock:
+            self._extra.append(watcher)
+        thread = threading.Thread(target=watcher.run, name=watcher.scope, daemon=True)
+        thread.start()
+        return thread
+
+    def start_scope(self, namespace: str | None) -> bool:
+        with self._lock:
+            if self.stop.is_set() or namespace in self._scopes:
+                return False
+            scope_stop = threading.Event()
+            watchers = [
+                self._factory(
+                    api=self.api, relay=self.relay, resource=r, namespace=namespace, stop=scope_stop
+                )
+                for r in (PODS, POD_EVENTS)
+            ]
+            threads = [threading.Thread(target=w.run, name=w.scope, daemon=True) for w in watchers]
+            self._scopes[namespace] = (scope_stop, watchers, threads)
+        for thread in threads:
+            thread.start()
+        log.info("watching namespace scope", extra={"namespace": namespace or "*"})
+        return True
+
+    def stop_scope(self, namespace: str | None, *, join: float = 0.0) -> bool:
+        with self._lock:
+            entry = self._scopes.pop(namespace, None)
+        if entry is None:
+            return False
+        scope_stop, watchers, threads = entry
+        scope_stop.set()
+        for watcher in watchers:
+            watcher.interrupt()
+        for thread in threads:
+            thread.join(timeout=join)
+        log.info("stopped watching namespace scope", extra={"namespace": namespace or "*"})
+        return True
+
+    def stop_all(self, *, join: float) -> None:
+        self.stop.set()
+        with self._lock:
+            extra = list(self._extra)
+        for watcher in extra:
+            watcher.interrupt()
+        for namespace in self.namespaces:
+            self.stop_scope(namespace, join=join)
+
+    def alive(self) -> bool:
+        with self._lock:
+            return any(t.is_alive() for _, _, ts in self._scopes.values() for t in ts) or not self._scopes
+
+
+class NamespaceScopes:
+    """Consumer of the namespace watch (label selector mode): a namespace that appears in the
+    selection gets its scope started, one that leaves it (deleted, or label removed: the API
+    server sends DELETED) gets it stopped and its pods forgotten (nothing is sent for them)."""
+
+    def __init__(self, group: WatchGroup) -> None:
+        self.group = group
+        self._names: dict[str, str] = {}  # uid -> name
+
+    def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
+        if not isinstance(watch_event, dict):
+            return "malformed:not-an-object"
+        kind = watch_event.get("type")
+        obj = watch_event.get("object")
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
+        uid = meta.get("uid") if isinstance(meta, dict) else None
+        if kind == "BOOKMARK":
+            return "bookmark"
+        if kind == "ERROR":
+            code = obj.get("code") if isinstance(obj, dict) else None
+            return "relist" if code == 410 else f"error:{code}"
+        if not isinstance(name, str) or not isinstance(uid, str):
+            return "malformed:namespace"
+        if kind in {"ADDED", "MODIFIED"}:
+            self._names[uid] = name
+            self.group.start_scope(name)
+            return "namespace:watched"
+        if kind == "DELETED":
+            self._forget(uid, name)
+            return "namespace:unwatched"
+        return "malformed:unknown-type"
+
+    def _forget(self, uid: str, name: str) -> None:
+        self._names.pop(uid, None)
+        self.group.stop_scope(name)
+        self.group.relay.forget_namespace(name)
+
+    def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
+        try:
+            event = loads(line)
+        except ValueError:
+            return LineResult("malformed:json", None)
+        outcome = self.handle(event, initial_sync=initial_sync)
+        obj = event.get("object") if isinstance(event, dict) else None
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        version = meta.get("resourceVersion") if isinstance(meta, dict) and outcome != "relist" else None
+        return LineResult(outcome, version if isinstance(version, str) else None)
+
+    def flush(self) -> None:
+        return None
+
+    def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int:
+        present = set(seen)
+        gone = [(uid, name) for uid, name in self._names.items() if uid not in present]
+        for uid, name in gone:
+            self._forget(uid, name)
+        return len(gone)

@@ -18,16 +18,22 @@ and 410 (see shared/RECIPES.md). This one speaks enough of the real protocol tha
 * **410 Gone**: a watch from a version older than the compacted history gets the real server's
   ERROR event (`{"kind": "Status", "reason": "Expired", "code": 410}`) and the stream ends; an
   expired `continue` token answers HTTP 410;
-* `GET /version`.
+* `GET /version`;
+* **writes with optimistic concurrency** (`coordination.k8s.io/v1` Leases, what leader election
+  needs): `POST` creates (`409 AlreadyExists` if the name is taken), `PUT` replaces (`404 NotFound`
+  if absent, `409 Conflict` when the body's `metadata.resourceVersion` is not the stored one: the
+  real server's precondition; no resourceVersion is an unconditional update, as Leases allow).
 
 Fault switches (`FakeKubeApi.faults` and methods): `compact()` (drop history; open watches behind
 it get the 410 ERROR), `drop_connections()` (close every open watch stream), `faults.stalled`
 (open streams stay connected but send nothing, bookmarks included: a dead connection without FIN),
 `faults.list_gone` (the next N list calls answer HTTP 410).
 
-Extending it (issue 3: Leases with optimistic concurrency, more kinds): add a `ResourceType` to
-`RESOURCES` (the key is `(group/version prefix, plural)`), and for writes through HTTP add a
-`do_PUT`/`do_POST` that calls `FakeKubeApi.put` with a resourceVersion precondition.
+`faults.before_write` (one shot: called with the method and the body just before the next HTTP
+write is applied) lets a test slip another writer in between a client's read and its write.
+
+Extending it (more kinds): add a `ResourceType` to `RESOURCES` (the key is `(group/version prefix,
+plural)`); `WRITABLE` lists the plurals `POST`/`PUT` accept.
 """
 
 from __future__ import annotations
@@ -64,6 +70,10 @@ class ResourceType:
     def list_kind(self) -> str:
         return f"{self.kind}List"
 
+    @property
+    def api_version(self) -> str:
+        return "v1" if self.prefix == "/api/v1" else self.prefix.removeprefix("/apis/")
+
 
 RESOURCES: dict[tuple[str, str], ResourceType] = {
     (r.prefix, r.plural): r
@@ -72,8 +82,11 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
         ResourceType("Event", "events", namespaced=True),
         ResourceType("ConfigMap", "configmaps", namespaced=True),
         ResourceType("Namespace", "namespaces", namespaced=False),
+        ResourceType("Lease", "leases", namespaced=True, prefix="/apis/coordination.k8s.io/v1"),
     )
 }
+#: plurals that `POST` (create) and `PUT` (replace) accept over HTTP
+WRITABLE = frozenset({"leases"})
 KINDS: dict[str, ResourceType] = {r.kind: r for r in RESOURCES.values()}
 
 _PATH = re.compile(
@@ -90,6 +103,11 @@ class HistoryEntry:
     type: str
     resource: ResourceType
     obj: Obj
+    #: the object before this change (None for ADDED): a selector watch needs it to turn a change
+    #: in or out of the selection into ADDED / DELETED, as the real watch cache does
+    prev: Obj | None = None
+    #: a raw line sent as is to every open watch of `resource` (malformed-input fault)
+    raw: bytes | None = None
 
 
 @dataclass
@@ -100,6 +118,11 @@ class Faults:
     stalled: bool = False
     #: the next N list requests answer HTTP 410 Gone
     list_gone: int = 0
+    #: the next N watch requests answer HTTP 410 Gone (instead of the ERROR event)
+    watch_gone: int = 0
+    #: one shot: called with (method, body) just before the next HTTP write is applied (another
+    #: writer slipping in between a client's read and its write: the 409 Conflict case)
+    before_write: Callable[[str, Obj], None] | None = None
 
 
 @dataclass
@@ -108,6 +131,13 @@ class RequestLog:
     path: str
     query: dict[str, str]
     watch: bool
+
+
+@dataclass
+class WriteLog:
+    method: str
+    path: str
+    code: int
 
 
 @dataclass
@@ -163,6 +193,20 @@ def _selector_matches(obj: Obj, field_selector: str | None, label_selector: str 
     return True
 
 
+def _selected_type(entry: HistoryEntry, field_selector: str | None, label_selector: str | None) -> str | None:
+    """The event type a watch with these selectors sees for `entry`, None if it sees nothing: an
+    object changing into the selection is ADDED for it, one changing out of it DELETED."""
+    now = entry.type != "DELETED" and _selector_matches(entry.obj, field_selector, label_selector)
+    before = entry.prev is not None and _selector_matches(entry.prev, field_selector, label_selector)
+    if entry.type == "DELETED":
+        return "DELETED" if before else None
+    if now and before:
+        return "MODIFIED"
+    if now:
+        return "ADDED"
+    return "DELETED" if before else None
+
+
 class FakeKubeApi:
     """The fake API server. Use as a context manager, or `start()` / `stop()`."""
 
@@ -170,6 +214,8 @@ class FakeKubeApi:
         self.bookmark_interval = bookmark_interval
         self.faults = Faults()
         self.requests: list[RequestLog] = []
+        #: every HTTP write (POST/PUT) with the status it was answered
+        self.writes: list[WriteLog] = []
         self._rv = first_resource_version
         self._compacted = first_resource_version
         self._objects: dict[tuple[str, str | None, str], Obj] = {}
@@ -296,12 +342,71 @@ class FakeKubeApi:
     ) -> None:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
+        prev = self._objects.get(key)
         if watch_type == "DELETED":
             self._objects.pop(key, None)
         else:
             self._objects[key] = obj
-        self._history.append(HistoryEntry(self._rv, watch_type, resource, copy.deepcopy(obj)))
+        self._history.append(HistoryEntry(self._rv, watch_type, resource, copy.deepcopy(obj), prev=prev))
         self._changed.notify_all()
+
+    def create(self, resource: ResourceType, namespace: str | None, obj: Obj) -> tuple[int, Obj]:
+        """HTTP POST: store a new object; 409 AlreadyExists when the name is taken."""
+        obj = self._as_stored(resource, namespace, obj)
+        name = obj["metadata"].get("name")
+        if not name:
+            return 422, _status(422, "Invalid", f"{resource.kind}.metadata.name: Required value")
+        with self._changed:
+            if (resource.plural, namespace, name) in self._objects:
+                return 409, _status(409, "AlreadyExists", f'{resource.plural} "{name}" already exists') | {
+                    "details": {"name": name, "kind": resource.plural}
+                }
+            obj["metadata"].pop("resourceVersion", None)
+            obj["metadata"].pop("uid", None)
+            return 201, self.put(obj)
+
+    def replace(self, resource: ResourceType, namespace: str | None, name: str, obj: Obj) -> tuple[int, Obj]:
+        """HTTP PUT: replace an existing object. The body's `metadata.resourceVersion`, when given,
+        is a precondition: it must be the stored one (else 409 Conflict, as the real server)."""
+        obj = self._as_stored(resource, namespace, obj)
+        with self._changed:
+            stored = self._objects.get((resource.plural, namespace, name))
+            if stored is None:
+                return 404, _status(404, "NotFound", f'{resource.plural} "{name}" not found')
+            if obj["metadata"].get("name", name) != name:
+                return 400, _status(400, "BadRequest", "the name of the object does not match the URL")
+            wanted = obj["metadata"].get("resourceVersion")
+            if wanted and wanted != stored["metadata"]["resourceVersion"]:
+                group = resource.api_version.split("/")[0] if "/" in resource.api_version else ""
+                return 409, _status(
+                    409,
+                    "Conflict",
+                    f"Operation cannot be fulfilled on {resource.plural}{'.' + group if group else ''} "
+                    f'"{name}": the object has been modified; please apply your changes to the latest '
+                    "version and try again",
+                ) | {"details": {"name": name, "kind": resource.plural}}
+            obj["metadata"]["name"] = name
+            obj["metadata"]["uid"] = stored["metadata"]["uid"]
+            obj["metadata"]["creationTimestamp"] = stored["metadata"].get("creationTimestamp")
+            return 200, self.put(obj)
+
+    @staticmethod
+    def _as_stored(resource: ResourceType, namespace: str | None, obj: Obj) -> Obj:
+        obj = copy.deepcopy(obj)
+        obj["kind"] = resource.kind
+        obj["apiVersion"] = resource.api_version
+        meta = obj.setdefault("metadata", {})
+        if resource.namespaced:
+            meta["namespace"] = namespace
+        return obj
+
+    def inject_raw(self, kind: str, line: bytes) -> None:
+        """Send `line` verbatim (e.g. not JSON) to every watch of `kind` from now on (no new
+        resourceVersion: the stream merely carries garbage once)."""
+        with self._changed:
+            resource = KINDS[kind]
+            self._history.append(HistoryEntry(self._rv, "RAW", resource, {}, raw=line))
+            self._changed.notify_all()
 
     # ------------------------------------------------------------------ faults
 
@@ -386,7 +491,12 @@ class FakeKubeApi:
             item.pop("kind", None)
             item.pop("apiVersion", None)
             items.append(item)
-        return 200, {"kind": resource.list_kind, "apiVersion": "v1", "metadata": meta, "items": items}
+        return 200, {
+            "kind": resource.list_kind,
+            "apiVersion": resource.api_version,
+            "metadata": meta,
+            "items": items,
+        }
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -448,12 +558,63 @@ class _Handler(BaseHTTPRequestHandler):
             code, body = self.fake._list(resource, ns, query)
             self._send_json(code, body)
 
+    # ------------------------------------------------------------------ writes
+
+    def do_POST(self) -> None:
+        self._write("POST")
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    def _write(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self.fake.requests.append(RequestLog(method, parts.path, query, False))
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        match = _PATH.match(parts.path)
+        resource = RESOURCES.get((match.group("prefix"), match.group("plural") or "")) if match else None
+        if match is None or resource is None or resource.plural not in WRITABLE:
+            code, body = 405, _status(405, "MethodNotAllowed", f"{method} {parts.path} is not supported")
+        else:
+            ns, name = match.group("ns"), match.group("name")
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                code, body = 400, _status(400, "BadRequest", "the body is not a JSON object")
+            elif (method == "POST") != (name is None):
+                code, body = 405, _status(405, "MethodNotAllowed", f"{method} {parts.path} is not supported")
+            else:
+                with self.fake._lock:
+                    hook, self.fake.faults.before_write = self.fake.faults.before_write, None
+                if hook is not None:
+                    hook(method, obj)
+                if method == "POST":
+                    code, body = self.fake.create(resource, ns, obj)
+                else:
+                    code, body = self.fake.replace(resource, ns, name, obj)
+        self.fake.writes.append(WriteLog(method, parts.path, code))
+        self._send_json(code, body)
+
     # ------------------------------------------------------------------ watch
 
     def _chunk(self, event: Obj) -> None:
-        data = json.dumps(event).encode() + b"\n"
+        # Compact, in the Go API server's layout: the relay's fast path recognises exactly that.
+        self._raw_chunk(json.dumps(event, separators=(",", ":")).encode())
+
+    def _raw_chunk(self, line: bytes) -> None:
+        data = line + b"\n"
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
+
+    def _pending(self, cursor: int, sent_raw: set[int]) -> list[HistoryEntry]:
+        return [
+            h
+            for h in self.fake._history
+            if h.rv > cursor or (h.raw is not None and h.rv >= cursor and id(h) not in sent_raw)
+        ]
 
     def _watch(self, resource: ResourceType, namespace: str | None, query: dict[str, str]) -> None:
         fake = self.fake
@@ -466,6 +627,14 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send_json(400, _status(400, "BadRequest", f"invalid resourceVersion {requested!r}"))
             return
+        with fake._lock:
+            gone = fake.faults.watch_gone > 0
+            if gone:
+                fake.faults.watch_gone -= 1
+        if gone:
+            self._send_json(410, _status(410, "Expired", "too old resource version (fault switch)"))
+            return
+        sent_raw: set[int] = set()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -489,11 +658,11 @@ class _Handler(BaseHTTPRequestHandler):
             while not fake._stopping.is_set():
                 with fake._changed:
                     if not watch.expired and not watch.dropped:
-                        pending = [h for h in fake._history if h.rv > cursor]
+                        pending = self._pending(cursor, sent_raw)
                         if not pending or fake.faults.stalled:
                             wait = min(deadline, next_bookmark) - time.monotonic()
                             fake._changed.wait(timeout=max(0.0, min(wait, 0.2)))
-                            pending = [h for h in fake._history if h.rv > cursor]
+                            pending = self._pending(cursor, sent_raw)
                     if watch.expired and cursor >= fake._compacted:
                         watch.expired = False  # it had sent everything the compaction dropped
                     expired, dropped, stalled = watch.expired, watch.dropped, fake.faults.stalled
@@ -513,16 +682,19 @@ class _Handler(BaseHTTPRequestHandler):
                 if stalled:
                     continue
                 for entry in pending:
+                    if entry.raw is not None:
+                        sent_raw.add(id(entry))
+                        if entry.resource is resource:
+                            self._raw_chunk(entry.raw)
+                        continue
                     cursor = entry.rv
                     if entry.resource is not resource:
                         continue
                     if namespace is not None and entry.obj["metadata"].get("namespace") != namespace:
                         continue
-                    if not _selector_matches(
-                        entry.obj, query.get("fieldSelector"), query.get("labelSelector")
-                    ):
-                        continue
-                    self._chunk({"type": entry.type, "object": entry.obj})
+                    event_type = _selected_type(entry, query.get("fieldSelector"), query.get("labelSelector"))
+                    if event_type is not None:
+                        self._chunk({"type": event_type, "object": entry.obj})
                 now = time.monotonic()
                 if now >= deadline:
                     break

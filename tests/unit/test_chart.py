@@ -63,21 +63,31 @@ SETTINGS_VALUES = {
     "sqs_connect_timeout_seconds": "sqs.connectTimeoutSeconds",
     "sqs_read_timeout_seconds": "sqs.readTimeoutSeconds",
     "log_level": "relay.logLevel",
+    "namespace_selector": "relay.namespaceSelector",
+    "buffer_size": "relay.bufferSize",
+    "backpressure_timeout_seconds": "relay.backpressureTimeoutSeconds",
+    "shutdown_grace_seconds": "relay.shutdownGraceSeconds",
+    "heartbeat_interval_seconds": "relay.heartbeatIntervalSeconds",
+    "health_stall_seconds": "relay.healthStallSeconds",
+    "http_port": "containerPorts.http",
+    "spool_dir": "spool.path",
+    "spool_max_bytes": "spool.maxBytes",
+    "leader_election": "leaderElection.enabled",
+    "lease_name": "leaderElection.leaseName",
+    "lease_duration_seconds": "leaderElection.leaseDurationSeconds",
+    "renew_deadline_seconds": "leaderElection.renewDeadlineSeconds",
+    "retry_period_seconds": "leaderElection.retryPeriodSeconds",
 }
-#: PODWATCH_* variables the chart sets for relay code still to come (the HTTP server, the spool and
-#: leader election of issue 4). The relay ignores unknown variables, so a name set here and read
-#: under another name would fail silently: keep both sides in step.
-PENDING_VARIABLES = {
-    "PODWATCH_HTTP_PORT",
-    "PODWATCH_SPOOL_DIR",
-    "PODWATCH_LEADER_ELECTION",
-    "PODWATCH_LEASE_NAME",
-    "PODWATCH_LEASE_NAMESPACE",
-    "PODWATCH_LEASE_IDENTITY",
-    "PODWATCH_LEASE_DURATION_SECONDS",
-    "PODWATCH_RENEW_DEADLINE_SECONDS",
-    "PODWATCH_RETRY_PERIOD_SECONDS",
-}
+#: RelaySettings fields the chart sets from the downward API, not from a value.
+SETTINGS_DOWNWARD_API = {"lease_namespace", "lease_identity"}
+#: Where the chart's defaults deliberately differ from the relay's: the chart always mounts a spool
+#: volume and turns the spool on (the relay alone has none), and runs replicas, so it elects a
+#: leader (the relay alone is one process).
+CHART_DEFAULT_OVERRIDES: dict[str, Any] = {"spool_dir": "/var/spool/podwatch", "leader_election": True}
+#: PODWATCH_* variables the chart may set ahead of the relay code that reads them (none now). The
+#: relay ignores unknown variables, so a name set here and read under another name would fail
+#: silently: keep both sides in step.
+PENDING_VARIABLES: set[str] = set()
 
 Manifest = list[dict[str, Any]]
 
@@ -348,6 +358,32 @@ def test_default_is_two_replicas_with_probes_and_a_budget(default: Manifest) -> 
     assert not objects(default, "ServiceMonitor")
 
 
+def test_http_port_and_drain_time_follow_the_settings(renders: dict[str, Manifest]) -> None:
+    for name, manifest in renders.items():
+        env = environment(manifest)
+        relay = container(manifest)
+        # the container port the probes and the Service target is the port the relay listens on
+        [port] = relay["ports"]
+        assert port["name"] == "http", name
+        assert str(port["containerPort"]) == env["PODWATCH_HTTP_PORT"], name
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if probe in relay:
+                assert relay[probe]["httpGet"]["port"] == "http", (name, probe)
+        # SIGKILL comes after the relay's drain, not during it
+        grace = pod_spec(manifest)["terminationGracePeriodSeconds"]
+        assert grace > float(env["PODWATCH_SHUTDOWN_GRACE_SECONDS"]), name
+        # the spool's cap fits in its volume, and the volume is mounted where the relay writes
+        spool = {v["name"]: v for v in pod_spec(manifest)["volumes"]}["spool"]
+        if "emptyDir" in spool:
+            limit = spool["emptyDir"]["sizeLimit"]
+            assert limit.endswith("Mi"), (name, limit)
+            assert int(env["PODWATCH_SPOOL_MAX_BYTES"]) <= int(limit[:-2]) * 2**20, name
+    custom = renders["namespace-selector-values"]
+    assert environment(custom)["PODWATCH_HTTP_PORT"] == "9102"
+    assert environment(custom)["PODWATCH_NAMESPACE_SELECTOR"] == "podwatch=on,tier!=dev"
+    assert environment(custom)["PODWATCH_NAMESPACES"] == "*"
+
+
 def test_single_replica_has_no_budget_lease_or_role(renders: dict[str, Manifest]) -> None:
     manifest = renders["single-replica-values"]
     assert one(manifest, "Deployment")["spec"]["replicas"] == 1
@@ -376,10 +412,12 @@ def test_servicemonitor_scrapes_the_metrics_service(renders: dict[str, Manifest]
 
 
 def test_every_relay_setting_has_a_value_and_a_variable(renders: dict[str, Manifest]) -> None:
-    assert set(SETTINGS_VALUES) == set(RelaySettings.model_fields), "map every RelaySettings field"
+    mapped = set(SETTINGS_VALUES) | SETTINGS_DOWNWARD_API
+    assert mapped == set(RelaySettings.model_fields), "map every RelaySettings field"
     values = values_yaml()
-    for field, path in SETTINGS_VALUES.items():
-        lookup(values, path)  # the key exists
+    for field in mapped:
+        if field in SETTINGS_VALUES:
+            lookup(values, SETTINGS_VALUES[field])  # the key exists
         # set in some render (cluster_id only when given: unset means "ask the cluster")
         variable = f"PODWATCH_{field.upper()}"
         assert any(variable in environment(m) for m in renders.values()), variable
@@ -406,7 +444,10 @@ def test_the_relay_accepts_every_rendered_configuration(
             except ValidationError as exc:
                 pytest.fail(f"{name}: the relay rejects the chart's settings: {exc}")
         if name == "default":
-            expected = RelaySettings(queue_url=QUEUE_URL).model_dump()
+            values = values_yaml()
+            assert CHART_DEFAULT_OVERRIDES["spool_dir"] == lookup(values, "spool.path")
+            assert CHART_DEFAULT_OVERRIDES["leader_election"] == lookup(values, "leaderElection.enabled")
+            expected = RelaySettings(queue_url=QUEUE_URL, **CHART_DEFAULT_OVERRIDES).model_dump()
             assert settings.model_dump() == expected
 
 
@@ -491,6 +532,14 @@ def test_queue_url_is_required_with_a_clear_message(helm_env: dict[str, str]) ->
         (["--set", "leaderElection.retryPeriodSeconds=9"], "renewDeadlineSeconds must be greater than 1.2"),
         (["--set", "spool.persistence.enabled=true"], "ReadWriteMany"),
         (["--set", "sqs.queueUrl=http://localhost:4566/000000000000/q"], "sqs.region is required"),
+        (["--set", "relay.shutdownGraceSeconds=30"], "terminationGracePeriodSeconds must be greater"),
+        (["--set", "relay.healthStallSeconds=100"], "healthStallSeconds must be greater"),
+        (["--set", "containerPorts.http=80"], "containerPorts.http must be at least 1024"),
+        (["--set", "containerPorts.http=0"], "containerPorts.http must be at least 1024"),
+        (["--set", "relay.namespaceSelector=a=b", "--set", "relay.namespaces={x}"], "cannot be combined"),
+        (["--set", "spool.maxBytes=1073741824"], "must fit in the spool volume"),
+        (["--set", "spool.maxBytes=1000"], "maxBytes"),
+        (["--set", "relay.bufferSize=5"], "bufferSize"),
     ],
 )
 def test_chart_refuses_bad_values(helm_env: dict[str, str], args: list[str], message: str) -> None:

@@ -225,3 +225,74 @@ def test_envelopes_are_kept_when_the_sink_gives_up() -> None:
     relay.flush()
     assert [parse_envelope(b).payload.name for b in working.bodies] == ["p0", "p1", "p2"]
     assert relay.pending == 0
+
+
+# --- the fast path: plain-data envelopes, byte-identical to the models' ----------------------------
+
+
+def _sample_lines() -> list[bytes]:
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "events" / "replay" / "sample-stream.jsonl"
+    return sample.read_bytes().splitlines()
+
+
+def _bench_lines() -> list[bytes]:
+    from bench.relay_stream import build_stream
+
+    return build_stream(pods=30, rounds=6)
+
+
+@pytest.mark.parametrize("lines", [_sample_lines, _bench_lines], ids=["sample", "bench"])
+def test_pod_bodies_are_what_the_models_encode(lines: Any) -> None:
+    # Given the sample stream and a slice of the benchmark's stream (canonical API server layout:
+    # the fast path cuts each line into metadata, nodeName and status)
+    sink = RecordingSink()
+    relay = Relay(sink=sink, cluster_id="cluster-1", relay_version="test")
+    for line in lines():
+        relay.handle_line(line)
+    relay.flush()
+    pods = [body for body in sink.bodies if '"kind":"pod"' in body]
+    assert len(pods) > 20
+
+    # Then every pod body, built from plain data without models, is a valid PodEnvelope and
+    # byte-for-byte what pydantic encodes for it
+    for body in pods:
+        envelope = parse_envelope(body)
+        assert isinstance(envelope, PodEnvelope)
+        assert envelope.model_dump_json(by_alias=True, exclude_none=True) == body
+
+
+def test_fast_and_full_paths_agree() -> None:
+    # Given the sample stream through the relay, and through a relay whose fast path is off
+    def run(fast: bool) -> tuple[list[str], list[dict[str, Any]]]:
+        recording = RecordingSink()
+        relay = Relay(sink=recording, cluster_id="cluster-1", relay_version="test")
+        if not fast:
+            relay._fast_pod = lambda *args: None  # type: ignore[method-assign]
+        outcomes = [relay.handle_line(line) for line in _sample_lines()]
+        relay.flush()
+        bodies = [json.loads(body) for body in recording.bodies]
+        for body in bodies:  # stamped by the clock
+            body.pop("sent_at")
+            body["payload"].pop("observed_at", None)
+        return outcomes, bodies
+
+    # Then outcomes and envelopes are the same
+    assert run(fast=True) == run(fast=False)
+
+
+def test_pod_being_deleted_takes_the_full_path(relay: Relay, sink: RecordingSink) -> None:
+    # Given a tracked pod
+    raw = pod(rv="1")
+    relay.handle_line(json.dumps({"type": "ADDED", "object": raw}, separators=(",", ":")))
+    # When it gets a deletionTimestamp and nothing else changes (status byte-identical)
+    raw = pod(rv="2")
+    raw["metadata"]["deletionTimestamp"] = "2026-11-20T09:05:00Z"
+    outcome = relay.handle_line(json.dumps({"type": "MODIFIED", "object": raw}, separators=(",", ":")))
+    relay.flush()
+    # Then the terminating transition is forwarded, not suppressed by the status hash
+    assert outcome == "forwarded"
+    last = parse_envelope(sink.bodies[-1])
+    assert isinstance(last, PodEnvelope)
+    assert ("terminating", False, True) in {(t.field, t.old, t.new) for t in last.payload.transitions}

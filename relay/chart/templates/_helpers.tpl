@@ -138,8 +138,43 @@ Checks across values that a JSON schema cannot express.
 {{- if lt (float64 .Values.sqs.backoffMaxSeconds) (float64 .Values.sqs.backoffSeconds) }}
 {{- fail "sqs.backoffMaxSeconds must be >= sqs.backoffSeconds" }}
 {{- end }}
+{{- $r := .Values.relay }}
+{{- if and $r.namespaceSelector $r.namespaces }}
+{{- fail "relay.namespaceSelector and relay.namespaces cannot be combined: the selector chooses the namespaces" }}
+{{- end }}
+{{- if not (gt (float64 .Values.terminationGracePeriodSeconds) (float64 $r.shutdownGraceSeconds)) }}
+{{- fail "terminationGracePeriodSeconds must be greater than relay.shutdownGraceSeconds: the relay needs time after its drain to spool the rest and release the lease before SIGKILL" }}
+{{- end }}
+{{- if not (gt (float64 $r.healthStallSeconds) (float64 $r.inactivityTimeoutSeconds)) }}
+{{- fail "relay.healthStallSeconds must be greater than relay.inactivityTimeoutSeconds: a silent watch is reconnected before it is called stalled" }}
+{{- end }}
+{{- if lt (int .Values.containerPorts.http) 1024 }}
+{{- fail "containerPorts.http must be at least 1024: the relay runs as non-root with every capability dropped (0, any free port, is for tests only)" }}
+{{- end }}
 {{- $p := .Values.spool.persistence }}
+{{- $volume := ternary $p.size .Values.spool.emptyDir.sizeLimit $p.enabled }}
+{{- if or (not $p.enabled) (not $p.existingClaim) }}
+{{- $volumeBytes := include "podwatch-relay.quantityBytes" $volume }}
+{{- if and $volumeBytes (gt (float64 .Values.spool.maxBytes) (float64 $volumeBytes)) }}
+{{- fail (printf "spool.maxBytes (%d) must fit in the spool volume (%v): the kubelet evicts a pod whose emptyDir outgrows its sizeLimit, and a full claim fails the writes" (int64 .Values.spool.maxBytes) $volume) }}
+{{- end }}
+{{- end }}
 {{- if and $p.enabled (not $p.existingClaim) (gt (int .Values.replicaCount) 1) (not (has "ReadWriteMany" $p.accessModes)) }}
 {{- fail "spool.persistence with replicaCount > 1 needs accessModes [ReadWriteMany]: every replica mounts the same claim" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Bytes of a Kubernetes quantity with a binary or decimal suffix (`576Mi`, `1G`, `1048576`); empty
+when it is not one of those simple forms (the caller then skips its check).
+*/}}
+{{- define "podwatch-relay.quantityBytes" -}}
+{{- $q := toString . }}
+{{- $m := regexFindAll "^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$" $q 1 }}
+{{- if $m }}
+{{- $number := regexFind "^[0-9]+" $q }}
+{{- $suffix := trimPrefix $number $q }}
+{{- $factors := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 }}
+{{- mul (int64 $number) (index $factors $suffix) }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,208 @@
+"""Operability: Prometheus `/metrics`, `/healthz` and `/readyz` on one port.
+
+Metrics are read from the counters the relay keeps anyway (`RelayStats`, `OutboxStats`,
+`WatchStats`, `SqsSink.stats`) when Prometheus scrapes, by a custom collector: the watch's hot
+path increments plain ints, never a labelled prometheus_client metric.
+
+* `/healthz` is 200 while every watcher made progress (a line, bookmarks included, or a list)
+  within `stall_seconds`, else 503: a watch that is silently stuck gets the pod restarted.
+* `/readyz` is 200 once every watcher finished its first list (initial sync), else 503.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from podwatch_relay.outbox import Outbox
+from podwatch_relay.pipeline import Relay
+
+log = logging.getLogger("podwatch_relay.ops")
+
+PREFIX = "podwatch_relay"
+
+
+@dataclass(eq=False)
+class RelayCollector(Collector):
+    """Every relay metric, read from the live objects at scrape time."""
+
+    relay: Relay
+    watchers: Callable[[], Iterable[Any]]
+    outbox: Outbox | None = None
+    sink_stats: Any = None
+
+    def collect(self) -> Iterator[Any]:
+        s = self.relay.stats
+        seen = CounterMetricFamily(
+            f"{PREFIX}_watch_events",
+            "Watch events seen, by object kind and watch type",
+            labels=["kind", "type"],
+        )
+        for key, count in sorted(s.seen.items()):
+            kind, _, watch_type = key.partition("/")
+            seen.add_metric([kind, watch_type], count)
+        yield seen
+        reasons = CounterMetricFamily(
+            f"{PREFIX}_k8s_events",
+            "core/v1 Events about pods seen, by Event type and reason",
+            labels=["type", "reason"],
+        )
+        for key, count in sorted(s.event_reasons.items()):
+            event_type, _, reason = key.partition("/")
+            reasons.add_metric([event_type, reason], count)
+        yield reasons
+        yield CounterMetricFamily(
+            f"{PREFIX}_forwarded", "Envelopes forwarded (queued for SQS)", value=s.forwarded
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_suppressed", "Pod/Event updates that changed nothing that matters", value=s.suppressed
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_synthetic_deleted",
+            "DELETED sent for pods gone while not watched (relist) or replaced under their name",
+            value=s.synthetic_deleted,
+        )
+        outcomes = CounterMetricFamily(
+            f"{PREFIX}_outcomes", "Every input by outcome label", labels=["outcome"]
+        )
+        for outcome, count in sorted(s.outcomes.items()):
+            outcomes.add_metric([outcome], count)
+        yield outcomes
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_dropped", "Input or envelopes given up on, by reason", labels=["reason"]
+        )
+        drops: dict[str, int] = {}
+        for outcome, count in s.outcomes.items():
+            if outcome.startswith("malformed:"):
+                drops[outcome.replace(":", "_", 1)] = drops.get(outcome, 0) + count
+        for reason, count in s.dropped_reasons.items():
+            drops[reason] = drops.get(reason, 0) + count
+        if self.outbox is not None:
+            for reason, count in self.outbox.stats.dropped_reasons.items():
+                drops[reason] = drops.get(reason, 0) + count
+        for reason, count in sorted(drops.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+        if self.outbox is not None:
+            o = self.outbox.stats
+            yield GaugeMetricFamily(
+                f"{PREFIX}_queue_depth", "Envelopes buffered in memory", value=self.outbox.depth
+            )
+            yield GaugeMetricFamily(
+                f"{PREFIX}_spool_depth",
+                "Envelopes spooled to disk, not yet sent",
+                value=self.outbox.spool_depth,
+            )
+            yield CounterMetricFamily(f"{PREFIX}_sent", "Envelopes SQS accepted", value=o.sent)
+            yield CounterMetricFamily(f"{PREFIX}_spooled", "Envelopes written to the spool", value=o.spooled)
+            yield CounterMetricFamily(
+                f"{PREFIX}_backpressure_waits",
+                "Times a watch waited for room in the buffer",
+                value=o.backpressure_waits,
+            )
+        failures = CounterMetricFamily(
+            f"{PREFIX}_sqs_send_failures", "SendMessageBatch calls that did not get every entry accepted"
+        )
+        failures.add_metric([], getattr(self.sink_stats, "failed_calls", 0))
+        yield failures
+        reconnects = CounterMetricFamily(f"{PREFIX}_reconnects", "Watch reconnects", labels=["scope"])
+        relists = CounterMetricFamily(f"{PREFIX}_relists", "Relists after 410 Gone", labels=["scope"])
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_watch_lag_seconds",
+            "Seconds since the watch last received anything (event or bookmark) or listed",
+            labels=["scope"],
+        )
+        now = time.monotonic()
+        for watcher in self.watchers():
+            reconnects.add_metric([watcher.scope], watcher.stats.reconnects)
+            relists.add_metric([watcher.scope], watcher.stats.relists)
+            lag.add_metric([watcher.scope], max(0.0, now - watcher.stats.last_progress))
+        yield reconnects
+        yield relists
+        yield lag
+
+
+class Health:
+    """`/healthz` and `/readyz` answers, from the current watchers."""
+
+    def __init__(self, *, watchers: Callable[[], Iterable[Any]], stall_seconds: float) -> None:
+        self.watchers = watchers
+        self.stall_seconds = stall_seconds
+
+    def healthz(self) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        stalled = {
+            w.scope: round(now - w.stats.last_progress, 1)
+            for w in self.watchers()
+            if now - w.stats.last_progress > self.stall_seconds
+        }
+        return not stalled, {"stalled": stalled, "bound_seconds": self.stall_seconds}
+
+    def readyz(self) -> tuple[bool, dict[str, Any]]:
+        watchers = list(self.watchers())
+        waiting = [w.scope for w in watchers if not w.synced.is_set()]
+        return bool(watchers) and not waiting, {"waiting_for_initial_sync": waiting}
+
+
+class OpsServer:
+    """The HTTP server of `/metrics`, `/healthz`, `/readyz` (a daemon thread)."""
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        health: Health,
+        port: int,
+        host: str = "0.0.0.0",  # noqa: S104  # scraped and probed from outside the pod
+    ) -> None:
+        ops = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, generate_latest(ops.registry), CONTENT_TYPE_LATEST)
+                elif path in {"/healthz", "/readyz"}:
+                    ok, detail = ops.health.healthz() if path == "/healthz" else ops.health.readyz()
+                    body = json.dumps({"ok": ok, **detail}).encode()
+                    self._send(200 if ok else 503, body, "application/json")
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def _send(self, code: int, body: bytes, content_type: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.registry = registry
+        self.health = health
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ops-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> OpsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
