@@ -12,6 +12,9 @@ byte-identical. Edit this script, not the JSON files:
     events/processor/poison.json  malformed JSON, an unknown kind, a wrong schema version and a pod
                                   envelope missing its uid, among three good messages
     events/processor/enroll.json  a relay's enroll and heartbeat messages
+    events/processor/lifecycle.json  an incident's life: three replicas of a Deployment crash-loop,
+                                  one repeats, then all three are running and ready again
+                                  (recovered; delivered when the remote config enables it)
     events/deliver/batch.json     notifications for two clusters, as the processor forwards them
 """
 
@@ -336,6 +339,43 @@ def enroll() -> str:
     )
 
 
+def recovered_pod(suffix: str, rv: str) -> PodEvent:
+    """The crash-looping `api` container of `crash_loop_pod(suffix)` is running and ready again."""
+    crashed = crash_loop_pod(suffix)
+    api, envoy = crashed.containers
+    return crashed.model_copy(
+        update={
+            "resource_version": rv,
+            "observed_at": T0 + timedelta(minutes=10),
+            "containers": [
+                api.model_copy(
+                    update={
+                        "state": "running",
+                        "reason": None,
+                        "message": None,
+                        "ready": True,
+                        "started": True,
+                    }
+                ),
+                envoy,
+            ],
+            "conditions": [
+                PodCondition(type="PodScheduled", status="True"),
+                PodCondition(type="Ready", status="True"),
+            ],
+            "transitions": [Transition(field="ready", container="api", old=False, new=True)],
+        }
+    )
+
+
+def processor_lifecycle() -> list[str]:
+    replicas = ("tq5vn", "m8x2k", "p4w7d")
+    crashes = [pod_envelope(crash_loop_pod(s, rv=str(48400 + i))) for i, s in enumerate(replicas)]
+    repeat = pod_envelope(crash_loop_pod("tq5vn", rv="48410"))
+    recoveries = [pod_envelope(recovered_pod(s, rv=str(48420 + i))) for i, s in enumerate(replicas)]
+    return [*crashes, repeat, *recoveries]
+
+
 def record(body: str, n: int, *, queue_arn: str) -> dict[str, Any]:
     """An SQS event source record, as Lambda delivers it, with fixed ids and timestamps."""
     sent = str(int(T0.timestamp() * 1000))
@@ -444,6 +484,10 @@ def main() -> None:
     write(
         ROOT / "processor" / "enroll.json",
         event([enroll(), heartbeat()], queue_arn=POD_EVENTS_ARN, first=201),
+    )
+    write(
+        ROOT / "processor" / "lifecycle.json",
+        event(processor_lifecycle(), queue_arn=POD_EVENTS_ARN, first=301),
     )
     write(ROOT / "deliver" / "batch.json", event(deliver_batch(), queue_arn=DELIVERIES_ARN))
 

@@ -2,7 +2,9 @@
 
 Thin on purpose: the logic is `podwatch.processing.process_record`. This module owns the Powertools
 tools, builds its dependencies on the first invocation (settings from the environment, boto3
-clients) and reports partial batch failures.
+clients) and reports partial batch failures: a record fails when its handler raised (a transient
+error) or when a notification it produced was not taken by the batched send at the end
+(`Outbox.flush`, SendMessageBatch); SQS retries it, and the retry passes dedup as the same event.
 
 Records are parsed by `parse_envelope` inside the record handler rather than by a BatchProcessor
 `model=`: a model failure would be a batch item failure (retried until the DLQ, reason lost), while
@@ -22,23 +24,27 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from podwatch import aws, config, telemetry
+from podwatch import audit, aws, config, telemetry
+from podwatch.control import ClusterRegistry, ControlHandler
 from podwatch.dedup import DedupStore
-from podwatch.processing import Decision, ProcessorDeps, process_record
+from podwatch.metadata import MetadataStore
+from podwatch.processing import Decision, Outbox, ProcessorDeps, fail_records, process_record
 from podwatch.settings import ProcessorSettings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
-# The layer logs on stdlib loggers under `podwatch` (the audit trail among them): same JSON lines.
+# The layer logs on stdlib loggers under `podwatch`: the same JSON lines. The audit trail (one line
+# per decision) gets a lean formatter of the same shape, reading this logger's keys.
 copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
+audit.install(logger.registered_formatter, getattr(logger.registered_handler, "stream", None))
 
 _METRIC_OF_ACTION = {
     "forwarded": telemetry.FORWARDED,
@@ -72,13 +78,27 @@ def build_dependencies(
     """Settings from the environment and boto3 clients, unless given."""
     settings = settings or ProcessorSettings.from_env()
     sqs = sqs or aws.client("sqs")
+    dynamodb = dynamodb or aws.client("dynamodb")
+    metadata = (
+        MetadataStore(table_name=settings.metadata_table_name, client=dynamodb)
+        if settings.metadata_table_name
+        else None
+    )
     return Dependencies(
         settings=settings,
         processing=ProcessorDeps(
-            dedup=DedupStore(table_name=settings.dedup_table_name, client=dynamodb or aws.client("dynamodb")),
+            dedup=DedupStore(table_name=settings.dedup_table_name, client=dynamodb),
             sqs=sqs,
             deliveries_queue_url=settings.deliveries_queue_url,
             quarantine_queue_url=settings.quarantine_queue_url,
+            metadata=metadata,
+            control=ControlHandler(
+                registry=ClusterRegistry(table_name=settings.clusters_table_name, client=dynamodb),
+                sqs=sqs,
+                deliveries_queue_url=settings.deliveries_queue_url,
+            )
+            if settings.clusters_table_name
+            else None,
         ),
         parameters=SSMProvider(boto3_client=ssm or aws.client("ssm")),
     )
@@ -117,7 +137,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         metrics=metrics,
     )
     tally = telemetry.Tally()
-    tally.add(telemetry.RECEIVED, value=len(event.get("Records") or []))
+    records: list[dict[str, Any]] = event.get("Records") or []
+    tally.add(telemetry.RECEIVED, value=len(records))
+    outbox = Outbox(sqs=deps.processing.sqs, queue_url=deps.processing.deliveries_queue_url)
+    decided: dict[str, list[Decision]] = {}
 
     def record_handler(record: SQSRecord) -> list[Decision]:
         decisions = process_record(
@@ -126,16 +149,32 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             config=remote,
             now=datetime.now(UTC),
             message_id=record.message_id,
+            outbox=outbox,
         )
-        for decision in decisions:
-            reason = decision.reason if decision.action in _BROKEN_DOWN_BY_REASON else None
-            tally.add(_METRIC_OF_ACTION[decision.action], reason=reason)
+        decided[record.message_id] = decisions
         return decisions
 
     try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        with processor(records, record_handler, context):
+            processor.process()
+            failed = outbox.flush()
+            fail_records(processor, failed)
+        for message_id, decisions in decided.items():
+            if message_id not in failed:
+                _count(tally, decisions)
+        return processor.response()
     finally:
         tally.add(telemetry.RETRIED, value=len(processor.fail_messages))
+        if deps.processing.metadata is not None:
+            tally.add(telemetry.METADATA_FAILED, value=deps.processing.metadata.take_failures())
         tally.emit(metrics)
+
+
+def _count(tally: telemetry.Tally, decisions: list[Decision]) -> None:
+    for decision in decisions:
+        reason = decision.reason if decision.action in _BROKEN_DOWN_BY_REASON else None
+        tally.add(_METRIC_OF_ACTION[decision.action], reason=reason)
+        if decision.action == "forwarded" and decision.reason == "opened":
+            tally.add(telemetry.INCIDENTS_OPENED)
+        elif decision.action == "forwarded" and decision.reason == "resolved":
+            tally.add(telemetry.INCIDENTS_RESOLVED)

@@ -40,6 +40,7 @@ from podwatch.wire import encode_envelope
 STACK = "podwatch-test"
 PARAMETER = f"/{STACK}/remote-config"
 TABLE = f"{STACK}-dedup"
+METADATA_TABLE = f"{STACK}-metadata"
 
 
 @dataclass
@@ -104,20 +105,22 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         ssm = boto3.client("ssm", region_name="us-east-1")
         deliveries = sqs.create_queue(QueueName=f"{STACK}-deliveries")["QueueUrl"]
         quarantine = sqs.create_queue(QueueName=f"{STACK}-pod-events-dlq")["QueueUrl"]
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.update_time_to_live(
-            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
+        for table in (TABLE, METADATA_TABLE):
+            dynamodb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            dynamodb.update_time_to_live(
+                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+            )
         ssm.put_parameter(Name=PARAMETER, Value=RemoteConfig().to_json(), Type="String")
         for name, value in {
             "CONFIG_PARAMETER_NAME": PARAMETER,
             "CONFIG_MAX_AGE_SECONDS": "0",
             "DEDUP_TABLE_NAME": TABLE,
+            "METADATA_TABLE_NAME": METADATA_TABLE,
             "DELIVERIES_QUEUE_URL": deliveries,
             "QUARANTINE_QUEUE_URL": quarantine,
         }.items():
@@ -405,18 +408,34 @@ def test_a_bad_remote_config_keeps_the_last_good_one(
 
 
 class FlakySQS:
-    """The real (moto) SQS client, whose send_message to one queue fails `failures` times."""
+    """The real (moto) SQS client, whose sends to one queue fail `failures` times: a whole
+    SendMessageBatch call, or (`refuse_entries`) only the entries whose body contains a marker."""
 
-    def __init__(self, real: Any, queue_url: str, failures: int) -> None:
+    def __init__(self, real: Any, queue_url: str, failures: int, refuse_entries: str | None = None) -> None:
         self.real, self.queue_url, self.failures = real, queue_url, failures
+        self.refuse_entries = refuse_entries
+        self.calls: Counter[str] = Counter()
 
     def send_message(self, **kwargs: Any) -> Any:
-        if kwargs["QueueUrl"] == self.queue_url and self.failures > 0:
-            self.failures -= 1
-            raise ClientError(
-                {"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "SendMessage"
-            )
+        self.calls["send_message"] += 1
         return self.real.send_message(**kwargs)
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        self.calls["send_message_batch"] += 1
+        if kwargs["QueueUrl"] != self.queue_url or self.failures <= 0:
+            return self.real.send_message_batch(**kwargs)
+        self.failures -= 1
+        if self.refuse_entries is None:
+            raise ClientError(
+                {"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "SendMessageBatch"
+            )
+        refused = [e for e in kwargs["Entries"] if self.refuse_entries in e["MessageBody"]]
+        taken = [e for e in kwargs["Entries"] if e not in refused]
+        answer = self.real.send_message_batch(QueueUrl=kwargs["QueueUrl"], Entries=taken) if taken else {}
+        failed = [
+            {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "x"} for e in refused
+        ]
+        return {"Successful": answer.get("Successful", []), "Failed": failed}
 
 
 class ThrottledDynamoDB:
@@ -483,6 +502,54 @@ def test_metrics(app: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     assert {k: v for k, v in values.items() if k != "ColdStart"} == {
         "Received": 7,
         "Forwarded": 2,
+        "IncidentsOpened": 2,
         "Filtered": 1,
         "Quarantined": 4,
     }
+
+
+def test_sample_lifecycle_default_config(app: ModuleType, stack: Stack, trail: AuditTrail) -> None:
+    # Given the incident sample and the default config (container scope, recovered not enabled)
+    response = invoke(app, load_event("events/processor/lifecycle.json"))
+    # Then each replica's crash loop is delivered once, the repeat is folded, recoveries are filtered
+    assert response == {"batchItemFailures": []}
+    # (forwarded decisions are audited once SQS took them: after the others of the batch)
+    assert [(r["action"], r["reason"]) for r in trail.records] == [
+        ("deduplicated", "cooldown"),
+        ("filtered", "disabled:recovered"),
+        ("filtered", "disabled:recovered"),
+        ("filtered", "disabled:recovered"),
+        ("forwarded", "opened"),
+        ("forwarded", "opened"),
+        ("forwarded", "opened"),
+    ]
+    assert len(stack.notifications()) == 3
+
+
+def test_sample_lifecycle_workload_scope_with_recovered(
+    app: ModuleType, stack: Stack, trail: AuditTrail
+) -> None:
+    # Given workload scope, and recovered notifications enabled
+    stack.set_config(
+        RemoteConfig(
+            version="lc-1",
+            dedup_scope="workload",
+            enabled_reasons=frozenset({EventType.CRASH_LOOP, EventType.RECOVERED}),
+        )
+    )
+    # When the incident sample is processed
+    assert invoke(app, load_event("events/processor/lifecycle.json")) == {"batchItemFailures": []}
+    # Then one alert fires, and one resolution follows the last replica's recovery
+    assert [(r["action"], r["reason"]) for r in trail.records if r["action"] != "deduplicated"] == [
+        ("forwarded", "opened"),
+        ("forwarded", "resolved"),
+    ]
+    assert Counter(r["reason"] for r in trail.records if r["action"] == "deduplicated") == {
+        "cooldown": 3,
+        "partial_recovery": 2,
+    }
+    firing, resolved = stack.notifications()
+    assert (firing.incident_state, resolved.incident_state) == ("firing", "resolved")
+    assert resolved.dedup_key == firing.dedup_key == "prod-eu-1/payments/workload:payments-api/crash-loop"
+    assert (resolved.incident_count, resolved.affected_pod_count) == (4, 3)
+    assert resolved.resolves is EventType.CRASH_LOOP

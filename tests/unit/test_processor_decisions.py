@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from podwatch import ids
-from podwatch.dedup import Claim
+from podwatch.dedup import Claim, Outcome
 from podwatch.errors import TransientError
 from podwatch.models import (
     MAX_MESSAGE_BYTES,
@@ -32,22 +32,52 @@ class FakeDedup:
     def __init__(self, answer: Claim = Claim.OPENED) -> None:
         self.answer = answer
         self.claims: list[tuple[str, str, int]] = []
+        self.resolves: list[tuple[str, str, str, bool]] = []
 
-    def claim(self, key: str, event_id: str, cooldown_s: int, now: datetime) -> Claim:
+    def claim(
+        self, key: str, event_id: str, cooldown_s: int, now: datetime, *, pod: str | None = None
+    ) -> Outcome:
         self.claims.append((key, event_id, cooldown_s))
-        return self.answer
+        return Outcome(self.answer, 1, (pod,) if pod else (), 0, int(now.timestamp()))
+
+    def resolve(self, key: str, event_id: str, now: datetime, *, pod: str, workload: bool = False) -> Outcome:
+        self.resolves.append((key, event_id, pod, workload))
+        return Outcome(self.answer, 7, (pod,), 0, int(now.timestamp()) - 60)
 
 
 class FakeSQS:
-    def __init__(self, fail: bool = False) -> None:
+    """send_message (quarantine) and send_message_batch (forwarding), as boto3 answers them."""
+
+    def __init__(self, fail: bool = False, refuse: set[int] | None = None) -> None:
         self.fail = fail
+        self.refuse = refuse or set()  # batch entry positions (over all calls) SQS refuses
         self.sent: list[dict[str, Any]] = []
+        self.batches = 0
 
     def send_message(self, **kwargs: Any) -> dict[str, str]:
         if self.fail:
             raise ClientError({"Error": {"Code": "InternalError", "Message": "x"}}, "SendMessage")
         self.sent.append(kwargs)
         return {"MessageId": "m"}
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.fail:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "x"}}, "SendMessageBatch")
+        assert 1 <= len(Entries) <= 10
+        assert len({e["Id"] for e in Entries}) == len(Entries)
+        self.batches += 1
+        failed = []
+        for entry in Entries:
+            position = len(self.sent) + len(failed)
+            if position in self.refuse:
+                failed.append(
+                    {"Id": entry["Id"], "SenderFault": False, "Code": "InternalError", "Message": "x"}
+                )
+                self.refuse.discard(position)
+                continue
+            self.sent.append({"QueueUrl": QueueUrl, **entry})
+        ok = [{"Id": e["Id"], "MessageId": "m"} for e in Entries if e["Id"] not in {f["Id"] for f in failed}]
+        return {"Successful": ok, "Failed": failed}
 
 
 def deps(dedup: FakeDedup | None = None, sqs: FakeSQS | None = None) -> ProcessorDeps:
@@ -136,3 +166,40 @@ def test_oversize_body_is_quarantined_cut_to_fit_with_its_hash() -> None:
     assert attributes["body_truncated"] == "true"
     assert attributes["source_message_id"] == "msg-1"
     assert len(attributes["body_sha256"]) == 64
+
+
+def test_payload_sha256_ignores_label_order_and_sees_content() -> None:
+    from podwatch import audit
+
+    def pod(labels: dict[str, str]) -> PodEvent:
+        return PodEvent(namespace="shop", name="web-1", uid="u1", labels=labels, observed_at=NOW)
+
+    first, reordered = pod({"b": "1", "a": "2"}), pod({"a": "2", "b": "1"})
+    assert audit.payload_sha256(first) == audit.payload_sha256(reordered)
+    assert audit.payload_sha256(first) != audit.payload_sha256(pod({"a": "2", "b": "3"}))
+    assert first.labels == {"b": "1", "a": "2"}  # the payload itself is left as it was
+
+
+def test_fast_parse_path_gives_the_same_envelopes_and_errors_as_parse_envelope() -> None:
+    from pathlib import Path
+
+    from podwatch.errors import PermanentError
+    from podwatch.processing import _parse
+    from podwatch.wire import parse_envelope
+
+    root = Path(__file__).resolve().parents[2] / "events" / "processor"
+    bodies = [r["body"] for f in sorted(root.glob("*.json")) for r in json.loads(f.read_text())["Records"]]
+    bodies.append(json.dumps({**json.loads(two_troubled_containers()), "schema_version": 2}))
+    lax = json.loads(two_troubled_containers())
+    lax["payload"]["restart_count"] = "3"  # lax JSON: a number as a string; not strict, still valid
+    bodies.append(json.dumps(lax))
+    for body in bodies:
+        try:
+            expected: Any = parse_envelope(body)
+        except PermanentError as exc:
+            expected = (type(exc), str(exc))
+        try:
+            got: Any = _parse(body)
+        except PermanentError as exc:
+            got = (type(exc), str(exc))
+        assert got == expected, body[:120]

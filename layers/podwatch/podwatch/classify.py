@@ -22,6 +22,11 @@ Pod events (the relay's projection of a Pod; one finding per container at most, 
     pod               Evicted                      evicted           status.reason; beats failed
     pod               Unschedulable                unschedulable     condition PodScheduled=False
     pod               Failed                       failed            status.phase
+    pod               Pending                      pending-too-long  phase Pending longer than
+                                                                     RemoteConfig.pending_too_long_seconds
+                                                                     after creation; nothing more specific
+    container         Recovered                    recovered         running and ready again after trouble
+                                                                     (see "Recovered" below)
     ================  ===========================  ================  =====================================
 
 Kubernetes Events (core/v1 Event whose involvedObject is a Pod; the container comes from fieldPath):
@@ -45,10 +50,18 @@ Kubernetes Events (core/v1 Event whose involvedObject is a Pod; the container co
 Never trouble: a DELETED pod or Event (its end is not new trouble), control envelopes
 (enroll, heartbeat), Events about other objects than Pods, and anything not in the table.
 
+Recovered: a container (app or sidecar/init, never ephemeral) with no trouble of its own in this
+event that is running and ready, and whose transitions show it was in trouble — a `waiting_reason`
+from a troubled waiting reason (CrashLoopBackOff, ImagePullBackOff, ...; resolves that reason's
+type), or `ready` false → true after restarts (resolves oom-kill when the last termination was
+OOMKilled, else crash-loop). The finding names the type it resolves (`Finding.resolves`); it only
+becomes a notification when an incident of that type is open (`dedup`).
+
 Transitions the relay reports (`PodEvent.transitions`) that this module reads:
 
 * `restart_count` (with `container`, or without it for the pod's total): from → to, ints;
-* `last_termination_reason` (with `container`): the new `lastState.terminated.reason`.
+* `last_termination_reason` (with `container`): the new `lastState.terminated.reason`;
+* `waiting_reason` and `ready` (with `container`): for recovered.
 """
 
 from __future__ import annotations
@@ -69,7 +82,7 @@ from podwatch.models import (
 
 
 class Finding(NamedTuple):
-    """One piece of trouble found in one event."""
+    """One piece of trouble found in one event (or, for `recovered`, the end of one)."""
 
     event_type: EventType
     #: the Kubernetes reason behind the type (CrashLoopBackOff, OOMKilled, Unhealthy, ...)
@@ -77,6 +90,8 @@ class Finding(NamedTuple):
     #: the container it is about, or None for pod-level trouble
     container: str | None
     message: str | None
+    #: for `recovered`: the type of trouble that ended (its incident is the one to resolve)
+    resolves: EventType | None = None
 
 
 class Rule(NamedTuple):
@@ -98,6 +113,8 @@ REASON_TABLE: tuple[Rule, ...] = (
     Rule("pod", "Evicted", EventType.EVICTED, "status.reason"),
     Rule("pod", "Unschedulable", EventType.UNSCHEDULABLE, "PodScheduled=False"),
     Rule("pod", "Failed", EventType.FAILED, "status.phase"),
+    Rule("pod", "Pending", EventType.PENDING_TOO_LONG, "phase Pending longer than the threshold"),
+    Rule("container", "Recovered", EventType.RECOVERED, "running and ready again after trouble"),
     Rule("k8s_event", "Unhealthy", EventType.PROBE_FAILED),
     Rule("k8s_event", "FailedScheduling", EventType.UNSCHEDULABLE),
     Rule("k8s_event", "OOMKilling", EventType.OOM_KILL),
@@ -128,14 +145,24 @@ UNSCHEDULABLE = "Unschedulable"
 RESTARTED = "Restarted"
 T_RESTART_COUNT = "restart_count"
 T_LAST_TERMINATION = "last_termination_reason"
+T_WAITING_REASON = "waiting_reason"
+T_READY = "ready"
+RECOVERED = "Recovered"
+PENDING = "Pending"
+#: RemoteConfig.pending_too_long_seconds' default, for callers without a config
+DEFAULT_PENDING_TOO_LONG_S = 600
 
 _FIELD_PATH = re.compile(r"spec\.(?:initContainers|containers|ephemeralContainers)\{(?P<name>[^}]+)\}")
 
 
-def classify(envelope: PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope) -> list[Finding]:
+def classify(
+    envelope: PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope,
+    *,
+    pending_too_long_s: int = DEFAULT_PENDING_TOO_LONG_S,
+) -> list[Finding]:
     """Every piece of trouble the envelope shows; [] for healthy pods and control messages."""
     if isinstance(envelope, PodEnvelope):
-        return classify_pod(envelope.payload)
+        return classify_pod(envelope.payload, pending_too_long_s=pending_too_long_s)
     if isinstance(envelope, KubeEventEnvelope):
         return classify_kube_event(envelope.payload)
     return []
@@ -180,14 +207,50 @@ def _container_finding(pod: PodEvent, c: ContainerStatus) -> Finding | None:
     return None
 
 
-def classify_pod(pod: PodEvent) -> list[Finding]:
+def _recovered(pod: PodEvent, c: ContainerStatus) -> Finding | None:
+    """The end of a container's trouble, if its transitions show one (see "Recovered" above)."""
+    if c.kind == "ephemeral" or c.state != "running" or not c.ready:
+        return None
+    became_ready = False
+    for t in pod.transitions:
+        if t.container != c.name:
+            continue
+        if t.field == T_WAITING_REASON and isinstance(t.old, str):
+            ended = CONTAINER_WAITING.get(t.old)
+            if ended is not None:
+                return Finding(EventType.RECOVERED, t.old, c.name, None, ended)
+        elif t.field == T_READY and t.new is True and t.old is False:
+            became_ready = True
+    if became_ready and c.restart_count > 0:
+        if c.last_termination_reason == OOM_KILLED:
+            return Finding(EventType.RECOVERED, OOM_KILLED, c.name, None, EventType.OOM_KILL)
+        return Finding(EventType.RECOVERED, "CrashLoopBackOff", c.name, None, EventType.CRASH_LOOP)
+    return None
+
+
+def _pending_too_long(pod: PodEvent, threshold_s: int) -> Finding | None:
+    if pod.phase != PENDING or threshold_s <= 0 or pod.created_at is None:
+        return None
+    pending_s = (pod.observed_at - pod.created_at).total_seconds()
+    if pending_s < threshold_s:
+        return None
+    waiting = next((c.reason for c in pod.containers if c.state == "waiting" and c.reason), None)
+    return Finding(EventType.PENDING_TOO_LONG, waiting or PENDING, None, f"Pending for {int(pending_s)}s")
+
+
+def classify_pod(pod: PodEvent, *, pending_too_long_s: int = DEFAULT_PENDING_TOO_LONG_S) -> list[Finding]:
     if pod.watch_type == "DELETED":
         return []
     findings: list[Finding] = []
+    recovered: list[Finding] = []
     for c in pod.containers:
         finding = _container_finding(pod, c)
         if finding is not None:
             findings.append(finding)
+        elif pod.transitions and not pod.initial_sync:
+            ended = _recovered(pod, c)
+            if ended is not None:
+                recovered.append(ended)
     if pod.reason == EVICTED:
         findings.append(Finding(EventType.EVICTED, EVICTED, None, pod.message))
     elif pod.phase == "Failed":
@@ -199,7 +262,11 @@ def classify_pod(pod: PodEvent) -> list[Finding]:
     # The pod's total restart count went up but no container said so (older relay, unknown container).
     if not findings and _restart_went_up(pod, None):
         findings.append(Finding(EventType.POD_RESTART, RESTARTED, None, pod.message))
-    return findings
+    if not findings:
+        pending = _pending_too_long(pod, pending_too_long_s)
+        if pending is not None:
+            findings.append(pending)
+    return findings + recovered
 
 
 # --------------------------------------------------------------------------- Kubernetes Events

@@ -1,30 +1,51 @@
-"""Dedup: what counts as a repeat of the same trouble inside the cooldown (DynamoDB, TTL).
+"""Dedup and incidents: what counts as a repeat of the same trouble inside the cooldown (DynamoDB, TTL).
 
 A dedup key names *what* the trouble is; the event_id names *which* observation of it. One item per
-key holds the event_id that opened the current window:
+key is the current incident of that trouble:
 
-    pk          S   the dedup key
-    event_id    S   the event that opened the window
-    expires_at  N   epoch seconds when the window closes (also the table's TTL attribute)
-    opened_at   N   epoch seconds when the window opened
-    count       N   1 when opened (repeats are not counted yet)
+    pk           S   the dedup key
+    event_id     S   the event that opened the incident (its window)
+    expires_at   N   epoch seconds when the window closes (also the table's TTL attribute)
+    opened_at    N   epoch seconds when the window opened
+    state        S   firing | resolved
+    count        N   occurrences folded into the incident (1 when opened; at least once: a retried
+                     duplicate may count twice)
+    pods         SS  affected pod names, at most MAX_AFFECTED_PODS (workload scope: the replicas)
+    unlisted     N   occurrences from pods that did not fit in `pods` (absent while none)
+    recovered    SS  workload scope: listed pods that recovered since (a pod in trouble again leaves it)
+    resolved_at  N   when a `recovered` event resolved the incident
+    resolved_by  S   that event's id
 
-A claim is one conditional PutItem:
+Trouble (`DedupStore.claim`), every write conditional, so DynamoDB serialises racing invocations:
 
-    attribute_not_exists(pk) OR expires_at < :now OR event_id = :eid
+* open — PutItem if `attribute_not_exists(pk) OR expires_at < :now OR state = resolved` (TTL
+  deletes up to days late, so the condition compares the expiry itself; a resolved incident that
+  flares up again is news) → `Claim.OPENED`;
+* repeat — UpdateItem `ADD count, pods` if the window is open, firing and opened by another event
+  → `Claim.DUPLICATE`; when `pods` is full the pod is counted in `unlisted` instead;
+* a failed condition returns the stored item (`ReturnValuesOnConditionCheckFailure`), which tells
+  the rest without a read: an open window opened by *this* event is a Lambda/SQS retry of the same
+  message → `Claim.SAME_EVENT` (passes, no write), so a retry is never mistaken for a duplicate.
 
-* no item, or an expired one (TTL deletes up to days late, so the condition compares the expiry
-  itself): the window opens → `Claim.OPENED`;
-* an open window whose event_id is this event's (a Lambda/SQS retry of the same message): passes
-  → `Claim.SAME_EVENT`, so a retry is never mistaken for a duplicate of itself;
-* an open window opened by another event: ConditionalCheckFailed → `Claim.DUPLICATE`.
+Which write is tried first comes from a per-process hint (the windows this process saw open): an
+event of a known open window tries the repeat first, anything else tries the open first. The hint
+only picks the order (each write checks the item itself), so a stale hint costs a call, never a
+wrong answer. Usually one call per event; two when the hint is wrong.
 
-DynamoDB serialises conditional writes on one key, so concurrent invocations racing on a key let
-exactly one event through.
+Recovery (`DedupStore.resolve`, for a `recovered` finding; key = the key of the trouble it ends):
+
+* container/pod scope — UpdateItem `SET state = resolved` if the window is open and firing
+  → `Claim.RESOLVED` (with the incident's count and pods); a retry of the resolving event
+  → `Claim.SAME_EVENT`; nothing open → `Claim.NO_INCIDENT` (no notification);
+* workload scope — the pod joins `recovered` if it is listed in `pods`; the incident resolves when
+  every listed pod has recovered and none went unlisted (a second, conditional write), otherwise
+  → `Claim.PARTIAL_RECOVERY`.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -34,19 +55,50 @@ from botocore.exceptions import BotoCoreError, ClientError
 from podwatch.classify import Finding
 from podwatch.enrich import subject_of, workload_name_for
 from podwatch.errors import TransientError
-from podwatch.models import KubeEventEnvelope, PodEnvelope
+from podwatch.models import MAX_AFFECTED_PODS, KubeEventEnvelope, PodEnvelope
 
 DedupScope = Literal["container", "pod", "workload"]
 
-CONDITION = "attribute_not_exists(pk) OR expires_at < :now OR event_id = :eid"
 #: placeholder for "no container" in container-scoped keys (cannot be a container name: no dash-only names)
 NO_CONTAINER = "-"
+FIRING = "firing"
+RESOLVED = "resolved"
+
+OPEN_CONDITION = "attribute_not_exists(pk) OR expires_at < :now OR #st = :resolved"
+_IS_FIRING = "(attribute_not_exists(#st) OR #st = :firing)"
+REPEAT_CONDITION = f"expires_at >= :now AND event_id <> :eid AND {_IS_FIRING}"
+_POD_FITS = "(attribute_not_exists(pods) OR size(pods) < :max OR contains(pods, :pod))"
+RESOLVE_CONDITION = f"expires_at >= :now AND {_IS_FIRING}"
+
+#: attempts of the open/repeat dance before a racing key is left to SQS's retry
+MAX_ATTEMPTS = 4
+#: windows remembered per process (the hint); the oldest are forgotten first
+HINT_CAPACITY = 10_000
 
 
 class Claim(StrEnum):
     OPENED = "opened"
     SAME_EVENT = "same_event"
     DUPLICATE = "duplicate"
+    RESOLVED = "resolved"
+    NO_INCIDENT = "no_incident"
+    PARTIAL_RECOVERY = "partial_recovery"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A dedup decision and what the incident looked like when it was made (where known)."""
+
+    claim: Claim
+    count: int = 1
+    pods: tuple[str, ...] = ()
+    unlisted: int = 0
+    opened_at: int | None = None
+
+    @property
+    def pod_count(self) -> int:
+        """Affected pods: exact while every one is listed, an upper bound once `pods` is full."""
+        return len(self.pods) + self.unlisted
 
 
 def dedup_key(
@@ -56,56 +108,234 @@ def dedup_key(
     (pod scope) or `cluster/namespace/workload:<name>/type` (workload scope: all replicas are one).
 
     Kubernetes names cannot contain "/", so the parts cannot run into each other. A Kubernetes Event
-    about a container yields the same key as the pod status showing the same trouble.
+    about a container yields the same key as the pod status showing the same trouble. A `recovered`
+    finding's key is the key of the trouble it ends (`Finding.resolves`).
     """
     namespace, pod = subject_of(envelope)
+    event_type = finding.resolves or finding.event_type
     prefix = f"{envelope.cluster_id}/{namespace}"
     if scope == "workload":
-        return f"{prefix}/workload:{workload_name_for(envelope)}/{finding.event_type}"
+        return f"{prefix}/workload:{workload_name_for(envelope)}/{event_type}"
     if scope == "pod":
-        return f"{prefix}/{pod}/{finding.event_type}"
-    return f"{prefix}/{pod}/{finding.container or NO_CONTAINER}/{finding.event_type}"
+        return f"{prefix}/{pod}/{event_type}"
+    return f"{prefix}/{pod}/{finding.container or NO_CONTAINER}/{event_type}"
+
+
+# --------------------------------------------------------------------------- stored items
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    event_id: str | None
+    expires_at: int
+    opened_at: int | None
+    state: str
+    count: int
+    pods: tuple[str, ...]
+    unlisted: int
+    recovered: frozenset[str]
+    resolved_by: str | None
+
+    @classmethod
+    def of(cls, raw: dict[str, Any] | None) -> _Item | None:
+        if not raw:
+            return None
+        return cls(
+            event_id=raw.get("event_id", {}).get("S"),
+            expires_at=int(raw.get("expires_at", {}).get("N", "0")),
+            opened_at=int(raw["opened_at"]["N"]) if "opened_at" in raw else None,
+            state=raw.get("state", {}).get("S", FIRING),
+            count=int(raw.get("count", {}).get("N", "1")),
+            pods=tuple(sorted(raw.get("pods", {}).get("SS", ()))),
+            unlisted=int(raw.get("unlisted", {}).get("N", "0")),
+            recovered=frozenset(raw.get("recovered", {}).get("SS", ())),
+            resolved_by=raw.get("resolved_by", {}).get("S"),
+        )
+
+    def firing_at(self, now_s: int) -> bool:
+        return self.expires_at >= now_s and self.state != RESOLVED
+
+    def outcome(self, claim: Claim) -> Outcome:
+        return Outcome(claim, self.count, self.pods, self.unlisted, self.opened_at)
 
 
 class DedupStore:
     """Conditional writes on the dedup table. `client` is a boto3 DynamoDB client."""
 
-    def __init__(self, *, table_name: str, client: Any) -> None:
+    def __init__(self, *, table_name: str, client: Any, hint_capacity: int = HINT_CAPACITY) -> None:
         self.table_name = table_name
         self._client = client
+        self._hint_capacity = hint_capacity
+        #: key → (event_id that opened the window, expires_at): which write to try first
+        self._hints: OrderedDict[str, tuple[str, int]] = OrderedDict()
 
-    def claim(self, key: str, event_id: str, cooldown_s: int, now: datetime) -> Claim:
-        """Open (or re-enter, for the same event) the window of `key`, or report a duplicate.
+    # ------------------------------------------------------------------ trouble
 
-        Raises TransientError when DynamoDB cannot answer (throttling, network, service errors).
+    def claim(
+        self, key: str, event_id: str, cooldown_s: int, now: datetime, *, pod: str | None = None
+    ) -> Outcome:
+        """Open the incident of `key`, fold this event into it, or recognise a retry of its opener.
+
+        Raises TransientError when DynamoDB cannot answer (throttling, network, service errors) or
+        the key stays contended for MAX_ATTEMPTS writes.
         """
         now_s = int(now.timestamp())
+        hint = self._hints.get(key)
+        repeat_first = hint is not None and hint[1] >= now_s and hint[0] != event_id
+        listed = pod is not None
+        for _ in range(MAX_ATTEMPTS):
+            if repeat_first:
+                ok, old = self._repeat(key, event_id, now_s, pod if listed else None)
+                if ok:
+                    return Outcome(Claim.DUPLICATE)
+                if old is not None and old.firing_at(now_s):
+                    if old.event_id == event_id:
+                        return old.outcome(Claim.SAME_EVENT)
+                    # Open and another event's: only the pod list can have refused the write.
+                    listed = listed and not (len(old.pods) >= MAX_AFFECTED_PODS and pod not in old.pods)
+                    continue
+                self._hints.pop(key, None)
+                repeat_first = False
+                continue
+            ok, old = self._open(key, event_id, now_s, cooldown_s, pod)
+            if ok:
+                self._remember(key, event_id, now_s + cooldown_s)
+                return Outcome(Claim.OPENED, 1, (pod,) if pod else (), 0, now_s)
+            if old is not None and old.firing_at(now_s) and old.event_id is not None:
+                self._remember(key, old.event_id, old.expires_at)
+                if old.event_id == event_id:
+                    return old.outcome(Claim.SAME_EVENT)
+            repeat_first = True
+        raise TransientError(
+            f"dedup claim of {key!r} still contended after {MAX_ATTEMPTS} writes", reason="dedup_contended"
+        )
+
+    def _open(
+        self, key: str, event_id: str, now_s: int, cooldown_s: int, pod: str | None
+    ) -> tuple[bool, _Item | None]:
+        item: dict[str, Any] = {
+            "pk": {"S": key},
+            "event_id": {"S": event_id},
+            "expires_at": {"N": str(now_s + cooldown_s)},
+            "opened_at": {"N": str(now_s)},
+            "state": {"S": FIRING},
+            "count": {"N": "1"},
+        }
+        if pod:
+            item["pods"] = {"SS": [pod]}
+        return self._write(
+            "put_item",
+            key,
+            Item=item,
+            ConditionExpression=OPEN_CONDITION,
+            ExpressionAttributeNames={"#st": "state"},
+            ExpressionAttributeValues={":now": {"N": str(now_s)}, ":resolved": {"S": RESOLVED}},
+        )
+
+    def _repeat(self, key: str, event_id: str, now_s: int, pod: str | None) -> tuple[bool, _Item | None]:
+        values: dict[str, Any] = {
+            ":now": {"N": str(now_s)},
+            ":eid": {"S": event_id},
+            ":firing": {"S": FIRING},
+            ":one": {"N": "1"},
+        }
+        if pod is not None:
+            values |= {":podset": {"SS": [pod]}, ":pod": {"S": pod}, ":max": {"N": str(MAX_AFFECTED_PODS)}}
+            update = "ADD #count :one, pods :podset DELETE recovered :podset"
+            condition = f"{REPEAT_CONDITION} AND {_POD_FITS}"
+        else:
+            update, condition = "ADD #count :one, unlisted :one", REPEAT_CONDITION
+        return self._write(
+            "update_item",
+            key,
+            Key={"pk": {"S": key}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#count": "count", "#st": "state"},
+            ExpressionAttributeValues=values,
+        )
+
+    # ------------------------------------------------------------------ recovery
+
+    def resolve(self, key: str, event_id: str, now: datetime, *, pod: str, workload: bool = False) -> Outcome:
+        """Resolve the open incident of `key` (a `recovered` event), see the module docstring."""
+        now_s = int(now.timestamp())
+        names = {"#st": "state"}
+        values: dict[str, Any] = {":now": {"N": str(now_s)}, ":firing": {"S": FIRING}}
+        if workload:
+            values |= {":podset": {"SS": [pod]}, ":pod": {"S": pod}}
+            ok, item = self._write(
+                "update_item",
+                key,
+                Key={"pk": {"S": key}},
+                UpdateExpression="ADD recovered :podset",
+                ConditionExpression=f"{RESOLVE_CONDITION} AND contains(pods, :pod)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+            if not ok:
+                return self._not_resolved(item, event_id)
+            assert item is not None  # ALL_NEW of a successful update
+            if item.unlisted or not set(item.pods) <= item.recovered:
+                return item.outcome(Claim.PARTIAL_RECOVERY)
+            values = {
+                ":firing": {"S": FIRING},
+                ":n": {"N": str(len(item.pods))},
+                ":nr": {"N": str(len(item.recovered))},
+            }
+            condition = f"{_IS_FIRING} AND size(pods) = :n AND size(recovered) = :nr"
+            condition += " AND attribute_not_exists(unlisted)"
+        else:
+            condition = RESOLVE_CONDITION
+        values |= {":resolved": {"S": RESOLVED}, ":at": {"N": str(now_s)}, ":eid": {"S": event_id}}
+        ok, item = self._write(
+            "update_item",
+            key,
+            Key={"pk": {"S": key}},
+            UpdateExpression="SET #st = :resolved, resolved_at = :at, resolved_by = :eid",
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        if ok:
+            assert item is not None
+            self._hints.pop(key, None)
+            return item.outcome(Claim.RESOLVED)
+        if workload and item is not None and item.firing_at(now_s):
+            return item.outcome(Claim.PARTIAL_RECOVERY)  # a replica got into trouble meanwhile
+        return self._not_resolved(item, event_id)
+
+    @staticmethod
+    def _not_resolved(old: _Item | None, event_id: str) -> Outcome:
+        if old is not None and old.state == RESOLVED and old.resolved_by == event_id:
+            return old.outcome(Claim.SAME_EVENT)  # a retry of the event that resolved it
+        return Outcome(Claim.NO_INCIDENT, count=0)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _write(self, operation: str, key: str, **request: Any) -> tuple[bool, _Item | None]:
+        """(True, new item if asked) or (False, the stored item) when the condition failed."""
         try:
-            answer = self._client.put_item(
-                TableName=self.table_name,
-                Item={
-                    "pk": {"S": key},
-                    "event_id": {"S": event_id},
-                    "expires_at": {"N": str(now_s + cooldown_s)},
-                    "opened_at": {"N": str(now_s)},
-                    "count": {"N": "1"},
-                },
-                ConditionExpression=CONDITION,
-                ExpressionAttributeValues={":now": {"N": str(now_s)}, ":eid": {"S": event_id}},
-                ReturnValues="ALL_OLD",
+            answer = getattr(self._client, operation)(
+                TableName=self.table_name, ReturnValuesOnConditionCheckFailure="ALL_OLD", **request
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                return Claim.DUPLICATE
+                return False, _Item.of(exc.response.get("Item"))
             raise TransientError(
-                f"dedup claim of {key!r} failed: {code or exc}", reason="dedup_unavailable"
+                f"dedup {operation} of {key!r} failed: {code or exc}", reason="dedup_unavailable"
             ) from exc
         except BotoCoreError as exc:
-            raise TransientError(f"dedup claim of {key!r} failed: {exc}", reason="dedup_unavailable") from exc
-        old = answer.get("Attributes") or {}
-        old_event = old.get("event_id", {}).get("S")
-        old_expiry = int(old.get("expires_at", {}).get("N", "0"))
-        if old_event == event_id and old_expiry >= now_s:
-            return Claim.SAME_EVENT
-        return Claim.OPENED
+            raise TransientError(
+                f"dedup {operation} of {key!r} failed: {exc}", reason="dedup_unavailable"
+            ) from exc
+        return True, _Item.of(answer.get("Attributes"))
+
+    def _remember(self, key: str, event_id: str, expires_at: int) -> None:
+        self._hints[key] = (event_id, expires_at)
+        self._hints.move_to_end(key)
+        while len(self._hints) > self._hint_capacity:
+            self._hints.popitem(last=False)

@@ -4,19 +4,45 @@
 * workload kind / name: the controller owner reference, walked up one level by name
   (ReplicaSet `x-<pod-template-hash>` → Deployment `x`; Job `x-<scheduled minutes>` → CronJob `x`;
   StatefulSet, DaemonSet and anything else as they are);
-* Kubernetes Events carry no labels or owners: the workload is guessed from the pod name (the
-  generated suffixes Kubernetes appends), and the ids stay empty until the metadata lookup exists.
+* Kubernetes Events carry no labels or owners: the pod's row in the metadata table (`metadata`,
+  written from the pod's own events) supplies ids and workload when it exists; otherwise the
+  workload is guessed from the pod name (the generated suffixes Kubernetes appends) for dedup keys.
+* incident fields (state, count, affected pods) come from the dedup item (`dedup.Outcome`).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import NamedTuple
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from podwatch import ids
 from podwatch.classify import Finding
-from podwatch.models import KubeEventEnvelope, Notification, PodEnvelope, PodEvent, RemoteConfig
+from podwatch.models import (
+    MAX_AFFECTED_PODS,
+    KubeEventEnvelope,
+    Notification,
+    PodEnvelope,
+    PodEvent,
+    RemoteConfig,
+)
+
+if TYPE_CHECKING:
+    from podwatch.metadata import PodMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """What a notification says about its incident (from the dedup item, where known)."""
+
+    state: Literal["firing", "resolved"]
+    count: int
+    pods: Sequence[str] = ()
+    pod_count: int | None = None
+    opened_at: int | None = None
+
 
 #: Kubernetes' rand.SafeEncodeString alphabet: pod-template-hash and generateName suffixes use it.
 _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
@@ -83,10 +109,23 @@ def build_notification(
     config: RemoteConfig,
     dedup_key: str,
     now: datetime,
+    incident: Incident | None = None,
+    owner: PodMetadata | None = None,
 ) -> Notification:
-    """The Notification for one finding; `notification_id` is stable across retries and replays."""
+    """The Notification for one finding; `notification_id` is stable across retries and replays.
+
+    `owner` is the pod's metadata row, for a Kubernetes Event (which names no labels or owners).
+    """
     namespace, pod_name = subject_of(envelope)
     notification_id = ids.notification_id(envelope.event_id, finding.event_type, finding.container)
+    state = count = pod_count = opened_at = None
+    pods: list[str] = []
+    if incident is not None:
+        state, count = incident.state, incident.count
+        pods = sorted(incident.pods)[:MAX_AFFECTED_PODS]
+        pod_count = incident.pod_count if incident.pod_count is not None else (len(pods) or None)
+        if incident.opened_at is not None:
+            opened_at = datetime.fromtimestamp(incident.opened_at, UTC)
     if isinstance(envelope, PodEnvelope):
         pod = envelope.payload
         workload = workload_of(pod)
@@ -114,6 +153,12 @@ def build_notification(
             observed_at=pod.observed_at,
             processed_at=now,
             config_version=config.version,
+            incident_state=state,
+            incident_count=count,
+            affected_pods=pods,
+            affected_pod_count=pod_count,
+            resolves=finding.resolves,
+            incident_opened_at=opened_at,
         )
     event = envelope.payload
     return Notification(
@@ -127,9 +172,20 @@ def build_notification(
         dedup_key=dedup_key,
         namespace=namespace,
         pod=pod_name,
-        pod_uid=event.involved_object.uid,
+        pod_uid=event.involved_object.uid or (owner.pod_uid if owner else None),
         container=finding.container,
+        node=owner.node if owner else None,
+        project_id=owner.project_id if owner else None,
+        workload_id=owner.workload_id if owner else None,
+        workload_kind=owner.workload_kind if owner else None,
+        workload_name=owner.workload_name if owner else None,
         observed_at=event.observed_at,
         processed_at=now,
         config_version=config.version,
+        incident_state=state,
+        incident_count=count,
+        affected_pods=pods,
+        affected_pod_count=pod_count,
+        resolves=finding.resolves,
+        incident_opened_at=opened_at,
     )

@@ -4,39 +4,64 @@
         │
         ├─ enroll / heartbeat ──▶ control (logged and counted; Restate calls come with enrollment)
         ▼
+    pod metadata row (when it is news: `metadata`)
+        ▼
     classify ──no finding──▶ filtered (healthy | deleted)
         │ per finding
         ├─ namespace ignored ──▶ filtered ignored_namespace
         ├─ type not enabled ───▶ filtered disabled:<type>
-        ├─ dedup claim duplicate ──▶ deduplicated cooldown
+        ├─ trouble: dedup claim ── repeat inside the cooldown ──▶ deduplicated cooldown (count bumped)
+        ├─ recovered: resolve ─── no open incident ──▶ filtered no_incident
+        │                    └── other replicas still affected ──▶ deduplicated partial_recovery
         ▼
-    enrich → Notification → deliveries queue ──▶ forwarded (opened | same_event | no_cooldown)
+    enrich → Notification → outbox ──(SendMessageBatch)──▶ forwarded (opened | same_event |
+                                                           no_cooldown | resolved)
+
+Forwarding is batched per invocation: `process_record` puts a record's notifications in the
+`Outbox`, and the handler flushes it once every record is decided, in SendMessageBatch calls of up
+to 10. A record with a notification SQS did not take becomes a batch item failure (`fail_records`);
+SQS retries it, and the retry passes dedup as `same_event`, because its event_id opened the window
+(or resolved the incident). A forwarded decision is audited once SQS took its notification.
 
 Errors: a PermanentError of the input is quarantined here and never raised; a TransientError
 (DynamoDB throttling, SQS send failure) is raised, so the record becomes a batch item failure and
-SQS retries it; the retry passes dedup as `same_event` because its event_id opened the window.
-Every decision is written to the audit log (`podwatch.audit`) as it is made.
+SQS retries it. Every other decision is written to the audit log (`podwatch.audit`) as it is made.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import BatchProcessor
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from podwatch import audit, ids
 from podwatch.audit import Action, AuditRecord
 from podwatch.classify import Finding, classify
-from podwatch.dedup import Claim, DedupStore, dedup_key
-from podwatch.enrich import build_notification, subject_of
+from podwatch.control import ControlHandler
+from podwatch.dedup import Claim, DedupStore, Outcome, dedup_key
+from podwatch.enrich import Incident, build_notification, subject_of
 from podwatch.errors import PermanentError, TransientError
-from podwatch.models import KubeEventEnvelope, Notification, PodEnvelope, RemoteConfig
+from podwatch.metadata import MetadataStore, PodMetadata
+from podwatch.models import (
+    MAX_MESSAGE_BYTES,
+    SUPPORTED_SCHEMA_VERSIONS,
+    EnvelopeAdapter,
+    EventType,
+    KubeEventEnvelope,
+    Notification,
+    PodEnvelope,
+    RemoteConfig,
+)
 from podwatch.quarantine import send_to_quarantine
-from podwatch.wire import parse_envelope
+from podwatch.wire import AnyEnvelope, parse_envelope
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +74,10 @@ class ProcessorDeps:
     sqs: Any
     deliveries_queue_url: str
     quarantine_queue_url: str
+    #: the pod metadata table; None: no rows written, Kubernetes Events stay without owner ids
+    metadata: MetadataStore | None = None
+    #: enroll/heartbeat handling (`podwatch.control`); None: control messages are only audited
+    control: ControlHandler | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +105,21 @@ def process_record(
     config: RemoteConfig,
     now: datetime,
     message_id: str | None = None,
+    outbox: Outbox | None = None,
 ) -> list[Decision]:
-    """Decide what happens to one pod-events message; raises only TransientError."""
+    """Decide what happens to one pod-events message; raises only TransientError.
+
+    Notifications go to `outbox` (flushed by the caller for the whole batch); without one they are
+    sent before this returns.
+    """
     try:
-        envelope = parse_envelope(body)
+        envelope = _parse(body)
     except PermanentError as exc:
         return [_quarantine(body, exc, deps=deps, config=config, message_id=message_id)]
     payload_hash = audit.payload_sha256(envelope.payload)
     if not isinstance(envelope, (PodEnvelope, KubeEventEnvelope)):
+        if deps.control is not None:
+            deps.control.handle(envelope, now)
         record = AuditRecord(
             action="control",
             reason=envelope.kind,
@@ -99,7 +135,18 @@ def process_record(
         )
         audit.emit(record)
         return [Decision(record)]
-    findings = classify(envelope)
+    if (
+        deps.metadata is not None
+        and isinstance(envelope, PodEnvelope)
+        and envelope.payload.watch_type != "DELETED"
+        and envelope.payload.namespace not in config.ignored_namespaces
+    ):
+        deps.metadata.remember(
+            PodMetadata.of_pod(envelope.cluster_id, envelope.payload, config),
+            now,
+            refresh_s=config.dedup_cooldown_seconds,
+        )
+    findings = classify(envelope, pending_too_long_s=config.pending_too_long_seconds)
     if not findings:
         deleted = envelope.payload.watch_type == "DELETED"
         record = _record(envelope, payload_hash, config, "filtered", "deleted" if deleted else "healthy")
@@ -117,9 +164,38 @@ def process_record(
             now=now,
             keys_seen=keys_seen,
         )
-        audit.emit(decision.record)
+        if decision.notification is None:
+            audit.emit(decision.record)
         decisions.append(decision)
+    if any(d.notification is not None for d in decisions):
+        if outbox is not None:
+            outbox.add(message_id or "", decisions)
+        else:
+            single = Outbox(sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
+            single.add(message_id or "", decisions)
+            for error in single.flush().values():
+                raise error
     return decisions
+
+
+def _parse(body: str) -> AnyEnvelope:
+    """`parse_envelope`, with a fast path for the common case of a well-formed body: one strict
+    validation straight from the JSON text (no intermediate dict). Anything the fast path does not
+    accept — oversize-capable, not strictly valid, an unsupported version — goes through
+    `parse_envelope`, which gives the precise, typed error (or, for a merely lax body, the envelope).
+    Strict validation accepts a subset of what the lax path accepts, with the same result."""
+    if len(body) <= _FAST_PATH_MAX_CHARS:
+        try:
+            envelope = EnvelopeAdapter.validate_json(body, strict=True)
+        except ValidationError:
+            return parse_envelope(body)
+        if envelope.schema_version in SUPPORTED_SCHEMA_VERSIONS:
+            return envelope
+    return parse_envelope(body)
+
+
+#: a body of at most this many characters cannot exceed MAX_MESSAGE_BYTES (≤ 4 UTF-8 bytes each)
+_FAST_PATH_MAX_CHARS = MAX_MESSAGE_BYTES // 4
 
 
 def _record(
@@ -159,7 +235,7 @@ def _decide(
     now: datetime,
     keys_seen: set[str],
 ) -> Decision:
-    namespace, _ = subject_of(envelope)
+    namespace, pod = subject_of(envelope)
     if namespace in config.ignored_namespaces:
         return Decision(_record(envelope, payload_hash, config, "filtered", "ignored_namespace", finding))
     if finding.event_type not in config.enabled_reasons:
@@ -173,33 +249,148 @@ def _decide(
             _record(envelope, payload_hash, config, "deduplicated", "same_event_key", finding, key)
         )
     keys_seen.add(key)
-    if config.dedup_cooldown_seconds > 0:
-        claim = deps.dedup.claim(key, envelope.event_id, config.dedup_cooldown_seconds, now)
-        if claim is Claim.DUPLICATE:
+    incident: Incident | None = None
+    if finding.event_type is EventType.RECOVERED:
+        if config.dedup_cooldown_seconds <= 0:  # no windows, so no incidents to resolve
+            return Decision(_record(envelope, payload_hash, config, "filtered", "no_incident", finding, key))
+        outcome = deps.dedup.resolve(
+            key, envelope.event_id, now, pod=pod, workload=config.dedup_scope == "workload"
+        )
+        if outcome.claim is Claim.NO_INCIDENT:
+            return Decision(_record(envelope, payload_hash, config, "filtered", "no_incident", finding, key))
+        if outcome.claim is Claim.PARTIAL_RECOVERY:
+            return Decision(
+                _record(envelope, payload_hash, config, "deduplicated", "partial_recovery", finding, key)
+            )
+        reason = outcome.claim.value  # resolved | same_event
+        incident = _incident("resolved", outcome)
+    elif config.dedup_cooldown_seconds > 0:
+        outcome = deps.dedup.claim(key, envelope.event_id, config.dedup_cooldown_seconds, now, pod=pod)
+        if outcome.claim is Claim.DUPLICATE:
             return Decision(_record(envelope, payload_hash, config, "deduplicated", "cooldown", finding, key))
-        reason = claim.value
+        reason = outcome.claim.value  # opened | same_event
+        incident = _incident("firing", outcome)
     else:
         reason = "no_cooldown"
-    notification = build_notification(finding, envelope, config=config, dedup_key=key, now=now)
-    forward(notification, sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
+    owner = None
+    if isinstance(envelope, KubeEventEnvelope) and deps.metadata is not None:
+        owner = deps.metadata.get_metadata(envelope.cluster_id, namespace, pod)
+    notification = build_notification(
+        finding, envelope, config=config, dedup_key=key, now=now, incident=incident, owner=owner
+    )
     return Decision(_record(envelope, payload_hash, config, "forwarded", reason, finding, key), notification)
 
 
-def forward(notification: Notification, *, sqs: Any, queue_url: str) -> None:
-    """One Notification → the deliveries queue; TransientError if SQS does not take it."""
-    try:
-        sqs.send_message(
-            QueueUrl=queue_url,
-            MessageBody=notification.model_dump_json(),
-            MessageAttributes={
-                "event_type": {"DataType": "String", "StringValue": notification.event_type.value},
-                "cluster_id": {"DataType": "String", "StringValue": notification.cluster_id},
-            },
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise TransientError(
-            f"cannot forward notification {notification.notification_id}: {exc}", reason="forward_failed"
-        ) from exc
+def _incident(state: str, outcome: Outcome) -> Incident:
+    return Incident(
+        state="resolved" if state == "resolved" else "firing",
+        count=outcome.count,
+        pods=outcome.pods,
+        pod_count=outcome.pod_count or None,
+        opened_at=outcome.opened_at,
+    )
+
+
+# --------------------------------------------------------------------------- batched forwarding
+
+#: SendMessageBatch takes at most 10 entries and 256 KiB in all; leave room for attributes.
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 240 * 1024
+
+
+def _entry(entry_id: str, notification: Notification) -> dict[str, Any]:
+    return {
+        "Id": entry_id,
+        "MessageBody": notification.model_dump_json(),
+        "MessageAttributes": {
+            "event_type": {"DataType": "String", "StringValue": notification.event_type.value},
+            "cluster_id": {"DataType": "String", "StringValue": notification.cluster_id},
+        },
+    }
+
+
+@dataclass
+class Outbox:
+    """The notifications of one invocation, sent together by `flush` (SendMessageBatch)."""
+
+    sqs: Any
+    queue_url: str
+    _pending: list[tuple[str, Decision]] = field(default_factory=list)
+
+    def add(self, record_id: str, decisions: Iterable[Decision]) -> None:
+        """Queue the forwarded decisions of one record (a record that raised adds nothing)."""
+        self._pending.extend((record_id, d) for d in decisions if d.notification is not None)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> dict[str, TransientError]:
+        """Send everything queued; audit each forwarded decision SQS took. Returns the records with
+        a notification SQS did not take, each with its error (so they become batch item failures)."""
+        pending, self._pending = self._pending, []
+        failed: dict[str, TransientError] = {}
+        chunk: list[tuple[str, Decision, dict[str, Any]]] = []
+        size = 0
+        for record_id, decision in pending:
+            assert decision.notification is not None
+            entry = _entry(str(len(chunk)), decision.notification)
+            entry_size = len(entry["MessageBody"].encode()) + 256
+            if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + entry_size > MAX_BATCH_BYTES):
+                self._send(chunk, failed)
+                chunk, size = [], 0
+                entry["Id"] = "0"
+            chunk.append((record_id, decision, entry))
+            size += entry_size
+        if chunk:
+            self._send(chunk, failed)
+        return failed
+
+    def _send(
+        self, chunk: list[tuple[str, Decision, dict[str, Any]]], failed: dict[str, TransientError]
+    ) -> None:
+        try:
+            answer = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=[e for _, _, e in chunk])
+        except (ClientError, BotoCoreError) as exc:
+            for record_id, decision, _ in chunk:
+                error = TransientError(
+                    f"cannot forward notification {decision.record.notification_id}: {exc}",
+                    reason="forward_failed",
+                )
+                error.__cause__ = exc
+                failed.setdefault(record_id, error)
+            return
+        refused = {f["Id"]: f for f in answer.get("Failed") or []}
+        for record_id, decision, entry in chunk:
+            problem = refused.get(entry["Id"])
+            if problem is None:
+                audit.emit(decision.record)
+                continue
+            failed.setdefault(
+                record_id,
+                TransientError(
+                    f"cannot forward notification {decision.record.notification_id}: "
+                    f"{problem.get('Code')}: {problem.get('Message')}",
+                    reason="forward_failed",
+                ),
+            )
+
+
+def fail_records(processor: BatchProcessor, failures: Mapping[str, BaseException]) -> None:
+    """Turn records that the record handler finished but whose notifications SQS did not take into
+    batch item failures of `processor` (inside its context, before it builds the response)."""
+    if not failures:
+        return
+    kept: list[Any] = []
+    for raw in processor.success_messages:
+        message_id = raw.get("messageId") if isinstance(raw, dict) else getattr(raw, "message_id", None)
+        error = failures.get(message_id or "")
+        if error is None:
+            kept.append(raw)
+            continue
+        log.warning("record returned to SQS: %s", error, extra={"message_id": message_id})
+        processor.fail_messages.append(SQSRecord(raw) if isinstance(raw, dict) else raw)
+        processor.exceptions.append((type(error), error, error.__traceback__))
+    processor.success_messages[:] = kept
 
 
 def _peek(body: str) -> dict[str, Any]:

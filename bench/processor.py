@@ -1,0 +1,437 @@
+"""Processor benchmark: CPU per event inside the handler, AWS calls per event, cold import time.
+
+    processor_us_per_event        process_time of `lambda_handler` over batches of 100 realistic mixed
+                                  envelopes, divided by the events; AWS is in-memory fakes of exactly
+                                  the boto3 client methods the processor calls (they answer the
+                                  conditional writes as DynamoDB does), logs go to /dev/null.
+                                  Goal ≤ 100 µs.
+    processor_aws_calls_per_event calls made on those fakes (DynamoDB, SQS, SSM) / events. Goal ≤ 1.1.
+    import_ms_processor           `python -X importtime -c "import app"` (functions/processor on the
+                                  path) in fresh subprocesses: the cumulative time of `app`, median
+                                  of 5 cold processes. Goal ≤ 300 ms.
+
+The mix of one batch (what a relay forwards for a cluster with a few pods in trouble): 30 healthy
+pod updates, 24 status updates of 3 crash-looping pods and 20 BackOff Events about them, 6 updates of
+2 OOM-killed pods (the kill, then running and ready again), an image pull failing (5 updates, 5
+BackOff Events), 4 probe failure Events, 3 deleted pods, 2 evictions, 1 heartbeat. Every batch is a
+new cluster id (new pods, new dedup keys) in a warm process, as a long-running Lambda sees them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+BATCH = 100
+ROUNDS = 20
+GOALS = {"processor_us_per_event": 100.0, "processor_aws_calls_per_event": 1.1, "import_ms_processor": 300.0}
+
+
+# --------------------------------------------------------------------------- fakes of the boto3 clients
+
+
+class Calls(Counter[str]):
+    def total(self) -> int:
+        return sum(self.values())
+
+
+def _conditional_failure(old: dict[str, Any] | None, operation: str) -> ClientError:
+    response: dict[str, Any] = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"}}
+    if old is not None:
+        response["Item"] = old
+    return ClientError(response, operation)  # type: ignore[arg-type]
+
+
+class FakeDynamoDB:
+    """put_item / update_item / get_item as the processor uses them (dedup and metadata tables)."""
+
+    def __init__(self, calls: Calls) -> None:
+        from podwatch import dedup
+
+        self.calls = calls
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {}
+        self._open = dedup.OPEN_CONDITION
+        self._repeat = dedup.REPEAT_CONDITION
+        self._max = dedup.MAX_AFFECTED_PODS
+
+    def _table(self, name: str) -> dict[str, dict[str, Any]]:
+        return self.tables.setdefault(name, {})
+
+    def put_item(self, *, TableName: str, Item: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        self.calls["dynamodb.put_item"] += 1
+        table = self._table(TableName)
+        key = Item["pk"]["S"]
+        old = table.get(key)
+        condition = kw.get("ConditionExpression")
+        if condition is not None:
+            if condition != self._open:
+                raise NotImplementedError(condition)
+            now = int(kw["ExpressionAttributeValues"][":now"]["N"])
+            if not (
+                old is None
+                or int(old["expires_at"]["N"]) < now
+                or old.get("state", {}).get("S") == "resolved"
+            ):
+                raise _conditional_failure(old, "PutItem")
+        table[key] = dict(Item)
+        return {}
+
+    def update_item(self, *, TableName: str, Key: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        self.calls["dynamodb.update_item"] += 1
+        table = self._table(TableName)
+        key = Key["pk"]["S"]
+        old = table.get(key)
+        values = kw["ExpressionAttributeValues"]
+        condition: str = kw["ConditionExpression"]
+        if not condition.startswith(self._repeat):
+            raise NotImplementedError(condition)  # resolve: not in the default-config mix
+        now, eid = int(values[":now"]["N"]), values[":eid"]["S"]
+        ok = (
+            old is not None
+            and int(old["expires_at"]["N"]) >= now
+            and old["event_id"]["S"] != eid
+            and old.get("state", {}).get("S", "firing") == "firing"
+        )
+        pod = values.get(":pod", {}).get("S")
+        if ok and old is not None and pod is not None:
+            pods = old.get("pods", {}).get("SS", [])
+            ok = len(pods) < self._max or pod in pods
+        if not ok:
+            raise _conditional_failure(old, "UpdateItem")
+        assert old is not None
+        new = dict(old)
+        new["count"] = {"N": str(int(old.get("count", {}).get("N", "0")) + 1)}
+        if pod is not None:
+            new["pods"] = {"SS": sorted({*old.get("pods", {}).get("SS", []), pod})}
+        else:
+            new["unlisted"] = {"N": str(int(old.get("unlisted", {}).get("N", "0")) + 1)}
+        table[key] = new
+        return {}
+
+    def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.calls["dynamodb.get_item"] += 1
+        found = self._table(TableName).get(Key["pk"]["S"])
+        return {"Item": found} if found is not None else {}
+
+
+class FakeSQS:
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.messages = 0
+
+    def send_message(self, **_: Any) -> dict[str, Any]:
+        self.calls["sqs.send_message"] += 1
+        self.messages += 1
+        return {"MessageId": "m"}
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls["sqs.send_message_batch"] += 1
+        assert 1 <= len(Entries) <= 10
+        self.messages += len(Entries)
+        return {"Successful": [{"Id": e["Id"], "MessageId": "m"} for e in Entries], "Failed": []}
+
+
+class FakeSSM:
+    def __init__(self, calls: Calls, value: str) -> None:
+        self.calls, self.value = calls, value
+
+    def get_parameter(self, **_: Any) -> dict[str, Any]:
+        self.calls["ssm.get_parameter"] += 1
+        return {"Parameter": {"Value": self.value}}
+
+
+# --------------------------------------------------------------------------- the mix
+
+
+def mixed_batch(cluster: str, now: datetime) -> list[str]:
+    """BATCH envelopes as the relay forwards them, interleaved as they would arrive."""
+    from events import make_samples as s
+    from podwatch import ids
+    from podwatch.models import ContainerStatus, KubeEvent, KubeEventEnvelope, PodEnvelope, Transition
+    from podwatch.wire import encode_envelope
+
+    def pod(p: Any, rv: int, **update: Any) -> str:
+        p = p.model_copy(update={"resource_version": str(rv), "observed_at": now, **update})
+        event_id = ids.pod_event_id(cluster, p.uid, p.resource_version, p.watch_type)
+        return encode_envelope(PodEnvelope(event_id=event_id, cluster_id=cluster, payload=p))
+
+    def kube(e: KubeEvent, count: int) -> str:
+        e = e.model_copy(update={"count": count, "observed_at": now})
+        event_id = ids.kube_event_id(cluster, e.uid, count)
+        return encode_envelope(KubeEventEnvelope(event_id=event_id, cluster_id=cluster, payload=e))
+
+    streams: list[list[str]] = []
+    streams.append([pod(s.healthy_pod(f"h{i:04d}"[-5:], str(i)), 1000 + i) for i in range(30)])
+    for n, suffix in enumerate(("tq5vn", "zz9xw", "b4k7m")):
+        crash = s.crash_loop_pod(suffix)
+        streams.append([pod(crash, 2000 + 10 * n + i) for i in range(8)])
+        backoff = s.KubeEvent(
+            namespace="payments",
+            name=f"{crash.name}.17a",
+            uid=f"ev-{cluster}-{crash.name}",
+            reason="BackOff",
+            message="Back-off restarting failed container api in pod",
+            type="Warning",
+            involved_object=s.InvolvedObject(
+                kind="Pod", name=crash.name, namespace="payments", field_path="spec.containers{api}"
+            ),
+        )
+        streams.append([kube(backoff, c) for c in range(1, 8 if n else 7)])
+    for suffix in ("h7c2d", "k9m3x"):
+        oom = s.oom_pod().model_copy(update={"name": f"report-worker-59f6c7d8b9-{suffix}"})
+        ready = oom.model_copy(
+            update={
+                "containers": [ContainerStatus(name="worker", state="running", ready=True, restart_count=1)],
+                "transitions": [Transition(field="ready", container="worker", old=False, new=True)],
+            }
+        )
+        streams.append([pod(oom, 3000), pod(ready, 3001), pod(ready, 3002, labels={**oom.labels, "x": "y"})])
+    image = s.image_pull_pod()
+    streams.append([pod(image, 4000 + i) for i in range(5)])
+    pulling = s.probe_event().model_copy(
+        update={"reason": "BackOff", "message": 'Back-off pulling image "x"', "uid": f"ev-pull-{cluster}"}
+    )
+    streams.append([kube(pulling, c) for c in range(1, 6)])
+    probe = s.probe_event().model_copy(update={"uid": f"ev-probe-{cluster}"})
+    streams.append([kube(probe, c) for c in range(1, 5)])
+    streams.append(
+        [
+            pod(s.deleted_pod().model_copy(update={"name": f"web-5c8d7f9b44-d{i}x"}), 5000 + i)
+            for i in range(3)
+        ]
+    )
+    streams.append(
+        [
+            pod(s.evicted_pod().model_copy(update={"name": f"batch-exporter-6d5f4c8b7a-e{i}x"}), 6000 + i)
+            for i in range(2)
+        ]
+    )
+    streams.append([s.heartbeat()])
+    # interleave the streams (round robin), as events of different pods arrive mixed
+    out: list[str] = []
+    while any(streams):
+        for stream in streams:
+            if stream:
+                out.append(stream.pop(0))
+    assert len(out) == BATCH, len(out)
+    return out
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@contextlib.contextmanager
+def stdout_to_devnull() -> Iterator[None]:
+    """The handler's JSON log lines and EMF blobs are written (as in Lambda), to /dev/null."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def measure_handler(rounds: int = ROUNDS) -> dict[str, Any]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "podwatch-processor",
+        "POWERTOOLS_METRICS_NAMESPACE": "Podwatch",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        os.environ.setdefault(name, value)
+    from local.lambda_runtime import LambdaContext, load_function_module, sqs_event
+    from podwatch.models import RemoteConfig
+    from podwatch.settings import ProcessorSettings
+
+    app = load_function_module("processor")
+    calls = Calls()
+    dynamodb, sqs = FakeDynamoDB(calls), FakeSQS(calls)
+    settings = ProcessorSettings(
+        config_parameter_name="/bench/remote-config",
+        config_max_age_seconds=60,
+        dedup_table_name="bench-dedup",
+        metadata_table_name="bench-metadata",
+        deliveries_queue_url="https://sqs/bench-deliveries",
+        quarantine_queue_url="https://sqs/bench-dlq",
+    )
+    app.reset()
+    app.set_dependencies(
+        app.build_dependencies(
+            settings, dynamodb=dynamodb, sqs=sqs, ssm=FakeSSM(calls, RemoteConfig().to_json())
+        )
+    )
+    now = datetime.now(UTC)
+    events = [sqs_event(mixed_batch(f"bench-{r}", now - timedelta(seconds=1))) for r in range(rounds + 1)]
+    context = LambdaContext()
+    cpu: list[float] = []
+    with stdout_to_devnull():
+        app.lambda_handler(events[0], context)  # warm-up: first config fetch, first-use costs
+        calls.clear()
+        forwarded_before = sqs.messages
+        for event in events[1:]:
+            start = time.process_time()
+            response = app.lambda_handler(event, context)
+            cpu.append(time.process_time() - start)
+            assert response == {"batchItemFailures": []}, response
+    app.reset()
+    per_event_us = [c / BATCH * 1e6 for c in cpu]
+    return {
+        "processor_us_per_event": round(statistics.median(per_event_us), 1),
+        "processor_aws_calls_per_event": round(calls.total() / (BATCH * rounds), 3),
+        "calls": dict(calls),
+        "forwarded_per_batch": (sqs.messages - forwarded_before) / rounds,
+        "us_per_event_min_max": (round(min(per_event_us), 1), round(max(per_event_us), 1)),
+    }
+
+
+_APP_LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|\s?app$")
+
+
+def _env() -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            str(p)
+            for p in (ROOT / "functions" / "processor", ROOT / "layers" / "podwatch", ROOT / "relay", ROOT)
+        ),
+    }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+#: direct imports of the handler module worth naming in the report (cumulative ms each)
+_BREAKDOWN = (
+    "aws_xray_sdk.core",
+    "boto3",
+    "podwatch.models",
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.utilities.parameters",
+    "podwatch.processing",
+)
+_WALL_CHILD = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
+
+
+def measure_import(runs: int = 5) -> dict[str, Any]:
+    env = _env()
+    times: list[float] = []
+    breakdown: dict[str, list[float]] = {}
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import app"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+            check=True,
+        )
+        lines = done.stderr.splitlines()
+        match = next(m for m in map(_APP_LINE.search, lines) if m)
+        times.append(int(match.group(2)) / 1000)
+        for line in lines:  # the heaviest direct imports, where they are first imported
+            parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+            if len(parts) == 3 and parts[1].isdigit() and parts[2] in _BREAKDOWN:
+                breakdown.setdefault(parts[2], []).append(int(parts[1]) / 1000)
+    wall: list[float] = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", _WALL_CHILD],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+            check=True,
+        )
+        wall.append(float(done.stdout.strip().splitlines()[-1]))
+    return {
+        "import_ms_processor": round(statistics.median(times), 1),
+        "import_ms_runs": [round(t, 1) for t in times],
+        "import_wall_ms": round(statistics.median(wall), 1),
+        "breakdown": {k: round(statistics.median(v), 1) for k, v in breakdown.items()},
+    }
+
+
+def measure_handler_in_subprocess() -> dict[str, Any]:
+    """`measure_handler` in a fresh interpreter: no logging or module state from other benchmarks
+    run in this process (and none left behind for them)."""
+    code = "import json; from bench.processor import measure_handler; print(json.dumps(measure_handler()))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=600,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def merge_results(figures: dict[str, Any], path: Path = RESULTS) -> dict[str, Any]:
+    """Update only our keys (plus machine and date) in results.json, keeping every other key."""
+    results: dict[str, Any] = {}
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        loaded = json.loads(path.read_text())
+        if isinstance(loaded, dict):
+            results = loaded
+    results.update(figures)
+    results["machine"] = machine()
+    results["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        json.dump(results, tmp, indent=2, sort_keys=True)
+        tmp.write("\n")
+    Path(tmp.name).replace(path)
+    return results
+
+
+def main() -> None:
+    handler = measure_handler_in_subprocess()
+    imports = measure_import()
+    figures = {
+        "processor_us_per_event": handler["processor_us_per_event"],
+        "processor_aws_calls_per_event": handler["processor_aws_calls_per_event"],
+        "import_ms_processor": imports["import_ms_processor"],
+    }
+    merge_results(figures)
+    for key, value in figures.items():
+        verdict = "ok" if value <= GOALS[key] else "MISSES GOAL"
+        print(f"{key:32} {value:>9}   goal <= {GOALS[key]:<6} {verdict}")
+    print(f"  calls over {ROUNDS} batches of {BATCH}: {handler['calls']}")
+    low, high = handler["us_per_event_min_max"]
+    print(f"  forwarded per batch: {handler['forwarded_per_batch']}, µs/event min/max: {low}/{high}")
+    print(f"  import runs (ms): {imports['import_ms_runs']}, `import app` wall: {imports['import_wall_ms']}")
+    print(f"  import breakdown (cumulative ms where first imported): {imports['breakdown']}")
+    print(f"  written: {RESULTS.relative_to(ROOT)}")
