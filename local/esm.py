@@ -114,6 +114,32 @@ def _redirect_output(stream: IO[str] | None) -> Iterator[None]:
         yield
 
 
+class MappingSource:
+    """Batch size and batching window of one event source mapping (Lambda GetEventSourceMapping),
+    asked at most every `refresh_seconds`."""
+
+    def __init__(self, lambda_client: Any, uuid: str, *, refresh_seconds: float = 1.0) -> None:
+        self.lambda_client = lambda_client
+        self.uuid = uuid
+        self.refresh_seconds = refresh_seconds
+        self._value: tuple[int, int] | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def current(self, *, fresh: bool = False) -> tuple[int, int]:
+        """(batch size, batching window seconds); `fresh`: ask now, whatever the cache holds."""
+        with self._lock:
+            now = time.monotonic()
+            if fresh or self._value is None or now - self._read_at >= self.refresh_seconds:
+                answer = self.lambda_client.get_event_source_mapping(UUID=self.uuid)
+                self._value = (
+                    int(answer.get("BatchSize") or 10),
+                    int(answer.get("MaximumBatchingWindowInSeconds") or 0),
+                )
+                self._read_at = now
+            return self._value
+
+
 class SqsPoller:
     """The event source mapping of one queue onto one handler."""
 
@@ -135,9 +161,15 @@ class SqsPoller:
         output: IO[str] | None = None,
         region: str = "us-east-1",
         account_id: str = "123456789012",
+        mapping: MappingSource | None = None,
+        max_batching_window_seconds: float | None = None,
     ) -> None:
         """Give `handler`, or `load_handler` to load it on the first invocation, inside the function's
-        environment and output redirection (as Lambda imports the module in its sandbox)."""
+        environment and output redirection (as Lambda imports the module in its sandbox).
+
+        `mapping`: read batch size and batching window from this event source mapping (moto's
+        Lambda API) instead of the fixed values, so UpdateEventSourceMapping retunes the poller;
+        `max_batching_window_seconds` caps the window either way."""
         if (handler is None) == (load_handler is None):
             raise ValueError("give exactly one of handler and load_handler")
         if batch_size < 1:
@@ -160,6 +192,10 @@ class SqsPoller:
         self.stats = PollerStats()
         self.outcomes: list[BatchOutcome] = []
         self._busy = threading.Event()
+        self.mapping = mapping
+        self.max_batching_window_seconds = max_batching_window_seconds
+        if max_batching_window_seconds is not None:
+            self.batching_window_seconds = min(self.batching_window_seconds, max_batching_window_seconds)
 
     def __repr__(self) -> str:
         return f"SqsPoller({self.function_name!r} <- {self.queue_arn.rsplit(':', 1)[-1]!r})"
@@ -183,9 +219,19 @@ class SqsPoller:
         messages: list[dict[str, Any]] = answer.get("Messages", [])
         return messages
 
+    def retune(self, *, fresh: bool = False) -> None:
+        """Batch size and window from the event source mapping, when there is one (cached ~1 s)."""
+        if self.mapping is None:
+            return
+        batch_size, window = self.mapping.current(fresh=fresh)
+        self.batch_size = batch_size
+        cap = self.max_batching_window_seconds
+        self.batching_window_seconds = float(window) if cap is None else min(float(window), cap)
+
     def receive_batch(self, stop: threading.Event | None = None) -> list[dict[str, Any]]:
         """Up to `batch_size` messages, waiting up to the batching window once the first arrived
         (cut short when `stop` is set)."""
+        self.retune()
         batch = self._receive(self.batch_size)
         if not batch:
             return batch

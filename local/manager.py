@@ -19,7 +19,14 @@ GetDelivered (sh.)     none                         {"events": [Notification JSO
 GetEnrollments (sh.)   none                         {"enrollments": [{relay_version, ...}, ...]}
 GetStats (sh.)         none                         {"notify_calls", "events_received", "events_new",
                                                      "received_at": {notification_id: epoch secs}}
+SetFault               {"status_code", "message"}   the stored fault, or null (body null: cleared)
 =====================  ===========================  =================================================
+
+SetRawRemoteConfig (any JSON object) is another test switch: GetRemoteConfig then answers it
+verbatim, standing for a manager with a bug or a newer schema (SetRemoteConfig replaces it).
+SetFault is a test switch, not part of the contract: while a fault is set for a cluster, its
+NotifyPodEvents / NotifyPodEvent / Enroll fail with that terminal status (400, 401, 403, ...) and
+message, as a real manager (or Restate Cloud's ingress, for 401/403) would refuse them.
 
 What a real manager must guarantee, and this one does:
 
@@ -62,6 +69,8 @@ _ORDER = "order"
 _ENROLLMENTS = "enrollments"
 _REMOTE_CONFIG = "remote_config"
 _STATS = "stats"
+_FAULT = "fault"
+_RAW_REMOTE_CONFIG = "raw_remote_config"
 
 
 def _notification_key(notification_id: str) -> str:
@@ -119,20 +128,46 @@ async def _record(
     return {"received": len(notifications), "new": new}
 
 
+async def _check_fault(ctx: restate.ObjectContext) -> None:
+    fault: dict[str, Any] | None = await ctx.get(_FAULT)
+    if fault:
+        raise restate.TerminalError(str(fault["message"]), status_code=int(fault["status_code"]))
+
+
+@manager.handler("SetFault", input_serde=BytesSerde())
+async def set_fault(ctx: restate.ObjectContext, body: bytes) -> dict[str, Any] | None:
+    try:
+        fault = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise restate.TerminalError(f"body is not JSON: {exc}", status_code=BAD_REQUEST) from exc
+    if fault is None:
+        ctx.clear(_FAULT)
+        return None
+    status = fault.get("status_code") if isinstance(fault, dict) else None
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        raise restate.TerminalError("a fault is {status_code: 4xx|5xx, message}", status_code=BAD_REQUEST)
+    stored = {"status_code": status, "message": str(fault.get("message") or f"injected {status}")}
+    ctx.set(_FAULT, stored)
+    return stored
+
+
 @manager.handler("NotifyPodEvents", input_serde=BytesSerde())
 async def notify_pod_events(ctx: restate.ObjectContext, body: bytes) -> dict[str, int]:
+    await _check_fault(ctx)
     request, raw = _parse(NotifyPodEventsRequest, body)
     return await _record(ctx, list(request.events), list(raw["events"]))
 
 
 @manager.handler("NotifyPodEvent", input_serde=BytesSerde())
 async def notify_pod_event(ctx: restate.ObjectContext, body: bytes) -> dict[str, int]:
+    await _check_fault(ctx)
     notification, raw = _parse(Notification, body)
     return await _record(ctx, [notification], [raw])
 
 
 @manager.handler("Enroll", input_serde=BytesSerde())
 async def enroll(ctx: restate.ObjectContext, body: bytes) -> dict[str, bool]:
+    await _check_fault(ctx)
     request, raw = _parse(EnrollRequest, body)
     _check_cluster(ctx, request.cluster_id, "enrollment")
     enrollments: dict[str, dict[str, Any]] = await ctx.get(_ENROLLMENTS) or {}
@@ -151,6 +186,9 @@ async def enroll(ctx: restate.ObjectContext, body: bytes) -> dict[str, bool]:
 
 @manager.handler("GetRemoteConfig", kind="shared")
 async def get_remote_config(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
+    raw: dict[str, Any] | None = await ctx.get(_RAW_REMOTE_CONFIG)
+    if raw is not None:
+        return raw
     stored: dict[str, Any] | None = await ctx.get(_REMOTE_CONFIG)
     config = RemoteConfig.from_json(stored) if stored is not None else RemoteConfig()
     answer: dict[str, Any] = json.loads(config.to_json())
@@ -162,7 +200,20 @@ async def set_remote_config(ctx: restate.ObjectContext, body: bytes) -> dict[str
     config, _ = _parse(RemoteConfig, body)
     stored: dict[str, Any] = json.loads(config.to_json())
     ctx.set(_REMOTE_CONFIG, stored)
+    ctx.clear(_RAW_REMOTE_CONFIG)
     return stored
+
+
+@manager.handler("SetRawRemoteConfig", input_serde=BytesSerde())
+async def set_raw_remote_config(ctx: restate.ObjectContext, body: bytes) -> dict[str, Any]:
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise restate.TerminalError(f"body is not JSON: {exc}", status_code=BAD_REQUEST) from exc
+    if not isinstance(raw, dict):
+        raise restate.TerminalError("a raw remote config is a JSON object", status_code=BAD_REQUEST)
+    ctx.set(_RAW_REMOTE_CONFIG, raw)
+    return raw
 
 
 @manager.handler("GetDelivered", kind="shared")

@@ -60,6 +60,7 @@ class RestateServer(ServerProcess):
         self.admin_port = 0
         self.node_port = 0
         self._data_dir: Path | None = None
+        self._keep_data = False
 
     @property
     def ingress_url(self) -> str:
@@ -96,11 +97,12 @@ class RestateServer(ServerProcess):
         return env
 
     def _spawn(self) -> ManagedProcess:
-        self.ingress_port, self.admin_port, self.node_port = free_port(), free_port(), free_port()
-        # Under the run's log dir: if this process is killed outright, the leftover is in the
-        # gitignored .local-run/ (`make clean`), not in /tmp.
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._data_dir = Path(tempfile.mkdtemp(prefix="restate-data-", dir=self.log_dir))
+        if not (self.ingress_port and self._data_dir is not None):  # else: a restart, same ports and data
+            self.ingress_port, self.admin_port, self.node_port = free_port(), free_port(), free_port()
+            # Under the run's log dir: if this process is killed outright, the leftover is in the
+            # gitignored .local-run/ (`make clean`), not in /tmp.
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._data_dir = Path(tempfile.mkdtemp(prefix="restate-data-", dir=self.log_dir))
         return ManagedProcess(
             "restate",
             [*restate_server_binary(), "--no-logo"],
@@ -114,7 +116,19 @@ class RestateServer(ServerProcess):
         )
         proc.wait_healthy(port_open(self.ingress_port), timeout=self.start_timeout, what="ingress listening")
 
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop the server. `keep_data=True`: keep its ports and data dir, so a later `start()` is a
+        restart of the same node (registered deployments, object state and idempotency records
+        survive, and clients keep their ingress URL), as a restarted Restate in production is."""
+        self._keep_data = keep_data
+        try:
+            super().stop()
+        finally:
+            self._keep_data = False
+
     def _discard(self) -> None:
+        if self._keep_data:
+            return
         self.ingress_port = self.admin_port = self.node_port = 0
         if self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)

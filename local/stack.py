@@ -17,8 +17,12 @@ What runs where:
 * **The functions** (in this process): each template function's handler is loaded from
   `functions/<name>/app.py` (`local.lambda_runtime`), with the environment the template gives it
   plus `AWS_ENDPOINT_URL` (moto) and dummy credentials, swapped in around every invocation.
+* **Functions and event source mappings in moto's Lambda API** (`local.cfn.provision_functions`):
+  placeholder functions and SAM's generated mappings (disabled in moto), so `!Ref
+  DeliverFunctionDeliveries` resolves and config-sync's UpdateEventSourceMapping acts on them.
 * **Event source mappings** (`local.esm.SqsPoller`, one per SQS event of a function, from the
-  template): batch size, batching window (optionally capped), partial batch responses; failed
+  template): batch size and batching window read from the moto mapping (window optionally
+  capped), partial batch responses; failed
   records come back after `retry_delay_seconds` and redrive to the DLQ after maxReceiveCount.
 
 Everything started is stopped on exit (context manager; atexit and parent-death as fallbacks).
@@ -32,7 +36,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -41,7 +45,7 @@ from typing import IO, Any, Self
 import httpx
 
 from local import cfn
-from local.esm import INVOKE_LOCK, DrainResult, SqsPoller, drain, function_environment
+from local.esm import INVOKE_LOCK, DrainResult, MappingSource, SqsPoller, drain, function_environment
 from local.lambda_runtime import FUNCTIONS_DIR, LambdaContext, load_function_module
 from local.moto import MotoServer
 from local.processes import ROOT, ProcessError, ServerProcess, new_run_dir
@@ -182,10 +186,13 @@ class LocalStack:
         retry_delay_seconds: int = 1,
         max_batching_window_seconds: float | None = None,
         function_output: IO[str] | None = None,
+        environment_overrides: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """`max_batching_window_seconds` caps the template's batching windows (tests use ~0.5 s;
         `make run` keeps the template's). `function_output`: where the functions' stdout/stderr
-        (Powertools JSON logs, EMF metrics) go; default: this process's."""
+        (Powertools JSON logs, EMF metrics) go; default: this process's. `environment_overrides`:
+        function logical id → variables set on top of the template's (tests: a short
+        CONFIG_MAX_AGE_SECONDS, say)."""
         self.run_dir = run_dir
         self.stack_name = stack_name
         self.cluster_id = cluster_id
@@ -195,12 +202,15 @@ class LocalStack:
         self.retry_delay_seconds = retry_delay_seconds
         self.max_batching_window_seconds = max_batching_window_seconds
         self.function_output = function_output
+        self.environment_overrides = {k: dict(v) for k, v in (environment_overrides or {}).items()}
 
         self.moto: MotoServer | None = None
         self.restate: RestateServer | None = None
         self.manager: ManagerServer | None = None
         self.provisioned: cfn.Provisioned | None = None
         self.sqs: Any = None
+        #: moto's Lambda API: the template's functions and event source mappings (placeholders)
+        self.lambda_client: Any = None
         self.pollers: dict[str, list[SqsPoller]] = {}
         self.function_env: dict[str, dict[str, str]] = {}
         self.function_modules: dict[str, ModuleType] = {}
@@ -241,13 +251,22 @@ class LocalStack:
 
         self.sqs = self.moto.client("sqs")
         template = cfn.load_template(self.template_path)
-        parameters = {"Stage": "local", "RestateIngressUrl": self.restate.ingress_url, **self.parameters}
+        parameters = {
+            "Stage": "local",
+            "RestateIngressUrl": self.restate.ingress_url,
+            **({"ClusterIds": self.cluster_id} if "ClusterIds" in template.get("Parameters", {}) else {}),
+            **self.parameters,
+        }
         self.provisioned = cfn.provision(
             template,
             clients=self.moto.client,
             stack_name=self.stack_name,
             parameters=parameters,
             region=self.region,
+        )
+        self.lambda_client = self.moto.client("lambda")
+        cfn.provision_functions(
+            self.provisioned, lambda_client=self.lambda_client, iam_client=self.moto.client("iam")
         )
         self._attach_audit_capture()
         self._stack.callback(self._reset_functions)
@@ -272,6 +291,7 @@ class LocalStack:
             **provisioned.function_environment(lid),
             **moto.env(),
             "POWERTOOLS_TRACE_DISABLED": "true",
+            **self.environment_overrides.get(lid, {}),
         }
         self.function_env[lid] = env
         name = spec.code_dir.name
@@ -289,9 +309,11 @@ class LocalStack:
                 queue_url=source.queue_url,
                 queue_arn=source.queue_arn,
                 handler=handler,
-                function_name=f"{self.stack_name}-{name}",
+                function_name=cfn.function_name(provisioned, spec),
                 batch_size=source.batch_size,
-                batching_window_seconds=self._window(source.maximum_batching_window_seconds),
+                batching_window_seconds=float(source.maximum_batching_window_seconds),
+                max_batching_window_seconds=self.max_batching_window_seconds,
+                mapping=MappingSource(self.lambda_client, source.mapping_id) if source.mapping_id else None,
                 report_batch_item_failures=source.report_batch_item_failures,
                 retry_delay_seconds=self.retry_delay_seconds,
                 timeout_seconds=spec.timeout,
@@ -303,10 +325,6 @@ class LocalStack:
             for source in provisioned.event_sources(lid)
             if source.enabled
         ]
-
-    def _window(self, seconds: int) -> float:
-        cap = self.max_batching_window_seconds
-        return float(seconds) if cap is None else min(float(seconds), cap)
 
     @contextlib.contextmanager
     def _function_output(self) -> Iterator[None]:
@@ -456,6 +474,18 @@ class LocalStack:
             self._function_output(),
         ):
             return handler(event, context)
+
+    def in_function[T](self, function_logical_id: str, call: Callable[[ModuleType], T]) -> T:
+        """`call(module)` inside the function's environment, e.g. to rebuild the deliver function's
+        dependencies with test options: `stack.in_function("DeliverFunction", lambda m:
+        m.set_dependencies(m.build_dependencies(breaker=...)))`."""
+        module = self.function_modules[function_logical_id]
+        with (
+            INVOKE_LOCK,
+            function_environment(self.function_env[function_logical_id]),
+            self._function_output(),
+        ):
+            return call(module)
 
     def pump_until_idle(self, timeout: float = 60.0, *, until_idle: float = 0.5) -> DrainResult:
         """Run every event source mapping until all source queues are empty and nothing runs."""

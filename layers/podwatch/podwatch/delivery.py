@@ -1,5 +1,7 @@
 """Deliver: a batch of deliveries-queue records → NotifyPodEvents calls, one per chunk.
 
+    an EnrollCommand (podwatch.control) ──▶ RestateClient.enroll, first, one call per record
+        (idempotency key = cluster + relay version); outcomes as for a chunk below
     parse each record as a Notification ──invalid──▶ quarantined (malformed), handled
     group by cluster_id (a notification repeated in the batch is sent once)
     chunk by RemoteConfig.batch_size ──▶ RestateClient.notify_pod_events(cluster_id, chunk)
@@ -21,7 +23,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from podwatch import telemetry
-from podwatch.errors import CircuitOpen, DeliveryRejected, TransientError
+from podwatch.control import EnrollCommand, parse_command
+from podwatch.errors import CircuitOpen, DeliveryRejected, MalformedMessage, TransientError
 from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, Notification, RemoteConfig
 from podwatch.quarantine import send_to_quarantine
 from podwatch.restate import RestateClient
@@ -82,8 +85,17 @@ def deliver_records(
     result = DeliveryResult()
     result.tally.add(telemetry.RECEIVED, value=len(records))
     by_cluster: dict[str, dict[str, _Item]] = {}
+    commands: list[tuple[str, str, EnrollCommand]] = []
     for record in records:
         message_id, body = str(record["messageId"]), str(record["body"])
+        try:
+            command = parse_command(body)
+        except MalformedMessage as exc:
+            _quarantine(result, deps, [(message_id, body)], reason=exc.reason, error=str(exc))
+            continue
+        if command is not None:
+            commands.append((message_id, body, command))
+            continue
         try:
             notification = parse_notification(body)
         except (ValidationError, ValueError) as exc:
@@ -97,6 +109,12 @@ def deliver_records(
             items[notification.notification_id] = _Item(notification, [(message_id, body)])
         else:
             item.records.append((message_id, body))
+
+    for message_id, body, command in commands:  # the manager learns of a cluster before its events
+        if time_left is not None and not time_left():
+            result.failed.append(message_id)
+            continue
+        _enroll(result, deps, message_id, body, command)
 
     for cluster_id, items in by_cluster.items():
         pending = list(items.values())
@@ -145,6 +163,35 @@ def _deliver_chunk(
     log.info(
         "chunk delivered",
         extra={"cluster_id": cluster_id, "notifications": len(chunk), "answer": answer},
+    )
+
+
+def _enroll(
+    result: DeliveryResult, deps: DeliverDeps, message_id: str, body: str, command: EnrollCommand
+) -> None:
+    request = command.request
+    try:
+        answer = deps.restate.enroll(request)
+    except DeliveryRejected as exc:
+        _rejected(result, deps, request.cluster_id, [(message_id, body)], exc)
+        return
+    except TransientError as exc:
+        if isinstance(exc, CircuitOpen):
+            result.tally.add(telemetry.CIRCUIT_OPEN)
+        else:
+            result.calls += 1
+        log.warning(
+            "enrollment not delivered; back to the queue",
+            extra={"cluster_id": request.cluster_id, "reason": exc.reason, "error": str(exc)},
+        )
+        result.failed.append(message_id)
+        return
+    result.calls += 1
+    result.delivered.append(message_id)
+    result.tally.add(telemetry.ENROLLED)
+    log.info(
+        "cluster enrolled",
+        extra={"cluster_id": request.cluster_id, "relay_version": request.relay_version, "answer": answer},
     )
 
 
