@@ -1,0 +1,238 @@
+"""`podwatch`: operate a podwatch stack: its remote config, its dead-letter queues, its status.
+
+    podwatch --stack podwatch-prod status
+    podwatch --stack podwatch-prod dlq list
+    podwatch --stack podwatch-prod dlq redrive --all --dry-run
+    podwatch --stack podwatch-prod config set dedup_cooldown_seconds=600
+
+Exit codes: 0 done; 1 refused, invalid or not found (nothing changed); 2 bad arguments; 3 AWS
+could not be reached or answered with an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from podwatch_cli import __version__
+from podwatch_cli import config as config_cmd
+from podwatch_cli import dlq as dlq_cmd
+from podwatch_cli import status as status_cmd
+from podwatch_cli.stack import DLQ_CHOICES, Clients, StackError, Target, resolve, target_from_stack_file
+
+EPILOG = """\
+target: --stack NAME resolves queue URLs and the parameter from the CloudFormation stack's outputs.
+For the local stack give --endpoint-url (the moto server) too: without CloudFormation there, the
+names of docs/internals.md are used (<stack>-pod-events, /<stack>/remote-config, ...). Any one name
+can be given explicitly (--pod-events-dlq-url, --config-parameter, ...).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podwatch",
+        description="Operate a podwatch stack: remote config, dead-letter queues, status.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    target = parser.add_argument_group("target")
+    target.add_argument(
+        "--stack", default=os.environ.get("PODWATCH_STACK"), help="stack name (env PODWATCH_STACK)"
+    )
+    target.add_argument("--region", help="AWS region (default: the profile's / AWS_REGION)")
+    target.add_argument("--profile", help="AWS profile")
+    target.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("PODWATCH_ENDPOINT_URL"),
+        help="AWS endpoint of a local stack, e.g. http://127.0.0.1:5000 (env PODWATCH_ENDPOINT_URL)",
+    )
+    target.add_argument(
+        "--stack-file",
+        type=Path,
+        help="JSON with stack_name, region, endpoint_url and outputs (default: .local-run/current/stack.json"
+        " when it exists and no --stack is given)",
+    )
+    for lid, flag in (
+        ("PodEventsQueue", "--pod-events-queue-url"),
+        ("PodEventsDLQ", "--pod-events-dlq-url"),
+        ("DeliveriesQueue", "--deliveries-queue-url"),
+        ("DeliveriesDLQ", "--deliveries-dlq-url"),
+        ("RemoteConfigParameter", "--config-parameter"),
+        ("ClustersTable", "--clusters-table"),
+    ):
+        target.add_argument(
+            flag, dest=f"override_{lid}", metavar="NAME", help=f"explicit {lid} (URL or name)"
+        )
+
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # ---------------------------------------------------------------- config
+    config = commands.add_parser(
+        "config",
+        help="the remote config (SSM): get, set, validate",
+        description="The remote config JSON in SSM, validated by podwatch.models.RemoteConfig. Note: "
+        "with config-sync on (ClusterIds set), the manager owns the config and the next sync may write it"
+        " again; change it at the manager (SetRemoteConfig) for a lasting change.",
+    )
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    get = config_commands.add_parser("get", help="print the stored config and whether it is valid")
+    get.add_argument("--raw", action="store_true", help="print the stored text as is")
+    validate = config_commands.add_parser(
+        "validate", help="validate a file, stdin (-) or, without an argument, the stored value"
+    )
+    validate.add_argument(
+        "file", nargs="?", help="JSON file to validate, - for stdin (default: the stored value)"
+    )
+    set_ = config_commands.add_parser(
+        "set",
+        help="change keys (KEY=VALUE ...) or write a whole document (--file); shows a diff first",
+        description="Validate the new config with the model, show a diff against the stored one, ask, write."
+        " An invalid value is refused and nothing is written. VALUE is JSON when it parses (600, true,"
+        ' ["a","b"]), else text; enabled_reasons and ignored_namespaces also take a,b,c.',
+    )
+    set_.add_argument("assignments", nargs="*", metavar="KEY=VALUE", help="e.g. dedup_cooldown_seconds=600")
+    set_.add_argument("--file", help="a whole RemoteConfig JSON document (- for stdin)")
+    set_.add_argument("--yes", "-y", action="store_true", help="write without asking")
+    set_.add_argument("--dry-run", action="store_true", help="validate and show the diff, write nothing")
+
+    # ---------------------------------------------------------------- dlq
+    dlq = commands.add_parser(
+        "dlq",
+        help="dead-letter queues: list, show, redrive",
+        description="What is in the DLQs and why (message attribute `reason`, or retries exhausted), and"
+        " sending messages back to the queue they came from.",
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    queue_help = "which DLQ: pod-events (processor), deliveries (deliver), all (default)"
+
+    def queue_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--queue", choices=[*DLQ_CHOICES, "all"], default="all", help=queue_help)
+        p.add_argument("--max", type=int, default=1000, help="read at most this many messages per DLQ (1000)")
+
+    list_ = dlq_commands.add_parser("list", help="one line per message: id, reason, error")
+    queue_option(list_)
+    list_.add_argument("--json", action="store_true", help="JSON instead of a table")
+    show = dlq_commands.add_parser("show", help="one message: every attribute and the body")
+    show.add_argument("message_id", help="the DLQ message id (from `dlq list`)")
+    queue_option(show)
+    redrive = dlq_commands.add_parser(
+        "redrive",
+        help="send messages back to their source queue (selected ids or --all)",
+        description="Each selected message is sent back to the queue the DLQ belongs to (quarantine"
+        " attributes dropped) and deleted from the DLQ once SQS took it. Fix the cause first: a poison"
+        " message comes straight back. Bodies cut to fit the DLQ are skipped unless --force.",
+    )
+    redrive.add_argument("message_ids", nargs="*", metavar="MESSAGE_ID", help="ids from `dlq list`")
+    redrive.add_argument("--all", action="store_true", help="every message of the selected DLQ(s)")
+    redrive.add_argument("--dry-run", action="store_true", help="say what would be redriven, change nothing")
+    redrive.add_argument("--force", action="store_true", help="also redrive bodies that were cut")
+    redrive.add_argument(
+        "--progress", action="store_true", default=None, help="draw the bar even without a tty"
+    )
+    queue_option(redrive)
+
+    # ---------------------------------------------------------------- status
+    status = commands.add_parser(
+        "status",
+        help="queue and DLQ depths, last heartbeat per cluster, breaker and alarm state",
+        description="Queue depths (SQS), each cluster's last enroll/heartbeat (clusters table), the"
+        " breaker (CircuitOpen in the last 15 min) and the stack's alarms (CloudWatch).",
+    )
+    status.add_argument("--json", action="store_true", help="JSON instead of text")
+    return parser
+
+
+def _target(args: argparse.Namespace) -> Target:
+    overrides = {
+        key.removeprefix("override_"): value
+        for key, value in vars(args).items()
+        if key.startswith("override_") and value
+    }
+    return target_from_stack_file(
+        Target(
+            stack_name=args.stack,
+            region=args.region,
+            profile=args.profile,
+            endpoint_url=args.endpoint_url,
+            stack_file=args.stack_file,
+            overrides=overrides,
+        )
+    )
+
+
+def _dlqs(choice: str) -> list[str]:
+    return list(DLQ_CHOICES.values()) if choice == "all" else [DLQ_CHOICES[choice]]
+
+
+def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    clients = Clients(_target(args))
+    stack = resolve(clients.target, clients)
+    if args.command == "config":
+        ssm, name = clients("ssm"), stack.config_parameter
+        if args.config_command == "get":
+            return config_cmd.cmd_get(ssm, name, raw=args.raw, out=out, err=err)
+        if args.config_command == "validate":
+            return config_cmd.cmd_validate(ssm, name, args.file, out=out, err=err)
+        return config_cmd.cmd_set(
+            ssm,
+            name,
+            assignments=args.assignments,
+            file=args.file,
+            yes=args.yes,
+            dry_run=args.dry_run,
+            out=out,
+            err=err,
+        )
+    if args.command == "dlq":
+        sqs, dlqs = clients("sqs"), _dlqs(args.queue)
+        if args.dlq_command == "list":
+            return dlq_cmd.cmd_list(sqs, stack, dlqs, limit=args.max, as_json=args.json, out=out)
+        if args.dlq_command == "show":
+            return dlq_cmd.cmd_show(sqs, stack, dlqs, args.message_id, limit=args.max, out=out)
+        if bool(args.message_ids) == args.all:
+            err.write("podwatch dlq redrive: give message ids or --all (not both)\n")
+            return 2
+        return dlq_cmd.cmd_redrive(
+            sqs,
+            stack,
+            dlqs,
+            message_ids=args.message_ids,
+            redrive_all=args.all,
+            dry_run=args.dry_run,
+            force=args.force,
+            limit=args.max,
+            out=out,
+            err=err,
+            progress=args.progress,
+        )
+    return status_cmd.cmd_status(clients, stack, as_json=args.json, out=out)
+
+
+def main(argv: Sequence[str] | None = None, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    args = _parser().parse_args(argv)
+    try:
+        return run(args, out, err)
+    except config_cmd.ConfigRefused as exc:
+        err.write(f"podwatch: {exc}\n")
+        return 1
+    except StackError as exc:
+        err.write(f"podwatch: {exc}\n")
+        return 1
+    except (ClientError, BotoCoreError) as exc:
+        err.write(f"podwatch: AWS error: {exc}\n")
+        return 3
+    except KeyboardInterrupt:
+        err.write("podwatch: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
