@@ -16,6 +16,10 @@ byte-identical. Edit this script, not the JSON files:
                                   one repeats, then all three are running and ready again
                                   (recovered; delivered when the remote config enables it)
     events/deliver/batch.json     notifications for two clusters, as the processor forwards them
+    events/deliver/poison.json    a body cut off mid-write, notifications that fail validation (an
+                                  unknown event type, no cluster_id, a wrong schema version) and an
+                                  enroll command without its request, among three good notifications
+                                  of two clusters (delivered; the rest quarantined as `malformed`)
 """
 
 from __future__ import annotations
@@ -473,6 +477,38 @@ def deliver_batch() -> list[str]:
     return [n.model_dump_json() for n in notifications]
 
 
+def deliver_poison() -> list[str]:
+    crash = notification(
+        pod_envelope(crash_loop_pod("c4d7f", "48313")), EventType.CRASH_LOOP, "CrashLoopBackOff", "api"
+    )
+    oom = notification(pod_envelope(oom_pod()), EventType.OOM_KILL, "OOMKilled", "worker")
+    other_cluster = notification(
+        pod_envelope(unschedulable_pod(), cluster="staging-us-2"),
+        EventType.UNSCHEDULABLE,
+        "Unschedulable",
+        None,
+    )
+    unknown_type = json.loads(crash.model_dump_json())
+    unknown_type["notification_id"] = "0" * 31 + "1"
+    unknown_type["event_type"] = "node-on-fire"
+    no_cluster = json.loads(oom.model_dump_json())
+    no_cluster["notification_id"] = "0" * 31 + "2"
+    del no_cluster["cluster_id"]
+    wrong_version = json.loads(other_cluster.model_dump_json())
+    wrong_version["notification_id"] = "0" * 31 + "3"
+    wrong_version["schema_version"] = 99
+    return [
+        crash.model_dump_json(),
+        '{"schema_version":1,"notification_id":"9c8fb4fd',  # cut off mid-write
+        json.dumps(unknown_type, separators=(",", ":")),
+        oom.model_dump_json(),
+        json.dumps(no_cluster, separators=(",", ":")),
+        '{"kind":"enroll","request":{}}',  # says it is a control command, is not a valid one
+        json.dumps(wrong_version, separators=(",", ":")),
+        other_cluster.model_dump_json(),
+    ]
+
+
 def write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
@@ -490,6 +526,7 @@ def main() -> None:
         event(processor_lifecycle(), queue_arn=POD_EVENTS_ARN, first=301),
     )
     write(ROOT / "deliver" / "batch.json", event(deliver_batch(), queue_arn=DELIVERIES_ARN))
+    write(ROOT / "deliver" / "poison.json", event(deliver_poison(), queue_arn=DELIVERIES_ARN, first=101))
 
 
 if __name__ == "__main__":

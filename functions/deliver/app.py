@@ -9,6 +9,10 @@ For tests and the local stack:
     build_dependencies(settings=None, *, sqs=None, ssm=None, http=None, breaker=None) -> Dependencies
     set_dependencies(deps) / dependencies() / reset()
     dependencies().restate.stats  →  requests made to the Restate ingress, total and by status code
+
+Metrics of an invocation (podwatch.telemetry, besides the tally's counts): DeliveryLatency, one
+value per delivered notification; CircuitState, the breaker at the end (1 open, 0 closed; every
+invocation, so an alarm on its Maximum clears on data, not on silence); BreakerOpened, its trips.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import httpx
 import pybreaker
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from podwatch import aws, config, telemetry
-from podwatch.delivery import DeliverDeps, deliver_records
+from podwatch.delivery import DeliverDeps, DeliveryResult, deliver_records
 from podwatch.errors import TransientError
 from podwatch.restate import RestateClient
 from podwatch.settings import DeliverSettings
@@ -136,6 +141,23 @@ def _status_class(status: str) -> str:
     return f"{status[0]}xx" if status.isdigit() else status
 
 
+def emit_metrics(
+    result: DeliveryResult, restate: RestateClient, *, requests_before: Counter[str], opened_before: int
+) -> None:
+    """The invocation's metrics: the tally (with Restate requests by status class and breaker trips
+    since the `..._before` snapshot), a latency per delivered notification, the breaker's state."""
+    for status, n in (Counter(restate.stats.by_status) - requests_before).items():
+        result.tally.add(telemetry.RESTATE_REQUESTS, reason=_status_class(status), value=n)
+    result.tally.add(telemetry.BREAKER_OPENED, value=restate.stats.breaker_opened - opened_before)
+    result.tally.emit(metrics)
+    # Several values of one metric go out in one EMF blob (Powertools flushes at 100 values)
+    for value in result.latencies_ms:
+        metrics.add_metric(name=telemetry.DELIVERY_LATENCY, unit=MetricUnit.Milliseconds, value=value)
+    metrics.add_metric(
+        name=telemetry.CIRCUIT_STATE, unit=MetricUnit.NoUnit, value=1 if restate.breaker_open else 0
+    )
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -149,16 +171,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     settings = deps.settings
     needed_ms = (settings.restate_connect_timeout_seconds + settings.restate_read_timeout_seconds) * 1000
-    before = Counter(deps.restate.stats.by_status)
+    requests_before = Counter(deps.restate.stats.by_status)
+    opened_before = deps.restate.stats.breaker_opened
     result = deliver_records(
         event.get("Records") or [],
         deps=deps.delivery,
         config=remote,
         time_left=lambda: context.get_remaining_time_in_millis() > needed_ms + SAFETY_MARGIN_MS,
     )
-    for status, n in (Counter(deps.restate.stats.by_status) - before).items():
-        result.tally.add(telemetry.RESTATE_REQUESTS, reason=_status_class(status), value=n)
-    result.tally.emit(metrics)
+    emit_metrics(result, deps.restate, requests_before=requests_before, opened_before=opened_before)
     logger.info(
         "batch done",
         extra={
@@ -166,6 +187,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "failed": len(result.failed),
             "quarantined": len(result.quarantined),
             "restate_calls": result.calls,
+            "breaker": deps.restate.breaker.current_state,
         },
     )
     return result.batch_item_failures()

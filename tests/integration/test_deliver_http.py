@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
@@ -146,16 +147,31 @@ def notifications_of(event: dict[str, Any]) -> list[Notification]:
     return [Notification.model_validate_json(r["body"]) for r in event["Records"]]
 
 
+def metric_values(out: str, name: str) -> list[float]:
+    """Every value of metric `name` in the EMF blobs of a handler's output."""
+    values: list[float] = []
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            value = json.loads(line).get(name)
+            values += value if isinstance(value, list) else [] if value is None else [value]
+    return values
+
+
 # --------------------------------------------------------------------------- happy path
 
 
-def test_sample_batch_is_one_call_per_cluster(app: ModuleType, ingress: Ingress) -> None:
+def test_sample_batch_is_one_call_per_cluster(
+    app: ModuleType, ingress: Ingress, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given the sample: four notifications of prod-eu-1, one of staging-us-2
     event = sample()
     sent = notifications_of(event)
 
     # When deliver handles it (batch size 25)
+    capsys.readouterr()
+    before = datetime.now(UTC)
     response = invoke(app, event)
+    after = datetime.now(UTC)
 
     # Then each cluster gets one NotifyPodEvents call on its object's path, with a content key
     assert response == {"batchItemFailures": []}
@@ -171,6 +187,15 @@ def test_sample_batch_is_one_call_per_cluster(app: ModuleType, ingress: Ingress)
         assert request.headers["idempotency-key"] == ids.idempotency_key(n.notification_id for n in expected)
         assert "authorization" not in request.headers
     assert app.dependencies().restate.stats.as_dict() == {"requests": 2, "by_status": {"200": 2}}
+    # and the invocation reports a latency per notification (observed_at → the 2xx), breaker closed
+    out = capsys.readouterr().out
+    latencies = metric_values(out, "DeliveryLatency")
+    assert len(latencies) == len(sent)
+    for note, latency in zip(sent, latencies, strict=True):
+        low, high = ((t - note.observed_at).total_seconds() * 1000 for t in (before, after))
+        assert max(0.0, low) - 1 <= latency <= max(0.0, high) + 1
+    assert metric_values(out, "CircuitState") == [0.0]
+    assert metric_values(out, "BreakerOpened") == []
 
 
 def test_the_same_content_carries_the_same_idempotency_key(app: ModuleType, ingress: Ingress) -> None:
@@ -291,15 +316,22 @@ def test_breaker_opens_after_repeated_failures_and_then_no_call_is_made(
     everything = {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
 
     # When two chunks fail, the breaker opens
-    assert invoke(app, event) == everything
-    assert len(ingress.received) == 2
-    assert app.dependencies().restate.breaker.current_state == "open"
-
-    # Then the next invocation returns every record at once, without a call
     capsys.readouterr()
     assert invoke(app, event) == everything
     assert len(ingress.received) == 2
-    assert '"CircuitOpen"' in capsys.readouterr().out
+    assert app.dependencies().restate.breaker.current_state == "open"
+    out = capsys.readouterr().out
+    assert metric_values(out, "BreakerOpened") == [1.0]
+    assert metric_values(out, "CircuitState") == [1.0]  # what the breaker alarm watches
+    assert metric_values(out, "DeliveryLatency") == []
+
+    # Then the next invocation returns every record at once, without a call
+    assert invoke(app, event) == everything
+    assert len(ingress.received) == 2
+    out = capsys.readouterr().out
+    assert metric_values(out, "CircuitOpen") == [5.0]
+    assert metric_values(out, "CircuitState") == [1.0]
+    assert metric_values(out, "BreakerOpened") == []
     assert app.dependencies().restate.stats.requests == 2
 
 

@@ -13,7 +13,10 @@ that nothing emits: it never fires. So this test derives what the code emits and
   names, service value, and a literal `reason` value the code can produce); AWS/SQS and AWS/Lambda
   metrics must name a queue or function of this template;
 * every emitted (service, metric) appears on at least one dashboard widget; every alarm is on the
-  dashboard's alarm widget (but the conditional one); the alarms issue 7 asks for exist.
+  dashboard's alarm widget (but the conditional one); the alarms issue 7 asks for exist;
+* units: a metric the code emits only in another unit than Count (DeliveryLatency in Milliseconds,
+  the CircuitState gauge, HeartbeatAgeSeconds) is never summed by a widget or alarm (a Sum of
+  latencies or of a 0/1 state means nothing; percentiles, Maximum, Average do).
 
 The checker is exercised on broken copies of the template too, so it is known to catch mistakes.
 """
@@ -24,16 +27,24 @@ import ast
 import copy
 import json
 import re
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.cfn import ROOT, load_template
+from local.lambda_runtime import load_event, load_function_module
 from podwatch import telemetry
-from podwatch.models import ENVELOPE_KINDS
+from podwatch.delivery import DeliverDeps, deliver_records
+from podwatch.models import ENVELOPE_KINDS, Notification, RemoteConfig
+from podwatch.restate import RestateClient, new_breaker
 
 FUNCTIONS_DIR = ROOT / "functions"
 LAYER_DIR = ROOT / "layers" / "podwatch"
@@ -62,6 +73,8 @@ AWS_METRICS = {
 #: `reason` values a widget or alarm may name literally, per metric: the values the code produces.
 #: Control's reason is the envelope kind of a control message (podwatch/processing.py).
 LITERAL_REASONS = {telemetry.CONTROL: ENVELOPE_KINDS - {"pod", "k8s_event"}}
+#: statistics that add values up: meaningless for a metric that is not a count
+SUMMING_STATS = {"Sum"}
 
 
 # --------------------------------------------------------------------------- what the code emits
@@ -74,9 +87,15 @@ class Emitted:
     metrics: dict[str, dict[str, set[frozenset[str]]]]
     #: service -> the template function (logical id) that emits it
     function_of: dict[str, str]
+    #: service -> metric name -> the units it is emitted in (MetricUnit member names, e.g. "Count")
+    units: dict[str, dict[str, set[str]]]
 
     def dimension_sets(self, service: str, name: str) -> set[frozenset[str]]:
         return self.metrics.get(service, {}).get(name, set())
+
+    def counted(self, service: str, name: str) -> bool:
+        """Is `name` a count (Sum makes sense)? True unless every emission of it is in another unit."""
+        return "Count" in self.units.get(service, {}).get(name, {"Count"})
 
 
 def function_service(template: dict[str, Any], fid: str) -> str:
@@ -125,6 +144,35 @@ def _dict_keys(node: ast.expr | None) -> set[str] | None:
     if not isinstance(node, ast.Dict):
         return None
     return {ast.literal_eval(k) if k is not None else "service" for k in node.keys}
+
+
+def _unit(node: ast.expr | None) -> str:
+    """`MetricUnit.X` -> "X"; anything else (a variable, a literal) -> "Count", the safe assumption."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "MetricUnit":
+        return node.attr
+    return "Count"
+
+
+def scanned_units(app: Path) -> dict[str, set[str]]:
+    """Metric name -> the units a function's code emits it in: `tally.add` / `telemetry.count` are
+    Counts, `add_metric(name=..., unit=MetricUnit.X)` and `single_metric(...)` say theirs."""
+    found: dict[str, set[str]] = {}
+    for module in imported_modules(app):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            keywords = {k.arg: k.value for k in node.keywords if k.arg}
+            name, unit = None, "Count"
+            if callee == "add" and node.args:
+                name = _telemetry_name(node.args[0])
+            elif callee == "count" and len(node.args) >= 2:
+                name = _telemetry_name(node.args[1])
+            elif callee in ("add_metric", "single_metric") and "name" in keywords:
+                name, unit = _telemetry_name(keywords["name"]), _unit(keywords.get("unit"))
+            if name is not None:
+                found.setdefault(name, set()).add(unit)
+    return found
 
 
 def scanned_dimensions(app: Path) -> dict[str, set[frozenset[str]]]:
@@ -183,6 +231,7 @@ def emitted(template: dict[str, Any]) -> Emitted:
     namespace = str(globals_env["POWERTOOLS_METRICS_NAMESPACE"])
     sets = metric_sets()
     metrics: dict[str, dict[str, set[frozenset[str]]]] = {}
+    units: dict[str, dict[str, set[str]]] = {}
     function_of: dict[str, str] = {}
     for fid, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
@@ -194,12 +243,13 @@ def emitted(template: dict[str, Any]) -> Emitted:
         by_name = metrics.setdefault(service, {})
         if not app.is_file():  # a function being written: no code, nothing emitted yet
             continue
-        scanned = scanned_dimensions(app)
+        scanned, scanned_unit = scanned_dimensions(app), scanned_units(app)
         for name in sets.get(folder.replace("-", "_"), frozenset()):
             by_name[name] = set(scanned.get(name) or {frozenset({"service"})})
+            units.setdefault(service, {})[name] = set(scanned_unit.get(name) or {"Count"})
         if "capture_cold_start_metric=True" in app.read_text(encoding="utf-8"):
             by_name.setdefault("ColdStart", set()).add(frozenset({"function_name", "service"}))
-    return Emitted(namespace=namespace, metrics=metrics, function_of=function_of)
+    return Emitted(namespace=namespace, metrics=metrics, function_of=function_of, units=units)
 
 
 # --------------------------------------------------------------------------- what the template names
@@ -213,6 +263,8 @@ class MetricRef:
     #: dimension name -> value; "${Lid}" / "${Lid.Attr}" for a reference to a template resource,
     #: None when a SEARCH leaves the dimension open
     dimensions: dict[str, str | None]
+    #: the statistic it is shown or alarmed with (the row's, else the widget's; a SEARCH's own)
+    stat: str | None = None
 
 
 def _placeholder(value: Any) -> str:
@@ -240,7 +292,7 @@ def dashboard_body(template: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-_SEARCH = re.compile(r"SEARCH\(\s*'\{([^}]*)\}\s*([^']*)'")
+_SEARCH = re.compile(r"SEARCH\(\s*'\{([^}]*)\}\s*([^']*)'\s*,\s*'(\w+)'")
 _TERM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -256,21 +308,22 @@ def widget_refs(body: dict[str, Any]) -> Iterator[MetricRef]:
             if not items and options and "expression" in options[0]:
                 yield from _search_refs(where, options[0]["expression"])
                 continue
+            stat = next((o["stat"] for o in options if "stat" in o), widget["properties"].get("stat"))
             # "." repeats the previous row's item at the same position
             items = [previous[i] if item == "." else item for i, item in enumerate(items)]
             previous = items
             namespace, name, *pairs = items
             assert len(pairs) % 2 == 0, f"{where}: dimension names and values must pair up: {row}"
-            yield MetricRef(where, namespace, name, dict(zip(pairs[::2], pairs[1::2], strict=True)))
+            yield MetricRef(where, namespace, name, dict(zip(pairs[::2], pairs[1::2], strict=True)), stat)
 
 
 def _search_refs(where: str, expression: str) -> Iterator[MetricRef]:
-    for schema, terms in _SEARCH.findall(expression):
+    for schema, terms, stat in _SEARCH.findall(expression):
         namespace, *dimension_names = [part.strip().strip('"') for part in schema.split(",")]
         fixed = dict(_TERM.findall(terms))
         assert "MetricName" in fixed, f"{where}: a SEARCH must fix MetricName to be checkable: {expression}"
         dimensions: dict[str, str | None] = {d: fixed.get(d) for d in dimension_names}
-        yield MetricRef(f"{where} SEARCH", namespace, fixed["MetricName"], dimensions)
+        yield MetricRef(f"{where} SEARCH", namespace, fixed["MetricName"], dimensions, stat)
     if "SEARCH" in expression:
         assert _SEARCH.search(expression), f"{where}: unreadable SEARCH {expression}"
 
@@ -283,14 +336,18 @@ def alarm_refs(template: dict[str, Any]) -> Iterator[MetricRef]:
     for lid, alarm in alarms(template).items():
         p = alarm["Properties"]
         stats = (
-            [p]
+            [(p, p.get("Statistic") or p.get("ExtendedStatistic"))]
             if "MetricName" in p
-            else [q["MetricStat"]["Metric"] for q in p["Metrics"] if "MetricStat" in q]
+            else [
+                (q["MetricStat"]["Metric"], q["MetricStat"]["Stat"])
+                for q in p["Metrics"]
+                if "MetricStat" in q
+            ]
         )
         assert stats, f"{lid}: names no metric"
-        for metric in stats:
+        for metric, stat in stats:
             dims = {d["Name"]: _placeholder(d["Value"]) for d in metric.get("Dimensions", [])}
-            yield MetricRef(f"alarm {lid}", metric["Namespace"], metric["MetricName"], dims)
+            yield MetricRef(f"alarm {lid}", metric["Namespace"], metric["MetricName"], dims, stat)
 
 
 # --------------------------------------------------------------------------- the check
@@ -347,6 +404,11 @@ def _check_ref(ref: MetricRef, emits: Emitted, resources: dict[str, Any]) -> lis
     function_name = ref.dimensions.get("function_name")
     if function_name is not None and function_name != "${" + emits.function_of[service] + "}":
         return [f"{label}: function_name must be ${{{emits.function_of[service]}}}"]
+    if ref.stat in SUMMING_STATS and not emits.counted(service, ref.name):
+        units = sorted(emits.units[service][ref.name])
+        return [
+            f"{label}: a {ref.stat} of {ref.name} ({'/'.join(units)}) means nothing; use pNN/Maximum/Average"
+        ]
     return []
 
 
@@ -374,6 +436,20 @@ def test_the_code_emits_what_the_check_assumes(template: dict[str, Any]) -> None
     config_sync = emits.metrics["podwatch-config-sync"]
     assert set(config_sync) == telemetry.CONFIG_SYNC_METRICS  # its handler does not capture cold starts
     assert config_sync["HeartbeatAgeSeconds"] == {frozenset({"service", "cluster_id"})}
+    # every metric is a Count but these, which must not be summed
+    not_counts = {
+        (service, name, unit)
+        for service, names in emits.units.items()
+        for name, units in names.items()
+        for unit in units
+        if unit != "Count"
+    }
+    assert not_counts == {
+        ("podwatch-deliver", "DeliveryLatency", "Milliseconds"),
+        ("podwatch-deliver", "CircuitState", "NoUnit"),
+        ("podwatch-config-sync", "HeartbeatAgeSeconds", "Seconds"),
+    }
+    assert deliver["DeliveryLatency"] == deliver["CircuitState"] == {frozenset({"service"})}
 
 
 def test_tally_emits_the_dimension_sets_the_check_assumes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -401,6 +477,139 @@ def test_tally_emits_the_dimension_sets_the_check_assumes(capsys: pytest.Capture
         ("Podwatch", "Quarantined", frozenset({"service"})),
         ("Podwatch", "Delivered", frozenset({"service"})),
     }
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One metric of one EMF blob: its values, unit and dimension names."""
+
+    values: list[float]
+    unit: str
+    dimensions: frozenset[str]
+
+
+def emf_blobs(out: str) -> dict[str, list[Blob]]:
+    """Metric name -> its occurrences in the EMF blobs of `out` (stdout of a flush)."""
+    found: dict[str, list[Blob]] = {}
+    for line in out.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == "Podwatch"
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                for dims in directive["Dimensions"]:
+                    found.setdefault(metric["Name"], []).append(
+                        Blob(value if isinstance(value, list) else [value], metric["Unit"], frozenset(dims))
+                    )
+    return found
+
+
+@pytest.fixture
+def manager() -> Iterator[tuple[str, list[int]]]:
+    """A loopback HTTP server standing in for the Restate ingress: answers `status[0]` to every POST
+    (with a NotifyPodEvents-like body when it is a 2xx)."""
+    status = [503]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            data = b'{"received": 1, "new": 1}' if status[0] < 300 else b"unavailable"
+            self.send_response(status[0])
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", status
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_deliver_emits_latency_and_breaker_state_as_the_check_assumes(
+    manager: tuple[str, list[int]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools import Metrics
+
+    # Given the deliver function's metrics code, the real RestateClient against a manager that
+    # answers 503, and a breaker that opens after 2 failures and lets a trial call through after 0.2 s
+    url, status = manager
+    app = load_function_module("deliver")
+    monkeypatch.setattr(app, "metrics", Metrics(namespace="Podwatch", service="podwatch-deliver"))
+    restate = RestateClient(
+        base_url=url,
+        max_tries=1,
+        connect_timeout=1,
+        read_timeout=2,
+        breaker=new_breaker(fail_max=2, reset_timeout=0.2),
+    )
+    event = load_event("events/deliver/batch.json")  # 4 notifications of prod-eu-1, 1 of staging-us-2
+    observed = {Notification.model_validate_json(r["body"]).observed_at for r in event["Records"]}
+    assert len(observed) == 1
+    answered = min(observed) + timedelta(seconds=2, milliseconds=500)
+    deps = DeliverDeps(restate=restate, sqs=None, quarantine_queue_url="unused", clock=lambda: answered)
+
+    def invoke() -> tuple[int, dict[str, list[Blob]]]:
+        """One invocation as the handler does it; (records failed, the EMF it printed)."""
+        requests_before, opened_before = Counter(restate.stats.by_status), restate.stats.breaker_opened
+        result = deliver_records(event["Records"], deps=deps, config=RemoteConfig())
+        app.emit_metrics(result, restate, requests_before=requests_before, opened_before=opened_before)
+        app.metrics.flush_metrics()
+        return len(result.failed), emf_blobs(capsys.readouterr().out)
+
+    service = frozenset({"service"})
+    try:
+        # When both chunks fail: the breaker trips on the second
+        failed, blobs = invoke()
+        assert failed == 5
+        assert restate.breaker_open
+        assert blobs["CircuitState"] == [Blob([1.0], "None", service)]
+        assert blobs["BreakerOpened"] == [Blob([1.0], "Count", service)]
+        assert "DeliveryLatency" not in blobs
+
+        # Then the next invocation makes no call, still reports the breaker open, and no new trip
+        failed, blobs = invoke()
+        assert failed == 5
+        assert restate.stats.requests == 2
+        assert blobs["CircuitState"] == [Blob([1.0], "None", service)]
+        assert blobs["CircuitOpen"] == [Blob([5.0], "Count", service)]
+        assert "BreakerOpened" not in blobs
+
+        # And once the manager answers again and the reset timeout passed, the trial call closes it:
+        # one latency per delivered notification, all in one blob, in ms from observed_at
+        status[0] = 200
+        time.sleep(0.25)
+        failed, blobs = invoke()
+        assert failed == 0
+        assert not restate.breaker_open
+        assert blobs["CircuitState"] == [Blob([0.0], "None", service)]
+        assert blobs["DeliveryLatency"] == [Blob([2500.0] * 5, "Milliseconds", service)]
+        assert "BreakerOpened" not in blobs
+        # every metric went out with a dimension set the cross-check assumes the code emits
+        emits = emitted(load_template())
+        for name, occurrences in blobs.items():
+            for blob in occurrences:
+                assert blob.dimensions in emits.dimension_sets("podwatch-deliver", name), (name, blob)
+    finally:
+        restate.close()
+
+
+def test_latency_is_never_negative_and_a_naive_observed_at_is_utc() -> None:
+    from podwatch.delivery import latency_ms
+
+    note = Notification.model_validate_json(load_event("events/deliver/batch.json")["Records"][0]["body"])
+    observed = note.observed_at
+    assert latency_ms(note, observed + timedelta(milliseconds=1234)) == 1234.0
+    assert latency_ms(note, observed - timedelta(seconds=3)) == 0.0  # the relay's clock runs ahead
+    naive = note.model_copy(update={"observed_at": observed.astimezone(UTC).replace(tzinfo=None)})
+    assert latency_ms(naive, observed + timedelta(seconds=1)) == 1000.0
 
 
 def test_dashboard_and_alarms_name_only_emitted_metrics_and_show_every_one(template: dict[str, Any]) -> None:
@@ -441,13 +650,25 @@ def test_the_alarms_issue_7_asks_for_exist(template: dict[str, Any]) -> None:
     functions = [lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
     for function in functions:
         assert alarmed("AWS/Lambda", "Errors", FunctionName=f"${{{function}}}"), function
-    for name in ("CircuitOpen", "DeliveryUnauthorized", "DeliveryRejected", "Retried"):
+    for name in ("DeliveryUnauthorized", "DeliveryRejected", "Retried"):
         assert alarmed("Podwatch", name, service="podwatch-deliver"), name
+    # breaker open: on the state every invocation reports (not on skipped records, which only count
+    # once the breaker has skipped something), by its maximum over the deliver function's environments
+    assert any(
+        r.name == "CircuitState" and r.stat == "Maximum" and r.dimensions == {"service": "podwatch-deliver"}
+        for r in refs
+    )
     for service, names in emitted(template).metrics.items():
         if "ConfigRejected" in names:
             assert alarmed("Podwatch", "ConfigRejected", service=service), service
     # relay heartbeats stopped, per cluster (config-sync counts the silent ones)
     assert alarmed("Podwatch", "ClustersSilent", service="podwatch-config-sync")
+
+
+def test_the_dashboard_shows_delivery_latency_percentiles_and_the_breaker(template: dict[str, Any]) -> None:
+    shown = {(r.name, r.stat) for r in widget_refs(dashboard_body(template)) if r.namespace == "Podwatch"}
+    assert {("DeliveryLatency", "p50"), ("DeliveryLatency", "p99"), ("CircuitState", "Maximum")} <= shown
+    assert ("BreakerOpened", "Sum") in shown
 
 
 def test_alarm_email_is_optional_and_outputs_name_the_dashboard_and_topic(template: dict[str, Any]) -> None:
@@ -503,6 +724,13 @@ def _replace_in_body(template: dict[str, Any], old: str, new: str) -> dict[str, 
             "IncidentsResolved (service=podwatch-processor) is emitted",
         ),
         ('MetricName=\\"Filtered\\"', 'MetricName=\\"Filterd\\"', "never emits Filterd"),
+        ('{"stat": "p99", "label": "p99"}', '{"stat": "Sum", "label": "p99"}', "a Sum of DeliveryLatency"),
+        (
+            '"CircuitState", "service", "podwatch-deliver", {"stat": "Maximum"',
+            '"CircuitState", "service", "podwatch-deliver", {"stat": "Sum"',
+            "a Sum of CircuitState (NoUnit) means nothing",
+        ),
+        ("'Maximum', 300)", "'Sum', 300)", "a Sum of HeartbeatAgeSeconds (Seconds) means nothing"),
     ],
 )
 def test_the_check_catches_a_broken_widget(
@@ -529,12 +757,16 @@ def test_the_check_catches_a_broken_alarm(template: dict[str, Any]) -> None:
         "MetricName"
     ] = "ConfigRejects"
     assert any("never emits ConfigRejects" in p for p in problems(broken))
+    # the breaker alarm summing a 0/1 state
+    broken = copy.deepcopy(template)
+    broken["Resources"]["CircuitOpenAlarm"]["Properties"]["Statistic"] = "Sum"
+    assert any("CircuitOpenAlarm" in p and "a Sum of CircuitState" in p for p in problems(broken))
 
 
 def test_the_check_catches_a_metric_the_code_adds_without_a_widget(
     template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(telemetry, "DELIVER_METRICS", telemetry.DELIVER_METRICS | {"DeliveryLatency"})
-    assert "DeliveryLatency (service=podwatch-deliver) is emitted but on no dashboard widget" in problems(
+    monkeypatch.setattr(telemetry, "DELIVER_METRICS", telemetry.DELIVER_METRICS | {"ManagerAnswerBytes"})
+    assert "ManagerAnswerBytes (service=podwatch-deliver) is emitted but on no dashboard widget" in problems(
         template
     )

@@ -5,7 +5,8 @@
     parse each record as a Notification ──invalid──▶ quarantined (malformed), handled
     group by cluster_id (a notification repeated in the batch is sent once)
     chunk by RemoteConfig.batch_size ──▶ RestateClient.notify_pod_events(cluster_id, chunk)
-        ok                           → delivered
+        ok                           → delivered; one latency per notification, `observed_at` (the
+                                       relay saw it) → the manager's 2xx answer (`latencies_ms`)
         DeliveryFailed / CircuitOpen → every record of the chunk is a batch item failure (SQS retries)
         DeliveryRejected (4xx)       → every record of the chunk is quarantined with the status and
                                        the response body attached, and handled (a 4xx never heals)
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,7 +27,7 @@ from pydantic import ValidationError
 from podwatch import telemetry
 from podwatch.control import EnrollCommand, parse_command
 from podwatch.errors import CircuitOpen, DeliveryRejected, MalformedMessage, TransientError
-from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, Notification, RemoteConfig
+from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, Notification, RemoteConfig, utcnow
 from podwatch.quarantine import send_to_quarantine
 from podwatch.restate import RestateClient
 
@@ -38,6 +40,8 @@ class DeliverDeps:
     #: boto3 SQS client, for the quarantine queue
     sqs: Any
     quarantine_queue_url: str
+    #: when the manager's answer arrived (delivery latency); a fixed clock in tests
+    clock: Callable[[], datetime] = utcnow
 
 
 @dataclass
@@ -50,6 +54,9 @@ class DeliveryResult:
     quarantined: dict[str, str] = field(default_factory=dict)
     calls: int = 0
     tally: telemetry.Tally = field(default_factory=telemetry.Tally)
+    #: per delivered notification (a repeat within the batch once): ms from `observed_at` to the
+    #: manager's 2xx answer, never negative (the relay's clock may run ahead of this one)
+    latencies_ms: list[float] = field(default_factory=list)
 
     def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
         """The SQS partial batch response (ReportBatchItemFailures)."""
@@ -68,6 +75,15 @@ def parse_notification(body: str) -> Notification:
     if notification.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
         raise ValueError(f"schema_version {notification.schema_version} is not supported")
     return notification
+
+
+def latency_ms(notification: Notification, answered: datetime) -> float:
+    """Milliseconds from the notification's `observed_at` to `answered` (0 if the relay's clock is
+    ahead); a naive `observed_at` is taken as UTC, as the relay writes UTC."""
+    observed = notification.observed_at
+    if observed.tzinfo is None:
+        observed = observed.replace(tzinfo=UTC)
+    return max(0.0, round((answered - observed).total_seconds() * 1000, 1))
 
 
 def deliver_records(
@@ -157,9 +173,11 @@ def _deliver_chunk(
         )
         result.failed.extend(message_id for message_id, _ in chunk_records)
         return
+    answered = deps.clock()
     result.calls += 1
     result.delivered.extend(message_id for message_id, _ in chunk_records)
     result.tally.add(telemetry.DELIVERED, value=len(chunk))
+    result.latencies_ms.extend(latency_ms(item.notification, answered) for item in chunk)
     log.info(
         "chunk delivered",
         extra={"cluster_id": cluster_id, "notifications": len(chunk), "answer": answer},

@@ -10,8 +10,9 @@ Every call is one POST to `base_url + path.format(cluster_id=...)`:
   `DeliveryFailed`. Any other 4xx is not retried → `DeliveryRejected(status_code, body)`;
 * a pybreaker circuit breaker around every attempt: network errors, 5xx and 429 count, 4xx do not
   (`DeliveryRejected` is excluded). While it is open, calls raise `CircuitOpen` without a request;
-* `stats`: requests made, total and by status code ("error" for no response), for metrics and the
-  local stack's report.
+* `stats`: requests made, total and by status code ("error" for no response), and how often the
+  breaker opened (a listener on the client's breaker, given or not), for metrics and the local
+  stack's report.
 
 The bearer token (Restate Cloud) is sent as `Authorization: Bearer ...` and is never logged.
 """
@@ -51,10 +52,12 @@ MAX_ERROR_BODY = 8 * 1024
 
 @dataclass
 class RestateStats:
-    """Requests made (every attempt counts), total and by status code; "error" = no response."""
+    """Requests made (every attempt counts), total and by status code; "error" = no response.
+    `breaker_opened`: how often the client's breaker went to open (not part of `as_dict`)."""
 
     requests: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
+    breaker_opened: int = 0
 
     def record(self, status: int | str) -> None:
         self.requests += 1
@@ -121,6 +124,17 @@ class _BreakerLog(pybreaker.CircuitBreakerListener):
         )
 
 
+class _BreakerStats(pybreaker.CircuitBreakerListener):
+    """Counts the breaker's trips into a client's stats (the deliver function emits them)."""
+
+    def __init__(self, stats: RestateStats) -> None:
+        self.stats = stats
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        if getattr(new_state, "name", None) == pybreaker.STATE_OPEN:
+            self.stats.breaker_opened += 1
+
+
 def new_breaker(*, fail_max: int = 5, reset_timeout: float = 30.0) -> pybreaker.CircuitBreaker:
     """A breaker that counts network errors, 5xx and 429, never 4xx."""
     return pybreaker.CircuitBreaker(
@@ -169,6 +183,8 @@ class RestateClient:
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
         self.breaker = breaker if breaker is not None else new_breaker()
         self.stats = RestateStats()
+        self._breaker_stats = _BreakerStats(self.stats)
+        self.breaker.add_listener(self._breaker_stats)
         self._attempt_with_retries = backoff.on_exception(
             _wait_gen,
             (_RetryableResponse, httpx.TransportError),
@@ -186,8 +202,16 @@ class RestateClient:
         return f"RestateClient(base_url={self.base_url!r})"
 
     def close(self) -> None:
+        if self._breaker_stats in self.breaker.listeners:  # a breaker may outlive its client
+            self.breaker.remove_listener(self._breaker_stats)
         if self._owns_http:
             self._http.close()
+
+    @property
+    def breaker_open(self) -> bool:
+        """The breaker is open now: calls fail with CircuitOpen, unmade (until its reset timeout
+        lets one trial call through)."""
+        return bool(self.breaker.current_state == pybreaker.STATE_OPEN)
 
     # ----------------------------------------------------------------- the manager's handlers
 

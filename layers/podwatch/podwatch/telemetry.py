@@ -1,6 +1,7 @@
 """Metric names (one namespace, POWERTOOLS_METRICS_NAMESPACE) and per-invocation counting.
 
-Every metric is a Count with the Powertools `service` dimension. A few also come broken down by a
+Every metric has the Powertools `service` dimension and is a Count, but HeartbeatAgeSeconds
+(Seconds), DeliveryLatency (Milliseconds) and CircuitState (a 0/1 gauge). A few also come broken down by a
 low-cardinality `reason` dimension (a bounded set of codes, never ids or names): Filtered (healthy,
 deleted, ignored_namespace, disabled:<type>), Quarantined (the error reason), Control (kind).
 Alarms and dashboard widgets may use exactly the names listed in PROCESSOR_METRICS / DELIVER_METRICS.
@@ -140,3 +141,14 @@ CONFIG_SYNC_METRICS = frozenset(
         HEARTBEAT_AGE_SECONDS,
     }
 )
+
+# Delivery latency and breaker state (issue 7). Added after the rest, like the names above.
+#: deliver: milliseconds from a notification's `observed_at` (the relay saw it) to the manager's 2xx
+#: answer, one value per delivered notification (unit Milliseconds; dashboards use p50/p99)
+DELIVERY_LATENCY = "DeliveryLatency"
+#: deliver: the Restate breaker's state at the end of every invocation, 1 = open, 0 = closed
+#: (unit None; Maximum > 0 = some execution environment's breaker is open: the alarm)
+CIRCUIT_STATE = "CircuitState"
+#: deliver: the breaker tripped (closed/half-open → open) during an invocation
+BREAKER_OPENED = "BreakerOpened"
+DELIVER_METRICS = DELIVER_METRICS | {DELIVERY_LATENCY, CIRCUIT_STATE, BREAKER_OPENED}
