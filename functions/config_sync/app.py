@@ -11,7 +11,6 @@ For tests and the local stack:
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,14 +20,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SSMProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from podwatch import aws, telemetry
 from podwatch.configsync import ConfigSyncDeps, SyncResult, sync
 from podwatch.control import ClusterRegistry
-from podwatch.errors import TransientError
-from podwatch.restate import RestateClient
+from podwatch.lazy import Lazy
+from podwatch.restate import RestateClient, ssm_token_source
 from podwatch.settings import ConfigSyncSettings
 
 logger = Logger()
@@ -36,31 +34,12 @@ tracer = Tracer()
 metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
 
-TOKEN_MAX_AGE_SECONDS = 300
-
 
 @dataclass(frozen=True, slots=True)
 class Dependencies:
     settings: ConfigSyncSettings
     restate: RestateClient
     sync: ConfigSyncDeps
-
-
-_lock = threading.Lock()
-_deps: Dependencies | None = None
-
-
-def _token_source(parameters: SSMProvider, name: str) -> Any:
-    def token() -> str | None:
-        try:
-            value = parameters.get(name, decrypt=True, max_age=TOKEN_MAX_AGE_SECONDS)
-        except GetParameterError as exc:
-            raise TransientError(
-                f"restate token parameter {name} cannot be read", reason="token_unavailable"
-            ) from exc
-        return value if isinstance(value, str) else None
-
-    return token
 
 
 def build_dependencies(
@@ -75,7 +54,7 @@ def build_dependencies(
     settings = settings or ConfigSyncSettings.from_env()
     ssm = ssm or aws.client("ssm")
     token = (
-        _token_source(SSMProvider(boto3_client=ssm), settings.restate_token_parameter_name)
+        ssm_token_source(SSMProvider(boto3_client=ssm), settings.restate_token_parameter_name)
         if settings.restate_token_parameter_name
         else None
     )
@@ -108,20 +87,16 @@ def build_dependencies(
     )
 
 
+_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies(), close=lambda d: d.restate.close())
+
+
 def dependencies() -> Dependencies:
-    global _deps
-    with _lock:
-        if _deps is None:
-            _deps = build_dependencies()
-        return _deps
+    """The dependencies of this execution environment, built on first use."""
+    return _deps.get()
 
 
 def set_dependencies(deps: Dependencies | None) -> None:
-    global _deps
-    with _lock:
-        previous, _deps = _deps, deps
-    if previous is not None and previous is not deps:
-        previous.restate.close()
+    _deps.set(deps)
 
 
 def reset() -> None:

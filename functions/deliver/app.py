@@ -17,7 +17,6 @@ invocation, so an alarm on its Maximum clears on data, not on silence); BreakerO
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +27,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SSMProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from podwatch import aws, config, telemetry
 from podwatch.delivery import DeliverDeps, DeliveryResult, deliver_records
-from podwatch.errors import TransientError
-from podwatch.restate import RestateClient
+from podwatch.lazy import Lazy
+from podwatch.restate import RestateClient, ssm_token_source
 from podwatch.settings import DeliverSettings
 
 logger = Logger()
@@ -42,8 +40,6 @@ tracer = Tracer()
 metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
 
-#: Cache age of the bearer token (SSM SecureString), so a rotated token is picked up without a redeploy.
-TOKEN_MAX_AGE_SECONDS = 300
 #: Do not start a call with less than this left beyond the timeouts of one request.
 SAFETY_MARGIN_MS = 1000
 
@@ -54,24 +50,6 @@ class Dependencies:
     restate: RestateClient
     delivery: DeliverDeps
     parameters: SSMProvider
-
-
-_lock = threading.Lock()
-_deps: Dependencies | None = None
-
-
-def _token_source(parameters: SSMProvider, name: str) -> Any:
-    def token() -> str | None:
-        try:
-            value = parameters.get(name, decrypt=True, max_age=TOKEN_MAX_AGE_SECONDS)
-        except GetParameterError as exc:
-            # The message names the parameter, never the value.
-            raise TransientError(
-                f"restate token parameter {name} cannot be read", reason="token_unavailable"
-            ) from exc
-        return value if isinstance(value, str) else None
-
-    return token
 
 
 def build_dependencies(
@@ -88,7 +66,7 @@ def build_dependencies(
     settings = settings or DeliverSettings.from_env()
     parameters = SSMProvider(boto3_client=ssm or aws.client("ssm"))
     token = (
-        _token_source(parameters, settings.restate_token_parameter_name)
+        ssm_token_source(parameters, settings.restate_token_parameter_name)
         if settings.restate_token_parameter_name
         else None
     )
@@ -114,21 +92,16 @@ def build_dependencies(
     )
 
 
+_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies(), close=lambda d: d.restate.close())
+
+
 def dependencies() -> Dependencies:
     """The dependencies of this execution environment, built on first use."""
-    global _deps
-    with _lock:
-        if _deps is None:
-            _deps = build_dependencies()
-        return _deps
+    return _deps.get()
 
 
 def set_dependencies(deps: Dependencies | None) -> None:
-    global _deps
-    with _lock:
-        previous, _deps = _deps, deps
-    if previous is not None and previous is not deps:
-        previous.restate.close()
+    _deps.set(deps)
 
 
 def reset() -> None:

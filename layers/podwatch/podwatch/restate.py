@@ -35,7 +35,7 @@ import pybreaker
 from pydantic import ValidationError
 
 from podwatch import ids
-from podwatch.errors import CircuitOpen, ConfigError, DeliveryFailed, DeliveryRejected
+from podwatch.errors import CircuitOpen, ConfigError, DeliveryFailed, DeliveryRejected, TransientError
 from podwatch.models import EnrollRequest, Notification, NotifyPodEventsRequest, RemoteConfig
 from podwatch.settings import (
     DEFAULT_CONFIG_PATH,
@@ -148,6 +148,27 @@ def new_breaker(*, fail_max: int = 5, reset_timeout: float = 30.0) -> pybreaker.
 
 
 TokenSource = str | Callable[[], str | None] | None
+
+#: Cache age of a bearer token read from SSM, so a rotated token is picked up without a redeploy.
+TOKEN_MAX_AGE_SECONDS = 300
+
+
+def ssm_token_source(parameters: Any, name: str, *, max_age: int = TOKEN_MAX_AGE_SECONDS) -> TokenSource:
+    """A token callable reading SSM SecureString `name` through a Powertools `SSMProvider` (cached
+    `max_age` seconds). An unreadable parameter is a TransientError whose message names the
+    parameter, never the value."""
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    def token() -> str | None:
+        try:
+            value = parameters.get(name, decrypt=True, max_age=max_age)
+        except GetParameterError as exc:
+            raise TransientError(
+                f"restate token parameter {name} cannot be read", reason="token_unavailable"
+            ) from exc
+        return value if isinstance(value, str) else None
+
+    return token
 
 
 class RestateClient:
