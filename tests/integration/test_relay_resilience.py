@@ -145,8 +145,10 @@ def test_connection_dropped_without_fin_is_resumed_within_the_timeout(
         wait_for(lambda: harness.watchers["pods"].stats.streams > streams, what="a new stream")
         fake.faults.stalled = False
 
-        # Then the relay noticed within the inactivity timeout (+ backoff) and resumed, no relist
-        assert time.monotonic() - stalled_at < 0.5 + 0.2 + 1.0
+        # Then the relay noticed within the inactivity timeout (+ backoff) and resumed, no relist;
+        # the bound stays under the server's 5 s watch timeout (so only the inactivity timeout can
+        # explain the resume) with room for a loaded 2-core CI machine
+        assert time.monotonic() - stalled_at < 0.5 + 0.2 + 3.0
         wait_for(lambda: [e for e in harness.pods("api-1") if e.payload.restart_count == 1], what="change")
         assert harness.watchers["pods"].stats.relists == 0
     finally:
