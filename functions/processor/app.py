@@ -10,6 +10,14 @@ Records are parsed by `parse_envelope` inside the record handler rather than by 
 `model=`: a model failure would be a batch item failure (retried until the DLQ, reason lost), while
 a bad body must be quarantined at once with its reason and reported as handled.
 
+Cold start: importing this module builds the Powertools tools (module level, as the handler
+decorators need them) and nothing that only an invocation needs. The processing layer (pydantic and
+the wire models, dedup, enrichment, the remote config) is imported by the first invocation, and
+boto3 (with Powertools Parameters, which imports it) by `build_dependencies`, with the clients; the
+Tracer patches botocore there too, just before the clients exist (`auto_patch=False`: patching every
+library X-Ray supports would import requests, httpx, sqlite3, ... into a function that uses none of
+them, and botocore at import). `python -m bench` reports the import and that first invocation.
+
 For tests and the local stack:
     build_dependencies(settings=None, *, dynamodb=None, sqs=None, ssm=None) -> Dependencies
     set_dependencies(deps) / dependencies() / reset()
@@ -20,25 +28,25 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from podwatch import audit, aws, config, telemetry
-from podwatch.control import ClusterRegistry, ControlHandler
-from podwatch.dedup import DedupStore
-from podwatch.metadata import MetadataStore
-from podwatch.processing import Decision, Outbox, ProcessorDeps, fail_records, process_record
-from podwatch.settings import ProcessorSettings
+from podwatch import audit, telemetry
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    from podwatch.processing import Decision, ProcessorDeps
+    from podwatch.settings import ProcessorSettings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(auto_patch=False)  # botocore is patched by `build_dependencies` (module docstring)
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 # The layer logs on stdlib loggers under `podwatch`: the same JSON lines. The audit trail (one line
@@ -76,6 +84,18 @@ def build_dependencies(
     ssm: Any = None,
 ) -> Dependencies:
     """Settings from the environment and boto3 clients, unless given."""
+    # Imported here, not at module import (see the module docstring): boto3, Parameters, pydantic
+    # and the processing layer are most of a cold start, and only an invocation needs them.
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    from podwatch import aws
+    from podwatch.control import ClusterRegistry, ControlHandler
+    from podwatch.dedup import DedupStore
+    from podwatch.metadata import MetadataStore
+    from podwatch.processing import ProcessorDeps
+    from podwatch.settings import ProcessorSettings
+
+    tracer.patch(["botocore"])  # X-Ray subsegments for the AWS calls (a no-op while tracing is off)
     settings = settings or ProcessorSettings.from_env()
     sqs = sqs or aws.client("sqs")
     dynamodb = dynamodb or aws.client("dynamodb")
@@ -121,6 +141,8 @@ def set_dependencies(deps: Dependencies | None) -> None:
 
 def reset() -> None:
     """Forget dependencies (and with them the Parameters cache) and the last good remote config."""
+    from podwatch import config
+
     set_dependencies(None)
     config.reset_last_good()
 
@@ -129,7 +151,10 @@ def reset() -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    deps = dependencies()
+    deps = dependencies()  # the first invocation imports the processing layer (module docstring)
+    from podwatch import config
+    from podwatch.processing import Outbox, fail_records, process_record
+
     remote, _current = config.load_remote_config(
         parameter_name=deps.settings.config_parameter_name,
         max_age=deps.settings.config_max_age_seconds,

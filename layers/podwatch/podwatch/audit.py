@@ -31,11 +31,15 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
-from dataclasses import dataclass
-from typing import Any, Literal
+import threading
+import time
+import typing
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 AUDIT_LOGGER = "podwatch.audit"
 audit_log = logging.getLogger(AUDIT_LOGGER)
@@ -57,10 +61,34 @@ AUDIT_KEYS = (
     "config_version",
 )
 
+#: compact JSON, UTF-8 as is, anything odd as its str(): what the audit line is written with
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+#: one JSON string (ensure_ascii=False), C-accelerated
+_encode_str: typing.Callable[[str], str] = json.encoder.encode_basestring
+
 
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, UTF-8 as is: the same content always has the same text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_mapping_fields: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def _may_hold_mapping(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if annotation is Any or annotation is dict or origin is dict:
+        return True
+    return any(_may_hold_mapping(arg) for arg in typing.get_args(annotation))
+
+
+def _fields_with_mappings(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of `cls` that can hold a mapping (pod labels), computed once per model."""
+    names = _mapping_fields.get(cls)
+    if names is None:
+        names = tuple(n for n, f in cls.model_fields.items() if _may_hold_mapping(f.annotation))
+        _mapping_fields[cls] = names
+    return names
 
 
 def payload_sha256(payload: BaseModel | None, raw_body: str | bytes | None = None) -> str:
@@ -72,26 +100,36 @@ def payload_sha256(payload: BaseModel | None, raw_body: str | bytes | None = Non
     the keys of its mappings (pod labels) sorted: the same content always has the same text, however
     the message was formatted or its labels ordered. Serialised by pydantic-core in one pass, which
     is what keeps this cheap on the per-event path (a sort-keys `json.dumps` of a dumped dict costs
-    several times more).
+    several times more); only the fields that can hold a mapping are looked at, and the payload is
+    copied only when one of them is out of order (rare: the API server writes maps sorted).
     """
     if payload is not None:
-        unsorted = {
-            name: dict(sorted(value.items()))
-            for name, value in payload
-            if isinstance(value, dict) and len(value) > 1 and list(value) != sorted(value)
-        }
+        unsorted: dict[str, Any] = {}
+        for name in _fields_with_mappings(type(payload)):
+            value = getattr(payload, name)
+            if isinstance(value, dict) and len(value) > 1:
+                keys = list(value)
+                if keys != sorted(keys):
+                    unsorted[name] = dict(sorted(value.items()))
         if unsorted:
             payload = payload.model_copy(update=unsorted)
-        text = payload.model_dump_json(by_alias=True, exclude_none=True)
-        return hashlib.sha256(text.encode()).hexdigest()
+        # `payload.model_dump_json(by_alias=True, exclude_none=True)`, as the UTF-8 bytes the
+        # serializer makes (model_dump_json decodes them to a str, which would be encoded back)
+        model = type(payload)
+        if not model.__pydantic_complete__:  # a `defer_build` model not built yet
+            model.model_rebuild()
+        text = model.__pydantic_serializer__.to_json(payload, by_alias=True, exclude_none=True)
+        return hashlib.sha256(text).hexdigest()
     data = raw_body.encode() if isinstance(raw_body, str) else (raw_body or b"")
     with contextlib.suppress(ValueError, UnicodeDecodeError):  # not JSON: the raw bytes are canonical
         data = canonical_json(json.loads(data)).encode()
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(NamedTuple):
+    """One decision's audit keys (a NamedTuple: one is made per event, and a frozen dataclass costs
+    several times more to make)."""
+
     action: Action
     reason: str
     event_id: str | None
@@ -105,7 +143,115 @@ class AuditRecord:
     config_version: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in AUDIT_KEYS}
+        # written out (not a loop over AUDIT_KEYS): this runs once per decision
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "event_id": self.event_id,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "pod": self.pod,
+            "event_type": self.event_type,
+            "notification_id": self.notification_id,
+            "dedup_key": self.dedup_key,
+            "payload_sha256": self.payload_sha256,
+            "config_version": self.config_version,
+        }
+
+
+# --------------------------------------------------------------------------- the log record
+
+#: LogRecord attributes that `emit` always sets the same way (where `logger.info` would look them
+#: up: the caller's frame, its file name, the level's name); the location is `emit` itself, as it
+#: was when `emit` called `audit_log.info`.
+_START_NS: int = int(getattr(logging, "_startTime", time.time_ns()))
+if _START_NS < 10**12:  # Python < 3.13 keeps logging's start time in float seconds
+    _START_NS = int(getattr(logging, "_startTime", 0.0) * 1e9)
+_process: list[Any] = [None, None]  # [pid, processName] of the last record
+
+
+class AuditLogRecord(logging.LogRecord):
+    """The LogRecord of one decision: the attributes `LogRecord.__init__` sets, with `audit`
+    (the record's keys, as `extra={"audit": ...}` would set it), made without the caller lookup and
+    path parsing of `Logger.info` (the caller is always `emit`)."""
+
+    audit: dict[str, Any]
+
+    def __init__(self, action: str, audit: dict[str, Any]) -> None:  # no super().__init__: see above
+        ct = time.time_ns()
+        values = self.__dict__
+        values.update(_RECORD_CONSTANTS)  # name, msg, levelname, pathname, lineno, funcName, ...
+        # "%s" + args renders the same message, but tells Powertools' formatter (if the record gets
+        # there) that the message is plain text: it would otherwise try to JSON-decode it.
+        values["args"] = (action,)
+        values["audit"] = audit
+        created = ct / 1e9
+        msecs = (ct % 1_000_000_000) // 1_000_000 + 0.0
+        if msecs == 999.0 and int(created) != ct // 1_000_000_000:
+            msecs = 0.0
+        values["created"] = created
+        values["msecs"] = msecs
+        values["relativeCreated"] = (ct - _START_NS) / 1e6
+        if logging.logThreads:
+            values["thread"] = threading.get_ident()
+            values["threadName"] = threading.current_thread().name
+        else:  # pragma: no cover
+            values["thread"] = values["threadName"] = None
+        pid = os.getpid()
+        if _process[0] != pid:
+            _process[:] = [pid, _process_name()]
+        values["process"] = pid if logging.logProcesses else None
+        values["processName"] = _process[1] if logging.logMultiprocessing else None
+
+
+_FILENAME = os.path.basename(__file__)
+_MODULE = os.path.splitext(_FILENAME)[0]
+
+
+def _process_name() -> str | None:
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None:
+        with contextlib.suppress(Exception):
+            return str(mp.current_process().name)
+    return "MainProcess"
+
+
+# --------------------------------------------------------------------------- the JSON line
+
+#: LogRecord attributes that are the same in every `AuditLogRecord` (a format key using only these
+#: renders once per key set, not once per record)
+_CONSTANT_ATTRS = frozenset(
+    {
+        "name",
+        "levelname",
+        "levelno",
+        "pathname",
+        "filename",
+        "module",
+        "lineno",
+        "funcName",
+        "process",
+        "processName",
+    }
+)
+_TEMPLATE_ATTR = re.compile(r"%\((\w+)\)")
+
+
+_KEY_JSON = {key: f"{_encode_str(key)}:" for key in AUDIT_KEYS}
+
+
+def _audit_json(audit: dict[str, Any]) -> str:
+    """`_encode(audit)`, twice as fast for what `AuditRecord.as_dict` makes (known keys, str or None
+    values): a JSON string per value instead of a general encoder per object."""
+    try:
+        items = [
+            _KEY_JSON[key]
+            + (_encode_str(value) if type(value) is str else "null" if value is None else _encode(value))
+            for key, value in audit.items()
+        ]
+    except (KeyError, AttributeError):  # not the audit keys, or not a dict
+        return _encode(audit)
+    return "{" + ",".join(items) + "}"
 
 
 class AuditJsonFormatter(logging.Formatter):
@@ -115,13 +261,77 @@ class AuditJsonFormatter(logging.Formatter):
     and costs several times what a decision costs to make; an audit record is always the same
     shape. This one reads the live keys of the Powertools formatter it is given (service, cold
     start, function name and request id, appended keys) and renders the same top-level keys.
+
+    For an `AuditLogRecord` (what `emit` makes) the line is a template built once per set of keys
+    (they change per invocation, not per record): only the message, the timestamp (formatted once
+    per millisecond) and the `audit` object are rendered per record. Any other record on the logger
+    takes the general path, with the same result.
     """
 
     def __init__(self, source: Any) -> None:
         super().__init__()
         self._source = source  # a LambdaPowertoolsFormatter
+        #: the keys (a copy) and trace header the template was built for; the template
+        self._keys: dict[str, Any] | None = None
+        self._trace: str | None = None
+        self._template: str | None = None
+        #: the second of the last timestamp, and its JSON text before and after the milliseconds
+        self._second = -1
+        self._second_parts: tuple[str, str] | None = None
+        #: the last timestamp of another time format: its milliseconds and JSON string
+        self._stamp_ms = -1.0
+        self._stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
+        if type(record) is not AuditLogRecord:
+            return self._format_any(record)
+        keys = self._source.get_current_keys()
+        trace = os.environ.get("_X_AMZN_TRACE_ID")
+        if keys != self._keys or trace != self._trace:
+            self._template = self._build(keys, trace, record)
+            self._keys, self._trace = dict(keys), trace
+        if self._template is None:  # a key renders differently per record: the general path
+            return self._format_any(record)
+        return self._template % {
+            "m": _encode_str(record.getMessage()),
+            "t": self._timestamp(record),
+            "a": _audit_json(record.audit),
+        }
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        """`formatTime(record)` as a JSON string. Powertools' default format puts the milliseconds
+        (`%F`) into a strftime format, so the text of one second is worked out once, and each
+        record only adds its milliseconds; other time formats are formatted once per millisecond."""
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            source = self._source
+            fmt = source.default_time_format
+            if (
+                not source.use_rfc3339_iso8601
+                and not source.datefmt
+                and fmt.count("%F") == 1
+                and "%%" not in fmt
+            ):
+                converted = source.converter(record.created)
+                head, tail = fmt.split("%F")
+                self._second_parts = (
+                    _encode_str(time.strftime(head, converted))[:-1],
+                    _encode_str(time.strftime(tail, converted))[1:],
+                )
+            else:
+                self._second_parts = None
+            self._stamp_ms = -1.0
+        if self._second_parts is not None:
+            head, tail = self._second_parts
+            return f"{head}{int(record.msecs):03d}{tail}"
+        if record.msecs != self._stamp_ms:
+            self._stamp_ms = record.msecs
+            self._stamp = _encode_str(self._source.formatTime(record))
+        return self._stamp
+
+    def _line(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The line as a dict (the general path; `_build` follows it key by key)."""
         values = record.__dict__
         line: dict[str, Any] = {}
         for key, value in self._source.get_current_keys().items():
@@ -137,7 +347,52 @@ class AuditJsonFormatter(logging.Formatter):
         trace_id = os.environ.get("_X_AMZN_TRACE_ID")
         if trace_id:
             line["xray_trace_id"] = trace_id.split(";")[0].replace("Root=", "")
-        return json.dumps(line, default=str, separators=(",", ":"), ensure_ascii=False)
+        return line
+
+    def _format_any(self, record: logging.LogRecord) -> str:
+        return _encode(self._line(record))
+
+    def _build(self, keys: dict[str, Any], trace: str | None, record: logging.LogRecord) -> str | None:
+        """The %-template of the line for these keys: constants rendered, slots for the message
+        (`m`), the timestamp (`t`) and the audit object (`a`); None if a key cannot be constant."""
+        values = record.__dict__
+        slots = {"message": "%(m)s", "timestamp": "%(t)s", "audit": "%(a)s"}
+        line: dict[str, str] = {}
+        for key, value in keys.items():
+            if key in ("message", "timestamp"):
+                line[key] = slots[key]
+            elif isinstance(value, str) and "%(" in value:
+                if not set(_TEMPLATE_ATTR.findall(value)) <= _CONSTANT_ATTRS:
+                    return None
+                line[key] = _encode(value % values).replace("%", "%%")
+            elif value is not None:
+                line[key] = _encode(value).replace("%", "%%")
+        line["audit"] = slots["audit"]
+        if trace:
+            line["xray_trace_id"] = _encode(trace.split(";")[0].replace("Root=", "")).replace("%", "%%")
+        body = ",".join(f"{_encode_str(k).replace('%', '%%')}:{v}" for k, v in line.items())
+        return "{" + body + "}"
+
+
+class AuditStreamHandler(logging.StreamHandler[Any]):
+    """A StreamHandler that writes a record in one step: format, then write and flush under the
+    handler's lock (what `Handler.handle` + `StreamHandler.emit` + `flush` do in three calls, each
+    taking the lock). Filters added to it still apply (the general path)."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        lock = self.lock
+        if self.filters or lock is None:
+            return super().handle(record)
+        try:
+            line = self.format(record) + self.terminator
+            with lock:
+                self.stream.write(line)
+                self.stream.flush()
+        except RecursionError:  # as StreamHandler.emit
+            raise
+        except Exception:  # noqa: BLE001 - as StreamHandler.emit: logging never raises to its caller
+            self.handleError(record)
+        return True
 
 
 _installed: list[logging.Handler] = []
@@ -148,7 +403,7 @@ def install(source_formatter: Any, stream: Any) -> None:
     replacing a handler installed before (a reloaded handler module); they no longer propagate to
     the `podwatch` logger's Powertools handler, so each is written once. Other handlers on this
     logger (the local stack's) are left alone."""
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = AuditStreamHandler(stream or sys.stdout)
     handler.setFormatter(AuditJsonFormatter(source_formatter))
     for old in _installed:
         audit_log.removeHandler(old)
@@ -158,6 +413,36 @@ def install(source_formatter: Any, stream: Any) -> None:
 
 
 def emit(record: AuditRecord) -> None:
-    # "%s" + args renders the same message, but tells Powertools' formatter the message is plain
-    # text: it would otherwise try (and fail) to JSON-decode every audit line's message.
-    audit_log.info("%s", record.action, extra={"audit": record.as_dict()})
+    """Log one decision: an INFO `AuditLogRecord` on `podwatch.audit`, handled as `audit_log.info`
+    would (level, `logging.disable`, filters, handlers), without its per-call caller lookup."""
+    logger = audit_log
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    log_record = AuditLogRecord(record.action, record.as_dict())
+    if logger.disabled or logger.filters or logger.propagate or not logger.handlers:
+        logger.handle(log_record)  # the general path
+        return
+    # What Logger.handle and callHandlers do for an enabled logger without filters that does not
+    # propagate (as `install` leaves it): each of its handlers, by level.
+    for handler in logger.handlers:
+        if log_record.levelno >= handler.level:
+            handler.handle(log_record)
+
+
+_EMIT_LINE = emit.__code__.co_firstlineno
+#: the attributes every AuditLogRecord has the same (set in one step)
+_RECORD_CONSTANTS: dict[str, Any] = {
+    "name": AUDIT_LOGGER,
+    "msg": "%s",
+    "levelname": "INFO",
+    "levelno": logging.INFO,
+    "pathname": __file__,
+    "filename": _FILENAME,
+    "module": _MODULE,
+    "exc_info": None,
+    "exc_text": None,
+    "stack_info": None,
+    "lineno": _EMIT_LINE,
+    "funcName": "emit",
+    "taskName": None,  # decisions are made in plain (not asyncio) code
+}

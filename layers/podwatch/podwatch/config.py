@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.utilities.parameters import SSMProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import ValidationError
 
 from podwatch import telemetry
 from podwatch.errors import TransientError
 from podwatch.models import RemoteConfig
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,11 @@ def load_remote_config(
     `provider` is an SSMProvider built with the caller's boto3 client (a default one otherwise);
     its cache is what keeps SSM calls to one per `max_age` seconds.
     """
+    # Powertools Parameters imports boto3: imported when first used, not with this module (the
+    # processor's cold start); once imported, this is a dictionary lookup.
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
     ssm = provider if provider is not None else SSMProvider()
     try:
         raw: Any = ssm.get(parameter_name, max_age=max_age)

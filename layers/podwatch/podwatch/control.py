@@ -49,7 +49,7 @@ KIND_ATTRIBUTE = "kind"
 class EnrollCommand(BaseModel):
     """Deliveries-queue body asking the deliver function to call `Enroll` (next to `Notification`s)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # built on first use
 
     kind: Literal["enroll"] = "enroll"
     request: EnrollRequest

@@ -70,10 +70,23 @@ REPEAT_CONDITION = f"expires_at >= :now AND event_id <> :eid AND {_IS_FIRING}"
 _POD_FITS = "(attribute_not_exists(pods) OR size(pods) < :max OR contains(pods, :pod))"
 RESOLVE_CONDITION = f"expires_at >= :now AND {_IS_FIRING}"
 
+_REPEAT_LISTED_UPDATE = "ADD #count :one, pods :podset DELETE recovered :podset"
+_REPEAT_LISTED_CONDITION = f"{REPEAT_CONDITION} AND {_POD_FITS}"
+_REPEAT_UNLISTED_UPDATE = "ADD #count :one, unlisted :one"
+
 #: attempts of the open/repeat dance before a racing key is left to SQS's retry
 MAX_ATTEMPTS = 4
 #: windows remembered per process (the hint); the oldest are forgotten first
 HINT_CAPACITY = 10_000
+
+
+# Request values that are the same in every request (botocore only reads the requests it is given).
+_FIRING_S = {"S": FIRING}
+_RESOLVED_S = {"S": RESOLVED}
+_ONE_N = {"N": "1"}
+_MAX_PODS_N = {"N": str(MAX_AFFECTED_PODS)}
+_STATE_NAME = {"#st": "state"}
+_COUNT_STATE_NAMES = {"#count": "count", "#st": "state"}
 
 
 class Claim(StrEnum):
@@ -85,9 +98,11 @@ class Claim(StrEnum):
     PARTIAL_RECOVERY = "partial_recovery"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """A dedup decision and what the incident looked like when it was made (where known)."""
+    """A dedup decision and what the incident looked like when it was made (where known).
+    Not frozen only because one is made per claim, and a frozen dataclass costs several times more
+    to make: treat it as immutable."""
 
     claim: Claim
     count: int = 1
@@ -218,8 +233,8 @@ class DedupStore:
             "event_id": {"S": event_id},
             "expires_at": {"N": str(now_s + cooldown_s)},
             "opened_at": {"N": str(now_s)},
-            "state": {"S": FIRING},
-            "count": {"N": "1"},
+            "state": _FIRING_S,
+            "count": _ONE_N,
         }
         if pod:
             item["pods"] = {"SS": [pod]}
@@ -228,30 +243,38 @@ class DedupStore:
             key,
             Item=item,
             ConditionExpression=OPEN_CONDITION,
-            ExpressionAttributeNames={"#st": "state"},
-            ExpressionAttributeValues={":now": {"N": str(now_s)}, ":resolved": {"S": RESOLVED}},
+            ExpressionAttributeNames=_STATE_NAME,
+            ExpressionAttributeValues={":now": {"N": str(now_s)}, ":resolved": _RESOLVED_S},
         )
 
     def _repeat(self, key: str, event_id: str, now_s: int, pod: str | None) -> tuple[bool, _Item | None]:
-        values: dict[str, Any] = {
-            ":now": {"N": str(now_s)},
-            ":eid": {"S": event_id},
-            ":firing": {"S": FIRING},
-            ":one": {"N": "1"},
-        }
         if pod is not None:
-            values |= {":podset": {"SS": [pod]}, ":pod": {"S": pod}, ":max": {"N": str(MAX_AFFECTED_PODS)}}
-            update = "ADD #count :one, pods :podset DELETE recovered :podset"
-            condition = f"{REPEAT_CONDITION} AND {_POD_FITS}"
+            podset = {"SS": [pod]}
+            values: dict[str, Any] = {
+                ":now": {"N": str(now_s)},
+                ":eid": {"S": event_id},
+                ":firing": _FIRING_S,
+                ":one": _ONE_N,
+                ":podset": podset,
+                ":pod": {"S": pod},
+                ":max": _MAX_PODS_N,
+            }
+            update, condition = _REPEAT_LISTED_UPDATE, _REPEAT_LISTED_CONDITION
         else:
-            update, condition = "ADD #count :one, unlisted :one", REPEAT_CONDITION
+            values = {
+                ":now": {"N": str(now_s)},
+                ":eid": {"S": event_id},
+                ":firing": _FIRING_S,
+                ":one": _ONE_N,
+            }
+            update, condition = _REPEAT_UNLISTED_UPDATE, REPEAT_CONDITION
         return self._write(
             "update_item",
             key,
             Key={"pk": {"S": key}},
             UpdateExpression=update,
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#count": "count", "#st": "state"},
+            ExpressionAttributeNames=_COUNT_STATE_NAMES,
             ExpressionAttributeValues=values,
         )
 

@@ -111,13 +111,17 @@ def build_notification(
     now: datetime,
     incident: Incident | None = None,
     owner: PodMetadata | None = None,
+    notification_id: str | None = None,
 ) -> Notification:
     """The Notification for one finding; `notification_id` is stable across retries and replays.
 
-    `owner` is the pod's metadata row, for a Kubernetes Event (which names no labels or owners).
+    `owner` is the pod's metadata row, for a Kubernetes Event (which names no labels or owners);
+    `notification_id`, when the caller has worked it out already, is
+    `ids.notification_id(envelope.event_id, finding.event_type, finding.container)`.
     """
     namespace, pod_name = subject_of(envelope)
-    notification_id = ids.notification_id(envelope.event_id, finding.event_type, finding.container)
+    if notification_id is None:
+        notification_id = ids.notification_id(envelope.event_id, finding.event_type, finding.container)
     state = count = pod_count = opened_at = None
     pods: list[str] = []
     if incident is not None:

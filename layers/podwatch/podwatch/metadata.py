@@ -28,9 +28,8 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -50,8 +49,9 @@ def metadata_key(cluster_id: str, namespace: str, pod: str) -> str:
     return f"{cluster_id}/{namespace}/{pod}"
 
 
-@dataclass(frozen=True, slots=True)
-class PodMetadata:
+class PodMetadata(NamedTuple):
+    """A pod's row (a NamedTuple: one is made per pod event, and compared with the cached one)."""
+
     cluster_id: str
     namespace: str
     pod: str
@@ -101,15 +101,15 @@ class MetadataStore:
     def remember(self, metadata: PodMetadata, now: datetime, *, refresh_s: int = 900) -> bool:
         """Write the pod's row if it is news (see the module docstring); True if a write was made."""
         now_s = int(now.timestamp())
-        fingerprint = metadata.fingerprint()
         cached = self._cache.get(metadata.key)
         if (
             cached is not None
-            and cached[1] == fingerprint
             and cached[2] > 0
             and now_s - cached[2] < max(refresh_s, 60)
+            and (cached[0] == metadata or cached[1] == metadata.fingerprint())
         ):
-            return False
+            return False  # the same row, written recently (equal fields: equal fingerprint, unhashed)
+        fingerprint = metadata.fingerprint()
         item: dict[str, Any] = {
             "pk": {"S": metadata.key},
             "fingerprint": {"S": fingerprint},

@@ -39,9 +39,13 @@ def truncate(text: str | None, limit: int = MAX_TEXT) -> str | None:
 
 
 class _Model(BaseModel):
-    """Closed, immutable wire model: unknown fields are an error, not silently dropped."""
+    """Closed, immutable wire model: unknown fields are an error, not silently dropped.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    `defer_build`: a model's validator and serializer are built when it is first used, not when this
+    module is imported (most of its import time otherwise; a function's cold start, and a process
+    that uses a few of these models pays for those only)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class EventType(StrEnum):
@@ -115,7 +119,9 @@ class Transition(_Model):
     old: str | int | bool | None = Field(default=None, alias="from")
     new: str | int | bool | None = Field(default=None, alias="to")
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
 
 
 class PodEvent(_Model):
@@ -234,8 +240,9 @@ Envelope = Annotated[
     Field(discriminator="kind"),
 ]
 ENVELOPE_KINDS = frozenset({"pod", "k8s_event", "enroll", "heartbeat"})
+#: built on first use, as the models are (`_Model`)
 EnvelopeAdapter: TypeAdapter[PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope] = (
-    TypeAdapter(Envelope)
+    TypeAdapter(Envelope, config=ConfigDict(defer_build=True))
 )
 
 

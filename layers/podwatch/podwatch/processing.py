@@ -35,7 +35,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -80,9 +80,10 @@ class ProcessorDeps:
     control: ControlHandler | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What happened to one finding of one record (or to the whole record, if it had none)."""
+class Decision(NamedTuple):
+    """What happened to one finding of one record (or to the whole record, if it had none).
+
+    A NamedTuple: one or more are made per event, and a frozen dataclass costs more to make."""
 
     record: AuditRecord
     notification: Notification | None = None
@@ -147,22 +148,17 @@ def process_record(
             refresh_s=config.dedup_cooldown_seconds,
         )
     findings = classify(envelope, pending_too_long_s=config.pending_too_long_seconds)
+    facts = _Facts(envelope, payload_hash, config.version)
     if not findings:
         deleted = envelope.payload.watch_type == "DELETED"
-        record = _record(envelope, payload_hash, config, "filtered", "deleted" if deleted else "healthy")
+        record = facts.record("filtered", "deleted" if deleted else "healthy")
         audit.emit(record)
         return [Decision(record)]
     decisions: list[Decision] = []
     keys_seen: set[str] = set()
     for finding in findings:
         decision = _decide(
-            finding,
-            envelope,
-            payload_hash=payload_hash,
-            deps=deps,
-            config=config,
-            now=now,
-            keys_seen=keys_seen,
+            finding, envelope, facts=facts, deps=deps, config=config, now=now, keys_seen=keys_seen
         )
         if decision.notification is None:
             audit.emit(decision.record)
@@ -198,87 +194,99 @@ def _parse(body: str) -> AnyEnvelope:
 _FAST_PATH_MAX_CHARS = MAX_MESSAGE_BYTES // 4
 
 
-def _record(
-    envelope: PodEnvelope | KubeEventEnvelope,
-    payload_hash: str,
-    config: RemoteConfig,
-    action: Action,
-    reason: str,
-    finding: Finding | None = None,
-    key: str | None = None,
-) -> AuditRecord:
-    namespace, pod = subject_of(envelope)
-    return AuditRecord(
-        action=action,
-        reason=reason,
-        event_id=envelope.event_id,
-        kind=envelope.kind,
-        namespace=namespace,
-        pod=pod,
-        event_type=finding.event_type.value if finding else None,
-        notification_id=ids.notification_id(envelope.event_id, finding.event_type, finding.container)
-        if finding
-        else None,
-        dedup_key=key,
-        payload_sha256=payload_hash,
-        config_version=config.version,
-    )
+class _Facts:
+    """What every audit record of one envelope shares (worked out once per envelope)."""
+
+    __slots__ = ("config_version", "event_id", "kind", "namespace", "payload_hash", "pod")
+
+    def __init__(
+        self, envelope: PodEnvelope | KubeEventEnvelope, payload_hash: str, config_version: str
+    ) -> None:
+        self.event_id = envelope.event_id
+        self.kind = envelope.kind
+        self.namespace, self.pod = subject_of(envelope)
+        self.payload_hash = payload_hash
+        self.config_version = config_version
+
+    def record(
+        self,
+        action: Action,
+        reason: str,
+        finding: Finding | None = None,
+        key: str | None = None,
+        notification_id: str | None = None,
+    ) -> AuditRecord:
+        return AuditRecord(
+            action=action,
+            reason=reason,
+            event_id=self.event_id,
+            kind=self.kind,
+            namespace=self.namespace,
+            pod=self.pod,
+            event_type=finding.event_type.value if finding else None,
+            notification_id=notification_id,
+            dedup_key=key,
+            payload_sha256=self.payload_hash,
+            config_version=self.config_version,
+        )
 
 
 def _decide(
     finding: Finding,
     envelope: PodEnvelope | KubeEventEnvelope,
     *,
-    payload_hash: str,
+    facts: _Facts,
     deps: ProcessorDeps,
     config: RemoteConfig,
     now: datetime,
     keys_seen: set[str],
 ) -> Decision:
-    namespace, pod = subject_of(envelope)
-    if namespace in config.ignored_namespaces:
-        return Decision(_record(envelope, payload_hash, config, "filtered", "ignored_namespace", finding))
+    pod = facts.pod
+    nid = ids.notification_id(facts.event_id, finding.event_type, finding.container)
+    if facts.namespace in config.ignored_namespaces:
+        return Decision(facts.record("filtered", "ignored_namespace", finding, None, nid))
     if finding.event_type not in config.enabled_reasons:
-        return Decision(
-            _record(envelope, payload_hash, config, "filtered", f"disabled:{finding.event_type}", finding)
-        )
+        return Decision(facts.record("filtered", f"disabled:{finding.event_type}", finding, None, nid))
     key = dedup_key(finding, envelope, config.dedup_scope)
     if key in keys_seen:
         # Pod or workload scope: two containers of one event name the same trouble; one alert.
-        return Decision(
-            _record(envelope, payload_hash, config, "deduplicated", "same_event_key", finding, key)
-        )
+        return Decision(facts.record("deduplicated", "same_event_key", finding, key, nid))
     keys_seen.add(key)
     incident: Incident | None = None
     if finding.event_type is EventType.RECOVERED:
         if config.dedup_cooldown_seconds <= 0:  # no windows, so no incidents to resolve
-            return Decision(_record(envelope, payload_hash, config, "filtered", "no_incident", finding, key))
+            return Decision(facts.record("filtered", "no_incident", finding, key, nid))
         outcome = deps.dedup.resolve(
             key, envelope.event_id, now, pod=pod, workload=config.dedup_scope == "workload"
         )
         if outcome.claim is Claim.NO_INCIDENT:
-            return Decision(_record(envelope, payload_hash, config, "filtered", "no_incident", finding, key))
+            return Decision(facts.record("filtered", "no_incident", finding, key, nid))
         if outcome.claim is Claim.PARTIAL_RECOVERY:
-            return Decision(
-                _record(envelope, payload_hash, config, "deduplicated", "partial_recovery", finding, key)
-            )
+            return Decision(facts.record("deduplicated", "partial_recovery", finding, key, nid))
         reason = outcome.claim.value  # resolved | same_event
         incident = _incident("resolved", outcome)
     elif config.dedup_cooldown_seconds > 0:
         outcome = deps.dedup.claim(key, envelope.event_id, config.dedup_cooldown_seconds, now, pod=pod)
         if outcome.claim is Claim.DUPLICATE:
-            return Decision(_record(envelope, payload_hash, config, "deduplicated", "cooldown", finding, key))
+            return Decision(facts.record("deduplicated", "cooldown", finding, key, nid))
         reason = outcome.claim.value  # opened | same_event
         incident = _incident("firing", outcome)
     else:
         reason = "no_cooldown"
     owner = None
     if isinstance(envelope, KubeEventEnvelope) and deps.metadata is not None:
-        owner = deps.metadata.get_metadata(envelope.cluster_id, namespace, pod)
+        owner = deps.metadata.get_metadata(envelope.cluster_id, facts.namespace, pod)
     notification = build_notification(
-        finding, envelope, config=config, dedup_key=key, now=now, incident=incident, owner=owner
+        finding,
+        envelope,
+        config=config,
+        dedup_key=key,
+        now=now,
+        incident=incident,
+        owner=owner,
+        notification_id=nid,
     )
-    return Decision(_record(envelope, payload_hash, config, "forwarded", reason, finding, key), notification)
+    return Decision(facts.record("forwarded", reason, finding, key, nid), notification)
 
 
 def _incident(state: str, outcome: Outcome) -> Incident:

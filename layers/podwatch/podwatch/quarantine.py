@@ -13,6 +13,7 @@ attributes, so an operator reading the DLQ (or a redrive tool) sees it without o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -27,13 +28,17 @@ MAX_BODY_BYTES = 256 * 1024 - 16 * 1024
 MAX_ATTRIBUTE_CHARS = 1024
 MAX_RESPONSE_BODY_CHARS = 8 * 1024
 
-# Characters SQS accepts in bodies and attribute values (XML 1.0 character ranges).
-_NOT_SQS_SAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+@functools.cache
+def _not_sqs_safe() -> re.Pattern[str]:
+    """Characters SQS rejects in bodies and attribute values (outside the XML 1.0 character
+    ranges). Compiled on first use: compiling this class costs a function's cold start ~10 ms."""
+    return re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def sqs_safe(text: str, limit: int = MAX_ATTRIBUTE_CHARS) -> str:
     """`text` with characters SQS rejects replaced, cut to `limit` characters, never empty."""
-    cleaned = _NOT_SQS_SAFE.sub("\ufffd", text)
+    cleaned = _not_sqs_safe().sub("\ufffd", text)
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1] + "…"
     return cleaned or "-"

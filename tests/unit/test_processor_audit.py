@@ -1,0 +1,113 @@
+"""The audit trail's record and line: what `audit.emit` hands to the handlers of `podwatch.audit`
+(a LogRecord with `audit`, as `logger.info(action, extra={"audit": ...})` would), and the JSON line
+of `AuditJsonFormatter`, whose per-record template must write exactly what its general path writes."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from podwatch import audit
+
+RECORD = audit.AuditRecord(
+    action="forwarded",
+    reason="opened",
+    event_id="6249b41dc5379cee80272dbbb151ba13",
+    kind="pod",
+    namespace="payments",
+    pod="api-7d9f8b6c5d-tq5vn",
+    event_type="crash-loop",
+    notification_id=None,
+    dedup_key="c/payments/api-7d9f8b6c5d-tq5vn/api/crash-loop",
+    payload_sha256="a" * 64,
+    config_version="v 100% é",
+)
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def captured() -> Iterator[Capture]:
+    handler = Capture()
+    logger = logging.getLogger(audit.AUDIT_LOGGER)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def test_emit_hands_handlers_a_log_record_with_the_audit_keys(captured: Capture) -> None:
+    audit.emit(RECORD)
+    [record] = captured.records
+    assert record.audit == dict(zip(audit.AUDIT_KEYS, RECORD, strict=True))  # type: ignore[attr-defined]
+    assert tuple(record.audit) == audit.AUDIT_KEYS  # type: ignore[attr-defined]
+    assert (record.name, record.levelno, record.levelname) == (audit.AUDIT_LOGGER, logging.INFO, "INFO")
+    assert record.getMessage() == "forwarded"
+    assert (record.funcName, record.module) == ("emit", "audit")
+    assert record.created > 0
+    assert 0 <= record.msecs < 1000
+    # every attribute a LogRecord made by Logger.info has (formatters read them from __dict__)
+    reference = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None, "f")
+    assert set(vars(reference)) <= set(vars(record))
+
+
+def test_emit_respects_the_logger_level_and_logging_disable(captured: Capture) -> None:
+    logging.disable(logging.INFO)
+    try:
+        audit.emit(RECORD)
+    finally:
+        logging.disable(logging.NOTSET)
+    assert captured.records == []
+
+
+@pytest.mark.parametrize("trace", [None, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"])
+def test_the_line_template_writes_what_the_general_path_writes(
+    monkeypatch: pytest.MonkeyPatch, captured: Capture, trace: str | None
+) -> None:
+    if trace is None:
+        monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
+    else:
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", trace)
+    source = LambdaPowertoolsFormatter()  # what the processor's Logger installs
+    source.append_keys(service="podwatch-processor", name="%(name)s")
+    source.append_keys(function_request_id="req-1", cold_start=False, odd="50% off", nested={"a": [1, None]})
+    formatter = audit.AuditJsonFormatter(source)
+    stream = io.StringIO()
+    handler = audit.AuditStreamHandler(stream)
+    handler.setFormatter(formatter)
+    audit.emit(RECORD)
+    [record] = captured.records
+    handler.handle(record)
+    line = stream.getvalue()
+    assert line.endswith("\n")
+    assert line[:-1] == formatter._format_any(record)  # the template (fast) path == the general path
+    parsed = json.loads(line)
+    assert parsed["audit"] == record.audit  # type: ignore[attr-defined]
+    assert parsed["message"] == "forwarded"
+    assert parsed["level"] == "INFO"
+    assert parsed["timestamp"] == source.formatTime(record)
+    assert parsed.get("xray_trace_id") == (trace.split(";")[0].removeprefix("Root=") if trace else None)
+    # keys changed (the next invocation): the template follows them
+    source.append_keys(function_request_id="req-2")
+    assert json.loads(formatter.format(record))["function_request_id"] == "req-2"
+
+
+def test_records_logged_directly_on_the_audit_logger_take_the_general_path() -> None:
+    source = LambdaPowertoolsFormatter()
+    formatter = audit.AuditJsonFormatter(source)
+    record = logging.LogRecord(audit.AUDIT_LOGGER, logging.INFO, __file__, 7, "%s", ("filtered",), None, "f")
+    record.audit = {"action": "filtered"}
+    parsed = json.loads(formatter.format(record))
+    assert parsed["location"] == "f:7"
+    assert parsed["audit"] == {"action": "filtered"}
