@@ -25,7 +25,6 @@ For tests and the local stack:
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from podwatch import audit, telemetry
+from podwatch.lazy import Lazy
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -70,10 +70,6 @@ class Dependencies:
     processing: ProcessorDeps
     #: Powertools Parameters provider over the injected SSM client: its cache is the config cache.
     parameters: SSMProvider
-
-
-_lock = threading.Lock()
-_deps: Dependencies | None = None
 
 
 def build_dependencies(
@@ -124,19 +120,16 @@ def build_dependencies(
     )
 
 
+_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies())
+
+
 def dependencies() -> Dependencies:
     """The dependencies of this execution environment, built on first use."""
-    global _deps
-    with _lock:
-        if _deps is None:
-            _deps = build_dependencies()
-        return _deps
+    return _deps.get()
 
 
 def set_dependencies(deps: Dependencies | None) -> None:
-    global _deps
-    with _lock:
-        _deps = deps
+    _deps.set(deps)
 
 
 def reset() -> None:
