@@ -15,6 +15,7 @@ so everything from the parsed watch event on is the same code. Outcome labels:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -40,13 +41,23 @@ from podwatch.models import (
 from podwatch.wire import encode_envelope
 from podwatch_relay._json import dumps, loads
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
-from podwatch_relay.projection import pod_payload, project_event, time_text
+from podwatch_relay.projection import (
+    now_text,
+    pod_identity,
+    pod_payload,
+    pod_terminating,
+    project_event,
+    time_text,
+)
 from podwatch_relay.sink import SendResult, Sink
 from podwatch_relay.state import (
+    Change,
     EventTracker,
     PodTracker,
     Snapshot,
+    StatusHash,
     change_payload,
+    conditions_raw,
     payload_troubled,
     snapshot_raw,
 )
@@ -64,7 +75,7 @@ MAX_EVENT_REASONS = 500
 #: Groups: 1 type, 2 the metadata object's `{`, 3 name, 4 namespace, 5 uid, 6 resourceVersion.
 #: Anything else takes the full path.
 _FAST_HEAD = re.compile(
-    rb'\{"type":"(ADDED|MODIFIED)","object":\{"kind":"Pod","apiVersion":"v1","metadata":(\{)'
+    rb'\{"type":"(ADDED|MODIFIED|DELETED)","object":\{"kind":"Pod","apiVersion":"v1","metadata":(\{)'
     rb'"name":"([^"\\]+)",(?:"generateName":"[^"\\]*",)?"namespace":"([^"\\]+)",'
     rb'(?:"selfLink":"[^"\\]*",)?"uid":"([^"\\]+)","resourceVersion":"([^"\\]+)"'
 )
@@ -80,6 +91,23 @@ _DELETION_KEY = b'"deletionTimestamp"'
 _NODE_KEY = b'"nodeName":'
 _NODE_VALUE = re.compile(rb'"nodeName":"([^"\\]*)"')
 _BLANKS = b" \t\r\n"
+#: The top-level `conditions` key of a status: `{"` or `,"` before it can only start a key (a `"`
+#: inside a string is escaped), and no `{` or `[` between the status's own `{` and it means it is
+#: not nested (a `{` or `[` inside a string before it only sends the line the longer way).
+#: Condition objects hold only scalars, so the array ends at the first `}]` unless a string holds
+#: one; a slice that starts at the array's `[` decodes only if it is exactly the array.
+_CONDITIONS_KEY = b'"conditions":['
+_KEY_START = b"{,"
+#: `managedFields` as a key of the metadata (`,"` before it: a key, see `_CONDITIONS_KEY`).
+_MANAGED_KEY = b',"managedFields":['
+_FAST_TYPES: dict[bytes, tuple[WatchType, str]] = {
+    b"ADDED": ("ADDED", "Pod/ADDED"),
+    b"MODIFIED": ("MODIFIED", "Pod/MODIFIED"),
+    b"DELETED": ("DELETED", "Pod/DELETED"),
+}
+#: The JSON transitions of recent diffs (the replicas of a workload change alike), bounded.
+_TRANSITIONS: dict[tuple[Change, ...], list[dict[str, Any]]] = {}
+_EVENT_ID_SEP = "\x1f"  # as `ids._digest` joins the parts
 
 
 class LineResult(NamedTuple):
@@ -178,6 +206,8 @@ class Relay:
         self.stats = RelayStats()
         self._batch_size = batch_size
         self._clock = clock
+        #: `time_text(clock())`, by a cheaper way for the default clock
+        self._now_text: Callable[[], str] = now_text if clock is utcnow else lambda: time_text(clock())
         self._pending: list[str] = []  # envelope bodies, in order
         self._lock = threading.RLock()
 
@@ -192,14 +222,16 @@ class Relay:
         """`handle_line`, also returning the resourceVersion the line carried (the watch loop
         advances its version with it).
 
-        Fast path: a Pod ADDED/MODIFIED in the API server's canonical layout (`_FAST_HEAD`) is cut
-        into its parts instead of being decoded whole: its `status` (the small last part) is
-        compared with the tracker, first as raw text (a hash), then decoded and compacted. Nothing
-        that matters changed: suppressed, without decoding the rest. Otherwise only `metadata` and
+        Fast path: a Pod ADDED/MODIFIED/DELETED in the API server's canonical layout
+        (`_FAST_HEAD`) is cut into its parts instead of being decoded whole. Its `status` (the
+        small last part) is compared with the tracker, first as raw text (hashes of the text
+        without its `conditions` array and of that array), then by decoding the conditions array
+        alone when only it changed, then decoded whole and compacted. Nothing that matters
+        changed: suppressed, without decoding the rest. Otherwise only `metadata` and
         `spec.nodeName` are read besides, never the spec (most of the bytes: containers, env,
-        volumes), and the envelope is encoded from plain data. Any doubt (other layout, a pod
-        being deleted, a slice that does not decode) takes the full path, which gives the same
-        result."""
+        volumes), and the envelope is encoded from plain data. A pod deleted or being deleted
+        skips the comparisons (`terminating` is read from its metadata). Any doubt (other layout,
+        a slice that does not decode) takes the full path, which gives the same result."""
         raw = line.encode() if isinstance(line, str) else line
         head = _FAST_HEAD.match(raw)
         if head is not None:
@@ -222,40 +254,69 @@ class Relay:
             end -= 1
         if at == -1 or line[end - 3 : end] != b"}}}":  # status, object, watch event
             return None
-        spec_at = line.find(_SPEC_KEY, head.end(), at)
-        if spec_at == -1 or line.find(_DELETION_KEY, head.end(), spec_at) != -1:
-            return None  # a pod being deleted: the full path (rare, and `terminating` matters)
-        status_text = line[at + len(_STATUS_KEY) - 1 : end - 2]
-        status_hash = hash(status_text)
+        meta_end = head.end()
+        spec_at = line.find(_SPEC_KEY, meta_end, at)
+        if spec_at == -1:
+            return None
+        watch_type, seen_key = _FAST_TYPES[head.group(1)]
+        start = at + len(_STATUS_KEY) - 1  # the status object: line[start:stop]
+        stop = end - 2
+        if watch_type == "DELETED" or line.find(_DELETION_KEY, meta_end, spec_at) != -1:
+            # Deleted or being deleted: `terminating` comes from the metadata, so no shortcut,
+            # and the tracker keeps no status hash for it.
+            with self._lock:
+                return self._fast_changed(line, head, spec_at, start, stop, None, None, initial_sync)
+        # The status text cut around its conditions array, line[cond_at:cond_end] (empty when
+        # there is none to cut): the rest and the array are hashed apart.
+        cond_at = cond_end = stop
+        key_at = line.find(_CONDITIONS_KEY, start, stop)
+        if (
+            key_at != -1
+            and line[key_at - 1] in _KEY_START
+            and line.find(b"{", start + 1, key_at) == -1
+            and line.find(b"[", start + 1, key_at) == -1
+        ):
+            array_at = key_at + len(_CONDITIONS_KEY) - 1
+            if line.startswith(b"[]", array_at):
+                array_end = array_at + 2
+            else:
+                array_end = line.find(b"}]", array_at, stop) + 2  # 1 when not found
+            if array_end > array_at:
+                cond_at, cond_end = array_at, array_end
+        conditions_text = line[cond_at:cond_end]
+        status_hash: StatusHash = (hash((line[start:cond_at], line[cond_end:stop])), hash(conditions_text))
         uid = head.group(5).decode()
-        watch_type = "Pod/ADDED" if head.group(1) == b"ADDED" else "Pod/MODIFIED"
         with self._lock:
-            if not self.tracker.status_unchanged(uid, status_hash):
+            tracker = self.tracker
+            match = tracker.status_match(uid, status_hash)
+            if match == 1:  # only the conditions array changed: decode it alone
                 try:
-                    status = loads(status_text)
+                    conditions = loads(conditions_text)
+                except ValueError:
+                    match = 0  # not the whole array after all: decode the status
+                else:
+                    if isinstance(conditions, list) and tracker.conditions_unchanged(
+                        uid, conditions_raw(conditions), status_hash
+                    ):
+                        match = 2
+            if match != 2:
+                try:
+                    status = loads(line[start:stop])
                 except ValueError:
                     return None  # not the top-level status after all: the full path decides
                 if not isinstance(status, dict):
                     return None
                 snapshot = snapshot_raw(head.group(4).decode(), head.group(3).decode(), False, status)
-                if not self.tracker.unchanged(uid, snapshot, status_hash):
-                    outcome = self._fast_changed(
-                        line, head, spec_at, at, status, snapshot, status_hash, initial_sync
+                if not tracker.unchanged(uid, snapshot, status_hash):
+                    return self._fast_changed(
+                        line, head, spec_at, start, stop, status, snapshot, initial_sync, status_hash
                     )
-                    if outcome is None:
-                        return None
-                    self.stats.input_events += 1
-                    self.stats.seen[watch_type] = self.stats.seen.get(watch_type, 0) + 1
-                    self._count(outcome)
-                    if outcome == "forwarded" and len(self._pending) >= self._batch_size:
-                        self.flush()
-                    return LineResult(outcome, head.group(6).decode())
             stats = self.stats
             stats.input_events += 1
             stats.fast_suppressed += 1
             stats.suppressed += 1
             seen = stats.seen
-            seen[watch_type] = seen.get(watch_type, 0) + 1
+            seen[seen_key] = seen.get(seen_key, 0) + 1
             outcomes = stats.outcomes
             outcomes["suppressed"] = outcomes.get("suppressed", 0) + 1
         return LineResult("suppressed", head.group(6).decode())
@@ -265,32 +326,61 @@ class Relay:
         line: bytes,
         head: re.Match[bytes],
         spec_at: int,
-        status_at: int,
-        status: dict[str, Any],
-        snapshot: Snapshot,
-        status_hash: int,
+        start: int,
+        stop: int,
+        status: dict[str, Any] | None,
+        snapshot: Snapshot | None,
         initial_sync: bool,
-    ) -> str | None:
-        """A pod that changed (or is new) on the fast path: `metadata` and `spec.nodeName` are
-        read from their place in the line; None when they cannot be (the full path decides)."""
+        status_hash: StatusHash | None = None,
+    ) -> LineResult | None:
+        """A pod that changed, is new or is deleted, on the fast path (under the lock): its
+        `status` (line[start:stop], decoded unless given), `metadata` and `spec.nodeName` are read
+        from their place in the line; None when they cannot be (the full path decides)."""
         try:
-            meta = loads(line[head.start(2) : spec_at])
+            if status is None:
+                status = loads(line[start:stop])
+                if not isinstance(status, dict):
+                    return None
+            meta = loads(self._meta_text(line, head, spec_at))
         except ValueError:
             return None
         node = None
-        node_at = line.rfind(_NODE_KEY, spec_at, status_at)
+        node_at = line.rfind(_NODE_KEY, spec_at, start)
         if node_at != -1:
             value = _NODE_VALUE.match(line, node_at)
             if value is None:
                 return None
             node = value.group(1).decode()
-        watch_type: WatchType = "ADDED" if head.group(1) == b"ADDED" else "MODIFIED"
+        watch_type, seen_key = _FAST_TYPES[head.group(1)]
         try:
-            return self._pod_parts(
+            outcome = self._pod_parts(
                 meta, node, status, watch_type, initial_sync, snapshot=snapshot, status_hash=status_hash
             )
         except BadWatchEvent:
             return None
+        stats = self.stats
+        stats.input_events += 1
+        stats.seen[seen_key] = stats.seen.get(seen_key, 0) + 1
+        self._count(outcome)
+        if outcome == "forwarded" and len(self._pending) >= self._batch_size:
+            self.flush()
+        return LineResult(outcome, head.group(6).decode())
+
+    @staticmethod
+    def _meta_text(line: bytes, head: re.Match[bytes], spec_at: int) -> bytes:
+        """The pod's `metadata` object, line[head.start(2):spec_at], without its `managedFields`
+        (often most of it, and never read) when they are its last member, as the API server
+        writes them: the one `]` from their key to the end of the metadata closes their array
+        just before the metadata's `}` (no string in them holds a `]`), so nothing follows them.
+        Otherwise the whole object."""
+        managed_at = line.find(_MANAGED_KEY, head.end(), spec_at)
+        if (
+            managed_at != -1
+            and line[spec_at - 2 : spec_at] == b"]}"
+            and line.count(b"]", managed_at, spec_at) == 1
+        ):
+            return line[head.start(2) : managed_at] + b"}"
+        return line[head.start(2) : spec_at]
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
         """Handle one parsed watch event; returns its outcome label (see the module docstring).
@@ -393,11 +483,21 @@ class Relay:
         initial_sync: bool,
         *,
         snapshot: Snapshot | None = None,
-        status_hash: int | None = None,
+        status_hash: StatusHash | None = None,
     ) -> str:
-        """Project, diff and maybe forward one pod given by its parts (see `pod_payload`)."""
+        """Project, diff and maybe forward one pod given by its parts (see `pod_payload`).
+        `snapshot` is the pod's compact form when the caller has it (not being deleted)."""
+        if snapshot is None:
+            namespace, name, _ = pod_identity(meta)
+            snapshot = snapshot_raw(namespace, name, pod_terminating(meta), status)
         payload = pod_payload(
-            meta, node, status, watch_type=watch_type, initial_sync=initial_sync, observed_at=self._clock()
+            meta,
+            node,
+            status,
+            containers=snapshot[6],
+            watch_type=watch_type,
+            initial_sync=initial_sync,
+            observed_at=self._now_text(),
         )
         uid, namespace, name = payload["uid"], payload["namespace"], payload["name"]
         if watch_type != "DELETED":
@@ -406,8 +506,6 @@ class Relay:
                 # Recreated under the same name while the relay did not see the DELETED (relist):
                 # the old pod's end first, then the new pod.
                 self._vanished(previous, payload["resource_version"], initial_sync=initial_sync)
-        if snapshot is None:
-            snapshot = snapshot_raw(namespace, name, "deleted_at" in payload, status)
         known = uid in self.tracker
         found = self.tracker.observe_snapshot(uid, snapshot, watch_type, status_hash)
         if found is None:
@@ -421,7 +519,7 @@ class Relay:
             # Only pods the relay never saw are held back: a change to a known pod found by a
             # relist is a missed transition and goes out.
             return "suppressed"
-        payload["transitions"] = [change_payload(change) for change in found]
+        payload["transitions"] = _transitions_payload(found)
         self._queue_pod_payload(payload)
         return "forwarded"
 
@@ -497,12 +595,12 @@ class Relay:
         `PodEnvelope` (same fields, order and formats; the tests compare both)."""
         envelope = {
             "schema_version": SCHEMA_VERSION,
-            "event_id": ids.pod_event_id(
+            "event_id": _pod_event_id(
                 self.cluster_id, payload["uid"], payload["resource_version"], payload["watch_type"]
             ),
             "cluster_id": self.cluster_id,
             "relay_version": self.relay_version,
-            "sent_at": time_text(self._clock()),
+            "sent_at": self._now_text(),
             "kind": "pod",
             "payload": payload,
         }
@@ -586,3 +684,21 @@ class Relay:
         s.dropped += result.dropped
         for reason, count in result.dropped_reasons.items():
             s.dropped_reasons[reason] = s.dropped_reasons.get(reason, 0) + count
+
+
+def _pod_event_id(cluster_id: str, uid: str, resource_version: str, watch_type: str) -> str:
+    """`ids.pod_event_id` for str parts, without its generic join (the tests compare both)."""
+    sep = _EVENT_ID_SEP
+    text = f"pod{sep}{cluster_id}{sep}{uid}{sep}{resource_version}{sep}{watch_type}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _transitions_payload(found: list[Change]) -> list[dict[str, Any]]:
+    """The changes as the JSON objects `Transition` serializes to (see `change_payload`)."""
+    key = tuple(found)
+    got = _TRANSITIONS.get(key)
+    if got is None:
+        if len(_TRANSITIONS) >= 1024:
+            _TRANSITIONS.clear()
+        got = _TRANSITIONS[key] = [change_payload(change) for change in found]
+    return list(got)

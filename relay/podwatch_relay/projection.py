@@ -10,14 +10,15 @@ Malformed input raises `BadWatchEvent` with a short reason; a missing optional f
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from podwatch.models import (
     ContainerKind,
-    ContainerStateName,
     InvolvedObject,
     KubeEvent,
     PodEvent,
@@ -27,6 +28,9 @@ from podwatch.models import (
 )
 from podwatch_relay.errors import BadWatchEvent
 
+if TYPE_CHECKING:
+    from podwatch_relay.state import Container
+
 Json = dict[str, Any]
 
 #: Where each kind of container status lives in `status`.
@@ -35,7 +39,6 @@ _CONTAINER_LISTS: tuple[tuple[str, ContainerKind], ...] = (
     ("containerStatuses", "app"),
     ("ephemeralContainerStatuses", "ephemeral"),
 )
-_STATES: tuple[ContainerStateName, ...] = ("waiting", "running", "terminated")
 
 
 def _dict(value: Any) -> Json:
@@ -83,8 +86,27 @@ def _required(meta: Json, key: str, kind: str) -> str:
 
 def time_text(value: datetime) -> str:
     """A datetime as pydantic serializes it (ISO 8601, `Z` for UTC)."""
+    if value.tzinfo is UTC:  # the clock's: formatting it naive is cheaper than trimming `+00:00`
+        return value.replace(tzinfo=None).isoformat() + "Z"
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+#: The last second `now_text` formatted: (seconds since the epoch, `YYYY-MM-DDTHH:MM:SS`).
+_SECOND: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
+def now_text() -> str:
+    """`time_text(utcnow())`, formatting the date and time of day once per second (the same
+    clock and the same microseconds: `datetime.now` truncates the clock's nanoseconds)."""
+    global _SECOND
+    second, nanos = divmod(time.time_ns(), 1_000_000_000)
+    known, text = _SECOND
+    if second != known:
+        text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
+        _SECOND = (second, text)
+    micros = nanos // 1000
+    return f"{text}.{micros:06d}Z" if micros else text + "Z"
 
 
 #: Times seen recently (a pod's creation and transition times repeat in every update), bounded.
@@ -119,49 +141,44 @@ def _put(out: Json, key: str, value: Any) -> None:
         out[key] = value
 
 
-def _container_payload(raw: Json, kind: ContainerKind) -> Json:
-    # The hot loop of a forwarded pod: the `_str`/`_int`/`_dict` checks, inlined.
+def _container_payload(raw: Json, known: Container) -> Json:
+    """A container status as `ContainerStatus` serializes it. `known` is its compact form (see
+    `state.snapshot_raw`), which holds the values read the same way here: name, kind, state, ready,
+    restart count, last termination reason and end. The `_str`/`_int`/`_dict` checks are inlined:
+    this is the hot loop of a forwarded pod."""
+    kind, name, state, _, ready, restarts, last_reason, last_finished = known
     get = raw.get
-    name = get("name")
-    out: Json = {"name": name if isinstance(name, str) else "", "kind": kind}
+    out: Json = {"name": name, "kind": kind}
     image = get("image")
     if isinstance(image, str) and image:
         out["image"] = image
-    out["ready"] = get("ready") is True
+    out["ready"] = ready
     started = get("started")
     if started is True or started is False:
         out["started"] = started
-    restarts = get("restartCount")
-    out["restart_count"] = restarts if type(restarts) is int else 0
-    state: ContainerStateName = "unknown"
-    detail: Any = None
-    state_obj = get("state")
-    if isinstance(state_obj, dict):
-        for candidate in _STATES:
-            if candidate in state_obj:
-                state, detail = candidate, state_obj[candidate]
-                break
+    out["restart_count"] = restarts
     out["state"] = state
-    if isinstance(detail, dict) and detail:
-        reason, message, code = detail.get("reason"), detail.get("message"), detail.get("exitCode")
-        if isinstance(reason, str) and reason:
-            out["reason"] = reason
-        if isinstance(message, str) and message:
-            out["message"] = truncate(message)
-        if type(code) is int:
-            out["exit_code"] = code
+    if state != "unknown":  # `state` is a key of the raw `state` object
+        detail = raw["state"][state]
+        if isinstance(detail, dict) and detail:
+            reason, message, code = detail.get("reason"), detail.get("message"), detail.get("exitCode")
+            if isinstance(reason, str) and reason:
+                out["reason"] = reason
+            if isinstance(message, str) and message:
+                out["message"] = truncate(message)
+            if type(code) is int:
+                out["exit_code"] = code
     last_state = get("lastState")
     if isinstance(last_state, dict) and last_state:
         last = last_state.get("terminated")
         if isinstance(last, dict):
-            reason, code = last.get("reason"), last.get("exitCode")
-            if isinstance(reason, str) and reason:
-                out["last_termination_reason"] = reason
+            if last_reason is not None:
+                out["last_termination_reason"] = last_reason
+            code = last.get("exitCode")
             if type(code) is int:
                 out["last_exit_code"] = code
-            finished = _time_text(last.get("finishedAt"))
-            if finished is not None:
-                out["last_finished_at"] = finished
+            if last_finished is not None:
+                out["last_finished_at"] = last_finished
     return out
 
 
@@ -192,8 +209,26 @@ def _owner_payload(raw: Json) -> Json | None:
     return out
 
 
+_STR_ONLY = frozenset({str})
+
+
 def _labels(raw: Any) -> dict[str, str]:
-    return {k: v for k, v in _dict(raw).items() if isinstance(k, str) and isinstance(v, str)}
+    if not isinstance(raw, dict):
+        return {}
+    if _STR_ONLY.issuperset(map(type, raw.values())) and _STR_ONLY.issuperset(map(type, raw)):
+        return dict(raw)  # the usual case, checked without a loop in Python
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def pod_identity(meta: Any) -> tuple[str, str, str]:
+    """A pod's (namespace, name, uid) from its raw `metadata`; `BadWatchEvent` when one is missing."""
+    meta = _dict(meta)
+    return _required(meta, "namespace", "Pod"), _required(meta, "name", "Pod"), _required(meta, "uid", "Pod")
+
+
+def pod_terminating(meta: Any) -> bool:
+    """Whether a pod is being deleted (its payload has `deleted_at`), from its raw `metadata`."""
+    return _time_text(_dict(meta).get("deletionTimestamp")) is not None
 
 
 def pod_payload(
@@ -201,46 +236,51 @@ def pod_payload(
     node: Any,
     status: Any,
     *,
+    containers: Sequence[Container],
     watch_type: WatchType,
     initial_sync: bool,
-    observed_at: datetime,
+    observed_at: datetime | str,
 ) -> Json:
     """The `PodEvent` of a pod as the plain dict it serializes to, from the pod's `metadata`, its
-    `spec.nodeName` and its `status` (the only parts read): no models, no validation cost."""
-    meta = _dict(meta)
-    status = _dict(status)
-    containers = [
-        _container_payload(raw, kind)
-        for key, kind in _CONTAINER_LISTS
-        for raw in _list(status.get(key))
-        if isinstance(raw, dict)
-    ]
-    out: Json = {
-        "namespace": _required(meta, "namespace", "Pod"),
-        "name": _required(meta, "name", "Pod"),
-        "uid": _required(meta, "uid", "Pod"),
-    }
-    _put(out, "phase", _str(status.get("phase")))
-    _put(out, "reason", _str(status.get("reason")))
-    _put(out, "message", truncate(_str(status.get("message"))))
-    out["restart_count"] = sum(c["restart_count"] for c in containers)
+    `spec.nodeName` and its `status` (the only parts read): no models, no validation cost.
+    `containers` are the compact containers of the same `status` (`state.snapshot_raw`), which
+    hold part of what is read of them; `observed_at` may be given as `time_text` writes it."""
+    namespace, name, uid = pod_identity(meta)  # so `meta` is a dict
+    if not isinstance(status, dict):
+        status = {}
+    get = status.get
+    out: Json = {"namespace": namespace, "name": name, "uid": uid}
+    # `_put(out, key, _str(...))` and the like, inlined: this runs for every forwarded pod
+    phase, reason, message = get("phase"), get("reason"), get("message")
+    if isinstance(phase, str) and phase:
+        out["phase"] = phase
+    if isinstance(reason, str) and reason:
+        out["reason"] = reason
+    if isinstance(message, str) and message:
+        out["message"] = truncate(message)
+    out["restart_count"] = sum(c[5] for c in containers)
     out["labels"] = _labels(meta.get("labels"))
     out["owner_references"] = [
         o for raw in _list(meta.get("ownerReferences")) if isinstance(raw, dict) if (o := _owner_payload(raw))
     ]
-    _put(out, "node", _str(node))
-    out["containers"] = containers
-    out["conditions"] = [
-        c
-        for raw in _list(status.get("conditions"))
-        if isinstance(raw, dict)
-        if (c := _condition_payload(raw))
+    if isinstance(node, str) and node:
+        out["node"] = node
+    raw_containers = [raw for key, _ in _CONTAINER_LISTS for raw in _list(get(key)) if isinstance(raw, dict)]
+    out["containers"] = [
+        _container_payload(raw, known) for raw, known in zip(raw_containers, containers, strict=True)
     ]
-    _put(out, "created_at", _time_text(meta.get("creationTimestamp")))
-    _put(out, "deleted_at", _time_text(meta.get("deletionTimestamp")))
+    out["conditions"] = [
+        c for raw in _list(get("conditions")) if isinstance(raw, dict) if (c := _condition_payload(raw))
+    ]
+    created, deleted = _time_text(meta.get("creationTimestamp")), _time_text(meta.get("deletionTimestamp"))
+    if created is not None:
+        out["created_at"] = created
+    if deleted is not None:
+        out["deleted_at"] = deleted
     out["watch_type"] = watch_type
-    out["resource_version"] = _str(meta.get("resourceVersion")) or ""
-    out["observed_at"] = time_text(observed_at)
+    version = meta.get("resourceVersion")
+    out["resource_version"] = version if isinstance(version, str) and version else ""
+    out["observed_at"] = observed_at if isinstance(observed_at, str) else time_text(observed_at)
     out["initial_sync"] = initial_sync
     out["transitions"] = []
     return out
@@ -254,12 +294,17 @@ def project_pod(
     observed_at: datetime | None = None,
 ) -> PodEvent:
     """The compact `PodEvent` of a raw Pod object (transitions are the tracker's business)."""
+    from podwatch_relay.state import snapshot_raw  # state imports this module
+
     if not isinstance(obj, dict):
         raise BadWatchEvent("pod object is not a JSON object", reason="pod-not-an-object")
+    meta, status = obj.get("metadata"), obj.get("status")
+    namespace, name, _ = pod_identity(meta)
     payload = pod_payload(
-        obj.get("metadata"),
+        meta,
         _dict(obj.get("spec")).get("nodeName"),
-        obj.get("status"),
+        status,
+        containers=snapshot_raw(namespace, name, pod_terminating(meta), status)[6],
         watch_type=watch_type,
         initial_sync=initial_sync,
         observed_at=observed_at or utcnow(),

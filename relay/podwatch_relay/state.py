@@ -8,9 +8,10 @@ forwarded when something that matters changed (phase, reason, conditions, contai
 reasons, restart counts, readiness, termination) with the `transitions` seen; an update that only
 touches metadata (resourceVersion, annotations, managedFields, labels) is suppressed.
 
-The tracker also keeps a hash of each pod's raw `status` text when the pipeline has it, so an
-update whose status is byte-identical (most metadata-only updates) is suppressed without even
-decoding the status.
+The tracker also keeps hashes of each pod's raw `status` text when the pipeline has it: of the
+text without its `conditions` array, and of that array. An update whose status is byte-identical
+(most metadata-only updates) is suppressed without decoding anything; one where only the
+conditions array changed (a probe or transition time) by decoding that array alone.
 
 `EventTracker` keeps the last count seen per core/v1 Event uid, bounded, so an Event re-sent
 unchanged (a relist, a metadata update) is not forwarded twice.
@@ -37,9 +38,14 @@ Container = tuple[str, str, str, str | None, bool, int, str | None, str | None]
 Conditions = tuple[tuple[str, str], ...]
 #: One pod: (namespace, name, phase, reason, terminating, conditions sorted by type, containers).
 Snapshot = tuple[str, str, str | None, str | None, bool, Conditions, tuple[Container, ...]]
-#: What the tracker holds per uid: the snapshot's fields, then the hash of the raw status text
-#: (None when the pod came without it: a list item, a model).
-_Record = tuple[str, str, str | None, str | None, bool, Conditions, tuple[Container, ...], int | None]
+#: The hashes of a pod's raw `status` text as the pipeline cuts it: (the text without its
+#: `conditions` array, that array's text).
+StatusHash = tuple[int, int]
+#: What the tracker holds per uid: the snapshot's fields, then the two `StatusHash` values (None
+#: when the pod came without its raw status text: a list item, a model, a pod being deleted).
+_Record = tuple[
+    str, str, str | None, str | None, bool, Conditions, tuple[Container, ...], int | None, int | None
+]
 #: A transition before it becomes a `Transition` or a JSON object: (field, container, from, to).
 Change = tuple[str, str | None, str | int | bool | None, str | int | bool | None]
 
@@ -56,6 +62,7 @@ _intern = sys.intern
 _SHARED: dict[Any, Any] = {}
 _SHARED_MAX = 1 << 16
 _EMPTY_CONTAINER: Container = ("", "", "", None, False, 0, None, None)
+_NO_HASH: tuple[None, None] = (None, None)
 
 
 def _share[T](value: T) -> T:
@@ -138,15 +145,6 @@ def snapshot_raw(namespace: str, name: str, terminating: bool, status: Any) -> S
                 last_finished,
             )
             containers.append(_SHARED.get(container) or _share_container(container))
-    conditions = []
-    raw_conditions = status.get("conditions")
-    if isinstance(raw_conditions, list):
-        for raw in raw_conditions:
-            if isinstance(raw, dict):
-                ctype, value = raw.get("type"), raw.get("status")
-                if isinstance(ctype, str) and ctype and isinstance(value, str) and value:
-                    conditions.append((ctype, value))
-    conditions.sort()
     phase, reason = _text(status.get("phase")), _text(status.get("reason"))
     return (
         _intern(namespace),
@@ -154,9 +152,23 @@ def snapshot_raw(namespace: str, name: str, terminating: bool, status: Any) -> S
         _intern(phase) if phase else None,
         _intern(reason) if reason else None,
         terminating,
-        _share(tuple(conditions)),
+        conditions_raw(status.get("conditions")),
         _share(tuple(containers)),
     )
+
+
+def conditions_raw(raw_conditions: Any) -> Conditions:
+    """The snapshot's conditions from the raw `status.conditions` value: (type, status) pairs,
+    sorted by type, shared between pods."""
+    conditions = []
+    if isinstance(raw_conditions, list):
+        for raw in raw_conditions:
+            if isinstance(raw, dict):
+                ctype, value = raw.get("type"), raw.get("status")
+                if isinstance(ctype, str) and ctype and isinstance(value, str) and value:
+                    conditions.append((ctype, value))
+    conditions.sort()
+    return _share(tuple(conditions))
 
 
 def _snapshot(event: PodEvent) -> Snapshot:
@@ -187,8 +199,25 @@ def _snapshot(event: PodEvent) -> Snapshot:
     )
 
 
+#: The transitions of a pod seen for the first time, by its snapshot less namespace and name: the
+#: replicas of a workload start alike. Bounded (small: each entry holds a few dozen changes).
+_FIRST_SEEN: dict[Any, tuple[Change, ...]] = {}
+
+
 def changes(old: Snapshot | _Record | None, new: Snapshot) -> list[Change]:
     """The transitions from `old` to `new`; an unknown `old` compares against an empty pod."""
+    if old is None:
+        key = new[2:]
+        first = _FIRST_SEEN.get(key)
+        if first is None:
+            if len(_FIRST_SEEN) >= 256:
+                _FIRST_SEEN.clear()
+            first = _FIRST_SEEN[key] = tuple(_changes(None, new))
+        return list(first)
+    return _changes(old, new)
+
+
+def _changes(old: Snapshot | _Record | None, new: Snapshot) -> list[Change]:
     out: list[Change] = []
     _, _, phase, reason, terminating, conditions, containers = new
     if old is None:
@@ -315,19 +344,33 @@ class PodTracker:
             return list(self._pods)
         return list(self._names.get(namespace, {}).values())
 
-    def status_unchanged(self, uid: str, status_hash: int) -> bool:
-        """True when `uid` is known with this exact raw status text: nothing that matters changed."""
+    def status_match(self, uid: str, status_hash: StatusHash) -> int:
+        """How the raw status text of `uid` compares with the one the tracker last saw: 2 the same
+        (nothing that matters changed), 1 the same but for its conditions array (see
+        `conditions_unchanged`), 0 different or unknown."""
         record = self._pods.get(uid)
-        return record is not None and record[7] == status_hash
+        if record is None or record[7] != status_hash[0]:
+            return 0
+        return 2 if record[8] == status_hash[1] else 1
 
-    def unchanged(self, uid: str, snapshot: Snapshot, status_hash: int | None = None) -> bool:
+    def conditions_unchanged(self, uid: str, conditions: Conditions, status_hash: StatusHash) -> bool:
+        """True when `uid` is known with the same raw status text but for its conditions array
+        (`status_match` gave 1), and `conditions` (of the new array) are what the tracker holds: the
+        update changes nothing that matters. The hash kept for the array is updated."""
+        record = self._pods.get(uid)
+        if record is None or record[7] != status_hash[0] or record[5] != conditions:
+            return False
+        self._pods[uid] = (*record[:8], status_hash[1])
+        return True
+
+    def unchanged(self, uid: str, snapshot: Snapshot, status_hash: StatusHash | None = None) -> bool:
         """True when `uid` is known and `snapshot` equals what the tracker holds for it: the update
-        changes nothing that matters. The status hash kept for it is updated."""
+        changes nothing that matters. The status hashes kept for it are updated."""
         record = self._pods.get(uid)
         if record is None or record[:7] != snapshot:
             return False
-        if status_hash is not None and record[7] != status_hash:
-            self._pods[uid] = (*snapshot, status_hash)
+        if status_hash is not None and record[7:] != status_hash:
+            self._pods[uid] = (*snapshot, *status_hash)
         return True
 
     def vanished(
@@ -339,7 +382,7 @@ class PodTracker:
         if pod is None:
             return None
         self.forget(uid)
-        namespace, name, phase, reason, _, conditions, containers, _ = pod
+        namespace, name, phase, reason, _, conditions, containers, _, _ = pod
         return PodEvent(
             namespace=namespace,
             name=name,
@@ -388,7 +431,7 @@ class PodTracker:
         self.stats.pods = len(self._pods)
 
     def observe_snapshot(
-        self, uid: str, snapshot: Snapshot, watch_type: WatchType, status_hash: int | None = None
+        self, uid: str, snapshot: Snapshot, watch_type: WatchType, status_hash: StatusHash | None = None
     ) -> list[Change] | None:
         """The transitions of one watch event when it matters, None when nothing that matters
         changed.
@@ -413,7 +456,7 @@ class PodTracker:
             self.forget(previous_uid)
             self.stats.replaced += 1
             names = self._names.setdefault(namespace, {})
-        self._pods[uid] = (*snapshot, status_hash)
+        self._pods[uid] = (*snapshot, *(status_hash or _NO_HASH))
         names[snapshot[1]] = uid
         self.stats.pods = len(self._pods)
         if old is not None and not found:

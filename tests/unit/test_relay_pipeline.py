@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,8 +12,9 @@ import pytest
 from podwatch import ids
 from podwatch.models import EnrollEnvelope, KubeEventEnvelope, PodEnvelope
 from podwatch.wire import parse_envelope
+from podwatch_relay import projection
 from podwatch_relay.errors import SinkUnavailable
-from podwatch_relay.pipeline import Relay
+from podwatch_relay.pipeline import Relay, _pod_event_id
 from podwatch_relay.sink import SendResult
 from tests.fakeapi.pods import container_status, core_event, pod
 
@@ -263,26 +265,104 @@ def test_pod_bodies_are_what_the_models_encode(lines: Any) -> None:
         assert envelope.model_dump_json(by_alias=True, exclude_none=True) == body
 
 
-def test_fast_and_full_paths_agree() -> None:
-    # Given the sample stream through the relay, and through a relay whose fast path is off
-    def run(fast: bool) -> tuple[list[str], list[dict[str, Any]]]:
-        recording = RecordingSink()
-        relay = Relay(sink=recording, cluster_id="cluster-1", relay_version="test")
-        if not fast:
-            relay._fast_pod = lambda *args: None  # type: ignore[method-assign]
-        outcomes = [relay.handle_line(line) for line in _sample_lines()]
-        relay.flush()
-        bodies = [json.loads(body) for body in recording.bodies]
-        for body in bodies:  # stamped by the clock
-            body.pop("sent_at")
-            body["payload"].pop("observed_at", None)
-        return outcomes, bodies
-
-    # Then outcomes and envelopes are the same
-    assert run(fast=True) == run(fast=False)
+def _through(lines: list[bytes], *, fast: bool) -> tuple[list[str], list[dict[str, Any]], Relay]:
+    """Outcomes and envelopes (less their clock stamps) of `lines`, with the fast path on or off."""
+    recording = RecordingSink()
+    relay = Relay(sink=recording, cluster_id="cluster-1", relay_version="test")
+    if not fast:
+        relay._fast_pod = lambda *args: None  # type: ignore[method-assign]
+    outcomes = [relay.handle_line(line) for line in lines]
+    relay.flush()
+    bodies = [json.loads(body) for body in recording.bodies]
+    for body in bodies:  # stamped by the clock
+        body.pop("sent_at")
+        body["payload"].pop("observed_at", None)
+    return outcomes, bodies, relay
 
 
-def test_pod_being_deleted_takes_the_full_path(relay: Relay, sink: RecordingSink) -> None:
+def _compact(watch_type: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": watch_type, "object": obj}, separators=(",", ":")).encode()
+
+
+def _edge_lines() -> list[bytes]:
+    """Pods in the canonical layout, and a few that bend it where the fast path cuts lines."""
+    managed = [{"manager": "kubelet", "operation": "Update", "time": "2026-11-20T09:00:00Z", "fieldsV1": {}}]
+    a = pod(name="a", rv="1")
+    a["metadata"]["managedFields"] = managed
+    lines = [_compact("ADDED", a)]
+    a["status"]["conditions"][1]["lastProbeTime"] = "2026-11-20T09:01:00Z"  # only a probe time
+    lines.append(_compact("MODIFIED", a))
+    a["status"]["conditions"][1]["status"] = "False"  # a condition flips, nothing else
+    lines.append(_compact("MODIFIED", a))
+    a["status"]["conditions"][1]["message"] = "containers with unready status: [app]}]"  # `}]` in a string
+    lines.append(_compact("MODIFIED", a))
+    a["status"]["conditions"][1]["lastProbeTime"] = "2026-11-20T09:02:00Z"
+    lines.append(_compact("MODIFIED", a))
+    labels = a["metadata"].pop("labels")  # non-canonical: labels after managedFields, and changed
+    a["metadata"]["labels"] = {**labels, "rollout": "2"}
+    a["status"]["containerStatuses"] = [container_status(restarts=1, last_terminated=("OOMKilled", 137))]
+    lines.append(_compact("MODIFIED", a))
+    a["metadata"]["deletionTimestamp"] = "2026-11-20T09:05:00Z"  # being deleted
+    lines.append(_compact("MODIFIED", a))
+    lines.append(_compact("DELETED", a))
+    b = pod(name="b", rv="2", message="{[ before the conditions")  # `{` and `[` in a string first
+    b["status"] = {"message": b["status"].pop("message"), **b["status"]}
+    lines.append(_compact("ADDED", b))
+    b["status"]["conditions"][0]["lastProbeTime"] = "2026-11-20T09:03:00Z"
+    lines.append(_compact("MODIFIED", b))
+    b["status"]["conditions"] = []  # conditions gone
+    lines.append(_compact("MODIFIED", b))
+    b["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    lines.append(_compact("MODIFIED", b))
+    return lines
+
+
+@pytest.mark.parametrize("lines", [_sample_lines, _bench_lines, _edge_lines], ids=["sample", "bench", "edge"])
+def test_fast_and_full_paths_agree(lines: Any) -> None:
+    # Given a stream through the relay, and through a relay whose fast path is off
+    fast_outcomes, fast_bodies, relay = _through(lines(), fast=True)
+    full_outcomes, full_bodies, _ = _through(lines(), fast=False)
+
+    # Then outcomes and envelopes are the same, and the fast path did suppress lines
+    assert (fast_outcomes, fast_bodies) == (full_outcomes, full_bodies)
+    assert relay.stats.fast_suppressed > 0
+
+
+def test_the_fast_path_reads_what_bends_its_layout() -> None:
+    # When the edge lines go through the relay
+    outcomes, bodies, relay = _through(_edge_lines(), fast=True)
+
+    # Then a probe time alone is suppressed, a condition flip is forwarded, so are the restart
+    # (with the labels written after managedFields), the deletion and the DELETED
+    assert outcomes[:8] == ["forwarded", "suppressed", "forwarded", "suppressed", "suppressed"] + 3 * [
+        "forwarded"
+    ]
+    transitions = [
+        {(t["field"], t.get("from"), t.get("to")) for t in b["payload"]["transitions"]} for b in bodies
+    ]
+    assert ("condition.Ready", "True", "False") in transitions[1]
+    assert ("restart_count", 0, 1) in transitions[2]
+    assert bodies[2]["payload"]["labels"]["rollout"] == "2"
+    assert ("terminating", False, True) in transitions[3]
+    assert bodies[4]["payload"]["watch_type"] == "DELETED"
+    # And conditions that go away are no transition (only ones that appear or change are)
+    assert outcomes[8:] == ["forwarded", "suppressed", "suppressed", "forwarded"]
+    assert relay.stats.fast_suppressed == 4
+
+
+def test_pod_event_id_is_the_shared_one() -> None:
+    for parts in [("c", "u", "1", "ADDED"), ("clüster", "uid-ü", "", "DELETED")]:
+        assert _pod_event_id(*parts) == ids.pod_event_id(*parts)
+
+
+def test_now_text_is_time_text_of_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    for nanos in (1_795_000_000_123_456_789, 1_795_000_000_000_000_999, 1_795_000_001_000_001_000):
+        monkeypatch.setattr(projection.time, "time_ns", lambda nanos=nanos: nanos)
+        expected = datetime.fromtimestamp(nanos // 1000 / 1e6, UTC).replace(microsecond=nanos // 1000 % 10**6)
+        assert projection.now_text() == projection.time_text(expected)
+
+
+def test_pod_being_deleted_is_not_suppressed_by_the_status_hash(relay: Relay, sink: RecordingSink) -> None:
     # Given a tracked pod
     raw = pod(rv="1")
     relay.handle_line(json.dumps({"type": "ADDED", "object": raw}, separators=(",", ":")))
