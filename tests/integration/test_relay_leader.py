@@ -34,7 +34,7 @@ from podwatch.wire import AnyEnvelope, parse_envelope
 from podwatch_relay.leader import LeaderElector
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi.pods import container_status, pod
-from tests.integration.test_relay_watch import wait_for
+from tests.integration.relay_harness import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

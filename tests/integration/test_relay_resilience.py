@@ -19,8 +19,6 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from kubernetes.client import CoreV1Api
-from kubernetes.config import new_client_from_config
-from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from podwatch.models import HeartbeatEnvelope, PodEnvelope
@@ -32,44 +30,11 @@ from podwatch_relay.settings import RelaySettings
 from podwatch_relay.sink import SqsSink
 from podwatch_relay.watch import POD_EVENTS, PODS, ListWatcher
 from tests.fakeapi import FakeKubeApi
-from tests.fakeapi.pods import CANARY, container_status, pod, with_secrets
-from tests.integration.test_relay_watch import Harness, wait_for
+from tests.fakeapi.pods import CANARY, pod, with_secrets
+from tests.integration.relay_harness import Harness, crash, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeKubeApi]:
-    with FakeKubeApi(bookmark_interval=0.2) as server:
-        yield server
-
-
-@pytest.fixture
-def api(fake: FakeKubeApi, tmp_path: Path) -> Iterator[CoreV1Api]:
-    client = new_client_from_config(config_file=str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
-    yield CoreV1Api(client)
-    client.close()
-
-
-@pytest.fixture
-def queue() -> Iterator[tuple[Any, str]]:
-    with mock_aws():
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        yield sqs, sqs.create_queue(QueueName="pod-events")["QueueUrl"]
-
-
-@pytest.fixture
-def harness(api: CoreV1Api, queue: tuple[Any, str]) -> Iterator[Harness]:
-    h = Harness(api=api, sqs=queue[0], queue_url=queue[1])
-    yield h
-    h.close()
-
-
-def _crash(obj: dict[str, Any], restarts: int) -> None:
-    obj["status"]["containerStatuses"] = [
-        container_status(restarts=restarts, waiting="CrashLoopBackOff", last_terminated=("Error", 1))
-    ]
 
 
 # --------------------------------------------------------------------------- watch engine
@@ -86,7 +51,7 @@ def test_410_mid_stream_relists_once_and_emits_only_the_missed_transition(
 
     # When one pod crashes and the history is compacted before the watch saw it (410 mid-stream)
     with fake.atomically():
-        fake.update("Pod", "shop", "api-2", lambda o: _crash(o, 1))
+        fake.update("Pod", "shop", "api-2", lambda o: crash(o, 1))
         fake.compact()
 
     # Then exactly one relist, and exactly the missed change is forwarded (no flood)
@@ -120,7 +85,7 @@ def test_410_as_an_http_status_of_the_watch_relists(fake: FakeKubeApi, harness: 
     # When the stream breaks and the reconnecting watch is answered HTTP 410
     with fake.atomically():
         fake.faults.watch_gone = 1
-        fake.update("Pod", "shop", "api-1", lambda o: _crash(o, 1))
+        fake.update("Pod", "shop", "api-1", lambda o: crash(o, 1))
     fake.drop_connections()
 
     # Then a relist brings the change
@@ -140,7 +105,7 @@ def test_connection_dropped_without_fin_is_resumed_within_the_timeout(
 
         # When the connection goes silent (no FIN, no bookmarks) and a change happens meanwhile
         fake.faults.stalled = True
-        fake.update("Pod", "shop", "api-1", lambda o: _crash(o, 1))
+        fake.update("Pod", "shop", "api-1", lambda o: crash(o, 1))
         stalled_at = time.monotonic()
         wait_for(lambda: harness.watchers["pods"].stats.streams > streams, what="a new stream")
         fake.faults.stalled = False
@@ -192,7 +157,7 @@ def test_malformed_stream_lines_are_counted_and_skipped_and_the_stream_goes_on(
     # When garbage arrives on the pods stream, then a real change
     fake.inject_raw("Pod", b'{"type":"MODIFIED","object":{"kind":"Pod",')
     fake.inject_raw("Pod", b"[1, 2, 3]")
-    fake.update("Pod", "shop", "api-1", lambda o: _crash(o, 1))
+    fake.update("Pod", "shop", "api-1", lambda o: crash(o, 1))
 
     # Then the change still arrives on the same stream, and the bad lines are counted
     wait_for(lambda: [e for e in harness.pods("api-1") if e.payload.restart_count == 1], what="change")
@@ -205,7 +170,7 @@ def test_secret_env_values_and_huge_annotations_never_reach_sqs(fake: FakeKubeAp
     fake.put(with_secrets(pod("shop", "api-1")))
     harness.start()
     wait_for(lambda: harness.pods("api-1"), what="the pod")
-    fake.update("Pod", "shop", "api-1", lambda o: _crash(o, 1))
+    fake.update("Pod", "shop", "api-1", lambda o: crash(o, 1))
     wait_for(lambda: len(harness.pods("api-1")) == 2, what="change")
     bodies = [e.model_dump_json() for e in harness.poll()]
     assert all(CANARY not in body and len(body) < 8_000 for body in bodies)
@@ -484,8 +449,8 @@ def test_label_selected_namespaces_heartbeats_and_ops_endpoints(
         wait_for(lambda: {"dev-pod", "new-pod"} <= names(), timeout=10, what="watchers started")
 
         # Then shop is no longer watched: its changes are not forwarded
-        fake.update("Pod", "shop", "shop-pod", lambda o: _crash(o, 1))
-        fake.update("Pod", "dev", "dev-pod", lambda o: _crash(o, 1))
+        fake.update("Pod", "shop", "shop-pod", lambda o: crash(o, 1))
+        fake.update("Pod", "dev", "dev-pod", lambda o: crash(o, 1))
         wait_for(lambda: restarted("dev-pod"), timeout=10, what="dev change")
         assert not restarted("shop-pod")
         assert {r.query.get("fieldSelector") for r in fake.watch_requests("events")} == {

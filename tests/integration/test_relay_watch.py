@@ -3,137 +3,22 @@ API server (tests/fakeapi), into SQS (moto, in process)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from kubernetes.client import CoreV1Api
-from kubernetes.config import new_client_from_config
-from moto import mock_aws
 
-from podwatch.models import KubeEventEnvelope, PodEnvelope
-from podwatch.wire import AnyEnvelope, parse_envelope
-from podwatch_relay.pipeline import Relay
-from podwatch_relay.sink import SqsSink
+from podwatch.models import KubeEventEnvelope
 from podwatch_relay.watch import (
-    POD_EVENTS,
-    PODS,
-    ListWatcher,
-    flush_periodically,
     kube_system_uid,
     server_version,
 )
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi.pods import container_status, core_event, pod
+from tests.integration.relay_harness import Harness, crash, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Harness:
-    """One relay with a pods watcher and a pod-events watcher, a flusher, and the queue's contents."""
-
-    def __init__(self, *, api: CoreV1Api, sqs: Any, queue_url: str, inactivity_timeout: float = 3.0) -> None:
-        self.sqs = sqs
-        self.queue_url = queue_url
-        self.relay = Relay(sink=SqsSink(client=sqs, queue_url=queue_url), cluster_id="c1", relay_version="t")
-        self.stop = threading.Event()
-        self.outcomes: dict[str, list[str]] = {"pods": [], "events": []}
-        self.received: list[AnyEnvelope] = []
-        self.watchers = {
-            resource.plural: ListWatcher(
-                api=api,
-                relay=self.relay,
-                resource=resource,
-                namespace=None,
-                stop=self.stop,
-                request_timeout=5,
-                watch_timeout=5,
-                inactivity_timeout=inactivity_timeout,
-                backoff_seconds=0.05,
-                backoff_max_seconds=0.2,
-                on_line=self.outcomes[resource.plural].append,
-            )
-            for resource in (PODS, POD_EVENTS)
-        }
-        self.threads = [threading.Thread(target=w.run, daemon=True) for w in self.watchers.values()]
-        self.threads.append(
-            threading.Thread(target=flush_periodically, args=(self.relay, self.stop, 0.05), daemon=True)
-        )
-
-    def start(self) -> Harness:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def close(self) -> None:
-        self.stop.set()
-        for watcher in self.watchers.values():
-            watcher.interrupt()
-        for thread in self.threads:
-            thread.join(timeout=5)
-        assert not any(t.is_alive() for t in self.threads), "a watcher did not stop"
-
-    def poll(self) -> list[AnyEnvelope]:
-        """Everything the queue received so far (drained and remembered)."""
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not messages:
-                return self.received
-            self.received += [parse_envelope(m["Body"]) for m in messages]
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-
-    def pods(self, name: str) -> list[PodEnvelope]:
-        return [e for e in self.poll() if isinstance(e, PodEnvelope) and e.payload.name == name]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeKubeApi]:
-    with FakeKubeApi(bookmark_interval=0.2) as server:
-        yield server
-
-
-@pytest.fixture
-def api(fake: FakeKubeApi, tmp_path: Path) -> Iterator[CoreV1Api]:
-    client = new_client_from_config(config_file=str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
-    yield CoreV1Api(client)
-    client.close()
-
-
-@pytest.fixture
-def queue() -> Iterator[tuple[Any, str]]:
-    with mock_aws():
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        yield sqs, sqs.create_queue(QueueName="pod-events")["QueueUrl"]
-
-
-@pytest.fixture
-def harness(api: CoreV1Api, queue: tuple[Any, str]) -> Iterator[Harness]:
-    h = Harness(api=api, sqs=queue[0], queue_url=queue[1])
-    yield h
-    h.close()
-
-
-def _crash(obj: dict[str, Any], restarts: int) -> None:
-    obj["status"]["containerStatuses"] = [
-        container_status(restarts=restarts, waiting="CrashLoopBackOff", last_terminated=("Error", 1))
-    ]
 
 
 def test_list_then_watch_forwards_changes(fake: FakeKubeApi, harness: Harness) -> None:
@@ -147,7 +32,7 @@ def test_list_then_watch_forwards_changes(fake: FakeKubeApi, harness: Harness) -
     assert listed[0].payload.watch_type == "ADDED"
 
     # When the pod starts crash-looping, the kubelet reports BackOff, and a Node has an event
-    fake.update("Pod", "shop", "api-1", lambda o: _crash(o, 1))
+    fake.update("Pod", "shop", "api-1", lambda o: crash(o, 1))
     fake.put(core_event(namespace="shop", involved_name="api-1"))
     fake.put(core_event(namespace="default", name="node-1.1", involved_kind="Node", involved_name="node-1"))
 
@@ -244,7 +129,7 @@ def test_dropped_connection_resumes_from_the_last_version_without_relist(
     # When the server drops every stream and the pod changes while the relay reconnects
     assert fake.drop_connections() == 2
     changed_rv = int(
-        fake.update("Pod", "shop", "api-1", lambda o: _crash(o, 2))["metadata"]["resourceVersion"]
+        fake.update("Pod", "shop", "api-1", lambda o: crash(o, 2))["metadata"]["resourceVersion"]
     )
 
     # Then the change is forwarded exactly once, from a watch resumed at the last version (no relist)
@@ -275,7 +160,7 @@ def test_stalled_stream_is_noticed_and_resumed(
 
         # Then, once the server talks again, a change is forwarded, without any relist
         fake.faults.stalled = False
-        fake.update("Pod", "shop", "api-1", lambda o: _crash(o, 1))
+        fake.update("Pod", "shop", "api-1", lambda o: crash(o, 1))
         wait_for(lambda: [e for e in harness.pods("api-1") if e.payload.restart_count == 1], what="change")
         assert len(fake.list_requests("pods")) == 1
         assert harness.watchers["pods"].stats.reconnects >= 1

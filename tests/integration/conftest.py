@@ -1,0 +1,44 @@
+"""Fixtures of the relay integration tests (test_relay_watch, test_relay_resilience); a test module
+may override any of them (test_relay_leader has its own `fake` and `queue`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from kubernetes.client import CoreV1Api
+from kubernetes.config import new_client_from_config
+from moto import mock_aws
+
+from tests.fakeapi import FakeKubeApi
+from tests.integration.relay_harness import Harness
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeKubeApi]:
+    with FakeKubeApi(bookmark_interval=0.2) as server:
+        yield server
+
+
+@pytest.fixture
+def api(fake: FakeKubeApi, tmp_path: Path) -> Iterator[CoreV1Api]:
+    client = new_client_from_config(config_file=str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
+    yield CoreV1Api(client)
+    client.close()
+
+
+@pytest.fixture
+def queue() -> Iterator[tuple[Any, str]]:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        yield sqs, sqs.create_queue(QueueName="pod-events")["QueueUrl"]
+
+
+@pytest.fixture
+def harness(api: CoreV1Api, queue: tuple[Any, str]) -> Iterator[Harness]:
+    h = Harness(api=api, sqs=queue[0], queue_url=queue[1])
+    yield h
+    h.close()
