@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from podwatch import ids
 from podwatch.classify import Finding
@@ -130,23 +130,35 @@ def build_notification(
         pod_count = incident.pod_count if incident.pod_count is not None else (len(pods) or None)
         if incident.opened_at is not None:
             opened_at = datetime.fromtimestamp(incident.opened_at, UTC)
+    # What every notification carries, whatever the source; the source adds the pod's own facts.
+    common: dict[str, Any] = {
+        "notification_id": notification_id,
+        "event_id": envelope.event_id,
+        "cluster_id": envelope.cluster_id,
+        "event_type": finding.event_type,
+        "reason": finding.reason,
+        "message": finding.message,
+        "dedup_key": dedup_key,
+        "namespace": namespace,
+        "pod": pod_name,
+        "container": finding.container,
+        "processed_at": now,
+        "config_version": config.version,
+        "incident_state": state,
+        "incident_count": count,
+        "affected_pods": pods,
+        "affected_pod_count": pod_count,
+        "resolves": finding.resolves,
+        "incident_opened_at": opened_at,
+    }
     if isinstance(envelope, PodEnvelope):
         pod = envelope.payload
         workload = workload_of(pod)
         container = next((c for c in pod.containers if c.name == finding.container), None)
         return Notification(
-            notification_id=notification_id,
-            event_id=envelope.event_id,
-            cluster_id=envelope.cluster_id,
-            event_type=finding.event_type,
-            reason=finding.reason,
-            message=finding.message,
+            **common,
             source="pod",
-            dedup_key=dedup_key,
-            namespace=namespace,
-            pod=pod_name,
             pod_uid=pod.uid,
-            container=finding.container,
             node=pod.node,
             restart_count=container.restart_count if container else pod.restart_count,
             project_id=pod.labels.get(config.project_label_key),
@@ -155,41 +167,16 @@ def build_notification(
             workload_name=workload.name if workload else None,
             transitions=[t for t in pod.transitions if t.container in (None, finding.container)],
             observed_at=pod.observed_at,
-            processed_at=now,
-            config_version=config.version,
-            incident_state=state,
-            incident_count=count,
-            affected_pods=pods,
-            affected_pod_count=pod_count,
-            resolves=finding.resolves,
-            incident_opened_at=opened_at,
         )
     event = envelope.payload
     return Notification(
-        notification_id=notification_id,
-        event_id=envelope.event_id,
-        cluster_id=envelope.cluster_id,
-        event_type=finding.event_type,
-        reason=finding.reason,
-        message=finding.message,
+        **common,
         source="k8s_event",
-        dedup_key=dedup_key,
-        namespace=namespace,
-        pod=pod_name,
         pod_uid=event.involved_object.uid or (owner.pod_uid if owner else None),
-        container=finding.container,
         node=owner.node if owner else None,
         project_id=owner.project_id if owner else None,
         workload_id=owner.workload_id if owner else None,
         workload_kind=owner.workload_kind if owner else None,
         workload_name=owner.workload_name if owner else None,
         observed_at=event.observed_at,
-        processed_at=now,
-        config_version=config.version,
-        incident_state=state,
-        incident_count=count,
-        affected_pods=pods,
-        affected_pod_count=pod_count,
-        resolves=finding.resolves,
-        incident_opened_at=opened_at,
     )
