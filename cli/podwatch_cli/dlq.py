@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from podwatch.quarantine import REDRIVE_ATTRIBUTE
 from podwatch_cli.progress import Progress
 from podwatch_cli.stack import DLQ_SOURCES, QUEUES, Stack
 
@@ -262,15 +263,7 @@ def _send_back(
     answer = sqs.send_message_batch(
         QueueUrl=source_url,
         Entries=[
-            {
-                "Id": i,
-                "MessageBody": m.body,
-                **(
-                    {"MessageAttributes": kept}
-                    if (kept := {k: v for k, v in m.raw_attributes.items() if k not in QUARANTINE_ATTRIBUTES})
-                    else {}
-                ),
-            }
+            {"Id": i, "MessageBody": m.body, "MessageAttributes": _redriven_attributes(m)}
             for i, m in by_id.items()
         ],
     )
@@ -285,6 +278,17 @@ def _send_back(
             # sent but still in the DLQ: a later redrive would send it twice (the functions dedup it)
             failures.append((sent[int(f["Id"])], f"sent, but not deleted from the DLQ: {f.get('Message')}"))
     return len(sent), failures
+
+
+def _redriven_attributes(message: DlqMessage) -> dict[str, Any]:
+    """The message's own attributes without the quarantine's, and `redrive_count` one higher: the
+    deliver function then asks Restate under a new idempotency key (Restate keeps the answer to a key,
+    a rejection included, for 24 h, so the old key would get the old rejection back)."""
+    kept = {k: v for k, v in message.raw_attributes.items() if k not in QUARANTINE_ATTRIBUTES}
+    previous = str(kept.get(REDRIVE_ATTRIBUTE, {}).get("StringValue", "0"))
+    count = int(previous) + 1 if previous.isdigit() else 1
+    kept[REDRIVE_ATTRIBUTE] = {"DataType": "Number", "StringValue": str(count)}
+    return kept
 
 
 def _cut(text: str, width: int) -> str:

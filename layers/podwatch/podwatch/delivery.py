@@ -28,7 +28,7 @@ from podwatch import telemetry
 from podwatch.control import EnrollCommand, parse_command
 from podwatch.errors import CircuitOpen, DeliveryRejected, MalformedMessage, TransientError
 from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, Notification, RemoteConfig, utcnow
-from podwatch.quarantine import send_to_quarantine
+from podwatch.quarantine import REDRIVE_ATTRIBUTE, send_to_quarantine
 from podwatch.restate import RestateClient
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,15 @@ class _Item:
     notification: Notification
     #: every record carrying this notification (a processor retry may have sent it twice)
     records: list[tuple[str, str]]  # (message id, body)
+    #: highest `redrive_count` among those records (set by `podwatch dlq redrive`), 0 if never redriven
+    redrive: int = 0
+
+
+def redrive_count(record: Mapping[str, Any]) -> int:
+    """The `redrive_count` message attribute of an SQS record as Lambda delivers it (0 if absent)."""
+    attribute = (record.get("messageAttributes") or {}).get(REDRIVE_ATTRIBUTE) or {}
+    value = attribute.get("stringValue")
+    return int(value) if isinstance(value, str) and value.isdigit() else 0
 
 
 def parse_notification(body: str) -> Notification:
@@ -122,9 +131,9 @@ def deliver_records(
         items = by_cluster.setdefault(notification.cluster_id, {})
         item = items.get(notification.notification_id)
         if item is None:
-            items[notification.notification_id] = _Item(notification, [(message_id, body)])
-        else:
-            item.records.append((message_id, body))
+            item = items[notification.notification_id] = _Item(notification, [])
+        item.records.append((message_id, body))
+        item.redrive = max(item.redrive, redrive_count(record))
 
     for message_id, body, command in commands:  # the manager learns of a cluster before its events
         if time_left is not None and not time_left():
@@ -153,7 +162,9 @@ def _deliver_chunk(
     chunk_records: list[tuple[str, str]],
 ) -> None:
     try:
-        answer = deps.restate.notify_pod_events(cluster_id, [item.notification for item in chunk])
+        answer = deps.restate.notify_pod_events(
+            cluster_id, [item.notification for item in chunk], redrive=max(item.redrive for item in chunk)
+        )
     except DeliveryRejected as exc:
         _rejected(result, deps, cluster_id, chunk_records, exc)
         return

@@ -26,6 +26,9 @@ from podwatch.errors import TransientError
 #: SQS counts attributes toward the message size; leave them this much room under 256 KiB.
 MAX_BODY_BYTES = 256 * 1024 - 16 * 1024
 MAX_ATTRIBUTE_CHARS = 1024
+#: Message attribute `podwatch dlq redrive` sets on what it sends back (1, 2, ...): deliver makes a
+#: fresh Restate idempotency key for a redriven chunk, since Restate keeps even a rejection 24 h.
+REDRIVE_ATTRIBUTE = "redrive_count"
 MAX_RESPONSE_BODY_CHARS = 8 * 1024
 
 

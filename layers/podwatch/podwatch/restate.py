@@ -236,15 +236,23 @@ class RestateClient:
 
     # ----------------------------------------------------------------- the manager's handlers
 
-    def notify_pod_events(self, cluster_id: str, notifications: Sequence[Notification]) -> dict[str, Any]:
-        """One NotifyPodEvents call for a chunk of one cluster's notifications."""
+    def notify_pod_events(
+        self, cluster_id: str, notifications: Sequence[Notification], *, redrive: int = 0
+    ) -> dict[str, Any]:
+        """One NotifyPodEvents call for a chunk of one cluster's notifications.
+
+        `redrive` > 0 when the chunk holds records an operator redrove from a DLQ: Restate keeps the
+        answer to a key for 24 h, rejections included, so a redrive after the manager is fixed needs
+        a key of its own (the manager still records each notification once, by notification_id)."""
         if not notifications:
             return {"received": 0, "new": 0}
         strays = {n.cluster_id for n in notifications} - {cluster_id}
         if strays:
             raise ValueError(f"notifications of clusters {sorted(strays)} in a call for {cluster_id!r}")
         body = NotifyPodEventsRequest(events=list(notifications)).model_dump_json()
-        key = ids.idempotency_key(n.notification_id for n in notifications)
+        key = ids.idempotency_key(
+            (n.notification_id for n in notifications), prefix=f"pw-r{redrive}" if redrive else "pw"
+        )
         return self._post(self.notify_path, cluster_id, body, key)
 
     def notify_pod_event(self, notification: Notification) -> dict[str, Any]:
