@@ -15,9 +15,8 @@ import json
 import pytest
 
 from local.stack import DlqMessage, LocalStack
-from podwatch import ids
-from podwatch.models import EventType, Notification, utcnow
 from podwatch_cli.app import main
+from tests.factories import pod_notification
 
 pytestmark = pytest.mark.e2e
 
@@ -47,23 +46,6 @@ def set_fault(stack: LocalStack, cluster: str, status: int | None, message: str 
     assert response.status_code == 200, response.text
 
 
-def crash_loop(cluster_id: str, pod: str) -> Notification:
-    event_id = ids.pod_event_id(cluster_id, f"uid-{pod}", "100", "MODIFIED")
-    return Notification(
-        notification_id=ids.notification_id(event_id, EventType.CRASH_LOOP, "app"),
-        event_id=event_id,
-        cluster_id=cluster_id,
-        event_type=EventType.CRASH_LOOP,
-        reason="CrashLoopBackOff",
-        source="pod",
-        dedup_key=f"{cluster_id}/default/{pod}/app/crash-loop",
-        namespace="default",
-        pod=pod,
-        container="app",
-        observed_at=utcnow(),
-    )
-
-
 def rejected_in_dlq(stack: LocalStack, cluster_id: str) -> list[DlqMessage]:
     return [
         m
@@ -77,7 +59,7 @@ def test_a_rejected_delivery_is_delivered_after_a_fix_and_a_redrive(
 ) -> None:
     # Given a manager that rejects this cluster (a 4xx: permanent, straight to the deliveries DLQ)
     set_fault(local_stack, cluster_id, 422, f"cluster {cluster_id} is not enrolled yet")
-    notification = crash_loop(cluster_id, "api-0")
+    notification = pod_notification(cluster_id, "api-0")
     local_stack.sqs.send_message(
         QueueUrl=local_stack.queue_url("DeliveriesQueue"), MessageBody=notification.model_dump_json()
     )

@@ -16,15 +16,14 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from local.stack import LocalStack
-from podwatch import ids
-from podwatch.models import EventType, Notification
+from podwatch.models import Notification
 from podwatch.restate import new_breaker
+from tests.factories import pod_notification
 
 pytestmark = pytest.mark.integration
 
@@ -69,26 +68,7 @@ def cluster() -> str:
 
 
 def notes(cluster_id: str, n: int, tag: str = "p") -> list[Notification]:
-    out = []
-    for i in range(n):
-        pod = f"{tag}-{i}"
-        event_id = ids.pod_event_id(cluster_id, f"uid-{pod}", str(100 + i), "MODIFIED")
-        out.append(
-            Notification(
-                notification_id=ids.notification_id(event_id, EventType.CRASH_LOOP, "app"),
-                event_id=event_id,
-                cluster_id=cluster_id,
-                event_type=EventType.CRASH_LOOP,
-                reason="CrashLoopBackOff",
-                source="pod",
-                dedup_key=f"{cluster_id}/default/{pod}/app/crash-loop",
-                namespace="default",
-                pod=pod,
-                container="app",
-                observed_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
-            )
-        )
-    return out
+    return [pod_notification(cluster_id, f"{tag}-{i}", resource_version=str(100 + i)) for i in range(n)]
 
 
 def enqueue(stack: LocalStack, notifications: list[Notification]) -> None:

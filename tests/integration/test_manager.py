@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ from local.restate import ManagerServer, RestateServer
 from podwatch import ids
 from podwatch.models import EnrollRequest, EventType, Notification, RemoteConfig
 from podwatch.restate import RestateClient
+from tests.factories import pod_notification
 
 pytestmark = pytest.mark.integration
 
@@ -40,23 +41,6 @@ def http(ingress: str) -> Iterator[httpx.Client]:
 def cluster() -> str:
     """A fresh object key per test: tests share the server, never state."""
     return f"cluster-{uuid.uuid4().hex[:10]}"
-
-
-def notification(cluster_id: str, pod: str, event_type: EventType = EventType.CRASH_LOOP) -> Notification:
-    event_id = ids.pod_event_id(cluster_id, f"uid-{pod}", "100", "MODIFIED")
-    return Notification(
-        notification_id=ids.notification_id(event_id, event_type, "app"),
-        event_id=event_id,
-        cluster_id=cluster_id,
-        event_type=event_type,
-        reason="CrashLoopBackOff",
-        source="pod",
-        dedup_key=f"{cluster_id}/default/{pod}/app/{event_type}",
-        namespace="default",
-        pod=pod,
-        container="app",
-        observed_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
-    )
 
 
 def body_of(*notes: Notification) -> str:
@@ -87,7 +71,7 @@ def stats(http: httpx.Client, cluster: str) -> dict[str, Any]:
 
 
 def test_repeated_idempotency_key_is_recorded_once(http: httpx.Client, cluster: str) -> None:
-    notes = [notification(cluster, "a"), notification(cluster, "b")]
+    notes = [pod_notification(cluster, "a"), pod_notification(cluster, "b")]
     key = ids.idempotency_key(n.notification_id for n in notes)
     first = post(http, cluster, "NotifyPodEvents", body_of(*notes), key)
     again = post(http, cluster, "NotifyPodEvents", body_of(*notes), key)
@@ -99,7 +83,7 @@ def test_repeated_idempotency_key_is_recorded_once(http: httpx.Client, cluster: 
 
 
 def test_same_notifications_in_another_batch_are_recorded_once(http: httpx.Client, cluster: str) -> None:
-    a, b, c = (notification(cluster, p) for p in ("a", "b", "c"))
+    a, b, c = (pod_notification(cluster, p) for p in ("a", "b", "c"))
     post(
         http,
         cluster,
@@ -129,7 +113,7 @@ def test_same_notifications_in_another_batch_are_recorded_once(http: httpx.Clien
 
 
 def test_notify_pod_event_single(http: httpx.Client, cluster: str) -> None:
-    n = notification(cluster, "single", EventType.OOM_KILL)
+    n = pod_notification(cluster, "single", EventType.OOM_KILL)
     answer = post(
         http, cluster, "NotifyPodEvent", n.model_dump_json(), ids.idempotency_key([n.notification_id])
     )
@@ -139,7 +123,7 @@ def test_notify_pod_event_single(http: httpx.Client, cluster: str) -> None:
 
 def test_clusters_are_separate_objects(http: httpx.Client, cluster: str) -> None:
     other = f"{cluster}-other"
-    post(http, cluster, "NotifyPodEvents", body_of(notification(cluster, "x")))
+    post(http, cluster, "NotifyPodEvents", body_of(pod_notification(cluster, "x")))
     assert len(delivered(http, cluster)) == 1
     assert delivered(http, other) == []
 
@@ -162,7 +146,7 @@ def test_bad_body_is_a_terminal_400(http: httpx.Client, cluster: str, body: str,
 
 
 def test_notification_for_another_cluster_is_rejected(http: httpx.Client, cluster: str) -> None:
-    stray = notification("some-other-cluster", "p")
+    stray = pod_notification("some-other-cluster", "p")
     answer = post(http, cluster, "NotifyPodEvents", body_of(stray))
     assert answer.status_code == 400
     assert "some-other-cluster" in answer.json()["message"]
@@ -225,7 +209,7 @@ def test_the_layer_restate_client_speaks_the_contract(ingress: str, cluster: str
     """podwatch.restate.RestateClient with its default paths against the reference manager."""
     client = RestateClient(base_url=ingress)
     try:
-        notes = [notification(cluster, "p1"), notification(cluster, "p2")]
+        notes = [pod_notification(cluster, "p1"), pod_notification(cluster, "p2")]
         assert client.notify_pod_events(cluster, notes) == {"received": 2, "new": 2}
         assert client.notify_pod_events(cluster, notes) == {
             "received": 2,
