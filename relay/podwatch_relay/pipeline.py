@@ -42,12 +42,19 @@ from podwatch.wire import encode_envelope
 from podwatch_relay._json import dumps, loads
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
 from podwatch_relay.projection import (
+    StatusParts,
+    _intern,
+    _time_text,
     now_text,
     pod_identity,
+    pod_meta,
     pod_payload,
     pod_terminating,
     project_event,
+    status_conditions,
+    status_parts,
     time_text,
+    typed_pod_payload,
 )
 from podwatch_relay.sink import SendResult, Sink
 from podwatch_relay.state import (
@@ -57,7 +64,6 @@ from podwatch_relay.state import (
     Snapshot,
     StatusHash,
     change_payload,
-    conditions_raw,
     payload_troubled,
     snapshot_raw,
 )
@@ -230,8 +236,10 @@ class Relay:
         changed: suppressed, without decoding the rest. Otherwise only `metadata` and
         `spec.nodeName` are read besides, never the spec (most of the bytes: containers, env,
         volumes), and the envelope is encoded from plain data. A pod deleted or being deleted
-        skips the comparisons (`terminating` is read from its metadata). Any doubt (other layout,
-        a slice that does not decode) takes the full path, which gives the same result."""
+        skips the comparisons (`terminating` is read from its metadata). Status and metadata are
+        decoded typed (`projection.status_parts`, `pod_meta`: only the fields read are built).
+        Any doubt (other layout, a slice that does not decode, a value the typed decode does not
+        take) takes the full path, which gives the same result."""
         raw = line.encode() if isinstance(line, str) else line
         head = _FAST_HEAD.match(raw)
         if head is not None:
@@ -291,25 +299,29 @@ class Relay:
             match = tracker.status_match(uid, status_hash)
             if match == 1:  # only the conditions array changed: decode it alone
                 try:
-                    conditions = loads(conditions_text)
+                    conditions = status_conditions(conditions_text)
                 except ValueError:
-                    match = 0  # not the whole array after all: decode the status
+                    match = 0  # not the whole array after all (or untyped): decode the status
                 else:
-                    if isinstance(conditions, list) and tracker.conditions_unchanged(
-                        uid, conditions_raw(conditions), status_hash
-                    ):
+                    if tracker.conditions_unchanged(uid, conditions, status_hash):
                         match = 2
             if match != 2:
                 try:
-                    status = loads(line[start:stop])
+                    parts = status_parts(line[start:stop])
                 except ValueError:
                     return None  # not the top-level status after all: the full path decides
-                if not isinstance(status, dict):
-                    return None
-                snapshot = snapshot_raw(head.group(4).decode(), head.group(3).decode(), False, status)
+                snapshot: Snapshot = (
+                    _intern(head.group(4).decode()),
+                    head.group(3).decode(),
+                    parts.phase,
+                    parts.reason,
+                    False,
+                    parts.conditions,
+                    parts.containers,
+                )
                 if not tracker.unchanged(uid, snapshot, status_hash):
                     return self._fast_changed(
-                        line, head, spec_at, start, stop, status, snapshot, initial_sync, status_hash
+                        line, head, spec_at, start, stop, parts, snapshot, initial_sync, status_hash
                     )
             stats = self.stats
             stats.input_events += 1
@@ -328,22 +340,36 @@ class Relay:
         spec_at: int,
         start: int,
         stop: int,
-        status: dict[str, Any] | None,
+        parts: StatusParts | None,
         snapshot: Snapshot | None,
         initial_sync: bool,
         status_hash: StatusHash | None = None,
     ) -> LineResult | None:
         """A pod that changed, is new or is deleted, on the fast path (under the lock): its
-        `status` (line[start:stop], decoded unless given), `metadata` and `spec.nodeName` are read
-        from their place in the line; None when they cannot be (the full path decides)."""
+        `status` (line[start:stop], decoded unless its `parts` are given), `metadata` and
+        `spec.nodeName` are read from their place in the line; None when they cannot be (the full
+        path decides)."""
         try:
-            if status is None:
-                status = loads(line[start:stop])
-                if not isinstance(status, dict):
-                    return None
-            meta = loads(self._meta_text(line, head, spec_at))
+            if parts is None:
+                parts = status_parts(line[start:stop])
+            meta = pod_meta(self._meta_text(line, head, spec_at))
         except ValueError:
             return None
+        namespace, name, uid = meta.namespace, meta.name, meta.uid
+        if not (namespace and name and uid):
+            return None  # the full path says which is missing
+        if snapshot is None:
+            snapshot = (
+                _intern(namespace),
+                name,
+                parts.phase,
+                parts.reason,
+                _time_text(meta.deletionTimestamp) is not None,
+                parts.conditions,
+                parts.containers,
+            )
+        elif (namespace, name) != snapshot[:2] or uid != head.group(5).decode():
+            return None  # a key given twice in the metadata: the last one counts, as in the full path
         node = None
         node_at = line.rfind(_NODE_KEY, spec_at, start)
         if node_at != -1:
@@ -352,12 +378,10 @@ class Relay:
                 return None
             node = value.group(1).decode()
         watch_type, seen_key = _FAST_TYPES[head.group(1)]
-        try:
-            outcome = self._pod_parts(
-                meta, node, status, watch_type, initial_sync, snapshot=snapshot, status_hash=status_hash
-            )
-        except BadWatchEvent:
-            return None
+        payload = typed_pod_payload(
+            meta, node, parts, watch_type=watch_type, initial_sync=initial_sync, observed_at=self._now_text()
+        )
+        outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash)
         stats = self.stats
         stats.input_events += 1
         stats.seen[seen_key] = stats.seen.get(seen_key, 0) + 1
@@ -499,6 +523,17 @@ class Relay:
             initial_sync=initial_sync,
             observed_at=self._now_text(),
         )
+        return self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash)
+
+    def _observe_pod(
+        self,
+        payload: dict[str, Any],
+        snapshot: Snapshot,
+        watch_type: WatchType,
+        initial_sync: bool,
+        status_hash: StatusHash | None,
+    ) -> str:
+        """Diff one projected pod (its `pod_payload` and its snapshot) and forward it if it matters."""
         uid, namespace, name = payload["uid"], payload["namespace"], payload["name"]
         if watch_type != "DELETED":
             previous = self.tracker.uid_of(namespace, name)

@@ -6,15 +6,21 @@ the plain dict of a watch event's `object` (json.loads of the stream), never a k
 object: deserializing into models costs most of a watcher's CPU and is not needed.
 
 Malformed input raises `BadWatchEvent` with a short reason; a missing optional field is simply absent.
+
+The relay's fast path reads a pod's `status` and `metadata` typed instead (msgspec structs that
+name only the fields read, see "typed pods" below), with the same result.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
+import msgspec
+from msgspec import UNSET, UnsetType
 from pydantic import ValidationError
 
 from podwatch.models import (
@@ -29,7 +35,7 @@ from podwatch.models import (
 from podwatch_relay.errors import BadWatchEvent
 
 if TYPE_CHECKING:
-    from podwatch_relay.state import Container
+    from podwatch_relay.state import Conditions, Container
 
 Json = dict[str, Any]
 
@@ -39,6 +45,41 @@ _CONTAINER_LISTS: tuple[tuple[str, ContainerKind], ...] = (
     ("containerStatuses", "app"),
     ("ephemeralContainerStatuses", "ephemeral"),
 )
+
+
+_intern = sys.intern
+#: Values the tracker shares between pods (`state`): container tuples, container sets, condition
+#: sets. Bounded: when it is full it starts over (values already shared stay shared; new ones are
+#: shared again). Here, not in `state`, because the typed fast path below builds them too.
+_SHARED: dict[Any, Any] = {}
+_SHARED_MAX = 1 << 16
+
+
+def _share[T](value: T) -> T:
+    got = _SHARED.get(value)
+    if got is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[value] = got = value
+    return got
+
+
+def _share_container(c: Container) -> Container:
+    got = _SHARED.get(c)
+    if got is None:
+        kind, name, state, reason, ready, restarts, last_reason, last_finished = c
+        c = (
+            kind,
+            _intern(name),
+            state,
+            _intern(reason) if reason else None,
+            ready,
+            restarts,
+            _intern(last_reason) if last_reason else None,
+            last_finished,
+        )
+        got = _share(c)
+    return got
 
 
 def _dict(value: Any) -> Json:
@@ -281,6 +322,299 @@ def pod_payload(
     version = meta.get("resourceVersion")
     out["resource_version"] = version if isinstance(version, str) and version else ""
     out["observed_at"] = observed_at if isinstance(observed_at, str) else time_text(observed_at)
+    out["initial_sync"] = initial_sync
+    out["transitions"] = []
+    return out
+
+
+# --------------------------------------------------------------------------- typed pods (fast path)
+#
+# The pipeline's fast path decodes a pod's `status` and `metadata` (cut from the watch line) straight
+# into the structs below, which name only what `snapshot_raw` and `pod_payload` read: msgspec skips
+# everything else (imageID, containerID, startedAt, annotations, ...) without building it. Each
+# field's type admits exactly the values the lenient readers above take as they are (`null` reads
+# as absent there too); any other value (a number where a string belongs, a string where an object
+# belongs, an integer orjson would decode as a float) fails the decode, and the line takes the full
+# path, which decides. So `status_parts` + `typed_pod_payload` give what `snapshot_raw` +
+# `pod_payload` give for the same text (tests/unit/test_relay_typed.py compares them).
+
+#: An integer orjson surely decodes as an int (beyond 64 bits it gives a float, which the readers
+#: ignore; msgspec bounds only go to 2**63 - 1, and from there up to 2**64 - 1 the full path decides).
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _Detail(msgspec.Struct, frozen=True, gc=False):
+    """A container's `state.waiting|running|terminated` or `lastState.terminated` object."""
+
+    reason: str | None = None
+    message: str | None = None
+    exitCode: _Int | None = None
+    finishedAt: str | None = None
+
+
+class _State(msgspec.Struct, frozen=True, gc=False):
+    """A container's `state`: the first key present is the state, even when its value is null."""
+
+    waiting: _Detail | UnsetType | None = UNSET
+    running: _Detail | UnsetType | None = UNSET
+    terminated: _Detail | UnsetType | None = UNSET
+
+
+class _LastState(msgspec.Struct, frozen=True, gc=False):
+    terminated: _Detail | None = None
+
+
+class _ContainerStatus(msgspec.Struct, frozen=True, gc=False):
+    name: str | None = None
+    image: str | None = None
+    ready: bool | None = None
+    started: bool | None = None
+    restartCount: _Int | None = None
+    state: _State | None = None
+    lastState: _LastState | None = None
+
+
+class _Condition(msgspec.Struct, frozen=True, gc=False):
+    type: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    lastTransitionTime: str | None = None
+
+
+class _Status(msgspec.Struct, frozen=True, gc=False):
+    phase: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    conditions: tuple[_Condition, ...] | None = None
+    initContainerStatuses: tuple[_ContainerStatus, ...] | None = None
+    containerStatuses: tuple[_ContainerStatus, ...] | None = None
+    ephemeralContainerStatuses: tuple[_ContainerStatus, ...] | None = None
+
+
+class _Owner(msgspec.Struct, frozen=True, gc=False):
+    kind: str | None = None
+    name: str | None = None
+    uid: str | None = None
+    controller: bool | None = None
+
+
+class PodMeta(msgspec.Struct, gc=False):
+    """What the relay reads of a pod's `metadata`."""
+
+    name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resourceVersion: str | None = None
+    creationTimestamp: str | None = None
+    deletionTimestamp: str | None = None
+    labels: dict[str, str] | None = None
+    ownerReferences: tuple[_Owner, ...] | None = None
+
+
+_STATUS = msgspec.json.Decoder(_Status)
+_META = msgspec.json.Decoder(PodMeta)
+_CONDITIONS = msgspec.json.Decoder(tuple[_Condition, ...])
+
+
+class StatusParts(NamedTuple):
+    """What the relay reads of a pod's `status`, for its snapshot and for its payload. The payload
+    parts are shared (`_CONTAINER_PARTS`): read them, never change them."""
+
+    phase: str | None
+    reason: str | None
+    #: the status message, truncated as the payload holds it
+    message: str | None
+    conditions: Conditions
+    condition_payloads: list[Json]
+    containers: tuple[Container, ...]
+    container_payloads: list[Json]
+
+
+def _utf8_checked(text: bytes) -> bytes:
+    """msgspec checks the UTF-8 of the strings it reads, not of those it skips; orjson (the full
+    path) rejects the whole text. Checked here, when the text is not ASCII (rare)."""
+    if not text.isascii():
+        text.decode()  # UnicodeDecodeError, a ValueError, as the decoders raise
+    return text
+
+
+def status_parts(text: bytes) -> StatusParts:
+    """The parts of a pod's raw `status` JSON object text; `ValueError` (msgspec's errors are
+    ValueErrors) when it is not one or holds a value the typed decode does not take."""
+    status: _Status = _STATUS.decode(_utf8_checked(text))
+    conditions, condition_payloads = _conditions_parts(status.conditions)
+    containers: list[Container] = []
+    payloads: list[Json] = []
+    for kind, statuses in (
+        ("init", status.initContainerStatuses),
+        ("app", status.containerStatuses),
+        ("ephemeral", status.ephemeralContainerStatuses),
+    ):
+        if statuses:
+            for raw in statuses:
+                key = (kind, raw)
+                got = _CONTAINER_PARTS.get(key)
+                if got is None:
+                    got = _container_parts(kind, raw)
+                    if len(_CONTAINER_PARTS) >= _CONTAINER_PARTS_MAX:
+                        _CONTAINER_PARTS.clear()
+                    _CONTAINER_PARTS[key] = got
+                containers.append(got[0])
+                payloads.append(got[1])
+    phase, reason, message = status.phase, status.reason, status.message
+    return StatusParts(
+        _intern(phase) if phase else None,
+        _intern(reason) if reason else None,
+        truncate(message) if message else None,
+        conditions,
+        condition_payloads,
+        _share(tuple(containers)),
+        payloads,
+    )
+
+
+def status_conditions(text: bytes) -> Conditions:
+    """The snapshot's conditions from the text of a raw `status.conditions` array (`ValueError`
+    when it is not one, see `status_parts`)."""
+    raw: tuple[_Condition, ...] = _CONDITIONS.decode(_utf8_checked(text))
+    pairs = [(c.type, c.status) for c in raw if c.type and c.status]
+    pairs.sort()
+    return _share(tuple(pairs))
+
+
+#: Container parts by (kind, typed container status): a container's parts depend on nothing else,
+#: and replicas and successive updates of a pod repeat them. Bounded: full, it starts over.
+_CONTAINER_PARTS: dict[tuple[str, _ContainerStatus], tuple[Container, Json]] = {}
+_CONTAINER_PARTS_MAX = 4096
+
+
+def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]:
+    """A container's snapshot tuple (as `state.snapshot_raw` reads it) and payload (as
+    `_container_payload` writes it)."""
+    state, reason, detail = "unknown", None, None
+    raw_state = raw.state
+    if raw_state is not None:
+        for candidate, value in (
+            ("waiting", raw_state.waiting),
+            ("running", raw_state.running),
+            ("terminated", raw_state.terminated),
+        ):
+            if value is not UNSET:
+                state = candidate
+                if isinstance(value, _Detail):
+                    detail = value
+                    if candidate != "running" and value.reason:
+                        reason = value.reason
+                break
+    last = raw.lastState.terminated if raw.lastState is not None else None
+    last_reason = last_finished = None
+    if last is not None:
+        last_reason = last.reason or None
+        last_finished = _time_text(last.finishedAt)
+    restarts = raw.restartCount if raw.restartCount is not None else 0
+    container = _share_container(
+        (kind, raw.name or "", state, reason, raw.ready is True, restarts, last_reason, last_finished)
+    )
+    out: Json = {"name": container[1], "kind": kind}
+    if raw.image:
+        out["image"] = raw.image
+    out["ready"] = container[4]
+    if raw.started is not None:
+        out["started"] = raw.started
+    out["restart_count"] = restarts
+    out["state"] = state
+    if detail is not None:
+        if detail.reason:
+            out["reason"] = detail.reason
+        if detail.message:
+            out["message"] = truncate(detail.message)
+        if detail.exitCode is not None:
+            out["exit_code"] = detail.exitCode
+    if last is not None:
+        if last_reason is not None:
+            out["last_termination_reason"] = last_reason
+        if last.exitCode is not None:
+            out["last_exit_code"] = last.exitCode
+        if last_finished is not None:
+            out["last_finished_at"] = last_finished
+    return container, out
+
+
+def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, list[Json]]:
+    """The snapshot's conditions (as `state.conditions_raw` reads them) and their payloads (as
+    `_condition_payload` writes them)."""
+    pairs: list[tuple[str, str]] = []
+    payloads: list[Json] = []
+    for c in raw or ():
+        kind, status = c.type, c.status
+        if kind and status:
+            pairs.append((kind, status))
+            out: Json = {"type": kind, "status": status}
+            if c.reason:
+                out["reason"] = c.reason
+            if c.message:
+                out["message"] = truncate(c.message)
+            changed = _time_text(c.lastTransitionTime)
+            if changed is not None:
+                out["last_transition_time"] = changed
+            payloads.append(out)
+    pairs.sort()
+    return _share(tuple(pairs)), payloads
+
+
+def pod_meta(text: bytes) -> PodMeta:
+    """A pod's raw `metadata` JSON object text, typed (`ValueError` as `status_parts`)."""
+    meta: PodMeta = _META.decode(_utf8_checked(text))
+    return meta
+
+
+def typed_pod_payload(
+    meta: PodMeta,
+    node: str | None,
+    parts: StatusParts,
+    *,
+    watch_type: WatchType,
+    initial_sync: bool,
+    observed_at: str,
+) -> Json:
+    """`pod_payload` of the typed metadata and status parts (`meta.namespace`, `.name` and `.uid`
+    are non-empty: the caller checked)."""
+    out: Json = {"namespace": meta.namespace, "name": meta.name, "uid": meta.uid}
+    phase, reason, message, _, condition_payloads, containers, container_payloads = parts
+    if phase:
+        out["phase"] = phase
+    if reason:
+        out["reason"] = reason
+    if message:
+        out["message"] = message
+    out["restart_count"] = sum(c[5] for c in containers)
+    labels = meta.labels
+    out["labels"] = labels if labels is not None else {}
+    owners = meta.ownerReferences
+    out["owner_references"] = (
+        [
+            {"kind": o.kind, "name": o.name, "uid": o.uid, "controller": o.controller is True}
+            if o.uid
+            else {"kind": o.kind, "name": o.name, "controller": o.controller is True}
+            for o in owners
+            if o.kind and o.name
+        ]
+        if owners
+        else []
+    )
+    if node:
+        out["node"] = node
+    out["containers"] = list(container_payloads)
+    out["conditions"] = list(condition_payloads)
+    created, deleted = _time_text(meta.creationTimestamp), _time_text(meta.deletionTimestamp)
+    if created is not None:
+        out["created_at"] = created
+    if deleted is not None:
+        out["deleted_at"] = deleted
+    out["watch_type"] = watch_type
+    out["resource_version"] = meta.resourceVersion or ""
+    out["observed_at"] = observed_at
     out["initial_sync"] = initial_sync
     out["transitions"] = []
     return out

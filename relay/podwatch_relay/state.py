@@ -19,7 +19,6 @@ unchanged (a relist, a metadata update) is not forwarded twice.
 
 from __future__ import annotations
 
-import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from podwatch.models import ContainerStatus, KubeEvent, PodCondition, PodEvent, Transition, WatchType
-from podwatch_relay.projection import _time_text, time_text
+from podwatch_relay.projection import _SHARED, _intern, _share, _share_container, _time_text, time_text
 
 #: Waiting reasons that are a normal part of starting a container, not trouble.
 STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
@@ -56,40 +55,8 @@ _CONTAINER_LISTS = (
 )
 _STATES = ("waiting", "running", "terminated")
 _REASON_STATES = frozenset({"waiting", "terminated"})
-_intern = sys.intern
-#: Values shared between pods: container tuples, container sets, condition sets. Bounded: when it
-#: is full it starts over (values already shared stay shared; new ones are shared again).
-_SHARED: dict[Any, Any] = {}
-_SHARED_MAX = 1 << 16
 _EMPTY_CONTAINER: Container = ("", "", "", None, False, 0, None, None)
 _NO_HASH: tuple[None, None] = (None, None)
-
-
-def _share[T](value: T) -> T:
-    got = _SHARED.get(value)
-    if got is None:
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        _SHARED[value] = got = value
-    return got
-
-
-def _share_container(c: Container) -> Container:
-    got = _SHARED.get(c)
-    if got is None:
-        kind, name, state, reason, ready, restarts, last_reason, last_finished = c
-        c = (
-            kind,
-            _intern(name),
-            state,
-            _intern(reason) if reason else None,
-            ready,
-            restarts,
-            _intern(last_reason) if last_reason else None,
-            last_finished,
-        )
-        got = _share(c)
-    return got
 
 
 def _text(value: Any) -> str | None:

@@ -1,0 +1,459 @@
+"""The typed fast path (msgspec structs of a pod's `status` and `metadata`) against the full path
+(orjson dicts read by the lenient helpers): the same snapshot and the same payload, byte for byte,
+for everything the typed decode takes; the same outcome and envelopes, through the full path, for
+what it does not take (a value of an unexpected type)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import orjson
+import pytest
+
+from podwatch_relay.pipeline import Relay
+from podwatch_relay.projection import (
+    pod_meta,
+    pod_payload,
+    pod_terminating,
+    status_conditions,
+    status_parts,
+    typed_pod_payload,
+)
+from podwatch_relay.sink import SendResult
+from podwatch_relay.state import conditions_raw, snapshot_raw
+from tests.fakeapi.pods import container_status, pod
+
+RUNNING = {"running": {"startedAt": "2026-11-20T09:00:10Z"}}
+LONG = "é" * 700 + "😀" * 400  # beyond MAX_TEXT characters: truncated, by characters
+
+#: Status texts the typed decode takes: missing fields, nulls, empty strings, unicode, unknown
+#: fields of every JSON type, every kind of container, states the lenient readers read alike.
+TAKEN: dict[str, str] = {
+    "empty": "{}",
+    "nulls": json.dumps(
+        {
+            "phase": None,
+            "reason": None,
+            "message": None,
+            "conditions": None,
+            "initContainerStatuses": None,
+            "containerStatuses": None,
+            "ephemeralContainerStatuses": None,
+        }
+    ),
+    "empty-strings": json.dumps(
+        {
+            "phase": "",
+            "reason": "",
+            "message": "",
+            "conditions": [{"type": "", "status": "True"}, {"type": "Ready", "status": ""}, {}],
+            "containerStatuses": [{"name": "", "image": "", "state": {"waiting": {"reason": ""}}}],
+        }
+    ),
+    "null-fields": json.dumps(
+        {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": None,
+                    "message": None,
+                    "lastTransitionTime": None,
+                }
+            ],
+            "containerStatuses": [
+                {
+                    "name": None,
+                    "image": None,
+                    "ready": None,
+                    "started": None,
+                    "restartCount": None,
+                    "state": None,
+                    "lastState": None,
+                },
+                {
+                    "name": "b",
+                    "state": {"waiting": None},
+                    "lastState": {"terminated": None},
+                },
+                {
+                    "name": "c",
+                    "state": {"terminated": {"reason": None, "exitCode": None, "message": None}},
+                    "lastState": {"terminated": {"reason": None, "exitCode": None, "finishedAt": None}},
+                },
+            ],
+        }
+    ),
+    "states": json.dumps(
+        {
+            "containerStatuses": [
+                {"name": "no-state"},
+                {"name": "empty-state", "state": {}},
+                {"name": "empty-detail", "state": {"waiting": {}}},
+                # the lenient reader takes the first of waiting, running, terminated that is present
+                {
+                    "name": "two-states",
+                    "state": {"terminated": {"reason": "Error"}, "waiting": {"reason": "X"}},
+                },
+                {
+                    "name": "running-reason",
+                    "state": {"running": {"reason": "odd", "message": "m", "exitCode": 3}},
+                },
+                {"name": "terminated", "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}},
+                {"name": "zero-exit", "state": {"terminated": {"reason": "Completed", "exitCode": 0}}},
+                {"name": "negative-exit", "state": {"terminated": {"exitCode": -9}}},
+                {"name": "empty-last", "lastState": {}, "state": RUNNING},
+                {"name": "empty-last-terminated", "lastState": {"terminated": {}}, "state": RUNNING},
+                {
+                    "name": "last-fraction",
+                    "state": RUNNING,
+                    "lastState": {
+                        "terminated": {
+                            "reason": "Error",
+                            "exitCode": 1,
+                            "finishedAt": "2026-11-20T09:05:00.5+02:00",
+                        }
+                    },
+                },
+                {
+                    "name": "last-bad-time",
+                    "state": RUNNING,
+                    "lastState": {"terminated": {"reason": "Error", "finishedAt": "yesterday"}},
+                },
+                {"name": "last-other", "state": RUNNING, "lastState": {"waiting": {"reason": "not read"}}},
+            ]
+        }
+    ),
+    "every-kind": json.dumps(
+        {
+            "phase": "Pending",
+            "reason": "Evicted",
+            "message": LONG,
+            "initContainerStatuses": [container_status("init", terminated=("Completed", 0))],
+            "containerStatuses": [
+                container_status("app", restarts=4, waiting="CrashLoopBackOff", last_terminated=("Error", 2)),
+                container_status("sidecar", ready=False),
+            ],
+            "ephemeralContainerStatuses": [container_status("debug", running=False)],
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": LONG},
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastTransitionTime": "2026-11-20T09:00:00.123456Z",
+                },
+                {"type": "Initialized", "status": "True", "lastTransitionTime": "not a time"},
+            ],
+        }
+    ),
+    "unicode": json.dumps(
+        {
+            "phase": "Running",
+            "message": 'quote " backslash \\ tab \t nul \u0000 é 日本 😀',
+            "containerStatuses": [
+                {
+                    "name": "ü-app",
+                    "image": "registry.example.com/ü:1",
+                    "state": {"waiting": {"reason": "Grund", "message": "message: 😀 \u2028"}},
+                }
+            ],
+        },
+        ensure_ascii=False,
+    ),
+    "unicode-escaped": json.dumps({"phase": "Running", "message": "é 😀 \u2028"}, ensure_ascii=True),
+    "unknown-fields": json.dumps(
+        {
+            "qosClass": "Burstable",
+            "hostIPs": [{"ip": "10.0.0.1"}],
+            "resize": None,
+            "observedGeneration": 12,
+            "ratio": 1.5e300,
+            "nested": {"a": [1, 2.5, True, None, {"b": "c"}], "status": {"phase": "not this one"}},
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "app",
+                    "state": {"running": {"startedAt": "2026-11-20T09:00:10Z"}},
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": "img:1",
+                    "imageID": "img@sha256:" + "0" * 64,
+                    "containerID": "containerd://" + "a" * 64,
+                    "started": True,
+                    "allocatedResources": {"cpu": "100m"},
+                    "resources": {"limits": {"memory": "1Gi"}},
+                    "volumeMounts": [{"name": "v", "mountPath": "/v", "readOnly": True}],
+                    "user": {"linux": {"uid": 0, "gid": 0, "supplementalGroups": [0, 1]}},
+                    "allocatedResourcesStatus": [{"name": "x", "resources": []}],
+                    "stopSignal": "SIGTERM",
+                }
+            ],
+        }
+    ),
+    "big-ints": json.dumps(
+        {
+            "containerStatuses": [
+                {"name": "a", "restartCount": 2**63 - 1, "state": {"terminated": {"exitCode": -(2**63)}}},
+            ]
+        }
+    ),
+}
+
+#: Status texts the typed decode does not take (the full path decides).
+REFUSED: dict[str, str] = {
+    "not-an-object": "[]",
+    "phase-number": '{"phase": 5}',
+    "conditions-string": '{"conditions": "Ready"}',
+    "condition-not-object": '{"conditions": [5]}',
+    "condition-type-number": '{"conditions": [{"type": 5, "status": "True"}]}',
+    "statuses-object": '{"containerStatuses": {}}',
+    "container-string": '{"containerStatuses": ["app"]}',
+    "name-number": '{"containerStatuses": [{"name": 5}]}',
+    "ready-string": '{"containerStatuses": [{"name": "a", "ready": "yes"}]}',
+    "started-number": '{"containerStatuses": [{"name": "a", "started": 1}]}',
+    "restarts-string": '{"containerStatuses": [{"name": "a", "restartCount": "3"}]}',
+    "restarts-bool": '{"containerStatuses": [{"name": "a", "restartCount": true}]}',
+    "restarts-float": '{"containerStatuses": [{"name": "a", "restartCount": 1.0}]}',
+    "restarts-64bit": '{"containerStatuses": [{"name": "a", "restartCount": 9223372036854775808}]}',
+    "restarts-huge": '{"containerStatuses": [{"name": "a", "restartCount": 100000000000000000000}]}',
+    "exit-bool": '{"containerStatuses": [{"name": "a", "state": {"terminated": {"exitCode": true}}}]}',
+    "state-string": '{"containerStatuses": [{"name": "a", "state": "running"}]}',
+    "detail-string": '{"containerStatuses": [{"name": "a", "state": {"waiting": "x"}}]}',
+    "last-list": '{"containerStatuses": [{"name": "a", "lastState": []}]}',
+    "message-number": '{"containerStatuses": [{"name": "a", "state": {"waiting": {"message": 5}}}]}',
+}
+
+
+def _meta(**changes: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = copy.deepcopy(pod()["metadata"])
+    meta.update(changes)
+    return meta
+
+
+#: Metadata the typed decode takes.
+META_TAKEN: dict[str, dict[str, Any]] = {
+    "usual": _meta(),
+    "no-labels": {k: v for k, v in _meta().items() if k != "labels"},
+    "null-labels": _meta(labels=None),
+    "unicode-labels": _meta(labels={"é": "日本", "app": "😀"}),
+    "owners": _meta(
+        ownerReferences=[
+            {"kind": "ReplicaSet", "name": "rs", "uid": "u-1", "controller": True},
+            {"kind": "Job", "name": "j"},
+            {"kind": "Node", "name": "n", "uid": "", "controller": False},
+            {"kind": "", "name": "skipped"},
+            {"kind": "Skipped", "name": None},
+            {},
+        ]
+    ),
+    "null-owners": _meta(ownerReferences=None),
+    "times": _meta(creationTimestamp="2026-11-20T09:00:00.5+01:00", deletionTimestamp="2026-11-20T09:05:00Z"),
+    "bad-times": _meta(creationTimestamp="soon", deletionTimestamp=None),
+    "no-version": _meta(resourceVersion=None),
+    "unknown": _meta(
+        annotations={"a": "b"}, finalizers=["f"], generation=3, managedFields=[{"fieldsV1": {"f:x": {}}}]
+    ),
+}
+
+#: Metadata the typed decode does not take.
+META_REFUSED: dict[str, dict[str, Any]] = {
+    "label-number": _meta(labels={"a": 1}),
+    "labels-list": _meta(labels=["a"]),
+    "owner-number": _meta(ownerReferences=[5]),
+    "controller-string": _meta(ownerReferences=[{"kind": "Job", "name": "j", "controller": "true"}]),
+    "created-number": _meta(creationTimestamp=5),
+}
+
+
+def _full(meta_text: bytes, status_text: bytes) -> tuple[tuple[Any, ...], bytes]:
+    """The full path's snapshot parts and payload for these texts (decoded as it decodes them)."""
+    meta, status = orjson.loads(meta_text), orjson.loads(status_text)
+    snapshot = snapshot_raw(meta["namespace"], meta["name"], pod_terminating(meta), status)
+    payload = pod_payload(
+        meta,
+        "node-1",
+        status,
+        containers=snapshot[6],
+        watch_type="MODIFIED",
+        initial_sync=True,
+        observed_at="2026-11-20T09:00:00Z",
+    )
+    return (snapshot[2], snapshot[3], snapshot[5], snapshot[6]), orjson.dumps(payload)
+
+
+def _typed(meta_text: bytes, status_text: bytes) -> tuple[tuple[Any, ...], bytes]:
+    parts = status_parts(status_text)
+    payload = typed_pod_payload(
+        pod_meta(meta_text),
+        "node-1",
+        parts,
+        watch_type="MODIFIED",
+        initial_sync=True,
+        observed_at="2026-11-20T09:00:00Z",
+    )
+    return (parts.phase, parts.reason, parts.conditions, parts.containers), orjson.dumps(payload)
+
+
+@pytest.mark.parametrize("status", TAKEN.values(), ids=TAKEN.keys())
+@pytest.mark.parametrize("meta", META_TAKEN.values(), ids=META_TAKEN.keys())
+def test_typed_parts_and_payload_are_the_full_paths(status: str, meta: dict[str, Any]) -> None:
+    meta_text, status_text = json.dumps(meta).encode(), status.encode()
+    # Twice: the second time from the container cache
+    for _ in range(2):
+        assert _typed(meta_text, status_text) == _full(meta_text, status_text)
+
+
+@pytest.mark.parametrize("status", TAKEN.values(), ids=TAKEN.keys())
+def test_typed_conditions_are_the_full_paths(status: str) -> None:
+    conditions = json.dumps(json.loads(status).get("conditions") or []).encode()
+    assert status_conditions(conditions) == conditions_raw(orjson.loads(conditions))
+
+
+def test_duplicate_keys_read_the_last_as_the_full_path() -> None:
+    status = (
+        b'{"phase":"Pending","phase":"Running","containerStatuses":[{"name":"a","ready":false,'
+        b'"ready":true,"state":{"waiting":{"reason":"A"}},"state":{"running":{}}}],'
+        b'"conditions":[{"type":"Ready","status":"False","status":"True"}]}'
+    )
+    meta = json.dumps(_meta()).encode()[:-1] + b',"labels":{"x":"1","x":"2"}}'
+    assert _typed(meta, status) == _full(meta, status)
+
+
+@pytest.mark.parametrize("status", REFUSED.values(), ids=REFUSED.keys())
+def test_typed_status_decode_refuses_unexpected_types(status: str) -> None:
+    with pytest.raises(msgspec.DecodeError):  # a ValueError, as the fast path catches
+        status_parts(status.encode())
+
+
+@pytest.mark.parametrize("meta", META_REFUSED.values(), ids=META_REFUSED.keys())
+def test_typed_meta_decode_refuses_unexpected_types(meta: dict[str, Any]) -> None:
+    with pytest.raises(msgspec.DecodeError):
+        pod_meta(json.dumps(meta).encode())
+
+
+def test_typed_decode_refuses_invalid_utf8_that_it_would_skip() -> None:
+    # msgspec does not check strings it skips; orjson, the full path, rejects the whole text
+    with pytest.raises(UnicodeDecodeError):
+        status_parts(b'{"hostIP":"\xff","phase":"Running"}')
+    with pytest.raises(UnicodeDecodeError):
+        pod_meta(b'{"name":"a","annotations":{"a":"\xed\xa0\x80"}}')
+    with pytest.raises(UnicodeDecodeError):
+        status_conditions(b'[{"type":"Ready","status":"True","note":"\xc3"}]')
+
+
+# --- through the relay: fast path (typed) and full path agree ---------------------------------------
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def send(self, bodies: Sequence[str]) -> SendResult:
+        self.bodies.extend(bodies)
+        return SendResult(sent=len(bodies))
+
+
+def _line(watch_type: str, obj: dict[str, Any], status: bytes | None = None) -> bytes:
+    """A watch line in the API server's layout; `status` replaces the object's status text."""
+    if status is None:
+        return orjson.dumps({"type": watch_type, "object": obj})
+    rest = {k: v for k, v in obj.items() if k != "status"}
+    return orjson.dumps({"type": watch_type, "object": rest})[:-2] + b',"status":' + status + b"}}"
+
+
+def _run(lines: list[bytes], *, fast: bool) -> tuple[list[str], list[dict[str, Any]], int]:
+    """Outcomes, envelopes (less clock stamps) and how many lines took the full path."""
+    sink = _Sink()
+    relay = Relay(sink=sink, cluster_id="cluster-1", relay_version="test")
+    full = 0
+    handle = relay.handle
+
+    def counting(event: Any, *, initial_sync: bool = False) -> str:
+        nonlocal full
+        full += 1
+        return handle(event, initial_sync=initial_sync)
+
+    relay.handle = counting  # type: ignore[method-assign,assignment]
+    if not fast:
+        relay._fast_pod = lambda *args: None  # type: ignore[method-assign]
+    outcomes = [relay.handle_line(line) for line in lines]
+    relay.flush()
+    bodies = [json.loads(body) for body in sink.bodies]
+    for body in bodies:
+        body.pop("sent_at")
+        body["payload"].pop("observed_at", None)
+    return outcomes, bodies, full
+
+
+def _stream(statuses: list[bytes], meta: dict[str, Any] | None = None) -> list[bytes]:
+    """ADDED with the first status, MODIFIED with each next (and back), then being deleted, DELETED."""
+    obj = pod(rv="1")
+    if meta is not None:
+        obj["metadata"] = meta
+    lines = [_line("ADDED", obj, statuses[0])]
+    for i, status in enumerate([*statuses[1:], statuses[0], statuses[0]], start=2):
+        obj["metadata"]["resourceVersion"] = str(i)
+        lines.append(_line("MODIFIED", obj, status))
+    obj["metadata"]["deletionTimestamp"] = "2026-11-20T09:10:00Z"
+    lines.append(_line("MODIFIED", obj, statuses[-1]))
+    lines.append(_line("DELETED", obj, statuses[-1]))
+    return lines
+
+
+def test_tricky_statuses_take_the_typed_path_and_agree_with_the_full_path() -> None:
+    lines = _stream([s.encode() for s in TAKEN.values()])
+    fast_outcomes, fast_bodies, full_used = _run(lines, fast=True)
+    assert (fast_outcomes, fast_bodies) == _run(lines, fast=False)[:2]
+    assert full_used == 0  # every line went the fast (typed) way
+    assert fast_outcomes.count("forwarded") >= len(TAKEN)
+
+
+@pytest.mark.parametrize("meta", META_TAKEN.values(), ids=META_TAKEN.keys())
+def test_tricky_metadata_takes_the_typed_path_and_agrees(meta: dict[str, Any]) -> None:
+    meta = {**meta, "name": "api-7d9f8b6c5d-x2x7q", "resourceVersion": "1"}
+    meta.pop("deletionTimestamp", None)
+    lines = _stream([TAKEN["every-kind"].encode(), TAKEN["states"].encode()], meta)
+    fast_outcomes, fast_bodies, full_used = _run(lines, fast=True)
+    assert (fast_outcomes, fast_bodies) == _run(lines, fast=False)[:2]
+    assert full_used == 0
+
+
+@pytest.mark.parametrize("status", REFUSED.values(), ids=REFUSED.keys())
+def test_refused_statuses_take_the_full_path_with_the_same_result(status: str) -> None:
+    good = TAKEN["every-kind"].encode()
+    lines = _stream([good, status.encode(), good])
+    fast = _run(lines, fast=True)
+    assert fast[:2] == _run(lines, fast=False)[:2]
+    assert fast[2] > 0
+
+
+@pytest.mark.parametrize("meta", META_REFUSED.values(), ids=META_REFUSED.keys())
+def test_refused_metadata_takes_the_full_path_with_the_same_result(meta: dict[str, Any]) -> None:
+    lines = _stream([TAKEN["every-kind"].encode(), TAKEN["states"].encode()], meta)
+    fast = _run(lines, fast=True)
+    assert fast[:2] == _run(lines, fast=False)[:2]
+    assert fast[2] > 0
+
+
+def test_invalid_utf8_is_malformed_on_both_paths() -> None:
+    good = TAKEN["every-kind"].encode()
+    bad = good[:-1] + b',"hostIP":"\xff"}'
+    lines = [*_stream([good]), _line("MODIFIED", pod(rv="9"), bad)]
+    fast = _run(lines, fast=True)
+    assert fast[:2] == _run(lines, fast=False)[:2]
+    assert fast[0][-1] == "malformed:json"
+
+
+def test_a_metadata_key_given_twice_counts_once_as_in_the_full_path() -> None:
+    # The head of the line names one pod, a later duplicate `name` another: the full path decides
+    obj = pod(rv="1")
+    line = _line("ADDED", obj)
+    twice = line.replace(b'"resourceVersion":"1",', b'"resourceVersion":"1","name":"other",', 1)
+    assert twice != line
+    fast = _run([twice], fast=True)
+    assert fast[:2] == _run([twice], fast=False)[:2]
+    assert fast[1][0]["payload"]["name"] == "other"
