@@ -111,3 +111,94 @@ def test_records_logged_directly_on_the_audit_logger_take_the_general_path() -> 
     parsed = json.loads(formatter.format(record))
     assert parsed["location"] == "f:7"
     assert parsed["audit"] == {"action": "filtered"}
+
+
+# --------------------------------------------------------------------------- the decision fast path
+# `emit` writes the line itself (no LogRecord) when the logger is as `install` leaves it in Lambda:
+# one AuditStreamHandler with an AuditJsonFormatter, no filters. Its line must be byte for byte what
+# the general path writes for the AuditLogRecord of the same decision at the same instant.
+
+NOW_NS = 1_795_000_000_123_456_789
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[io.StringIO, LambdaPowertoolsFormatter]]:
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8")
+    monkeypatch.setattr(audit.time, "time_ns", lambda: NOW_NS)
+    logger = logging.getLogger(audit.AUDIT_LOGGER)
+    saved = (list(logger.handlers), logger.propagate, list(audit._installed))
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    source = LambdaPowertoolsFormatter()
+    source.append_keys(service="podwatch-processor", function_request_id="req-1", cold_start=False)
+    stream = io.StringIO()
+    audit.install(source, stream)
+    yield stream, source
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    for handler in saved[0]:
+        logger.addHandler(handler)
+    logger.propagate = saved[1]
+    audit._installed[:] = saved[2]
+
+
+def _general_line(source: LambdaPowertoolsFormatter, record: audit.AuditRecord) -> str:
+    return audit.AuditJsonFormatter(source)._format_any(
+        audit.AuditLogRecord(record.action, record.as_dict(), NOW_NS)
+    )
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        RECORD,
+        RECORD._replace(action="filtered", reason="healthy", event_type=None, dedup_key=None, namespace=None),
+        RECORD._replace(action="quarantined", reason="malformed", pod='quote " back\\slash \n é 100%'),
+    ],
+    ids=["forwarded", "filtered", "odd-text"],
+)
+def test_the_fast_path_writes_the_general_paths_line(
+    installed: tuple[io.StringIO, LambdaPowertoolsFormatter], record: audit.AuditRecord
+) -> None:
+    stream, source = installed
+    audit.emit(record)
+    audit.emit(record)  # the second from the cached template
+    lines = stream.getvalue().splitlines()
+    assert lines == [_general_line(source, record)] * 2
+    parsed = json.loads(lines[0])
+    assert parsed["audit"] == record.as_dict()
+    assert parsed["function_request_id"] == "req-1"
+    # the next invocation's keys are followed
+    source.append_keys(function_request_id="req-2")
+    audit.emit(record)
+    assert json.loads(stream.getvalue().splitlines()[-1])["function_request_id"] == "req-2"
+
+
+def test_a_handler_filter_is_applied(installed: tuple[io.StringIO, LambdaPowertoolsFormatter]) -> None:
+    stream, _ = installed
+    [handler] = audit._installed
+    handler.addFilter(lambda r: r.getMessage() != "filtered")
+    audit.emit(RECORD._replace(action="filtered"))
+    audit.emit(RECORD)
+    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["forwarded"]
+
+
+def test_another_time_format_takes_the_general_path(
+    installed: tuple[io.StringIO, LambdaPowertoolsFormatter],
+) -> None:
+    stream, source = installed
+    source.datefmt = "%Y-%m-%dT%H:%M:%S"
+    audit.emit(RECORD)
+    [line] = stream.getvalue().splitlines()
+    assert line == _general_line(source, RECORD)
+    assert json.loads(line)["timestamp"] == source.formatTime(audit.AuditLogRecord("x", {}, NOW_NS))
+
+
+def test_a_second_handler_gets_the_log_record(
+    installed: tuple[io.StringIO, LambdaPowertoolsFormatter], captured: Capture
+) -> None:
+    stream, source = installed
+    audit.emit(RECORD)
+    assert stream.getvalue().splitlines() == [_general_line(source, RECORD)]
+    [record] = captured.records
+    assert record.audit == RECORD.as_dict()  # type: ignore[attr-defined]

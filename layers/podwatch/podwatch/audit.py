@@ -177,18 +177,17 @@ class AuditLogRecord(logging.LogRecord):
 
     audit: dict[str, Any]
 
-    def __init__(self, action: str, audit: dict[str, Any]) -> None:  # no super().__init__: see above
-        ct = time.time_ns()
+    def __init__(self, action: str, audit: dict[str, Any], ct: int | None = None) -> None:
+        # no super().__init__: see the class docstring; `ct`: the creation time in ns (now)
+        if ct is None:
+            ct = time.time_ns()
         values = self.__dict__
         values.update(_RECORD_CONSTANTS)  # name, msg, levelname, pathname, lineno, funcName, ...
         # "%s" + args renders the same message, but tells Powertools' formatter (if the record gets
         # there) that the message is plain text: it would otherwise try to JSON-decode it.
         values["args"] = (action,)
         values["audit"] = audit
-        created = ct / 1e9
-        msecs = (ct % 1_000_000_000) // 1_000_000 + 0.0
-        if msecs == 999.0 and int(created) != ct // 1_000_000_000:
-            msecs = 0.0
+        created, msecs = _created_msecs(ct)
         values["created"] = created
         values["msecs"] = msecs
         values["relativeCreated"] = (ct - _START_NS) / 1e6
@@ -202,6 +201,16 @@ class AuditLogRecord(logging.LogRecord):
             _process[:] = [pid, _process_name()]
         values["process"] = pid if logging.logProcesses else None
         values["processName"] = _process[1] if logging.logMultiprocessing else None
+
+
+def _created_msecs(ct: int) -> tuple[float, float]:
+    """`LogRecord.created` and `.msecs` of a record made at `ct` (ns), as `LogRecord.__init__` works
+    them out."""
+    created = ct / 1e9
+    msecs = (ct % 1_000_000_000) // 1_000_000 + 0.0
+    if msecs == 999.0 and int(created) != ct // 1_000_000_000:
+        msecs = 0.0
+    return created, msecs
 
 
 _FILENAME = os.path.basename(__file__)
@@ -254,6 +263,23 @@ def _audit_json(audit: dict[str, Any]) -> str:
     return "{" + ",".join(items) + "}"
 
 
+def _record_json(record: AuditRecord) -> str:
+    """`_audit_json(record.as_dict())`, without the dict."""
+    try:
+        items = [
+            key + (_encode_str(value) if type(value) is str else "null" if value is None else _encode(value))
+            for key, value in zip(_KEY_JSON_SEQ, record, strict=True)
+        ]
+    except ValueError:  # pragma: no cover - an AuditRecord has exactly the audit keys
+        return _encode(record.as_dict())
+    return "{" + ",".join(items) + "}"
+
+
+_KEY_JSON_SEQ = tuple(_KEY_JSON[key] for key in AUDIT_KEYS)
+#: the message of each action (the action), as a JSON string
+_MESSAGE_JSON = {action: _encode_str(action) for action in typing.get_args(Action)}
+
+
 class AuditJsonFormatter(logging.Formatter):
     """Powertools' JSON line for an audit record, at a fraction of its cost.
 
@@ -298,30 +324,56 @@ class AuditJsonFormatter(logging.Formatter):
             "a": _audit_json(record.audit),
         }
 
+    def format_decision(self, record: AuditRecord) -> str | None:
+        """The line of the decision `record` made now: what `format` writes for the
+        `AuditLogRecord` `emit` would make of it, without making one (the template, the
+        timestamp's second and the message of each action are worked out once). None when the
+        template or the time format needs a LogRecord: the caller takes the general path."""
+        ct = time.time_ns()
+        keys = self._source.get_current_keys()
+        trace = os.environ.get("_X_AMZN_TRACE_ID")
+        if keys != self._keys or trace != self._trace:
+            self._template = self._build(keys, trace, AuditLogRecord(record.action, {}, ct))
+            self._keys, self._trace = dict(keys), trace
+        template = self._template
+        if template is None:
+            return None
+        created, msecs = _created_msecs(ct)
+        if int(created) != self._second:
+            self._new_second(created)
+        parts = self._second_parts
+        if parts is None:
+            return None
+        action = record.action
+        message = _MESSAGE_JSON.get(action) or _encode_str(action)
+        return template % {
+            "m": message,
+            "t": f"{parts[0]}{int(msecs):03d}{parts[1]}",
+            "a": _record_json(record),
+        }
+
+    def _new_second(self, created: float) -> None:
+        """Work out the timestamp text of the second of `created` (see `_timestamp`)."""
+        self._second = int(created)
+        source = self._source
+        fmt = source.default_time_format
+        if not source.use_rfc3339_iso8601 and not source.datefmt and fmt.count("%F") == 1 and "%%" not in fmt:
+            converted = source.converter(created)
+            head, tail = fmt.split("%F")
+            self._second_parts = (
+                _encode_str(time.strftime(head, converted))[:-1],
+                _encode_str(time.strftime(tail, converted))[1:],
+            )
+        else:
+            self._second_parts = None
+        self._stamp_ms = -1.0
+
     def _timestamp(self, record: logging.LogRecord) -> str:
         """`formatTime(record)` as a JSON string. Powertools' default format puts the milliseconds
         (`%F`) into a strftime format, so the text of one second is worked out once, and each
         record only adds its milliseconds; other time formats are formatted once per millisecond."""
-        second = int(record.created)
-        if second != self._second:
-            self._second = second
-            source = self._source
-            fmt = source.default_time_format
-            if (
-                not source.use_rfc3339_iso8601
-                and not source.datefmt
-                and fmt.count("%F") == 1
-                and "%%" not in fmt
-            ):
-                converted = source.converter(record.created)
-                head, tail = fmt.split("%F")
-                self._second_parts = (
-                    _encode_str(time.strftime(head, converted))[:-1],
-                    _encode_str(time.strftime(tail, converted))[1:],
-                )
-            else:
-                self._second_parts = None
-            self._stamp_ms = -1.0
+        if int(record.created) != self._second:
+            self._new_second(record.created)
         if self._second_parts is not None:
             head, tail = self._second_parts
             return f"{head}{int(record.msecs):03d}{tail}"
@@ -394,6 +446,33 @@ class AuditStreamHandler(logging.StreamHandler[Any]):
             self.handleError(record)
         return True
 
+    def write_decision(self, record: AuditRecord) -> bool:
+        """Write the line of the decision `record` (`AuditJsonFormatter.format_decision`) as
+        `handle` would write its `AuditLogRecord`; False, writing nothing, when that needs the
+        record (filters, another formatter, a template that is not constant): the caller makes one
+        and takes the general path."""
+        lock = self.lock
+        formatter = self.formatter
+        if (
+            self.filters
+            or lock is None
+            or type(formatter) is not AuditJsonFormatter
+            or self.level > logging.INFO
+        ):
+            return False
+        try:
+            line = formatter.format_decision(record)
+            if line is None:
+                return False
+            with lock:
+                self.stream.write(line + self.terminator)
+                self.stream.flush()
+        except RecursionError:  # as StreamHandler.emit
+            raise
+        except Exception:  # noqa: BLE001 - as StreamHandler.emit: logging never raises to its caller
+            self.handleError(AuditLogRecord(record.action, record.as_dict()))
+        return True
+
 
 _installed: list[logging.Handler] = []
 
@@ -418,6 +497,15 @@ def emit(record: AuditRecord) -> None:
     logger = audit_log
     if not logger.isEnabledFor(logging.INFO):
         return
+    if not (logger.disabled or logger.filters or logger.propagate):
+        # As `install` leaves it in Lambda: one AuditStreamHandler writes the line, no LogRecord.
+        handlers = logger.handlers
+        if (
+            len(handlers) == 1
+            and type(handlers[0]) is AuditStreamHandler
+            and handlers[0].write_decision(record)
+        ):
+            return
     log_record = AuditLogRecord(record.action, record.as_dict())
     if logger.disabled or logger.filters or logger.propagate or not logger.handlers:
         logger.handle(log_record)  # the general path
