@@ -202,3 +202,9 @@ def test_a_second_handler_gets_the_log_record(
     assert stream.getvalue().splitlines() == [_general_line(source, RECORD)]
     [record] = captured.records
     assert record.audit == RECORD.as_dict()  # type: ignore[attr-defined]
+
+
+def test_the_record_fields_are_the_audit_keys_in_order() -> None:
+    # `_record_json` fills a template of AUDIT_KEYS with the record's values in field order
+    assert audit.AuditRecord._fields == audit.AUDIT_KEYS
+    assert json.loads(audit._record_json(RECORD)) == dict(zip(audit.AUDIT_KEYS, RECORD, strict=True))

@@ -264,18 +264,17 @@ def _audit_json(audit: dict[str, Any]) -> str:
 
 
 def _record_json(record: AuditRecord) -> str:
-    """`_audit_json(record.as_dict())`, without the dict."""
-    try:
-        items = [
-            key + (_encode_str(value) if type(value) is str else "null" if value is None else _encode(value))
-            for key, value in zip(_KEY_JSON_SEQ, record, strict=True)
+    """`_audit_json(record.as_dict())`, without the dict: the values into a template of the keys."""
+    return _RECORD_TEMPLATE % tuple(
+        [
+            _encode_str(value) if type(value) is str else "null" if value is None else _encode(value)
+            for value in record
         ]
-    except ValueError:  # pragma: no cover - an AuditRecord has exactly the audit keys
-        return _encode(record.as_dict())
-    return "{" + ",".join(items) + "}"
+    )
 
 
-_KEY_JSON_SEQ = tuple(_KEY_JSON[key] for key in AUDIT_KEYS)
+#: the audit object with a `%s` slot per value, in AuditRecord's field order (= AUDIT_KEYS)
+_RECORD_TEMPLATE = "{" + ",".join(f"{_KEY_JSON[key].replace('%', '%%')}%s" for key in AUDIT_KEYS) + "}"
 #: the message of each action (the action), as a JSON string
 _MESSAGE_JSON = {action: _encode_str(action) for action in typing.get_args(Action)}
 
