@@ -73,7 +73,8 @@ def test_dedup_table_has_ttl_sse_and_backups(stack: Provisioned, clients: AwsCli
     assert table["SSEDescription"]["Status"] == "ENABLED"
     assert stack.arn("DedupTable") == table["TableArn"]
     ttl = clients.dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    # purge_at: an incident outlives its window (podwatch.dedup.INCIDENT_RETENTION_S)
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "purge_at")
     backups = clients.dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
 

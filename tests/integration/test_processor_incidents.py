@@ -253,6 +253,68 @@ def test_workload_scope_resolves_when_every_affected_replica_recovered(
     assert resolved.affected_pods == sorted(f"payments-api-84c6d9f7b8-{s}" for s in suffixes)
 
 
+def test_workload_scope_beyond_50_pods_resolves_when_the_listed_replicas_recovered(
+    app: ModuleType,  # noqa: F811
+    stack: Stack,  # noqa: F811
+    trail: AuditTrail,  # noqa: F811
+) -> None:
+    # Given 60 crash-looping replicas: 50 named in the incident, 10 only counted
+    stack.set_config(
+        RemoteConfig(
+            version="wl-3",
+            dedup_scope="workload",
+            enabled_reasons=frozenset({EventType.CRASH_LOOP, EventType.RECOVERED}),
+        )
+    )
+    suffixes = [replica(str(i)) for i in range(60)]
+    for start in range(0, 60, 10):
+        invoke(
+            app,
+            sqs_event(
+                [
+                    crash_looping_pod(s, rv=str(100 + start + i))
+                    for i, s in enumerate(suffixes[start : start + 10])
+                ]
+            ),
+        )
+    trail.take()
+    listed = set(item(stack, WORKLOAD_KEY)["pods"]["SS"])
+    listed_suffixes = [s for s in suffixes if f"payments-api-84c6d9f7b8-{s}" in listed]
+    unlisted_suffixes = [s for s in suffixes if s not in listed_suffixes]
+    assert (len(listed_suffixes), len(unlisted_suffixes)) == (50, 10)
+
+    # When an unlisted replica recovers, nothing is resolved (it cannot be followed)
+    invoke(app, sqs_event([recovered_pod(unlisted_suffixes[0], rv="500")]))
+    assert decisions(trail) == [("filtered", "no_incident")]
+
+    # When every listed replica has recovered, the incident resolves, once, counting all 60
+    for start in range(0, 50, 10):
+        invoke(
+            app,
+            sqs_event(
+                [
+                    recovered_pod(s, rv=str(600 + start + i))
+                    for i, s in enumerate(listed_suffixes[start : start + 10])
+                ]
+            ),
+        )
+    assert Counter(decisions(trail)) == {
+        ("deduplicated", "partial_recovery"): 49,
+        ("forwarded", "resolved"): 1,
+    }
+    _firing, resolved = stack.notifications()
+    assert resolved.incident_state == "resolved"
+    assert (resolved.incident_count, resolved.affected_pod_count) == (60, 60)
+    assert len(resolved.affected_pods) == MAX_AFFECTED_PODS
+
+    # And an unlisted replica still crash-looping opens a new incident: the manager is not left
+    # believing the workload is well
+    invoke(app, sqs_event([crash_looping_pod(unlisted_suffixes[1], rv="900")]))
+    assert decisions(trail) == [("forwarded", "opened")]
+    [reopened] = stack.notifications()
+    assert (reopened.incident_state, reopened.dedup_key) == ("firing", WORKLOAD_KEY)
+
+
 # --------------------------------------------------------------------------- firing / resolved
 
 
@@ -310,12 +372,40 @@ def test_recovered_without_an_open_incident_is_filtered(
     assert stack.notifications() == []
 
 
-def test_recovered_does_not_resolve_an_expired_incident(
+def test_recovered_after_the_window_closed_still_resolves_the_incident(
+    app: ModuleType,  # noqa: F811
+    stack: Stack,  # noqa: F811
+    trail: AuditTrail,  # noqa: F811
+    clock: Clock,
+) -> None:
+    # Given a crash loop the manager was told is firing, and a cooldown long past
+    stack.set_config(
+        RemoteConfig(version="r1", enabled_reasons=frozenset({EventType.CRASH_LOOP, EventType.RECOVERED}))
+    )
+    invoke(app, sqs_event([crash_looping_pod(rv="1"), crash_looping_pod(rv="2")]))
+    assert decisions(trail) == [("deduplicated", "cooldown"), ("forwarded", "opened")]
+    stored = item(stack, CRASH_KEY)
+    assert int(stored["purge_at"]["N"]) == int(stored["expires_at"]["N"]) + 7 * 24 * 3600
+    clock.advance(RemoteConfig().dedup_cooldown_seconds + 3600)
+
+    # When the container is running and ready again, an hour after the window closed
+    invoke(app, sqs_event([recovered_pod()]))
+
+    # Then the incident is resolved and the manager told so, with what it counted
+    assert decisions(trail) == [("forwarded", "resolved")]
+    firing, resolved = stack.notifications()
+    assert (firing.incident_state, resolved.incident_state) == ("firing", "resolved")
+    assert resolved.dedup_key == CRASH_KEY
+    assert resolved.incident_count == 2
+    assert item(stack, CRASH_KEY)["state"]["S"] == "resolved"
+
+
+def test_recovered_does_not_resolve_an_incident_past_its_retention(
     app: ModuleType,  # noqa: F811
     stack: Stack,  # noqa: F811
     trail: AuditTrail,  # noqa: F811
 ) -> None:
-    # Given an incident whose window closed a minute ago, still in the table (TTL deletes late)
+    # Given an incident past its retention, still in the table (TTL deletes late)
     stack.set_config(RemoteConfig(version="r1", enabled_reasons=frozenset({EventType.RECOVERED})))
     now = int(datetime.now(UTC).timestamp())
     stack.dynamodb.put_item(
@@ -323,8 +413,9 @@ def test_recovered_does_not_resolve_an_expired_incident(
         Item={
             "pk": {"S": CRASH_KEY},
             "event_id": {"S": "an-older-event"},
-            "expires_at": {"N": str(now - 60)},
-            "opened_at": {"N": str(now - 960)},
+            "expires_at": {"N": str(now - 8 * 24 * 3600)},
+            "purge_at": {"N": str(now - 60)},
+            "opened_at": {"N": str(now - 8 * 24 * 3600 - 900)},
             "state": {"S": "firing"},
             "count": {"N": "4"},
         },
@@ -332,6 +423,7 @@ def test_recovered_does_not_resolve_an_expired_incident(
     invoke(app, sqs_event([recovered_pod()]))
     assert decisions(trail) == [("filtered", "no_incident")]
     assert item(stack, CRASH_KEY)["state"]["S"] == "firing"
+    assert stack.notifications() == []
 
 
 def test_recovered_is_filtered_by_default(

@@ -112,8 +112,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
             )
+            ttl = "purge_at" if table == TABLE else "expires_at"  # as template.yaml
             dynamodb.update_time_to_live(
-                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+                TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
             )
         ssm.put_parameter(Name=PARAMETER, Value=RemoteConfig().to_json(), Type="String")
         for name, value in {

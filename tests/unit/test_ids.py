@@ -19,4 +19,6 @@ def test_notification_id_is_the_digest_of_its_parts(event_type: EventType, conta
 
 def test_notification_id_is_stable() -> None:
     # a notification id already stored (Restate idempotency keys, the audit trail) keeps its value
-    assert ids.notification_id("evt-12345678", EventType.CRASH_LOOP, "api") == "8e2d8b76f535c49422e0b9af294d4742"
+    assert (
+        ids.notification_id("evt-12345678", EventType.CRASH_LOOP, "api") == "8e2d8b76f535c49422e0b9af294d4742"
+    )

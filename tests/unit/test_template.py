@@ -317,13 +317,13 @@ def test_queues_and_table_are_encrypted_at_rest(template: dict[str, Any]) -> Non
         assert table["Properties"]["SSESpecification"]["SSEEnabled"] is True, lid
 
 
-@pytest.mark.parametrize("table", ["DedupTable", "MetadataTable"])
-def test_tables_expire_items_and_keep_backups(template: dict[str, Any], table: str) -> None:
+@pytest.mark.parametrize(("table", "ttl"), [("DedupTable", "purge_at"), ("MetadataTable", "expires_at")])
+def test_tables_expire_items_and_keep_backups(template: dict[str, Any], table: str, ttl: str) -> None:
     p = props(template, table)
     assert p["BillingMode"] == "PAY_PER_REQUEST"
     assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert p["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
-    assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert p["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
     assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 

@@ -5,7 +5,10 @@ key is the current incident of that trouble:
 
     pk           S   the dedup key
     event_id     S   the event that opened the incident (its window)
-    expires_at   N   epoch seconds when the window closes (also the table's TTL attribute)
+    expires_at   N   epoch seconds when the window closes (conditions compare it)
+    purge_at     N   the table's TTL attribute: the window's end + INCIDENT_RETENTION_S, so an
+                     incident whose window closed can still be resolved (and a retry of its
+                     resolving event recognised) for that long
     opened_at    N   epoch seconds when the window opened
     state        S   firing | resolved
     count        N   occurrences folded into the incident (1 when opened; at least once: a retried
@@ -18,9 +21,9 @@ key is the current incident of that trouble:
 
 Trouble (`DedupStore.claim`), every write conditional, so DynamoDB serialises racing invocations:
 
-* open — PutItem if `attribute_not_exists(pk) OR expires_at < :now OR state = resolved` (TTL
-  deletes up to days late, so the condition compares the expiry itself; a resolved incident that
-  flares up again is news) → `Claim.OPENED`;
+* open — PutItem if `attribute_not_exists(pk) OR expires_at < :now OR state = resolved` (the
+  window is over, or the incident resolved: news; the condition compares the window's end itself)
+  → `Claim.OPENED`; the new incident replaces the old one;
 * repeat — UpdateItem `ADD count, pods` if the window is open, firing and opened by another event
   → `Claim.DUPLICATE`; when `pods` is full the pod is counted in `unlisted` instead;
 * a failed condition returns the stored item (`ReturnValuesOnConditionCheckFailure`), which tells
@@ -34,12 +37,18 @@ wrong answer. Usually one call per event; two when the hint is wrong.
 
 Recovery (`DedupStore.resolve`, for a `recovered` finding; key = the key of the trouble it ends):
 
-* container/pod scope — UpdateItem `SET state = resolved` if the window is open and firing
+* container/pod scope — UpdateItem `SET state = resolved` if the incident is firing, whether or not
+  its window is still open (a pod that crash-looped for an hour and recovers after the cooldown
+  still resolves what the manager was told is firing), up to INCIDENT_RETENTION_S after the window
   → `Claim.RESOLVED` (with the incident's count and pods); a retry of the resolving event
-  → `Claim.SAME_EVENT`; nothing open → `Claim.NO_INCIDENT` (no notification);
+  → `Claim.SAME_EVENT`; nothing firing → `Claim.NO_INCIDENT` (no notification);
 * workload scope — the pod joins `recovered` if it is listed in `pods`; the incident resolves when
-  every listed pod has recovered and none went unlisted (a second, conditional write), otherwise
-  → `Claim.PARTIAL_RECOVERY`.
+  every listed pod has recovered (a second, conditional write), otherwise
+  → `Claim.PARTIAL_RECOVERY`. Pods beyond the MAX_AFFECTED_PODS names (`unlisted`) cannot be
+  followed one by one: the incident resolves when the listed ones have, and an unlisted replica
+  still in trouble opens a new incident with its next occurrence (the open condition above).
+
+Not exactly once: `count` — a duplicate whose record is retried by SQS after its write counts twice.
 """
 
 from __future__ import annotations
@@ -68,12 +77,17 @@ OPEN_CONDITION = "attribute_not_exists(pk) OR expires_at < :now OR #st = :resolv
 _IS_FIRING = "(attribute_not_exists(#st) OR #st = :firing)"
 REPEAT_CONDITION = f"expires_at >= :now AND event_id <> :eid AND {_IS_FIRING}"
 _POD_FITS = "(attribute_not_exists(pods) OR size(pods) < :max OR contains(pods, :pod))"
-RESOLVE_CONDITION = f"expires_at >= :now AND {_IS_FIRING}"
+#: firing, and not past its retention (TTL deletes late; items without `purge_at` predate it)
+RESOLVE_CONDITION = (
+    f"attribute_exists(pk) AND {_IS_FIRING} AND (attribute_not_exists(purge_at) OR purge_at >= :now)"
+)
 
 _REPEAT_LISTED_UPDATE = "ADD #count :one, pods :podset DELETE recovered :podset"
 _REPEAT_LISTED_CONDITION = f"{REPEAT_CONDITION} AND {_POD_FITS}"
 _REPEAT_UNLISTED_UPDATE = "ADD #count :one, unlisted :one"
 
+#: how long after its window an incident can still be resolved before TTL may delete it (7 days)
+INCIDENT_RETENTION_S = 7 * 24 * 3600
 #: attempts of the open/repeat dance before a racing key is left to SQS's retry
 MAX_ATTEMPTS = 4
 #: windows remembered per process (the hint); the oldest are forgotten first
@@ -232,6 +246,7 @@ class DedupStore:
             "pk": {"S": key},
             "event_id": {"S": event_id},
             "expires_at": {"N": str(now_s + cooldown_s)},
+            "purge_at": {"N": str(now_s + cooldown_s + INCIDENT_RETENTION_S)},
             "opened_at": {"N": str(now_s)},
             "state": _FIRING_S,
             "count": _ONE_N,
@@ -300,7 +315,7 @@ class DedupStore:
             if not ok:
                 return self._not_resolved(item, event_id)
             assert item is not None  # ALL_NEW of a successful update
-            if item.unlisted or not set(item.pods) <= item.recovered:
+            if not set(item.pods) <= item.recovered:
                 return item.outcome(Claim.PARTIAL_RECOVERY)
             values = {
                 ":firing": {"S": FIRING},
@@ -308,7 +323,6 @@ class DedupStore:
                 ":nr": {"N": str(len(item.recovered))},
             }
             condition = f"{_IS_FIRING} AND size(pods) = :n AND size(recovered) = :nr"
-            condition += " AND attribute_not_exists(unlisted)"
         else:
             condition = RESOLVE_CONDITION
         values |= {":resolved": {"S": RESOLVED}, ":at": {"N": str(now_s)}, ":eid": {"S": event_id}}
@@ -326,7 +340,7 @@ class DedupStore:
             assert item is not None
             self._hints.pop(key, None)
             return item.outcome(Claim.RESOLVED)
-        if workload and item is not None and item.firing_at(now_s):
+        if workload and item is not None and item.state != RESOLVED:
             return item.outcome(Claim.PARTIAL_RECOVERY)  # a replica got into trouble meanwhile
         return self._not_resolved(item, event_id)
 
