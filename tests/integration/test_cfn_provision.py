@@ -49,7 +49,8 @@ def test_queues_exist_with_the_template_attributes(stack: Provisioned, clients: 
         )["Attributes"]
         redrive = json.loads(attributes["RedrivePolicy"])
         assert redrive["deadLetterTargetArn"] == stack.arn(dlq)
-        assert int(redrive["maxReceiveCount"]) == 5
+        # deliveries: the DeliveriesMaxReceiveCount default, a manager outage of ~3 h (45 x 240 s)
+        assert int(redrive["maxReceiveCount"]) == (45 if source == "DeliveriesQueue" else 5)
         assert attributes["MaximumMessageSize"] == "262144"
         assert attributes["SqsManagedSseEnabled"] == "true"
         assert int(attributes["VisibilityTimeout"]) >= 180
