@@ -129,6 +129,15 @@ def probe_failed_event(pod: str, count: int = 1) -> str:
     return encode_envelope(KubeEventEnvelope(event_id=event_id, cluster_id="prod-eu-1", payload=payload))
 
 
+def workload_lifecycle_config(version: str) -> RemoteConfig:
+    """Workload scope, crash loops and their recoveries delivered."""
+    return RemoteConfig(
+        version=version,
+        dedup_scope="workload",
+        enabled_reasons=frozenset({EventType.CRASH_LOOP, EventType.RECOVERED}),
+    )
+
+
 def decisions(trail: AuditTrail) -> list[tuple[str, str]]:  # noqa: F811
     return [(r["action"], r["reason"]) for r in trail.take()]
 
@@ -226,13 +235,7 @@ def test_workload_scope_resolves_when_every_affected_replica_recovered(
     stack: Stack,  # noqa: F811
     trail: AuditTrail,  # noqa: F811
 ) -> None:
-    stack.set_config(
-        RemoteConfig(
-            version="wl-2",
-            dedup_scope="workload",
-            enabled_reasons=frozenset({EventType.CRASH_LOOP, EventType.RECOVERED}),
-        )
-    )
+    stack.set_config(workload_lifecycle_config("wl-2"))
     suffixes = [replica(str(i)) for i in range(3)]
     invoke(app, sqs_event([crash_looping_pod(s, rv=str(10 + i)) for i, s in enumerate(suffixes)]))
     trail.take()
@@ -259,13 +262,7 @@ def test_workload_scope_beyond_50_pods_resolves_when_the_listed_replicas_recover
     trail: AuditTrail,  # noqa: F811
 ) -> None:
     # Given 60 crash-looping replicas: 50 named in the incident, 10 only counted
-    stack.set_config(
-        RemoteConfig(
-            version="wl-3",
-            dedup_scope="workload",
-            enabled_reasons=frozenset({EventType.CRASH_LOOP, EventType.RECOVERED}),
-        )
-    )
+    stack.set_config(workload_lifecycle_config("wl-3"))
     suffixes = [replica(str(i)) for i in range(60)]
     for start in range(0, 60, 10):
         invoke(
