@@ -114,6 +114,7 @@ _FAST_TYPES: dict[bytes, tuple[WatchType, str]] = {
 #: The JSON transitions of recent diffs (the replicas of a workload change alike), bounded.
 _TRANSITIONS: dict[tuple[Change, ...], list[dict[str, Any]]] = {}
 _EVENT_ID_SEP = "\x1f"  # as `ids._digest` joins the parts
+_SHA256 = hashlib.sha256()
 
 
 class LineResult(NamedTuple):
@@ -121,6 +122,10 @@ class LineResult(NamedTuple):
 
     outcome: str
     resource_version: str | None
+
+
+#: `LineResult(*fields)` without the NamedTuple's Python-level `__new__` (the fast path's)
+_line_result = tuple.__new__
 
 
 @dataclass(slots=True)
@@ -331,7 +336,7 @@ class Relay:
             seen[seen_key] = seen.get(seen_key, 0) + 1
             outcomes = stats.outcomes
             outcomes["suppressed"] = outcomes.get("suppressed", 0) + 1
-        return LineResult("suppressed", head.group(6).decode())
+        return _line_result(LineResult, ("suppressed", head.group(6).decode()))
 
     def _fast_changed(
         self,
@@ -384,11 +389,17 @@ class Relay:
         outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash)
         stats = self.stats
         stats.input_events += 1
-        stats.seen[seen_key] = stats.seen.get(seen_key, 0) + 1
-        self._count(outcome)
-        if outcome == "forwarded" and len(self._pending) >= self._batch_size:
-            self.flush()
-        return LineResult(outcome, head.group(6).decode())
+        seen = stats.seen
+        seen[seen_key] = seen.get(seen_key, 0) + 1
+        outcomes = stats.outcomes  # `_count`, for the two outcomes of `_observe_pod`
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome == "forwarded":
+            stats.forwarded += 1
+            if len(self._pending) >= self._batch_size:
+                self.flush()
+        else:
+            stats.suppressed += 1
+        return _line_result(LineResult, (outcome, head.group(6).decode()))
 
     @staticmethod
     def _meta_text(line: bytes, head: re.Match[bytes], spec_at: int) -> bytes:
@@ -532,7 +543,7 @@ class Relay:
         watch_type: WatchType,
         initial_sync: bool,
         status_hash: StatusHash | None,
-    ) -> str:
+    ) -> Literal["forwarded", "suppressed"]:
         """Diff one projected pod (its `pod_payload` and its snapshot) and forward it if it matters."""
         uid, namespace, name = payload["uid"], payload["namespace"], payload["name"]
         if watch_type != "DELETED":
@@ -725,7 +736,9 @@ def _pod_event_id(cluster_id: str, uid: str, resource_version: str, watch_type: 
     """`ids.pod_event_id` for str parts, without its generic join (the tests compare both)."""
     sep = _EVENT_ID_SEP
     text = f"pod{sep}{cluster_id}{sep}{uid}{sep}{resource_version}{sep}{watch_type}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    digest = _SHA256.copy()  # cheaper than looking the algorithm up for a new object
+    digest.update(text.encode())
+    return digest.hexdigest()[:32]
 
 
 def _transitions_payload(found: list[Change]) -> list[dict[str, Any]]:

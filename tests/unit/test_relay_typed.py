@@ -313,6 +313,15 @@ def test_typed_conditions_are_the_full_paths(status: str) -> None:
     assert status_conditions(conditions) == conditions_raw(orjson.loads(conditions))
 
 
+def test_conditions_compared_alone_read_only_type_and_status() -> None:
+    # What the snapshot does not keep of a condition is not read (nor refused) when only the
+    # conditions array changed; a type or status of another type is refused
+    text = b'[{"type":"Ready","status":"True","reason":5,"lastProbeTime":{"x":[1]}},{"status":"False"}]'
+    assert status_conditions(text) == conditions_raw(orjson.loads(text)) == (("Ready", "True"),)
+    with pytest.raises(msgspec.DecodeError):
+        status_conditions(b'[{"type":"Ready","status":true}]')
+
+
 def test_duplicate_keys_read_the_last_as_the_full_path() -> None:
     status = (
         b'{"phase":"Pending","phase":"Running","containerStatuses":[{"name":"a","ready":false,'
