@@ -80,10 +80,10 @@ MAX_EVENT_REASONS = 500
 #: resourceVersion. Names and uids never hold quotes or backslashes, so `[^"\\]` is exact.
 #: Groups: 1 type, 2 the metadata object's `{`, 3 name, 4 namespace, 5 uid, 6 resourceVersion.
 #: Anything else takes the full path.
-_FAST_HEAD = re.compile(
+_FAST_HEAD = re.compile(  # possessive and atomic (nothing to backtrack into): the same, faster
     rb'\{"type":"(ADDED|MODIFIED|DELETED)","object":\{"kind":"Pod","apiVersion":"v1","metadata":(\{)'
-    rb'"name":"([^"\\]+)",(?:"generateName":"[^"\\]*",)?"namespace":"([^"\\]+)",'
-    rb'(?:"selfLink":"[^"\\]*",)?"uid":"([^"\\]+)","resourceVersion":"([^"\\]+)"'
+    rb'"name":"([^"\\]++)",(?>"generateName":"[^"\\]*+",)?"namespace":"([^"\\]++)",'
+    rb'(?>"selfLink":"[^"\\]*+",)?"uid":"([^"\\]++)","resourceVersion":"([^"\\]++)"'
 )
 #: Inside a JSON string every `"` is escaped, so these byte sequences only occur as keys. In a Pod
 #: the only key `status` whose value is an object is the top-level one, which comes last; the
@@ -265,7 +265,7 @@ class Relay:
         end = len(line)
         while end and line[end - 1] in _BLANKS:
             end -= 1
-        if at == -1 or line[end - 3 : end] != b"}}}":  # status, object, watch event
+        if at == -1 or not line.endswith(b"}}}", 0, end):  # status, object, watch event
             return None
         meta_end = head.end()
         spec_at = line.find(_SPEC_KEY, meta_end, at)

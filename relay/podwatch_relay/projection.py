@@ -438,6 +438,9 @@ class StatusParts(NamedTuple):
     container_payloads: list[Json]
 
 
+_new_parts = tuple.__new__
+
+
 def _utf8_checked(text: bytes) -> bytes:
     """msgspec checks the UTF-8 of the strings it reads, not of those it skips; orjson (the full
     path) rejects the whole text. Checked here, when the text is not ASCII (rare)."""
@@ -471,14 +474,17 @@ def status_parts(text: bytes) -> StatusParts:
                 payloads.append(got[1])
     phase, reason, message = status.phase, status.reason, status.message
     shared = tuple(containers)
-    return StatusParts(
-        _intern(phase) if phase else None,
-        _intern(reason) if reason else None,
-        truncate(message) if message else None,
-        conditions,
-        condition_payloads,
-        _SHARED.get(shared) or _share(shared),
-        payloads,
+    return _new_parts(  # StatusParts(...) without its Python-level __new__
+        StatusParts,
+        (
+            _intern(phase) if phase else None,
+            _intern(reason) if reason else None,
+            truncate(message) if message else None,
+            conditions,
+            condition_payloads,
+            _SHARED.get(shared) or _share(shared),
+            payloads,
+        ),
     )
 
 

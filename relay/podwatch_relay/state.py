@@ -327,7 +327,7 @@ class PodTracker:
         record = self._pods.get(uid)
         if record is None or record[7] != status_hash[0] or record[5] != conditions:
             return False
-        self._pods[uid] = (*record[:8], status_hash[1])
+        self._pods[uid] = record[:8] + (status_hash[1],)  # noqa: RUF005  # no list built first
         return True
 
     def unchanged(self, uid: str, snapshot: Snapshot, status_hash: StatusHash | None = None) -> bool:
@@ -337,7 +337,7 @@ class PodTracker:
         if record is None or record[:7] != snapshot:
             return False
         if status_hash is not None and record[7:] != status_hash:
-            self._pods[uid] = (*snapshot, *status_hash)
+            self._pods[uid] = snapshot + status_hash
         return True
 
     def vanished(
@@ -423,7 +423,7 @@ class PodTracker:
             self.forget(previous_uid)
             self.stats.replaced += 1
             names = self._names.setdefault(namespace, {})
-        self._pods[uid] = (*snapshot, *(status_hash or _NO_HASH))
+        self._pods[uid] = snapshot + status_hash if status_hash is not None else snapshot + _NO_HASH
         names[snapshot[1]] = uid
         self.stats.pods = len(self._pods)
         if old is not None and not found:
