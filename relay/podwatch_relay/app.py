@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -229,6 +230,8 @@ def run_watch(
         backpressure_timeout=settings.backpressure_timeout_seconds,
         spool_dir=settings.spool_dir,
         spool_max_bytes=settings.spool_max_bytes,
+        # the pod name: replicas sharing a spool volume each write their own directory
+        spool_owner=socket.gethostname(),
         retry_seconds=settings.sqs_backoff_seconds,
         retry_max_seconds=settings.reconnect_backoff_max_seconds,
     ).start()

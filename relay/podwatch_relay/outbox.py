@@ -12,6 +12,14 @@ sends them to SQS in batches. What happens when SQS is slow or gone:
 4. when SQS answers again the buffer drains, then the spool is replayed in order, then envelopes
    go through memory again. A spool left by a previous process is replayed at start.
 
+Several processes may share one spool volume (replicas on a ReadWriteMany PVC): each writes only
+its own subdirectory (`spool_owner`, the pod name), held with an exclusive `flock` for the life of
+the process. A process adopts what gone processes left — subdirectories whose lock is free, and
+segments at the top level (a spool without owner) — at start and every `adopt_interval` seconds
+while it has nothing to send: their segments are renamed into its own directory, after its own,
+and replayed from there. So a replica's spool is never read while it writes it, and nothing a
+replica spooled before it died waits for that same pod to come back.
+
 Without a spool directory step 3 does not exist: producers wait as long as it takes.
 `close(timeout)` (SIGTERM) stops intake, sends what is buffered within the grace period, and
 spools what is left (or counts it as dropped, reason `shutdown`, when there is no spool).
@@ -19,9 +27,12 @@ spools what is left (or counts it as dropped, reason `shutdown`, when there is n
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -35,6 +46,33 @@ from podwatch_relay.sink import SendResult, Sink
 log = logging.getLogger("podwatch_relay.outbox")
 
 _SEGMENT_BYTES = 8 * 1024 * 1024
+#: in each owner's spool directory: the file its process holds an exclusive flock on
+_LOCK_NAME = ".owner.lock"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _try_lock(directory: Path) -> int | None:
+    """An fd holding an exclusive flock on `directory`'s lock file (created), or None when another
+    open file holds it (its process is alive)."""
+    fd = os.open(directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _own_directory(base: Path, owner: str) -> tuple[Path, int]:
+    """`base/<owner>`, locked; `base/<owner>.<pid>` when another live process holds that one."""
+    name = _UNSAFE.sub("_", owner)[:200] or "relay"
+    for candidate in (name, f"{name}.{os.getpid()}"):
+        directory = base / candidate
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = _try_lock(directory)
+        if fd is not None:
+            return directory, fd
+    raise RuntimeError(f"spool directory {base / name} and its fallback are both held")
 
 
 @dataclass(slots=True)
@@ -60,11 +98,21 @@ class Spool:
 
     A body is one line (envelopes are compact JSON, without newlines). What was read is only
     deleted once the sink accepted it (`commit`); a crash in between re-sends a few envelopes,
-    which the cloud side deduplicates by event_id."""
+    which the cloud side deduplicates by event_id.
 
-    def __init__(self, directory: str | Path, *, max_bytes: int) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+    With an `owner` the segments live in `directory/<owner>` (locked, see the module docstring)
+    and `adopt_orphans` takes over what gone owners left; without one, in `directory` itself (a
+    spool no other process shares)."""
+
+    def __init__(self, directory: str | Path, *, max_bytes: int, owner: str | None = None) -> None:
+        self.base = Path(directory)
+        self._lock_fd: int | None = None
+        if owner is None:
+            self.dir = self.base
+            self.dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.base.mkdir(parents=True, exist_ok=True)
+            self.dir, self._lock_fd = _own_directory(self.base, owner)
         self.max_bytes = max_bytes
         self._segments: deque[Path] = deque(sorted(self.dir.glob("*.jsonl")))
         self._offset = 0  # bytes of the oldest segment already sent
@@ -77,6 +125,58 @@ class Spool:
         self._next = int(self._segments[-1].stem) + 1 if self._segments else 0
         self._writer: int | None = None  # fd of the newest segment, when open for appending
         self._writer_bytes = 0
+        self.adopted = 0  # bodies taken over from gone owners
+        if owner is not None:
+            self.adopt_orphans()
+
+    def adopt_orphans(self) -> int:
+        """Take over the segments of spools whose process is gone (the top-level segments of an
+        ownerless spool, the directories of other owners whose lock is free), after this spool's
+        own; returns how many bodies. A no-op for a spool without owner."""
+        if self._lock_fd is None:
+            return 0
+        adopted = 0
+        for path in sorted(self.base.glob("*.jsonl")):
+            adopted += self._adopt(path)
+        with contextlib.suppress(OSError):
+            siblings = sorted(p for p in self.base.iterdir() if p.is_dir() and p != self.dir)
+            for sibling in siblings:
+                if not (sibling / _LOCK_NAME).exists():
+                    continue  # not a spool (lost+found on a volume's root, ...)
+                fd = _try_lock(sibling)
+                if fd is None:
+                    continue  # its process is alive: its spool is its own
+                try:
+                    for path in sorted(sibling.glob("*.jsonl")):
+                        adopted += self._adopt(path)
+                    (sibling / _LOCK_NAME).unlink(missing_ok=True)
+                finally:
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    sibling.rmdir()
+        if adopted:
+            self.adopted += adopted
+            log.warning("spool of a gone process adopted", extra={"bodies": adopted, "spool": str(self.dir)})
+        return adopted
+
+    def _adopt(self, path: Path) -> int:
+        """Rename the segment `path` into this spool, after its newest (another adopter may have
+        renamed it first: then 0)."""
+        target = self.dir / f"{self._next:012d}.jsonl"
+        try:
+            data = path.read_bytes()
+            os.rename(path, target)
+        except FileNotFoundError:
+            return 0
+        self._next += 1
+        if self._writer is not None:  # later bodies go to a segment after the adopted one
+            os.close(self._writer)
+            self._writer = None
+        self._segments.append(target)
+        lines = data.count(b"\n")
+        self.count += lines
+        self.bytes += len(data)
+        return lines
 
     def __len__(self) -> int:
         return self.count
@@ -129,9 +229,11 @@ class Spool:
         self._offset += size
         self.count -= count
         self.bytes -= size
-        oldest = self._segments[0]
-        if self._offset >= oldest.stat().st_size and (len(self._segments) > 1 or self._writer is not None):
-            self._finish_segment()
+        if self._offset >= self._segments[0].stat().st_size:
+            self._finish_segment()  # read to its end (the writer's own: closed, the next rolls)
+        elif self.count == 0 and self._writer is None:
+            while self._segments:  # all sent; what is left is the torn last line of a crashed writer
+                self._finish_segment()
 
     def _finish_segment(self) -> None:
         oldest = self._segments.popleft()
@@ -147,6 +249,9 @@ class Spool:
         if self._writer is not None:
             os.close(self._writer)
             self._writer = None
+        if self._lock_fd is not None:  # what is left is the next owner's to adopt
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 class Outbox:
@@ -162,6 +267,8 @@ class Outbox:
         backpressure_timeout: float = 5.0,
         spool_dir: str | Path | None = None,
         spool_max_bytes: int = 512 * 1024 * 1024,
+        spool_owner: str | None = None,
+        adopt_interval: float = 30.0,
         retry_seconds: float = 1.0,
         retry_max_seconds: float = 30.0,
     ) -> None:
@@ -174,7 +281,11 @@ class Outbox:
         self.backpressure_timeout = backpressure_timeout
         self.retry_seconds = retry_seconds
         self.retry_max_seconds = retry_max_seconds
-        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes) if spool_dir is not None else None
+        self.spool = (
+            Spool(spool_dir, max_bytes=spool_max_bytes, owner=spool_owner) if spool_dir is not None else None
+        )
+        self.adopt_interval = adopt_interval
+        self._adopted_at = time.monotonic()
         self.stats = OutboxStats()
         self._buffer: deque[str] = deque()
         self._oldest_at = 0.0  # time.monotonic() when the buffer last went from empty to not empty
@@ -274,7 +385,11 @@ class Outbox:
                 bodies, size = self.spool.peek(self.batch_size)
                 if bodies:
                     return bodies, True, size
-            self._cond.wait(timeout=1.0)
+            if self.spool is not None and time.monotonic() - self._adopted_at >= self.adopt_interval:
+                self._adopted_at = time.monotonic()
+                if self.spool.adopt_orphans():
+                    continue
+            self._cond.wait(timeout=min(1.0, self.adopt_interval))
 
     def _deliver(self, batch: list[str], *, from_spool: bool, size: int) -> bool:
         """Send one batch; True when every body is settled (sent or dropped for its own fault)."""
