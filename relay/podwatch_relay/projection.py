@@ -441,18 +441,29 @@ class StatusParts(NamedTuple):
 _new_parts = tuple.__new__
 
 
-def _utf8_checked(text: bytes) -> bytes:
-    """msgspec checks the UTF-8 of the strings it reads, not of those it skips; orjson (the full
-    path) rejects the whole text. Checked here, when the text is not ASCII (rare)."""
+def _decode[T](decoder: msgspec.json.Decoder[T], text: bytes) -> T:
+    """`decoder.decode(text)`, refusing with a `ValueError` (so the line takes the full path) what
+    orjson, the full path's decoder, refuses and msgspec would not:
+
+    * invalid UTF-8 in a string msgspec skips (it checks the strings it reads): checked when the
+      text is not ASCII (rare);
+    * nesting deeper than msgspec follows (~10,000 levels), where it raises RecursionError.
+
+    Still taken: numbers beyond a float's range and nesting between orjson's limit (1,024 levels)
+    and msgspec's, in fields the relay does not read. The API server writes neither; checking
+    for them would cost a pass over the text."""
     if not text.isascii():
         text.decode()  # UnicodeDecodeError, a ValueError, as the decoders raise
-    return text
+    try:
+        return decoder.decode(text)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deep") from exc
 
 
 def status_parts(text: bytes) -> StatusParts:
     """The parts of a pod's raw `status` JSON object text; `ValueError` (msgspec's errors are
     ValueErrors) when it is not one or holds a value the typed decode does not take."""
-    status: _Status = _STATUS.decode(_utf8_checked(text))
+    status = _decode(_STATUS, text)
     conditions, condition_payloads = _conditions_parts(status.conditions)
     containers: list[Container] = []
     payloads: list[Json] = []
@@ -491,7 +502,7 @@ def status_parts(text: bytes) -> StatusParts:
 def status_conditions(text: bytes) -> Conditions:
     """The snapshot's conditions from the text of a raw `status.conditions` array (`ValueError`
     when it is not one, see `status_parts`), to compare with the tracker's (not shared)."""
-    raw: tuple[_ConditionKey, ...] = _CONDITIONS.decode(_utf8_checked(text))
+    raw = _decode(_CONDITIONS, text)
     pairs = [(c.type, c.status) for c in raw if c.type and c.status]
     pairs.sort()
     return tuple(pairs)
@@ -583,8 +594,7 @@ def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, l
 
 def pod_meta(text: bytes) -> PodMeta:
     """A pod's raw `metadata` JSON object text, typed (`ValueError` as `status_parts`)."""
-    meta: PodMeta = _META.decode(_utf8_checked(text))
-    return meta
+    return _decode(_META, text)
 
 
 def typed_pod_payload(

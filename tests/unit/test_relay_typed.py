@@ -354,6 +354,17 @@ def test_typed_decode_refuses_invalid_utf8_that_it_would_skip() -> None:
         status_conditions(b'[{"type":"Ready","status":"True","note":"\xc3"}]')
 
 
+def test_typed_decode_refuses_nesting_deeper_than_it_follows() -> None:
+    # msgspec raises RecursionError there (not a ValueError): refused as the full path refuses
+    deep = b"[" * 20_000 + b"]" * 20_000
+    with pytest.raises(ValueError, match="nested too deep"):
+        status_parts(b'{"x":' + deep + b',"phase":"Running"}')
+    with pytest.raises(ValueError, match="nested too deep"):
+        pod_meta(b'{"name":"a","x":' + deep + b"}")
+    with pytest.raises(ValueError, match="nested too deep"):
+        status_conditions(b'[{"type":"Ready","status":"True","x":' + deep + b"}]")
+
+
 # --- through the relay: fast path (typed) and full path agree ---------------------------------------
 
 
@@ -455,6 +466,19 @@ def test_invalid_utf8_is_malformed_on_both_paths() -> None:
     fast = _run(lines, fast=True)
     assert fast[:2] == _run(lines, fast=False)[:2]
     assert fast[0][-1] == "malformed:json"
+
+
+def test_nesting_too_deep_is_malformed_on_both_paths() -> None:
+    good = TAKEN["every-kind"].encode()
+    deep = b"[" * 20_000 + b"]" * 20_000
+    lines = [
+        *_stream([good]),
+        _line("MODIFIED", pod(rv="9"), good[:-1] + b',"x":' + deep + b"}"),
+        _line("MODIFIED", pod(rv="10"), good[:-1] + b',"x":' + deep + b',"phase":"Failed"}'),
+    ]
+    fast = _run(lines, fast=True)
+    assert fast[:2] == _run(lines, fast=False)[:2]
+    assert fast[0][-2:] == ["malformed:json", "malformed:json"]
 
 
 def test_a_metadata_key_given_twice_counts_once_as_in_the_full_path() -> None:
