@@ -211,7 +211,12 @@ class ListWatcher:
         """Unblock a thread waiting on the stream (used on shutdown, after setting `stop`)."""
         with self._response_lock:
             if self._response is not None:
-                self._response.shutdown()
+                try:
+                    self._response.shutdown()
+                except OSError:
+                    # Its socket is closed already (the server ended the stream, urllib3 closed
+                    # it): nothing is blocked on it, and shutting down must not fail for that.
+                    log.debug("watch stream already closed", extra={"scope": self.scope})
 
     # ------------------------------------------------------------------ list
 
