@@ -6,21 +6,28 @@ so no PYTHONPATH is needed (the Makefile sets it anyway).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT / "layers" / "podwatch", ROOT / "relay", ROOT):
+_PATHS = (ROOT / "layers" / "podwatch", ROOT / "relay", ROOT)
+for path in _PATHS:
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
 
 def main() -> None:
-    from bench import delivery, processor, relay
+    from bench import delivery, processor
 
-    processor.main()
+    # relay_events_per_s, relay_vs_official_watch_ratio, relay_rss_mb_*: first, while nothing the
+    # others start (the local stack's servers) is still winding down, and in a process of its own
+    # (what the others leave on the heap would lengthen its garbage collector's passes)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in _PATHS)}
+    subprocess.run([sys.executable, "-m", "bench.relay"], check=True, cwd=ROOT, env=env)
+    processor.main()  # the handler in a subprocess of its own, too
     delivery.main()  # local stack: restate_requests_per_1000_events, delivery_p99_ms
-    relay.write(relay.run())  # relay_events_per_s, relay_vs_official_watch_ratio, relay_rss_mb_*
 
 
 if __name__ == "__main__":
