@@ -19,7 +19,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -545,7 +545,7 @@ class Relay:
         watch_type: WatchType,
         initial_sync: bool,
         status_hash: StatusHash | None,
-        containers_json: Sequence[Any] | None = None,
+        containers_json: list[Any] | None = None,
     ) -> Literal["forwarded", "suppressed"]:
         """Diff one projected pod (its `pod_payload` and its snapshot) and forward it if it matters.
         `containers_json`: the payload's containers already encoded (`StatusParts.container_json`)."""
@@ -556,12 +556,16 @@ class Relay:
                 # Recreated under the same name while the relay did not see the DELETED (relist):
                 # the old pod's end first, then the new pod.
                 self._vanished(previous, payload["resource_version"], initial_sync=initial_sync)
-        # whether this pod may be held back (see below): asked only when it can be
-        hold_back = initial_sync and self.initial_sync_mode == "troubled" and uid not in self.tracker
+        known = uid in self.tracker
         found = self.tracker.observe_snapshot(uid, snapshot, watch_type, status_hash)
         if found is None:
             return "suppressed"
-        if hold_back and not payload_troubled(payload):
+        if (
+            initial_sync
+            and not known
+            and self.initial_sync_mode == "troubled"
+            and not payload_troubled(payload)
+        ):
             # Only pods the relay never saw are held back: a change to a known pod found by a
             # relist is a missed transition and goes out.
             return "suppressed"

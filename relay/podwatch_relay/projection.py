@@ -436,13 +436,12 @@ class StatusParts(NamedTuple):
     conditions: Conditions
     condition_payloads: list[Json]
     containers: tuple[Container, ...]
-    container_payloads: Sequence[Json]
+    container_payloads: list[Json]
     #: the same payloads encoded (`_json.fragment`), for the envelope
-    container_json: Sequence[Any]
+    container_json: list[Any]
 
 
 _new_parts = tuple.__new__
-_NO_CONTAINERS: tuple[tuple[Container, ...], tuple[Json, ...], tuple[Any, ...]] = ((), (), ())
 
 
 def _decode[T](decoder: msgspec.json.Decoder[T], text: bytes) -> T:
@@ -469,7 +468,9 @@ def status_parts(text: bytes) -> StatusParts:
     ValueErrors) when it is not one or holds a value the typed decode does not take."""
     status = _decode(_STATUS, text)
     conditions, condition_payloads = _conditions_parts(status.conditions)
-    found: list[tuple[Container, Json, Any]] = []
+    containers: list[Container] = []
+    payloads: list[Json] = []
+    encoded: list[Any] = []
     for kind, statuses in (
         ("init", status.initContainerStatuses),
         ("app", status.containerStatuses),
@@ -484,10 +485,11 @@ def status_parts(text: bytes) -> StatusParts:
                     if len(cache) >= _CONTAINER_PARTS_MAX:
                         cache.clear()
                     cache[raw] = got
-                found.append(got)
-    # the containers, their payloads and their encoded payloads, each as a tuple, in one call
-    shared, payloads, encoded = zip(*found, strict=True) if found else _NO_CONTAINERS
+                containers.append(got[0])
+                payloads.append(got[1])
+                encoded.append(got[2])
     phase, reason, message = status.phase, status.reason, status.message
+    shared = tuple(containers)
     return _new_parts(  # StatusParts(...) without its Python-level __new__
         StatusParts,
         (
@@ -579,7 +581,6 @@ def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, l
     `_condition_payload` writes them)."""
     pairs: list[tuple[str, str]] = []
     payloads: list[Json] = []
-    times = _TIMES
     for c in raw or ():
         kind, status = c.type, c.status
         if kind and status:
@@ -589,12 +590,9 @@ def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, l
                 out["reason"] = c.reason
             if c.message:
                 out["message"] = truncate(c.message)
-            changed = c.lastTransitionTime
-            if changed:  # `_time_text(changed)`, its cache read inline
-                known = times.get(changed, times)
-                changed = _time_text(changed) if known is times else known  # type: ignore[assignment]
-                if changed is not None:
-                    out["last_transition_time"] = changed
+            changed = _time_text(c.lastTransitionTime)
+            if changed is not None:
+                out["last_transition_time"] = changed
             payloads.append(out)
     pairs.sort()
     return _share(tuple(pairs)), payloads
