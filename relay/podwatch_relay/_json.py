@@ -25,11 +25,3 @@ def dumps(obj: Any) -> str:
     if orjson is not None:
         return orjson.dumps(obj).decode()
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def fragment(obj: Any) -> Any:
-    """`obj` encoded once, to be put as it is in what `dumps` encodes later (the same text as
-    encoding `obj` there); `obj` itself without orjson."""
-    if orjson is not None:
-        return orjson.Fragment(orjson.dumps(obj))
-    return obj

@@ -386,9 +386,7 @@ class Relay:
         payload = typed_pod_payload(
             meta, node, parts, watch_type=watch_type, initial_sync=initial_sync, observed_at=self._now_text()
         )
-        outcome = self._observe_pod(
-            payload, snapshot, watch_type, initial_sync, status_hash, parts.container_json
-        )
+        outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash)
         stats = self.stats
         stats.input_events += 1
         seen = stats.seen
@@ -545,10 +543,8 @@ class Relay:
         watch_type: WatchType,
         initial_sync: bool,
         status_hash: StatusHash | None,
-        containers_json: list[Any] | None = None,
     ) -> Literal["forwarded", "suppressed"]:
-        """Diff one projected pod (its `pod_payload` and its snapshot) and forward it if it matters.
-        `containers_json`: the payload's containers already encoded (`StatusParts.container_json`)."""
+        """Diff one projected pod (its `pod_payload` and its snapshot) and forward it if it matters."""
         uid, namespace, name = payload["uid"], payload["namespace"], payload["name"]
         if watch_type != "DELETED":
             previous = self.tracker.uid_of(namespace, name)
@@ -570,8 +566,6 @@ class Relay:
             # relist is a missed transition and goes out.
             return "suppressed"
         payload["transitions"] = _transitions_payload(found)
-        if containers_json is not None:
-            payload["containers"] = containers_json  # the same text, encoded once per container
         self._queue_pod_payload(payload)
         return "forwarded"
 

@@ -32,7 +32,6 @@ from podwatch.models import (
     truncate,
     utcnow,
 )
-from podwatch_relay._json import fragment
 from podwatch_relay.errors import BadWatchEvent
 
 if TYPE_CHECKING:
@@ -437,8 +436,6 @@ class StatusParts(NamedTuple):
     condition_payloads: list[Json]
     containers: tuple[Container, ...]
     container_payloads: list[Json]
-    #: the same payloads encoded (`_json.fragment`), for the envelope
-    container_json: list[Any]
 
 
 _new_parts = tuple.__new__
@@ -470,7 +467,6 @@ def status_parts(text: bytes) -> StatusParts:
     conditions, condition_payloads = _conditions_parts(status.conditions)
     containers: list[Container] = []
     payloads: list[Json] = []
-    encoded: list[Any] = []
     for kind, statuses in (
         ("init", status.initContainerStatuses),
         ("app", status.containerStatuses),
@@ -487,7 +483,6 @@ def status_parts(text: bytes) -> StatusParts:
                     cache[raw] = got
                 containers.append(got[0])
                 payloads.append(got[1])
-                encoded.append(got[2])
     phase, reason, message = status.phase, status.reason, status.message
     shared = tuple(containers)
     return _new_parts(  # StatusParts(...) without its Python-level __new__
@@ -500,7 +495,6 @@ def status_parts(text: bytes) -> StatusParts:
             condition_payloads,
             _SHARED.get(shared) or _share(shared),
             payloads,
-            encoded,
         ),
     )
 
@@ -516,7 +510,7 @@ def status_conditions(text: bytes) -> Conditions:
 
 #: Container parts by kind, then typed container status: a container's parts depend on nothing
 #: else, and replicas and successive updates of a pod repeat them. Bounded: full, one starts over.
-_CONTAINER_PARTS: dict[str, dict[_ContainerStatus, tuple[Container, Json, Any]]] = {
+_CONTAINER_PARTS: dict[str, dict[_ContainerStatus, tuple[Container, Json]]] = {
     "init": {},
     "app": {},
     "ephemeral": {},
@@ -524,9 +518,9 @@ _CONTAINER_PARTS: dict[str, dict[_ContainerStatus, tuple[Container, Json, Any]]]
 _CONTAINER_PARTS_MAX = 4096
 
 
-def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json, Any]:
-    """A container's snapshot tuple (as `state.snapshot_raw` reads it), payload (as
-    `_container_payload` writes it) and that payload encoded (`_json.fragment`)."""
+def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]:
+    """A container's snapshot tuple (as `state.snapshot_raw` reads it) and payload (as
+    `_container_payload` writes it)."""
     state, reason, detail = "unknown", None, None
     raw_state = raw.state
     if raw_state is not None:
@@ -573,7 +567,7 @@ def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json,
             out["last_exit_code"] = last.exitCode
         if last_finished is not None:
             out["last_finished_at"] = last_finished
-    return container, out, fragment(out)
+    return container, out
 
 
 def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, list[Json]]:
@@ -615,7 +609,7 @@ def typed_pod_payload(
     """`pod_payload` of the typed metadata and status parts (`meta.namespace`, `.name` and `.uid`
     are non-empty: the caller checked)."""
     out: Json = {"namespace": meta.namespace, "name": meta.name, "uid": meta.uid}
-    phase, reason, message, _, condition_payloads, containers, container_payloads, _ = parts
+    phase, reason, message, _, condition_payloads, containers, container_payloads = parts
     if phase:
         out["phase"] = phase
     if reason:

@@ -308,15 +308,6 @@ def test_typed_parts_and_payload_are_the_full_paths(status: str, meta: dict[str,
 
 
 @pytest.mark.parametrize("status", TAKEN.values(), ids=TAKEN.keys())
-def test_encoded_containers_are_the_container_payloads(status: str) -> None:
-    # Twice: the second time from the container cache
-    for _ in range(2):
-        parts = status_parts(status.encode())
-        assert len(parts.container_json) == len(parts.container_payloads)
-        assert orjson.dumps(parts.container_json) == orjson.dumps(parts.container_payloads)
-
-
-@pytest.mark.parametrize("status", TAKEN.values(), ids=TAKEN.keys())
 def test_typed_conditions_are_the_full_paths(status: str) -> None:
     conditions = json.dumps(json.loads(status).get("conditions") or []).encode()
     assert status_conditions(conditions) == conditions_raw(orjson.loads(conditions))
