@@ -138,6 +138,11 @@ def workload_lifecycle_config(version: str) -> RemoteConfig:
     )
 
 
+def invoke_in_batches(app: ModuleType, bodies: list[str]) -> list[dict[str, Any]]:  # noqa: F811
+    """The bodies as the event source delivers them: batches of 10, one invocation each."""
+    return [invoke(app, sqs_event(bodies[start : start + 10])) for start in range(0, len(bodies), 10)]
+
+
 def decisions(trail: AuditTrail) -> list[tuple[str, str]]:  # noqa: F811
     return [(r["action"], r["reason"]) for r in trail.take()]
 
@@ -197,8 +202,7 @@ def test_workload_scope_folds_fifty_crash_looping_replicas_into_one_alert_with_c
     bodies = [crash_looping_pod(replica(str(i)), rv=str(100 + i)) for i in range(50)]
 
     # When their events arrive as the event source delivers them (batches of 10)
-    for start in range(0, 50, 10):
-        assert invoke(app, sqs_event(bodies[start : start + 10])) == {"batchItemFailures": []}
+    assert invoke_in_batches(app, bodies) == [{"batchItemFailures": []}] * 5
 
     # Then one alert went out, the first one, and the incident counts 50 pods by name
     assert trail.actions() == {"forwarded": 1, "deduplicated": 49}
@@ -220,9 +224,7 @@ def test_workload_scope_lists_at_most_50_pods_and_counts_the_rest(
     trail: AuditTrail,  # noqa: F811
 ) -> None:
     stack.set_config(RemoteConfig(version="wl-1", dedup_scope="workload"))
-    bodies = [crash_looping_pod(replica(str(i)), rv=str(100 + i)) for i in range(60)]
-    for start in range(0, 60, 10):
-        invoke(app, sqs_event(bodies[start : start + 10]))
+    invoke_in_batches(app, [crash_looping_pod(replica(str(i)), rv=str(100 + i)) for i in range(60)])
     stored = item(stack, WORKLOAD_KEY)
     assert stored["count"]["N"] == "60"
     assert len(stored["pods"]["SS"]) == MAX_AFFECTED_PODS
@@ -264,16 +266,7 @@ def test_workload_scope_beyond_50_pods_resolves_when_the_listed_replicas_recover
     # Given 60 crash-looping replicas: 50 named in the incident, 10 only counted
     stack.set_config(workload_lifecycle_config("wl-3"))
     suffixes = [replica(str(i)) for i in range(60)]
-    for start in range(0, 60, 10):
-        invoke(
-            app,
-            sqs_event(
-                [
-                    crash_looping_pod(s, rv=str(100 + start + i))
-                    for i, s in enumerate(suffixes[start : start + 10])
-                ]
-            ),
-        )
+    invoke_in_batches(app, [crash_looping_pod(s, rv=str(100 + i)) for i, s in enumerate(suffixes)])
     trail.take()
     listed = set(item(stack, WORKLOAD_KEY)["pods"]["SS"])
     listed_suffixes = [s for s in suffixes if f"payments-api-84c6d9f7b8-{s}" in listed]
@@ -285,16 +278,7 @@ def test_workload_scope_beyond_50_pods_resolves_when_the_listed_replicas_recover
     assert decisions(trail) == [("filtered", "no_incident")]
 
     # When every listed replica has recovered, the incident resolves, once, counting all 60
-    for start in range(0, 50, 10):
-        invoke(
-            app,
-            sqs_event(
-                [
-                    recovered_pod(s, rv=str(600 + start + i))
-                    for i, s in enumerate(listed_suffixes[start : start + 10])
-                ]
-            ),
-        )
+    invoke_in_batches(app, [recovered_pod(s, rv=str(600 + i)) for i, s in enumerate(listed_suffixes)])
     assert Counter(decisions(trail)) == {
         ("deduplicated", "partial_recovery"): 49,
         ("forwarded", "resolved"): 1,
@@ -688,7 +672,6 @@ def test_aws_calls_per_event_stay_low_on_a_realistic_batch(
         bodies.append(recovered_pod("b4k7m", rv=str(300 + n), restarts=0))  # healthy: restarts 0
     sqs = FlakySQS(stack.sqs, stack.deliveries_url, failures=0)
     app.set_dependencies(app.build_dependencies(dynamodb=counting, sqs=sqs))
-    for start in range(0, len(bodies), 10):
-        invoke(app, sqs_event(bodies[start : start + 10]))
+    invoke_in_batches(app, bodies)
     calls = sum(counting.calls.values()) + sum(sqs.calls.values())
     assert calls / len(bodies) <= 1.1, (counting.calls, sqs.calls)
