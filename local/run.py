@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(
                     f"stack up in {time.monotonic() - started:.1f}s; replaying {_rel(replay)} ...", flush=True
                 )
-                result = stack.replay(replay, cluster_id=args.cluster_id)
+                result = stack.replay(replay, cluster_id=args.cluster_id, recorded_time=True)
                 try:
                     pumped = stack.pump_until_idle(timeout=args.timeout)
                 except DrainTimeout as exc:

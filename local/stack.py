@@ -399,12 +399,18 @@ class LocalStack:
         cluster_id: str | None = None,
         enroll: bool = True,
         relay_version: str | None = None,
+        recorded_time: bool = False,
     ) -> ReplayResult:
         """Replay a watch-event file through the relay's real code (Relay + SqsSink → pod-events on
-        moto), as `python -m podwatch_relay replay` does (enroll first unless `enroll=False`)."""
+        moto), as `python -m podwatch_relay replay` does (enroll first unless `enroll=False`).
+
+        `recorded_time`: the relay's clock is the recording's (`RecordedClock`), so `observed_at`
+        is when each change happened, not when it is replayed (what `make run` shows); off, it is
+        the wall clock (latency measurements)."""
+        from podwatch.models import utcnow
         from podwatch_relay import __version__ as relay_default_version
         from podwatch_relay.pipeline import Relay
-        from podwatch_relay.replay import replay_file
+        from podwatch_relay.replay import RecordedClock, replay_file
         from podwatch_relay.sink import SqsSink
 
         cluster = cluster_id or self.cluster_id
@@ -422,10 +428,16 @@ class LocalStack:
                     lines.append(LineOutcome(line_no=0, outcome=outcome, **_describe_line(raw)))
                 return outcome
 
-        relay = _Relay(sink=sink, cluster_id=cluster, relay_version=relay_version or relay_default_version)
+        clock = RecordedClock() if recorded_time else None
+        relay = _Relay(
+            sink=sink,
+            cluster_id=cluster,
+            relay_version=relay_version or relay_default_version,
+            clock=clock or utcnow,
+        )
         if enroll:
             relay.enroll()
-        stats = replay_file(file_path, relay)
+        stats = replay_file(file_path, relay, clock=clock)
         # line numbers (blank lines are not input events, but they are lines of the file)
         numbered = [i for i, raw in enumerate(file_path.read_bytes().splitlines(), start=1) if raw.strip()]
         for entry, number in zip(lines, numbered, strict=False):

@@ -189,6 +189,8 @@ def test_make_run_writes_the_summary(tmp_path: Path) -> None:
     assert "payments/payments-api-84c6d9f7b8-tq5vn" in proc.stdout
     assert "crash-loop" in proc.stdout
     assert "Logs: .local-run/" in proc.stdout
+    # the replay keeps the recording's time: no pod looks Pending for the days since it was recorded
+    assert "pending-too-long" not in proc.stdout
     assert Path(ROOT / summary["logs"] / "restate.log").is_file()
 
 
