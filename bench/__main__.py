@@ -19,8 +19,9 @@ for path in _PATHS:
 
 
 def main() -> None:
-    from bench import delivery, processor
+    from bench import delivery, host, processor
 
+    host.main()  # host_reference_ms: the speed of this host today, to compare figures across runs
     # relay_events_per_s, relay_vs_official_watch_ratio, relay_rss_mb_*: first, while nothing the
     # others start (the local stack's servers) is still winding down, and in a process of its own
     # (what the others leave on the heap would lengthen its garbage collector's passes)
