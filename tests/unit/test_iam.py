@@ -71,6 +71,21 @@ def if_branches(value: Any) -> list[Any]:
     return out
 
 
+def outcomes(value: Any) -> list[list[Any]]:
+    """Every list `value` can resolve to, one per combination of its `Fn::If` items' branches
+    (`AWS::NoValue` items removed)."""
+    results: list[list[Any]] = [[]]
+    for item in as_list(value):
+        if isinstance(item, dict) and "Fn::If" in item:
+            choices = outcomes(item["Fn::If"][1]) + outcomes(item["Fn::If"][2])
+        elif item == {"Ref": "AWS::NoValue"}:
+            choices = [[]]
+        else:
+            choices = [[item]]
+        results = [done + choice for done in results for choice in choices]
+    return results
+
+
 def references(value: Any) -> set[str]:
     """Logical ids and parameters `value` refers to (Ref, GetAtt, Sub variables), pseudo parameters aside."""
     found: set[str] = set()
@@ -98,7 +113,7 @@ def statements(policy_holder: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if "PolicyDocument" in props:
         documents.append(props["PolicyDocument"])
     for document in documents:
-        yield from as_list(document["Statement"])
+        yield from if_branches(document["Statement"])  # a conditional statement: either outcome
 
 
 def iam_resources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -125,6 +140,30 @@ def wired_to(template: dict[str, Any], fid: str) -> tuple[set[str], set[str]]:
             polled |= references(event["Properties"]["Queue"])
         own |= references(event.get("Properties", {}))
     return own, polled
+
+
+# --------------------------------------------------------------------------- well-formed
+
+
+def test_no_statement_can_resolve_to_an_empty_resource_or_action_list(template: dict[str, Any]) -> None:
+    # IAM refuses the whole policy ("MalformedPolicyDocument: Policy statement must contain
+    # resources"), so `sam deploy` fails: a grant that depends on a condition must be a
+    # conditional statement, not a conditional item of an otherwise empty list.
+    checked = 0
+    for lid, resource in iam_resources(template).items():
+        props = resource["Properties"]
+        documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+        if "PolicyDocument" in props:
+            documents.append(props["PolicyDocument"])
+        for document in documents:
+            for statement_list in outcomes(document["Statement"]):
+                assert statement_list, f"{lid}: a policy with no statement"
+                for statement in statement_list:
+                    for key in ("Resource", "Action"):
+                        for resolved in outcomes(statement[key]):
+                            assert resolved, f"{lid} {statement.get('Sid')}: {key} can resolve to []"
+                            checked += 1
+    assert checked > 20
 
 
 # --------------------------------------------------------------------------- wildcards
