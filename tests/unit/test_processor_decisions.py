@@ -203,3 +203,86 @@ def test_fast_parse_path_gives_the_same_envelopes_and_errors_as_parse_envelope()
         except PermanentError as exc:
             got = (type(exc), str(exc))
         assert got == expected, body[:120]
+
+
+def _control_handler(sqs: FakeSQS) -> Any:
+    from podwatch.control import ControlHandler
+
+    class _Registry:
+        def touch(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return ControlHandler(registry=_Registry(), sqs=sqs, deliveries_queue_url="https://sqs/deliveries")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        pytest.param(
+            two_troubled_containers().replace('"name":"web"', '"name":"web \\ud800"'),
+            "lone UTF-16 surrogate",
+            id="lone surrogate escape",
+        ),
+        pytest.param(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "event_id": "evt-pending-1",
+                    "cluster_id": "c1",
+                    "kind": "pod",
+                    "payload": {
+                        "namespace": "shop",
+                        "name": "web-1",
+                        "uid": "u1",
+                        "phase": "Pending",
+                        "created_at": "2026-11-20T09:00:00",  # no offset
+                        "observed_at": "2026-11-20T10:00:00Z",
+                    },
+                }
+            ),
+            "timezone",
+            id="pod time without offset",
+        ),
+        pytest.param(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "event_id": "evt-heartbeat-3",
+                    "cluster_id": "c1",
+                    "kind": "heartbeat",
+                    "sent_at": "2026-11-20T10:00:00",  # no offset
+                    "payload": {"sequence": 3},
+                }
+            ),
+            "timezone",
+            id="heartbeat sent_at without offset",
+        ),
+    ],
+)
+def test_input_the_processor_could_not_use_later_is_quarantined_not_retried(body: str, says: str) -> None:
+    # Given a body that parses as JSON but could not be hashed, sent on, or compared with the clock
+    sqs = FakeSQS()
+    d = ProcessorDeps(
+        dedup=FakeDedup(),  # type: ignore[arg-type]
+        sqs=sqs,
+        deliveries_queue_url="https://sqs/deliveries",
+        quarantine_queue_url="https://sqs/quarantine",
+        control=_control_handler(sqs),
+    )
+
+    # When it is processed, then it is quarantined as malformed with a reason that says why
+    [decision] = process_record(body, deps=d, config=RemoteConfig(), now=NOW, message_id="msg-1")
+    assert (decision.action, decision.reason) == ("quarantined", "malformed")
+    assert decision.detail is not None
+    assert says in decision.detail
+    [sent] = sqs.sent
+    assert sent["QueueUrl"] == "https://sqs/quarantine"
+
+
+def test_an_escaped_surrogate_pair_is_a_character_like_any_other() -> None:
+    # "\ud83d\ude80" is one character (a rocket), written as JSON may write it
+    body = two_troubled_containers().replace('"name":"web-1"', '"name":"web-1-\\ud83d\\ude80"')
+    d = deps()
+    decisions = process_record(body, deps=d, config=RemoteConfig(), now=NOW, message_id="msg-1")
+    assert {x.action for x in decisions} == {"forwarded"}
+    assert {x.notification.pod for x in decisions if x.notification} == {"web-1-\U0001f680"}

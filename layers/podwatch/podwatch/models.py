@@ -16,7 +16,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_serializer, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_serializer,
+    field_validator,
+)
 
 #: Envelope schema versions this code reads. The relay writes the first.
 SCHEMA_VERSION = 1
@@ -46,6 +54,11 @@ class _Model(BaseModel):
     that uses a few of these models pays for those only)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
+
+
+# Times on the wire carry their offset (the relay writes UTC, `Z`): `AwareDatetime` refuses a time
+# without one, so such a message is quarantined as malformed instead of failing a comparison with
+# an aware time later (pending-too-long, a heartbeat's last-seen), which would retry it for nothing.
 
 
 class EventType(StrEnum):
@@ -89,7 +102,7 @@ class ContainerStatus(_Model):
     #: `lastState.terminated`: why the previous instance of this container ended
     last_termination_reason: str | None = None
     last_exit_code: int | None = None
-    last_finished_at: datetime | None = None
+    last_finished_at: AwareDatetime | None = None
 
     _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
 
@@ -99,7 +112,7 @@ class PodCondition(_Model):
     status: str
     reason: str | None = None
     message: str | None = None
-    last_transition_time: datetime | None = None
+    last_transition_time: AwareDatetime | None = None
 
     _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
 
@@ -139,11 +152,11 @@ class PodEvent(_Model):
     node: str | None = None
     containers: list[ContainerStatus] = Field(default_factory=list)
     conditions: list[PodCondition] = Field(default_factory=list)
-    created_at: datetime | None = None
-    deleted_at: datetime | None = None
+    created_at: AwareDatetime | None = None
+    deleted_at: AwareDatetime | None = None
     watch_type: WatchType = "MODIFIED"
     resource_version: str = ""
-    observed_at: datetime = Field(default_factory=utcnow)
+    observed_at: AwareDatetime = Field(default_factory=utcnow)
     initial_sync: bool = False
     transitions: list[Transition] = Field(default_factory=list)
 
@@ -172,12 +185,12 @@ class KubeEvent(_Model):
     type: str | None = None  # Normal | Warning
     count: int = 1
     involved_object: InvolvedObject
-    first_timestamp: datetime | None = None
-    last_timestamp: datetime | None = None
+    first_timestamp: AwareDatetime | None = None
+    last_timestamp: AwareDatetime | None = None
     source_component: str | None = None
     watch_type: WatchType = "ADDED"
     resource_version: str = ""
-    observed_at: datetime = Field(default_factory=utcnow)
+    observed_at: AwareDatetime = Field(default_factory=utcnow)
     initial_sync: bool = False
 
     _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
@@ -191,7 +204,7 @@ class EnrollPayload(_Model):
 
     relay_version: str
     namespaces: str = "*"
-    started_at: datetime = Field(default_factory=utcnow)
+    started_at: AwareDatetime = Field(default_factory=utcnow)
     kubernetes_version: str | None = None
 
 
@@ -199,7 +212,7 @@ class HeartbeatPayload(_Model):
     """Sent periodically by a running relay: liveness of the cluster's relay."""
 
     sequence: int = 0
-    started_at: datetime | None = None
+    started_at: AwareDatetime | None = None
     pods_tracked: int = 0
 
 
@@ -212,7 +225,7 @@ class _EnvelopeBase(_Model):
     event_id: str = Field(min_length=8, max_length=128)
     cluster_id: str = Field(min_length=1, max_length=128)
     relay_version: str = "unknown"
-    sent_at: datetime = Field(default_factory=utcnow)
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class PodEnvelope(_EnvelopeBase):
@@ -274,8 +287,8 @@ class Notification(_Model):
     workload_kind: str | None = None
     workload_name: str | None = None
     transitions: list[Transition] = Field(default_factory=list)
-    observed_at: datetime
-    processed_at: datetime = Field(default_factory=utcnow)
+    observed_at: AwareDatetime
+    processed_at: AwareDatetime = Field(default_factory=utcnow)
     config_version: str = "default"
     # Incident lifecycle (the dedup item of `dedup_key`); additive, None/empty when not known.
     #: "firing" for trouble that opened an incident, "resolved" for a `recovered` that closed one
@@ -288,7 +301,7 @@ class Notification(_Model):
     affected_pod_count: int | None = None
     #: for `recovered`: the type of trouble that ended
     resolves: EventType | None = None
-    incident_opened_at: datetime | None = None
+    incident_opened_at: AwareDatetime | None = None
 
 
 #: Bound on `Notification.affected_pods` and on the pod names a dedup item lists.
@@ -303,7 +316,7 @@ class EnrollRequest(_Model):
     cluster_id: str
     relay_version: str
     namespaces: str = "*"
-    started_at: datetime | None = None
+    started_at: AwareDatetime | None = None
     kubernetes_version: str | None = None
 
 

@@ -48,7 +48,7 @@ from podwatch.classify import Finding, classify
 from podwatch.control import ControlHandler
 from podwatch.dedup import Claim, DedupStore, Outcome, dedup_key
 from podwatch.enrich import Incident, build_notification, subject_of
-from podwatch.errors import PermanentError, TransientError
+from podwatch.errors import MalformedMessage, PermanentError, TransientError
 from podwatch.metadata import MetadataStore, PodMetadata
 from podwatch.models import (
     MAX_MESSAGE_BYTES,
@@ -61,7 +61,7 @@ from podwatch.models import (
     RemoteConfig,
 )
 from podwatch.quarantine import send_to_quarantine
-from podwatch.wire import AnyEnvelope, parse_envelope
+from podwatch.wire import AnyEnvelope, may_hold_surrogates, parse_envelope
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,11 @@ def process_record(
         envelope = _parse(body)
     except PermanentError as exc:
         return [_quarantine(body, exc, deps=deps, config=config, message_id=message_id)]
-    payload_hash = audit.payload_sha256(envelope.payload)
+    try:
+        payload_hash = audit.payload_sha256(envelope.payload)
+    except ValueError as exc:  # PydanticSerializationError: what was read cannot be written again
+        unwritable = MalformedMessage(f"payload cannot be serialised: {exc}")
+        return [_quarantine(body, unwritable, deps=deps, config=config, message_id=message_id)]
     if not isinstance(envelope, (PodEnvelope, KubeEventEnvelope)):
         if deps.control is not None:
             deps.control.handle(envelope, now)
@@ -177,10 +181,11 @@ def process_record(
 def _parse(body: str) -> AnyEnvelope:
     """`parse_envelope`, with a fast path for the common case of a well-formed body: one strict
     validation straight from the JSON text (no intermediate dict). Anything the fast path does not
-    accept — oversize-capable, not strictly valid, an unsupported version — goes through
+    accept — oversize-capable, a `\\uD...` escape (a lone surrogate is refused there), not strictly
+    valid, an unsupported version — goes through
     `parse_envelope`, which gives the precise, typed error (or, for a merely lax body, the envelope).
     Strict validation accepts a subset of what the lax path accepts, with the same result."""
-    if len(body) <= _FAST_PATH_MAX_CHARS:
+    if len(body) <= _FAST_PATH_MAX_CHARS and not may_hold_surrogates(body):
         try:
             envelope = EnvelopeAdapter.validate_json(body, strict=True)
         except ValidationError:

@@ -27,6 +27,14 @@ def encode_envelope(envelope: AnyEnvelope) -> str:
     return envelope.model_dump_json(by_alias=True, exclude_none=True)
 
 
+def may_hold_surrogates(body: str | bytes) -> bool:
+    """Whether `body` has a `\\uD...` escape: JSON lets one stand alone (not valid Unicode; it
+    could be neither hashed nor sent on), so such a body is checked by `parse_envelope`."""
+    if isinstance(body, bytes):
+        return b"\\ud" in body or b"\\uD" in body
+    return "\\ud" in body or "\\uD" in body
+
+
 def parse_envelope(body: str | bytes) -> AnyEnvelope:
     """Parse an SQS body into an envelope, or raise a PermanentError saying exactly what is wrong.
 
@@ -42,6 +50,13 @@ def parse_envelope(body: str | bytes) -> AnyEnvelope:
         raise MalformedMessage(f"body is not JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise MalformedMessage(f"body is a JSON {type(raw).__name__}, expected an object")
+    if may_hold_surrogates(body):
+        try:
+            json.dumps(raw, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise MalformedMessage(
+                f"body is not valid Unicode: a lone UTF-16 surrogate escape in a string ({exc.reason})"
+            ) from exc
     version = raw.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise UnsupportedSchemaVersion(
