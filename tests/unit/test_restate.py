@@ -231,3 +231,25 @@ def test_every_request_has_explicit_timeouts() -> None:
 )
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
     assert parse_retry_after(header, now=T0) == seconds
+
+
+def test_a_redriven_enroll_command_gets_a_key_of_its_own() -> None:
+    # Restate answers a key it has seen with the stored answer for 24 h, a rejection included:
+    # `podwatch dlq redrive` stamps redrive_count, and the retry must reach the manager itself.
+    from podwatch.control import EnrollCommand
+    from podwatch.delivery import DeliverDeps, deliver_records
+
+    script = Script((200, {}, '{"enrolled": true, "new": true}'))
+    deps = DeliverDeps(restate=client(script), sqs=None, quarantine_queue_url="https://sqs/q")
+    body = EnrollCommand(request=EnrollRequest(cluster_id="prod", relay_version="0.1.0", started_at=T0))
+    record = {"messageId": "m1", "body": body.model_dump_json(), "messageAttributes": {}}
+    redriven = {**record, "messageAttributes": {"redrive_count": {"stringValue": "1", "dataType": "Number"}}}
+
+    for each in (record, record, redriven):
+        result = deliver_records([each], deps=deps, config=RemoteConfig())
+        assert result.delivered == ["m1"]
+
+    first, again, after_redrive = (r.headers["idempotency-key"] for r in script.requests)
+    assert first == again  # the same command twice: one effect
+    assert after_redrive != first
+    assert after_redrive.startswith("pw-enroll-r1-")

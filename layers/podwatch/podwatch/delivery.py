@@ -110,7 +110,7 @@ def deliver_records(
     result = DeliveryResult()
     result.tally.add(telemetry.RECEIVED, value=len(records))
     by_cluster: dict[str, dict[str, _Item]] = {}
-    commands: list[tuple[str, str, EnrollCommand]] = []
+    commands: list[tuple[str, str, EnrollCommand, int]] = []
     for record in records:
         message_id, body = str(record["messageId"]), str(record["body"])
         try:
@@ -119,7 +119,7 @@ def deliver_records(
             _quarantine(result, deps, [(message_id, body)], reason=exc.reason, error=str(exc))
             continue
         if command is not None:
-            commands.append((message_id, body, command))
+            commands.append((message_id, body, command, redrive_count(record)))
             continue
         try:
             notification = parse_notification(body)
@@ -135,11 +135,11 @@ def deliver_records(
         item.records.append((message_id, body))
         item.redrive = max(item.redrive, redrive_count(record))
 
-    for message_id, body, command in commands:  # the manager learns of a cluster before its events
+    for message_id, body, command, redrive in commands:  # the manager learns of a cluster first
         if time_left is not None and not time_left():
             result.failed.append(message_id)
             continue
-        _enroll(result, deps, message_id, body, command)
+        _enroll(result, deps, message_id, body, command, redrive)
 
     for cluster_id, items in by_cluster.items():
         pending = list(items.values())
@@ -196,11 +196,16 @@ def _deliver_chunk(
 
 
 def _enroll(
-    result: DeliveryResult, deps: DeliverDeps, message_id: str, body: str, command: EnrollCommand
+    result: DeliveryResult,
+    deps: DeliverDeps,
+    message_id: str,
+    body: str,
+    command: EnrollCommand,
+    redrive: int = 0,
 ) -> None:
     request = command.request
     try:
-        answer = deps.restate.enroll(request)
+        answer = deps.restate.enroll(request, redrive=redrive)
     except DeliveryRejected as exc:
         _rejected(result, deps, request.cluster_id, [(message_id, body)], exc)
         return

@@ -259,10 +259,12 @@ class RestateClient:
         key = ids.idempotency_key([notification.notification_id])
         return self._post(self.notify_one_path, notification.cluster_id, notification.model_dump_json(), key)
 
-    def enroll(self, request: EnrollRequest) -> dict[str, Any]:
-        """Idempotent per cluster and relay version."""
+    def enroll(self, request: EnrollRequest, *, redrive: int = 0) -> dict[str, Any]:
+        """Idempotent per cluster and relay version; a redriven command (`redrive` > 0, see
+        `notify_pod_events`) gets a key of its own, so a rejection Restate keeps is not answered again."""
         key = ids.idempotency_key(
-            [ids.control_event_id("enroll", request.cluster_id, request.relay_version)], prefix="pw-enroll"
+            [ids.control_event_id("enroll", request.cluster_id, request.relay_version)],
+            prefix=f"pw-enroll-r{redrive}" if redrive else "pw-enroll",
         )
         return self._post(self.enroll_path, request.cluster_id, request.model_dump_json(), key)
 
