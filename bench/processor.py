@@ -75,7 +75,7 @@ def _conditional_failure(old: dict[str, Any] | None, operation: str) -> ClientEr
 
 
 class FakeDynamoDB:
-    """put_item / update_item / get_item as the processor uses them (dedup and metadata tables)."""
+    """put_item (metadata) / update_item (dedup: open and repeat) / get_item as the processor uses them."""
 
     def __init__(self, calls: Calls) -> None:
         from podwatch import dedup
@@ -93,18 +93,8 @@ class FakeDynamoDB:
         self.calls["dynamodb.put_item"] += 1
         table = self._table(TableName)
         key = Item["pk"]["S"]
-        old = table.get(key)
-        condition = kw.get("ConditionExpression")
-        if condition is not None:
-            if condition != self._open:
-                raise NotImplementedError(condition)
-            now = int(kw["ExpressionAttributeValues"][":now"]["N"])
-            if not (
-                old is None
-                or int(old["expires_at"]["N"]) < now
-                or old.get("state", {}).get("S") == "resolved"
-            ):
-                raise _conditional_failure(old, "PutItem")
+        if "ConditionExpression" in kw:  # only the metadata table is written with put_item
+            raise NotImplementedError(kw["ConditionExpression"])
         table[key] = dict(Item)
         return {}
 
@@ -115,6 +105,8 @@ class FakeDynamoDB:
         old = table.get(key)
         values = kw["ExpressionAttributeValues"]
         condition: str = kw["ConditionExpression"]
+        if condition == self._open:
+            return self._open_item(table, key, old, values)
         if not condition.startswith(self._repeat):
             raise NotImplementedError(condition)  # resolve: not in the default-config mix
         now, eid = int(values[":now"]["N"]), values[":eid"]["S"]
@@ -138,6 +130,34 @@ class FakeDynamoDB:
         else:
             new["unlisted"] = {"N": str(int(old.get("unlisted", {}).get("N", "0")) + 1)}
         table[key] = new
+        return {}
+
+    def _open_item(
+        self, table: dict[str, dict[str, Any]], key: str, old: dict[str, Any] | None, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        now, eid = int(values[":now"]["N"]), values[":eid"]["S"]
+        if not (
+            old is None
+            or (
+                (int(old["expires_at"]["N"]) < now or old.get("state", {}).get("S") == "resolved")
+                and old["event_id"]["S"] != eid
+            )
+        ):
+            raise _conditional_failure(old, "UpdateItem")
+        item = {
+            "pk": {"S": key},
+            "event_id": values[":eid"],
+            "expires_at": values[":exp"],
+            "purge_at": values[":purge"],
+            "opened_at": values[":now"],
+            "state": values[":firing"],
+            "count": values[":one"],
+        }
+        if ":podset" in values:
+            item["pods"] = values[":podset"]
+        if old is not None and "resolved_by" in old:
+            item["resolved_by"] = old["resolved_by"]
+        table[key] = item
         return {}
 
     def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:

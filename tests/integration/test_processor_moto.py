@@ -445,6 +445,10 @@ class ThrottledDynamoDB:
             {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
         )
 
+    def update_item(self, **_: Any) -> Any:
+        throttled = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+        raise ClientError(throttled, "UpdateItem")  # type: ignore[arg-type]
+
 
 def test_a_failed_send_is_a_batch_item_failure_and_its_retry_is_delivered(
     app: ModuleType, stack: Stack, trail: AuditTrail

@@ -106,3 +106,53 @@ def test_a_replica_in_trouble_again_keeps_the_workload_incident_firing(client: C
     assert store.resolve(key, "r3", T0, pod="pod-unknown", workload=True).claim is Claim.NO_INCIDENT
     final = store.resolve(key, "r4", T0, pod="pod-a", workload=True)
     assert (final.claim, final.count, final.pods) == (Claim.RESOLVED, 3, ("pod-a", "pod-b"))
+
+
+def test_a_retry_of_the_opener_after_the_resolution_is_itself_not_news(client: Counting) -> None:
+    store = DedupStore(table_name=TABLE, client=client)
+    assert store.claim(KEY, "t1", 900, T0, pod="pod-a").claim is Claim.OPENED
+    assert store.resolve(KEY, "r1", T0 + timedelta(seconds=30), pod="pod-a").claim is Claim.RESOLVED
+
+    # t1's record comes back (its notification was not taken): the same observation, not new trouble
+    again = store.claim(KEY, "t1", 900, T0 + timedelta(seconds=200), pod="pod-a")
+    assert again.claim is Claim.SAME_EVENT
+    # and the incident stays resolved: a later recovery has nothing to resolve, new trouble opens
+    assert store.resolve(KEY, "r2", T0 + timedelta(seconds=210), pod="pod-a").claim is Claim.NO_INCIDENT
+    assert store.claim(KEY, "t2", 900, T0 + timedelta(seconds=220), pod="pod-a").claim is Claim.OPENED
+
+
+def test_a_retry_of_the_opener_after_its_window_closed_is_itself_not_news(client: Counting) -> None:
+    store = DedupStore(table_name=TABLE, client=client)
+    assert store.claim(KEY, "t1", 60, T0, pod="pod-a").claim is Claim.OPENED
+    later = T0 + timedelta(seconds=61)
+    assert store.claim(KEY, "t1", 60, later, pod="pod-a").claim is Claim.SAME_EVENT
+    assert store.claim(KEY, "t2", 60, later, pod="pod-a").claim is Claim.OPENED  # new trouble is news
+
+
+def test_a_retried_recovery_never_resolves_an_incident_that_opened_after_it(client: Counting) -> None:
+    store = DedupStore(table_name=TABLE, client=client)
+    assert store.claim(KEY, "t1", 900, T0, pod="pod-a").claim is Claim.OPENED
+    assert store.resolve(KEY, "r1", T0 + timedelta(seconds=60), pod="pod-a").claim is Claim.RESOLVED
+    # the container crash-loops again before r1's record is retried
+    assert store.claim(KEY, "t2", 900, T0 + timedelta(seconds=120), pod="pod-a").claim is Claim.OPENED
+
+    again = store.resolve(KEY, "r1", T0 + timedelta(seconds=240), pod="pod-a")
+    assert again.claim is Claim.SAME_EVENT  # its notification goes again; incident 2 is untouched
+    assert store.claim(KEY, "t3", 900, T0 + timedelta(seconds=250), pod="pod-a").claim is Claim.DUPLICATE
+    # the recovery that really ends incident 2 resolves it
+    final = store.resolve(KEY, "r2", T0 + timedelta(seconds=300), pod="pod-a")
+    assert (final.claim, final.count) == (Claim.RESOLVED, 2)
+
+
+def test_a_retried_recovery_never_resolves_a_later_workload_incident(client: Counting) -> None:
+    key = "c1/ns/workload:api/crash-loop"
+    store = DedupStore(table_name=TABLE, client=client)
+    store.claim(key, "t1", 900, T0, pod="pod-a")
+    assert store.resolve(key, "r1", T0, pod="pod-a", workload=True).claim is Claim.RESOLVED
+    store.claim(key, "t2", 900, T0 + timedelta(seconds=10), pod="pod-a")  # incident 2
+
+    assert store.resolve(key, "r1", T0 + timedelta(seconds=20), pod="pod-a", workload=True).claim is (
+        Claim.SAME_EVENT
+    )
+    final = store.resolve(key, "r2", T0 + timedelta(seconds=30), pod="pod-a", workload=True)
+    assert (final.claim, final.pods) == (Claim.RESOLVED, ("pod-a",))

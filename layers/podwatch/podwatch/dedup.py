@@ -21,14 +21,17 @@ key is the current incident of that trouble:
 
 Trouble (`DedupStore.claim`), every write conditional, so DynamoDB serialises racing invocations:
 
-* open — PutItem if `attribute_not_exists(pk) OR expires_at < :now OR state = resolved` (the
-  window is over, or the incident resolved: news; the condition compares the window's end itself)
-  → `Claim.OPENED`; the new incident replaces the old one;
+* open — UpdateItem (SET every incident attribute anew, REMOVE the old incident's) if
+  `attribute_not_exists(pk) OR ((expires_at < :now OR state = resolved) AND event_id <> :eid)` (the
+  window is over, or the incident resolved: news — unless this event is the one that opened it, a
+  retry of the opener after the window or the resolution; the condition compares the window's end
+  itself) → `Claim.OPENED`; the new incident replaces the old one, but keeps `resolved_by` (below);
 * repeat — UpdateItem `ADD count, pods` if the window is open, firing and opened by another event
   → `Claim.DUPLICATE`; when `pods` is full the pod is counted in `unlisted` instead;
 * a failed condition returns the stored item (`ReturnValuesOnConditionCheckFailure`), which tells
-  the rest without a read: an open window opened by *this* event is a Lambda/SQS retry of the same
-  message → `Claim.SAME_EVENT` (passes, no write), so a retry is never mistaken for a duplicate.
+  the rest without a read: an incident opened by *this* event (its window open or not, resolved or
+  not) is a Lambda/SQS retry of the same message → `Claim.SAME_EVENT` (passes, no write), so a retry
+  is never mistaken for a duplicate, nor for news after the incident resolved.
 
 Which write is tried first comes from a per-process hint (the windows this process saw open): an
 event of a known open window tries the repeat first, anything else tries the open first. The hint
@@ -41,7 +44,9 @@ Recovery (`DedupStore.resolve`, for a `recovered` finding; key = the key of the 
   its window is still open (a pod that crash-looped for an hour and recovers after the cooldown
   still resolves what the manager was told is firing), up to INCIDENT_RETENTION_S after the window
   → `Claim.RESOLVED` (with the incident's count and pods); a retry of the resolving event
-  → `Claim.SAME_EVENT`; nothing firing → `Claim.NO_INCIDENT` (no notification);
+  → `Claim.SAME_EVENT`, also once a later incident of the key has opened (an open keeps
+  `resolved_by`, and the condition refuses the event that resolved the one before: a retried
+  recovery never resolves trouble seen after it); nothing firing → `Claim.NO_INCIDENT`;
 * workload scope — the pod joins `recovered` if it is listed in `pods`; the incident resolves when
   every listed pod has recovered (a second, conditional write), otherwise
   → `Claim.PARTIAL_RECOVERY`. Pods beyond the MAX_AFFECTED_PODS names (`unlisted`) cannot be
@@ -49,6 +54,9 @@ Recovery (`DedupStore.resolve`, for a `recovered` finding; key = the key of the 
   still in trouble opens a new incident with its next occurrence (the open condition above).
 
 Not exactly once: `count` — a duplicate whose record is retried by SQS after its write counts twice.
+Remembered per key: the opener of the current incident and the last resolver only — a retry that
+arrives after two more incidents of its key came and went is judged as new (SQS retries a record
+for minutes, incidents last the cooldown at least).
 """
 
 from __future__ import annotations
@@ -73,13 +81,21 @@ NO_CONTAINER = "-"
 FIRING = "firing"
 RESOLVED = "resolved"
 
-OPEN_CONDITION = "attribute_not_exists(pk) OR expires_at < :now OR #st = :resolved"
+OPEN_CONDITION = "attribute_not_exists(pk) OR ((expires_at < :now OR #st = :resolved) AND event_id <> :eid)"
+#: an open sets the new incident and drops what belonged to the old one (`resolved_by` stays)
+_OPEN_UPDATE = (
+    "SET event_id = :eid, expires_at = :exp, purge_at = :purge, opened_at = :now, #st = :firing, "
+    "#count = :one{pods} REMOVE unlisted, recovered, resolved_at{no_pods}"
+)
+_OPEN_WITH_POD = _OPEN_UPDATE.format(pods=", pods = :podset", no_pods="")
+_OPEN_WITHOUT_POD = _OPEN_UPDATE.format(pods="", no_pods=", pods")
 _IS_FIRING = "(attribute_not_exists(#st) OR #st = :firing)"
 REPEAT_CONDITION = f"expires_at >= :now AND event_id <> :eid AND {_IS_FIRING}"
 _POD_FITS = "(attribute_not_exists(pods) OR size(pods) < :max OR contains(pods, :pod))"
 #: firing, and not past its retention (TTL deletes late; items without `purge_at` predate it)
 RESOLVE_CONDITION = (
     f"attribute_exists(pk) AND {_IS_FIRING} AND (attribute_not_exists(purge_at) OR purge_at >= :now)"
+    " AND (attribute_not_exists(resolved_by) OR resolved_by <> :eid)"
 )
 
 _REPEAT_LISTED_UPDATE = "ADD #count :one, pods :podset DELETE recovered :podset"
@@ -99,7 +115,6 @@ _FIRING_S = {"S": FIRING}
 _RESOLVED_S = {"S": RESOLVED}
 _ONE_N = {"N": "1"}
 _MAX_PODS_N = {"N": str(MAX_AFFECTED_PODS)}
-_STATE_NAME = {"#st": "state"}
 _COUNT_STATE_NAMES = {"#count": "count", "#st": "state"}
 
 
@@ -232,8 +247,8 @@ class DedupStore:
                 return Outcome(Claim.OPENED, 1, (pod,) if pod else (), 0, now_s)
             if old is not None and old.firing_at(now_s) and old.event_id is not None:
                 self._remember(key, old.event_id, old.expires_at)
-                if old.event_id == event_id:
-                    return old.outcome(Claim.SAME_EVENT)
+            if old is not None and old.event_id == event_id:
+                return old.outcome(Claim.SAME_EVENT)  # its opener again: in its window or after
             repeat_first = True
         raise TransientError(
             f"dedup claim of {key!r} still contended after {MAX_ATTEMPTS} writes", reason="dedup_contended"
@@ -242,24 +257,25 @@ class DedupStore:
     def _open(
         self, key: str, event_id: str, now_s: int, cooldown_s: int, pod: str | None
     ) -> tuple[bool, _Item | None]:
-        item: dict[str, Any] = {
-            "pk": {"S": key},
-            "event_id": {"S": event_id},
-            "expires_at": {"N": str(now_s + cooldown_s)},
-            "purge_at": {"N": str(now_s + cooldown_s + INCIDENT_RETENTION_S)},
-            "opened_at": {"N": str(now_s)},
-            "state": _FIRING_S,
-            "count": _ONE_N,
+        values: dict[str, Any] = {
+            ":eid": {"S": event_id},
+            ":exp": {"N": str(now_s + cooldown_s)},
+            ":purge": {"N": str(now_s + cooldown_s + INCIDENT_RETENTION_S)},
+            ":now": {"N": str(now_s)},
+            ":firing": _FIRING_S,
+            ":resolved": _RESOLVED_S,
+            ":one": _ONE_N,
         }
         if pod:
-            item["pods"] = {"SS": [pod]}
+            values[":podset"] = {"SS": [pod]}
         return self._write(
-            "put_item",
+            "update_item",
             key,
-            Item=item,
+            Key={"pk": {"S": key}},
+            UpdateExpression=_OPEN_WITH_POD if pod else _OPEN_WITHOUT_POD,
             ConditionExpression=OPEN_CONDITION,
-            ExpressionAttributeNames=_STATE_NAME,
-            ExpressionAttributeValues={":now": {"N": str(now_s)}, ":resolved": _RESOLVED_S},
+            ExpressionAttributeNames=_COUNT_STATE_NAMES,
+            ExpressionAttributeValues=values,
         )
 
     def _repeat(self, key: str, event_id: str, now_s: int, pod: str | None) -> tuple[bool, _Item | None]:
@@ -299,7 +315,11 @@ class DedupStore:
         """Resolve the open incident of `key` (a `recovered` event), see the module docstring."""
         now_s = int(now.timestamp())
         names = {"#st": "state"}
-        values: dict[str, Any] = {":now": {"N": str(now_s)}, ":firing": {"S": FIRING}}
+        values: dict[str, Any] = {
+            ":now": {"N": str(now_s)},
+            ":firing": {"S": FIRING},
+            ":eid": {"S": event_id},
+        }
         if workload:
             values |= {":podset": {"SS": [pod]}, ":pod": {"S": pod}}
             ok, item = self._write(
@@ -346,8 +366,10 @@ class DedupStore:
 
     @staticmethod
     def _not_resolved(old: _Item | None, event_id: str) -> Outcome:
-        if old is not None and old.state == RESOLVED and old.resolved_by == event_id:
-            return old.outcome(Claim.SAME_EVENT)  # a retry of the event that resolved it
+        if old is not None and old.resolved_by == event_id:
+            # a retry of the event that resolved the incident (or the one before a newer incident:
+            # its notification is sent again, as the retry of the record may be for a failed send)
+            return old.outcome(Claim.SAME_EVENT)
         return Outcome(Claim.NO_INCIDENT, count=0)
 
     # ------------------------------------------------------------------ plumbing
