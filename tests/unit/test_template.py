@@ -412,10 +412,11 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     ]
     assert set(processor) >= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     dedup, metadata = {"Fn::GetAtt": ["DedupTable", "Arn"]}, {"Fn::GetAtt": ["MetadataTable", "Arn"]}
-    assert processor["dynamodb:PutItem"] == [dedup, metadata]
-    assert processor["dynamodb:GetItem"] == [dedup, metadata]
+    assert processor["dynamodb:PutItem"] == [metadata]
+    assert processor["dynamodb:GetItem"] == [metadata]
     clusters = {"Fn::GetAtt": ["ClustersTable", "Arn"]}
-    # metadata rows are only ever put whole; cluster items only ever updated (podwatch.control)
+    # metadata rows are only ever put whole; dedup and cluster items only ever updated, conditionally
+    # (podwatch.dedup, podwatch.control)
     assert processor["dynamodb:UpdateItem"] == [dedup, clusters]
     assert processor["logs:PutLogEvents"] == [{"Fn::GetAtt": ["ProcessorLogGroup", "Arn"]}]
     assert len(processor["ssm:GetParameter"]) == 1
