@@ -469,16 +469,19 @@ class LocalStack:
 
     # ------------------------------------------------------------------ run
 
-    def invoke(self, function_logical_id: str, event: dict[str, Any]) -> Any:
+    def invoke(
+        self, function_logical_id: str, event: dict[str, Any], *, timeout_ms: int | None = None
+    ) -> Any:
         """Invoke a template function directly (a scheduled one, or a sample from events/), in its
-        environment, as `sam local invoke` would."""
+        environment, as `sam local invoke` would; `timeout_ms`: the time the context says is left
+        at the start (default: the template's timeout)."""
         spec = self.function_specs[function_logical_id]
         handler = getattr(self.function_modules[function_logical_id], spec.function)
         context = LambdaContext(
             function_name=f"{self.stack_name}-{spec.code_dir.name}",
             invoked_function_arn=f"arn:aws:lambda:{self.region}:{self._require().account_id}:function:"
             f"{self.stack_name}-{spec.code_dir.name}",
-            timeout_ms=spec.timeout * 1000,
+            timeout_ms=spec.timeout * 1000 if timeout_ms is None else timeout_ms,
         )
         with (
             INVOKE_LOCK,

@@ -35,6 +35,10 @@ metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
 
 
+#: what the sync needs after the fetches (the parameter, the mapping, the heartbeat scan, metrics)
+REST_OF_SYNC_MS = 5000
+
+
 @dataclass(frozen=True, slots=True)
 class Dependencies:
     settings: ConfigSyncSettings
@@ -132,7 +136,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if isinstance(requested, list)
         else deps.settings.clusters
     )
-    result = sync(clusters, deps=deps.sync, now=datetime.now(UTC))
+    # a fetch starts only if it can finish, retries included, with time to spare for the rest
+    needed_ms = deps.restate.worst_call_seconds * 1000 + REST_OF_SYNC_MS
+    result = sync(
+        clusters,
+        deps=deps.sync,
+        now=datetime.now(UTC),
+        time_left=lambda: context.get_remaining_time_in_millis() > needed_ms,
+    )
     _emit(result, deps.sync.registry is not None)
     summary = result.as_dict()
     logger.info("config sync done", extra={"sync": summary})

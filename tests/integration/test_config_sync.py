@@ -163,3 +163,20 @@ def test_sync_now_sample_names_clusters_and_reports_the_silent_ones(stack: Local
     assert {"prod-eu-1", "staging-us-2"} <= set(result["silent"])
     assert result["heartbeat_age"] == {"prod-eu-1": None, "staging-us-2": None}
     assert metric_total(stack, "ClustersSilent") >= 2
+
+
+def test_no_fetch_starts_that_could_not_finish_and_the_heartbeats_are_still_reported(
+    stack: LocalStack,
+) -> None:
+    # A fetch retries for up to 10 s and its last attempt may then take connect + read (2 + 10 s):
+    # with less than that and 5 s for the rest left, no fetch starts; the run still reports.
+    event = load_event("events/config_sync/sync-now.json")
+    failed_before = metric_total(stack, "ConfigFetchFailed")
+
+    result = stack.invoke("ConfigSyncFunction", event, timeout_ms=26_000)
+
+    assert set(result["fetch_failed"]) == {"prod-eu-1", "staging-us-2"}
+    assert all(reason.startswith("no_time_left") for reason in result["fetch_failed"].values())
+    assert result["parameter_written"] is False
+    assert {"prod-eu-1", "staging-us-2"} <= set(result["silent"])  # ClustersSilent still has data
+    assert metric_total(stack, "ConfigFetchFailed") == failed_before + 2

@@ -198,6 +198,26 @@ def test_sample_batch_is_one_call_per_cluster(
     assert metric_values(out, "BreakerOpened") == []
 
 
+def test_no_call_starts_that_could_not_finish_before_the_function_times_out(
+    app: ModuleType, ingress: Ingress
+) -> None:
+    # A call retries for up to max_time (10 s) and its last attempt may then take connect + read
+    # (1 + 2 s here): 13 s, plus a 1 s margin. With less time left, the records go back to SQS unsent.
+    restate = app.dependencies().restate
+    assert restate.worst_call_seconds == 10 + 1 + 2
+    event = sample()
+
+    short = app.lambda_handler(event, LambdaContext(timeout_ms=13_500))
+    assert ingress.received == []
+    assert sorted(f["itemIdentifier"] for f in short["batchItemFailures"]) == sorted(
+        r["messageId"] for r in event["Records"]
+    )
+
+    enough = app.lambda_handler(event, LambdaContext(timeout_ms=14_500))
+    assert enough == {"batchItemFailures": []}
+    assert len(ingress.received) == 2
+
+
 def test_the_same_content_carries_the_same_idempotency_key(app: ModuleType, ingress: Ingress) -> None:
     # Given the same notifications redelivered by SQS (new message ids, another order)
     first = sample()

@@ -25,7 +25,7 @@ failures raise TransientError (the invocation fails, Lambda's Errors metric show
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -107,9 +107,18 @@ def mapping_tuning(config: RemoteConfig) -> dict[str, int]:
     return {"batch_size": config.batch_size, "batching_window_seconds": window}
 
 
-def sync(cluster_ids: Sequence[str], *, deps: ConfigSyncDeps, now: datetime) -> SyncResult:
+def sync(
+    cluster_ids: Sequence[str],
+    *,
+    deps: ConfigSyncDeps,
+    now: datetime,
+    time_left: Callable[[], bool] | None = None,
+) -> SyncResult:
+    """`time_left()` is asked before each fetch from the manager; once it says False, the clusters
+    not fetched yet count as fetch failures, and the rest (the parameter, the mapping, the
+    heartbeats) still runs on what was fetched."""
     result = SyncResult(clusters=list(cluster_ids))
-    fetched = _fetch(result, deps)
+    fetched = _fetch(result, deps, time_left)
     chosen = fetched.get(cluster_ids[0]) if cluster_ids else None
     if chosen is not None:
         result.divergent = sorted(c for c, cfg in fetched.items() if cfg != chosen)
@@ -127,9 +136,16 @@ def sync(cluster_ids: Sequence[str], *, deps: ConfigSyncDeps, now: datetime) -> 
     return result
 
 
-def _fetch(result: SyncResult, deps: ConfigSyncDeps) -> dict[str, RemoteConfig]:
+def _fetch(
+    result: SyncResult, deps: ConfigSyncDeps, time_left: Callable[[], bool] | None
+) -> dict[str, RemoteConfig]:
     fetched: dict[str, RemoteConfig] = {}
     for cluster in result.clusters:
+        if time_left is not None and not time_left():
+            result.fetch_failed[cluster] = "no_time_left: not fetched, the invocation is nearly over"
+            result.tally.add(telemetry.CONFIG_FETCH_FAILED)
+            log.warning("remote config not fetched: no time left", extra={"cluster_id": cluster})
+            continue
         try:
             config = deps.manager.get_remote_config(cluster)
         except ConfigError as exc:

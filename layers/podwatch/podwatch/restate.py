@@ -199,6 +199,9 @@ class RestateClient:
         self.timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         )
+        #: the longest one call can take, retries included: backoff starts no retry after
+        #: `max_time`, but the attempt under way then runs to its own timeouts
+        self.worst_call_seconds = max_time + connect_timeout + read_timeout
         self._token = token
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self.timeout)
