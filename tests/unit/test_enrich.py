@@ -108,6 +108,17 @@ def test_guess_workload_name_from_pod_name(pod_name: str, workload: str) -> None
     assert guess_workload_name(pod_name) == workload
 
 
+@pytest.mark.parametrize("job", ["nightly-backup-29402040", "nightly-backup-28000000", "etl-12345678"])
+def test_an_event_about_a_cronjob_pod_names_the_workload_its_pod_status_names(job: str) -> None:
+    # workload scope: the Event (pod name only) and the pod status (Job owner) must give one key
+    pod_name = f"{job}-x7k2p"
+    owned = pod_event([OwnerReference(kind="Job", name=job, controller=True)])
+    from_status = workload_of(owned)
+    assert from_status is not None
+    assert from_status.kind == "CronJob"
+    assert guess_workload_name(pod_name) == from_status.name
+
+
 def test_notification_for_a_pod_finding() -> None:
     # Given a crash-looping container of a Deployment's pod with project/workload labels
     payload = pod_event(

@@ -78,12 +78,19 @@ def workload_of(pod: PodEvent) -> Workload | None:
 
 
 def guess_workload_name(pod_name: str) -> str:
-    """Best effort from a pod name alone (Kubernetes Events): strips the generated suffixes."""
-    for pattern in (_DEPLOYMENT_POD, _GENERATED_POD, _STATEFUL_POD):
-        match = pattern.match(pod_name)
-        if match:
-            return match.group("name")
-    return pod_name
+    """Best effort from a pod name alone (Kubernetes Events): strips the generated suffixes, and
+    names a CronJob's pod (`<cronjob>-<scheduled minutes>-<suffix>`) by its CronJob, as
+    `workload_of` names it from the pod's Job owner, so both give one workload-scope dedup key."""
+    match = _DEPLOYMENT_POD.match(pod_name)
+    if match:
+        return match.group("name")
+    match = _GENERATED_POD.match(pod_name)
+    if match:
+        owner = match.group("name")  # a DaemonSet, or a Job (which a CronJob may own)
+        cronjob = _CRONJOB_JOB.match(owner)
+        return cronjob.group("name") if cronjob else owner
+    match = _STATEFUL_POD.match(pod_name)
+    return match.group("name") if match else pod_name
 
 
 def workload_name_for(envelope: PodEnvelope | KubeEventEnvelope) -> str:
