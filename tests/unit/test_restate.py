@@ -253,3 +253,12 @@ def test_a_redriven_enroll_command_gets_a_key_of_its_own() -> None:
     assert first == again  # the same command twice: one effect
     assert after_redrive != first
     assert after_redrive.startswith("pw-enroll-r1-")
+
+
+def test_an_answer_that_cannot_be_decoded_is_a_delivery_failure_not_a_crash() -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"not gzip at all")
+
+    c = client(broken)
+    with pytest.raises(DeliveryFailed, match="DecodingError"):
+        c.notify_pod_events("prod", [notification(1)])

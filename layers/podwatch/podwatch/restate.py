@@ -303,7 +303,7 @@ class RestateClient:
             raise DeliveryFailed(
                 f"manager answered {exc.status_code} to {path} until retries ran out"
             ) from exc
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # transport errors, and the rest (an undecodable answer, ...)
             raise DeliveryFailed(
                 f"manager unreachable at {self.base_url} ({type(exc).__name__}: {exc})"
             ) from exc
@@ -316,7 +316,7 @@ class RestateClient:
     def _request(self, url: str, body: str | None, headers: dict[str, str]) -> dict[str, Any]:
         try:
             response = self._http.post(url, content=body, headers=headers, timeout=self.timeout)
-        except httpx.TransportError:
+        except httpx.HTTPError:  # no usable response
             self.stats.record(NO_RESPONSE)
             raise
         self.stats.record(response.status_code)
