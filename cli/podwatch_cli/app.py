@@ -4,6 +4,7 @@
     podwatch --stack podwatch-prod dlq list
     podwatch --stack podwatch-prod dlq redrive --all --dry-run
     podwatch --stack podwatch-prod config set dedup_cooldown_seconds=600
+    podwatch --stack podwatch-prod clusters forget old-cluster-1
 
 Exit codes: 0 done; 1 refused, invalid or not found (nothing changed); 2 bad arguments; 3 AWS
 could not be reached or answered with an error.
@@ -146,6 +147,21 @@ def _parser() -> argparse.ArgumentParser:
         " breaker (CircuitOpen in the last 15 min) and the stack's alarms (CloudWatch).",
     )
     status.add_argument("--json", action="store_true", help="JSON instead of text")
+
+    # ---------------------------------------------------------------- clusters
+    clusters = commands.add_parser(
+        "clusters",
+        help="the clusters config-sync watches for heartbeats",
+        description="Clusters are remembered from their relays' enroll and heartbeat messages.",
+    )
+    cluster_commands = clusters.add_subparsers(dest="clusters_command", metavar="ACTION", required=True)
+    forget = cluster_commands.add_parser(
+        "forget",
+        help="forget a decommissioned cluster (it no longer counts as silent)",
+        description="Delete the cluster's item from the clusters table, so ClustersSilent and the"
+        " relay-heartbeats-stopped alarm stop counting it. A relay of it that still runs brings it back.",
+    )
+    forget.add_argument("cluster_id", metavar="CLUSTER_ID")
     return parser
 
 
@@ -212,6 +228,8 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             err=err,
             progress=args.progress,
         )
+    if args.command == "clusters":
+        return status_cmd.cmd_forget(clients, stack, args.cluster_id, out=out, err=err)
     return status_cmd.cmd_status(clients, stack, as_json=args.json, out=out)
 
 

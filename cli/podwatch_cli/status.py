@@ -84,6 +84,35 @@ def clusters(clients: Clients, stack: Stack, *, now: float) -> list[dict[str, An
     return sorted(rows, key=lambda r: r["cluster_id"])
 
 
+def cmd_forget(clients: Clients, stack: Stack, cluster_id: str, *, out: IO[str], err: IO[str]) -> int:
+    """`podwatch clusters forget ID`: delete a decommissioned cluster's item from the clusters table,
+    so config-sync stops counting it in `ClustersSilent` (the item would otherwise stay until its
+    TTL, 30 days, and keep the relay-heartbeats-stopped alarm on). A relay of that cluster that is
+    still running brings it back with its next heartbeat (and enrolls again)."""
+    if not stack.clusters_table:
+        err.write("podwatch clusters forget: the stack has no clusters table\n")
+        return 1
+    try:
+        answer = clients("dynamodb").delete_item(
+            TableName=stack.clusters_table,
+            Key={"pk": {"S": cluster_id}},
+            ConditionExpression="attribute_exists(pk)",
+            ReturnValues="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            err.write(f"podwatch clusters forget: no cluster {cluster_id!r} in {stack.clusters_table}\n")
+            return 1
+        raise
+    seen = answer.get("Attributes", {}).get("last_seen_at", {}).get("N")
+    when = datetime.fromtimestamp(float(seen), UTC).isoformat() if seen else "never"
+    out.write(
+        f"forgot cluster {cluster_id} (last heard of: {when}); a relay of it that is still running "
+        "brings it back with its next heartbeat\n"
+    )
+    return 0
+
+
 def alarms(clients: Clients, stack: Stack) -> list[dict[str, str]] | None:
     try:
         pages = (

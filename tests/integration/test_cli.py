@@ -357,6 +357,30 @@ def test_status_shows_depths_and_each_clusters_last_heartbeat(
     assert "alarms: 0 of 0 in ALARM" in text
 
 
+def test_clusters_forget_removes_a_decommissioned_cluster_from_the_silent_ones(
+    stack: Provisioned, clients: AwsClients, endpoint: str
+) -> None:
+    table = stack.physical("ClustersTable")
+    old = int(time.time()) - 7 * 24 * 3600
+    clients.dynamodb.put_item(
+        TableName=table, Item={"pk": {"S": "decommissioned"}, "last_seen_at": {"N": str(old)}}
+    )
+    before = {
+        c["cluster_id"]: c for c in json.loads(podwatch(endpoint, stack, "status", "--json").out)["clusters"]
+    }
+    assert before["decommissioned"]["silent"] is True
+
+    done = podwatch(endpoint, stack, "clusters", "forget", "decommissioned")
+    assert done.code == 0, done.err
+    assert "forgot cluster decommissioned" in done.out
+
+    after = json.loads(podwatch(endpoint, stack, "status", "--json").out)["clusters"]
+    assert "decommissioned" not in {c["cluster_id"] for c in after}
+    again = podwatch(endpoint, stack, "clusters", "forget", "decommissioned")
+    assert again.code == 1
+    assert "no cluster 'decommissioned'" in again.err
+
+
 def test_a_stack_file_names_the_resources(
     stack: Provisioned, clients: AwsClients, endpoint: str, tmp_path: Path
 ) -> None:
