@@ -111,6 +111,51 @@ def test_an_invalid_value_without_a_good_one_before_gives_the_defaults(ssm: Any)
     assert metrics.added == [(telemetry.CONFIG_REJECTED, 1)]
 
 
+def test_an_invalid_value_at_a_cold_start_gives_the_newest_valid_version(ssm: Any) -> None:
+    # Given two good versions, then a bad one written by hand
+    for version in ("good-1", "good-2"):
+        put(ssm, RemoteConfig(version=version, batch_size=7).to_json())
+    put(ssm, '{"batch_size": 1000}')
+
+    # When a new execution environment (nothing known yet) reads it
+    config_module.reset_last_good()
+    metrics = RecordingMetrics()
+    loaded, current = load_remote_config(
+        parameter_name=NAME,
+        max_age=0,
+        provider=SSMProvider(boto3_client=ssm),
+        metrics=metrics,  # type: ignore[arg-type]
+    )
+
+    # Then the last good config is still the one in force, and the rejection is counted
+    assert (loaded, current) == (RemoteConfig(version="good-2", batch_size=7), False)
+    assert metrics.added == [(telemetry.CONFIG_REJECTED, 1)]
+    assert config_module.last_good(NAME) == loaded
+
+
+def test_an_unreadable_history_at_a_cold_start_gives_the_defaults(ssm: Any) -> None:
+    put(ssm, RemoteConfig(version="good-1").to_json())
+    put(ssm, "{not json")
+
+    class NoHistory:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def get_parameter(self, **kwargs: Any) -> Any:
+            return self.real.get_parameter(**kwargs)
+
+        def get_parameter_history(self, **_: Any) -> Any:
+            from botocore.exceptions import ClientError
+
+            denied = {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}
+            raise ClientError(denied, "GetParameterHistory")  # type: ignore[arg-type]
+
+    loaded, current = load_remote_config(
+        parameter_name=NAME, max_age=0, provider=SSMProvider(boto3_client=NoHistory(ssm))
+    )
+    assert (loaded, current) == (RemoteConfig(), False)
+
+
 def test_a_good_value_after_a_bad_one_is_taken(ssm: Any) -> None:
     provider = SSMProvider(boto3_client=ssm)
     put(ssm, '{"batch_size": -1}')

@@ -38,7 +38,7 @@ ALLOWED_ACTIONS = {
         "BatchGetItem",
         "BatchWriteItem",
     },
-    "ssm": {"GetParameter", "GetParameters", "PutParameter"},
+    "ssm": {"GetParameter", "GetParameters", "GetParameterHistory", "PutParameter"},
     "logs": {"CreateLogStream", "PutLogEvents"},
     "xray": {"PutTraceSegments", "PutTelemetryRecords"},
     "lambda": {"GetEventSourceMapping", "UpdateEventSourceMapping"},

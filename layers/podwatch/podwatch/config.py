@@ -3,9 +3,12 @@
 A bad value never replaces the last good config: `load_remote_config` validates every value it gets
 (Parameters caches the raw string for `max_age` seconds, so SSM is asked at most that often) and
 keeps the last good config of this process when a value is invalid (metric ConfigRejected) or cannot
-be read (metric ConfigFetchFailed). Before any good value, the defaults `RemoteConfig()` stand in for
-an invalid value; a parameter that cannot be read at all before any good value is a TransientError
-(the records go back to SQS), since then there is nothing trustworthy to filter by.
+be read (metric ConfigFetchFailed). A process that has seen no good value yet (a cold start after
+someone wrote an invalid value) looks for the newest valid version in the parameter's history
+(GetParameterHistory; SSM keeps the last 100), so the config in force is still the last good one;
+only if there is none (or the history cannot be read) do the defaults `RemoteConfig()` stand in. A
+parameter that cannot be read at all before any good value is a TransientError (the records go back
+to SQS), since then there is nothing trustworthy to filter by.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def load_remote_config(
         return fallback, False
     config, problems = _validate(raw)
     if config is None:
-        fallback = last_good(parameter_name) or RemoteConfig()
+        fallback = last_good(parameter_name) or _newest_good_in_history(ssm, parameter_name) or RemoteConfig()
         log.error(
             "remote config rejected; keeping the last good config",
             extra={"parameter": parameter_name, "problems": problems, "config_version": fallback.version},
@@ -97,6 +100,39 @@ def load_remote_config(
             },
         )
     return config, True
+
+
+def _newest_good_in_history(provider: SSMProvider, parameter_name: str) -> RemoteConfig | None:
+    """The newest version of the parameter that validates (remembered as this process's last good
+    config), None if there is none or the history cannot be read (logged)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    versions: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"Name": parameter_name, "WithDecryption": False, "MaxResults": 50}
+    try:
+        while True:
+            page = provider.client.get_parameter_history(**request)
+            versions += page.get("Parameters", [])
+            if not page.get("NextToken"):
+                break
+            request["NextToken"] = page["NextToken"]
+    except (ClientError, BotoCoreError) as exc:
+        log.warning(
+            "remote config history cannot be read; the defaults stand in",
+            extra={"parameter": parameter_name, "error": str(exc)},
+        )
+        return None
+    for version in sorted(versions, key=lambda v: int(v.get("Version", 0)), reverse=True):
+        config, _ = _validate(version.get("Value"))
+        if config is not None:
+            with _lock:
+                _last_good.setdefault(parameter_name, config)
+            log.warning(
+                "remote config rejected at a cold start; the newest valid version stands in",
+                extra={"parameter": parameter_name, "parameter_version": version.get("Version")},
+            )
+            return config
+    return None
 
 
 def _validate(raw: Any) -> tuple[RemoteConfig | None, str]:
