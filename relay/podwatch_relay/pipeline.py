@@ -46,6 +46,7 @@ from podwatch_relay.projection import (
     _intern,
     _time_text,
     now_text,
+    parts_troubled,
     pod_identity,
     pod_meta,
     pod_payload,
@@ -77,13 +78,14 @@ MAX_EVENT_REASONS = 500
 
 #: The head of a Pod watch line exactly as the Go API server serializes it (struct field order):
 #: type, kind, apiVersion, then metadata's name, generateName, namespace, selfLink, uid,
-#: resourceVersion. Names and uids never hold quotes or backslashes, so `[^"\\]` is exact.
-#: Groups: 1 type, 2 the metadata object's `{`, 3 name, 4 namespace, 5 uid, 6 resourceVersion.
+#: resourceVersion. Names and uids never hold quotes or backslashes: `[^"]` is exact once the
+#: pipeline has checked that the head holds no backslash (`[^"\\]` costs the regex engine twice
+#: as much per character). Groups: 1 type, 2 name, 3 namespace, 4 uid, 5 resourceVersion.
 #: Anything else takes the full path.
 _FAST_HEAD = re.compile(  # possessive and atomic (nothing to backtrack into): the same, faster
-    rb'\{"type":"(ADDED|MODIFIED|DELETED)","object":\{"kind":"Pod","apiVersion":"v1","metadata":(\{)'
-    rb'"name":"([^"\\]++)",(?>"generateName":"[^"\\]*+",)?"namespace":"([^"\\]++)",'
-    rb'(?>"selfLink":"[^"\\]*+",)?"uid":"([^"\\]++)","resourceVersion":"([^"\\]++)"'
+    rb'\{"type":"(ADDED|MODIFIED|DELETED)","object":\{"kind":"Pod","apiVersion":"v1","metadata":\{'
+    rb'"name":"([^"]++)",(?>"generateName":"[^"]*+",)?"namespace":"([^"]++)",'
+    rb'(?>"selfLink":"[^"]*+",)?"uid":"([^"]++)","resourceVersion":"([^"]++)"'
 )
 #: Inside a JSON string every `"` is escaped, so these byte sequences only occur as keys. In a Pod
 #: the only key `status` whose value is an object is the top-level one, which comes last; the
@@ -106,10 +108,13 @@ _CONDITIONS_KEY = b'"conditions":['
 _KEY_START = b"{,"
 #: `managedFields` as a key of the metadata (`,"` before it: a key, see `_CONDITIONS_KEY`).
 _MANAGED_KEY = b',"managedFields":['
-_FAST_TYPES: dict[bytes, tuple[WatchType, str]] = {
-    b"ADDED": ("ADDED", "Pod/ADDED"),
-    b"MODIFIED": ("MODIFIED", "Pod/MODIFIED"),
-    b"DELETED": ("DELETED", "Pod/DELETED"),
+#: By the head's type: the watch type, its `seen` key, where the metadata object starts in the line
+#: (after `{"type":"<type>","object":{"kind":"Pod","apiVersion":"v1","metadata":`).
+_META_AT = len(b'{"type":"","object":{"kind":"Pod","apiVersion":"v1","metadata":')
+_FAST_TYPES: dict[bytes, tuple[WatchType, str, int]] = {
+    b"ADDED": ("ADDED", "Pod/ADDED", _META_AT + len("ADDED")),
+    b"MODIFIED": ("MODIFIED", "Pod/MODIFIED", _META_AT + len("MODIFIED")),
+    b"DELETED": ("DELETED", "Pod/DELETED", _META_AT + len("DELETED")),
 }
 #: The JSON transitions of recent diffs (the replicas of a workload change alike), bounded.
 _TRANSITIONS: dict[tuple[Change, ...], list[dict[str, Any]]] = {}
@@ -260,64 +265,120 @@ class Relay:
         outcome = self.handle(event, initial_sync=initial_sync)
         return LineResult(outcome, resource_version_of(event) if event.get("type") != "ERROR" else None)
 
-    def _fast_pod(self, line: bytes, head: re.Match[bytes], initial_sync: bool) -> LineResult | None:
-        at = line.rfind(_STATUS_KEY)
+    def _fast_pod(
+        self, line: bytes, head: re.Match[bytes], initial_sync: bool, hints: bool = True
+    ) -> LineResult | None:
+        type_text, name_text, namespace_text, uid_text, version_text = head.groups()
+        watch_type, seen_key, meta_at = _FAST_TYPES[type_text]
+        meta_end = head.end()
+        if line.find(b"\\", meta_at, meta_end) != -1:
+            return None  # an escape in the head (the API server writes none there)
         end = len(line)
         while end and line[end - 1] in _BLANKS:
             end -= 1
-        if at == -1 or not line.endswith(b"}}}", 0, end):  # status, object, watch event
+        if not line.endswith(b"}}}", 0, end):  # status, object, watch event
             return None
-        meta_end = head.end()
-        spec_at = line.find(_SPEC_KEY, meta_end, at)
-        if spec_at == -1:
-            return None
-        watch_type, seen_key = _FAST_TYPES[head.group(1)]
-        start = at + len(_STATUS_KEY) - 1  # the status object: line[start:stop]
-        stop = end - 2
-        if watch_type == "DELETED" or line.find(_DELETION_KEY, meta_end, spec_at) != -1:
-            # Deleted or being deleted: `terminating` comes from the metadata, so no shortcut,
-            # and the tracker keeps no status hash for it.
-            with self._lock:
-                return self._fast_changed(line, head, spec_at, start, stop, None, None, initial_sync)
-        # The status text cut around its conditions array, line[cond_at:cond_end] (empty when
-        # there is none to cut): the rest and the array are hashed apart.
-        cond_at = cond_end = stop
-        key_at = line.find(_CONDITIONS_KEY, start, stop)
-        if (
-            key_at != -1
-            and line[key_at - 1] in _KEY_START
-            and line.find(b"{", start + 1, key_at) == -1
-            and line.find(b"[", start + 1, key_at) == -1
-        ):
-            array_at = key_at + len(_CONDITIONS_KEY) - 1
-            if line.startswith(b"[]", array_at):
-                array_end = array_at + 2
-            else:
-                array_end = line.find(b"}]", array_at, stop) + 2  # 1 when not found
-            if array_end > array_at:
-                cond_at, cond_end = array_at, array_end
-        conditions_text = line[cond_at:cond_end]
-        status_hash: StatusHash = (hash((line[start:cond_at], line[cond_end:stop])), hash(conditions_text))
-        uid = head.group(5).decode()
+        uid = uid_text.decode()
         with self._lock:
             tracker = self.tracker
-            match = tracker.status_match(uid, status_hash)
+            record = tracker.record(uid)
+            # Where the status and the spec were cut in the pod's last line (`StatusHash`): most
+            # updates leave both in place, so two comparisons replace two scans of the line. Used
+            # only where the key is found again, and the status's place only if its text proves it
+            # (below). A line with nothing to go by scans.
+            hint = record[9] if record is not None and hints else None
+            at = spec_at = -1
+            if hint is not None:
+                at = end - (hint >> 32)
+                if at <= meta_end or not line.startswith(_STATUS_KEY, at):
+                    at = -1
+            hinted = at != -1
+            if not hinted:
+                at = line.rfind(_STATUS_KEY)
+                if at == -1:
+                    return None
+            if hint is not None:
+                spec_at = meta_end + (hint & 0xFFFFFFFF)
+                if spec_at >= at or not line.startswith(_SPEC_KEY, spec_at):
+                    spec_at = -1
+            if spec_at == -1:
+                spec_at = line.find(_SPEC_KEY, meta_end, at)
+                if spec_at == -1:
+                    return None
+            start = at + len(_STATUS_KEY) - 1  # the status object: line[start:stop]
+            stop = end - 2
+            if watch_type == "DELETED" or line.find(_DELETION_KEY, meta_end, spec_at) != -1:
+                if hint is not None:  # as found by scanning, where nothing is compared
+                    return self._fast_pod(line, head, initial_sync, False)
+                # Deleted or being deleted: `terminating` comes from the metadata, so no shortcut,
+                # and the tracker keeps no status hash for it.
+                return self._fast_changed(
+                    line,
+                    meta_at,
+                    spec_at,
+                    start,
+                    stop,
+                    None,
+                    None,
+                    initial_sync,
+                    watch_type,
+                    seen_key,
+                    uid,
+                    version_text,
+                )
+            # The status text cut around its conditions array, line[cond_at:cond_end] (empty when
+            # there is none to cut): the rest and the array are hashed apart.
+            cond_at = cond_end = stop
+            key_at = line.find(_CONDITIONS_KEY, start, stop)
+            if (
+                key_at != -1
+                and line[key_at - 1] in _KEY_START
+                and line.find(b"{", start + 1, key_at) == -1
+                and line.find(b"[", start + 1, key_at) == -1
+            ):
+                array_at = key_at + len(_CONDITIONS_KEY) - 1
+                if line.startswith(b"[]", array_at):
+                    array_end = array_at + 2
+                else:
+                    array_end = line.find(b"}]", array_at, stop) + 2  # 1 when not found
+                if array_end > array_at:
+                    cond_at, cond_end = array_at, array_end
+            conditions_text = line[cond_at:cond_end]
+            rest_hash = hash((line[start:cond_at], line[cond_end:stop]))
+            conditions_hash = hash(conditions_text)
+            match = 0  # 2: the same status text, 1: the same but for its conditions array
+            if record is not None and record[7] == rest_hash:
+                match = 2 if record[8] == conditions_hash else 1
+            if (
+                hinted
+                and match != 2
+                and (match == 0 or line.find(_STATUS_KEY, cond_at, cond_end) != -1)
+                and line.rfind(_STATUS_KEY) != at
+            ):
+                # The status key found where it was is the last one (the one a scan finds) when
+                # the text from it on is the same as last time, which had no other; with a new
+                # conditions array, when that array holds none; otherwise when the scan says so.
+                return self._fast_pod(line, head, initial_sync, False)
+            status_hash: StatusHash = (rest_hash, conditions_hash, (end - at) << 32 | (spec_at - meta_end))
             if match == 1:  # only the conditions array changed: decode it alone
                 try:
                     conditions = status_conditions(conditions_text)
                 except ValueError:
                     match = 0  # not the whole array after all (or untyped): decode the status
                 else:
-                    if tracker.conditions_unchanged(uid, conditions, status_hash):
+                    if record is not None and conditions == record[5]:
                         match = 2
-            if match != 2:
+            if match == 2 and record is not None:  # (there is one when match is not 0)
+                if record[8] != conditions_hash or record[9] != status_hash[2]:
+                    tracker.restamp(uid, record, status_hash)
+            else:
                 try:
                     parts = status_parts(line[start:stop])
                 except ValueError:
                     return None  # not the top-level status after all: the full path decides
                 snapshot: Snapshot = (
-                    _intern(head.group(4).decode()),
-                    head.group(3).decode(),
+                    _intern(namespace_text.decode()),
+                    name_text.decode(),
                     parts.phase,
                     parts.reason,
                     False,
@@ -326,7 +387,19 @@ class Relay:
                 )
                 if not tracker.unchanged(uid, snapshot, status_hash):
                     return self._fast_changed(
-                        line, head, spec_at, start, stop, parts, snapshot, initial_sync, status_hash
+                        line,
+                        meta_at,
+                        spec_at,
+                        start,
+                        stop,
+                        parts,
+                        snapshot,
+                        initial_sync,
+                        watch_type,
+                        seen_key,
+                        uid,
+                        version_text,
+                        status_hash,
                     )
             stats = self.stats
             stats.input_events += 1
@@ -336,32 +409,36 @@ class Relay:
             seen[seen_key] = seen.get(seen_key, 0) + 1
             outcomes = stats.outcomes
             outcomes["suppressed"] = outcomes.get("suppressed", 0) + 1
-        return _line_result(LineResult, ("suppressed", head.group(6).decode()))
+        return _line_result(LineResult, ("suppressed", version_text.decode()))
 
     def _fast_changed(
         self,
         line: bytes,
-        head: re.Match[bytes],
+        meta_at: int,
         spec_at: int,
         start: int,
         stop: int,
         parts: StatusParts | None,
         snapshot: Snapshot | None,
         initial_sync: bool,
+        watch_type: WatchType,
+        seen_key: str,
+        uid: str,
+        version: bytes,
         status_hash: StatusHash | None = None,
     ) -> LineResult | None:
         """A pod that changed, is new or is deleted, on the fast path (under the lock): its
-        `status` (line[start:stop], decoded unless its `parts` are given), `metadata` and
-        `spec.nodeName` are read from their place in the line; None when they cannot be (the full
-        path decides)."""
+        `status` (line[start:stop], decoded unless its `parts` are given), `metadata` (from
+        line[meta_at]) and `spec.nodeName` are read from their place in the line; None when they
+        cannot be (the full path decides)."""
         try:
             if parts is None:
                 parts = status_parts(line[start:stop])
-            meta = pod_meta(self._meta_text(line, head, spec_at))
+            meta = pod_meta(self._meta_text(line, meta_at, spec_at))
         except ValueError:
             return None
-        namespace, name, uid = meta.namespace, meta.name, meta.uid
-        if not (namespace and name and uid):
+        namespace, name = meta.namespace, meta.name
+        if not (namespace and name and meta.uid):
             return None  # the full path says which is missing
         if snapshot is None:
             snapshot = (
@@ -373,7 +450,7 @@ class Relay:
                 parts.conditions,
                 parts.containers,
             )
-        elif (namespace, name) != snapshot[:2] or uid != head.group(5).decode():
+        elif (namespace, name) != snapshot[:2] or meta.uid != uid:
             return None  # a key given twice in the metadata: the last one counts, as in the full path
         node = None
         node_at = line.rfind(_NODE_KEY, spec_at, start)
@@ -382,11 +459,10 @@ class Relay:
             if value is None:
                 return None
             node = value.group(1).decode()
-        watch_type, seen_key = _FAST_TYPES[head.group(1)]
         payload = typed_pod_payload(
             meta, node, parts, watch_type=watch_type, initial_sync=initial_sync, observed_at=self._now_text()
         )
-        outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash)
+        outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash, parts)
         stats = self.stats
         stats.input_events += 1
         seen = stats.seen
@@ -399,23 +475,23 @@ class Relay:
                 self.flush()
         else:
             stats.suppressed += 1
-        return _line_result(LineResult, (outcome, head.group(6).decode()))
+        return _line_result(LineResult, (outcome, version.decode()))
 
     @staticmethod
-    def _meta_text(line: bytes, head: re.Match[bytes], spec_at: int) -> bytes:
-        """The pod's `metadata` object, line[head.start(2):spec_at], without its `managedFields`
+    def _meta_text(line: bytes, meta_at: int, spec_at: int) -> bytes:
+        """The pod's `metadata` object, line[meta_at:spec_at], without its `managedFields`
         (often most of it, and never read) when they are its last member, as the API server
         writes them: the one `]` from their key to the end of the metadata closes their array
         just before the metadata's `}` (no string in them holds a `]`), so nothing follows them.
         Otherwise the whole object."""
-        managed_at = line.find(_MANAGED_KEY, head.end(), spec_at)
+        managed_at = line.find(_MANAGED_KEY, meta_at, spec_at)
         if (
             managed_at != -1
             and line[spec_at - 2 : spec_at] == b"]}"
             and line.count(b"]", managed_at, spec_at) == 1
         ):
-            return line[head.start(2) : managed_at] + b"}"
-        return line[head.start(2) : spec_at]
+            return line[meta_at:managed_at] + b"}"
+        return line[meta_at:spec_at]
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
         """Handle one parsed watch event; returns its outcome label (see the module docstring).
@@ -543,8 +619,10 @@ class Relay:
         watch_type: WatchType,
         initial_sync: bool,
         status_hash: StatusHash | None,
+        parts: StatusParts | None = None,
     ) -> Literal["forwarded", "suppressed"]:
-        """Diff one projected pod (its `pod_payload` and its snapshot) and forward it if it matters."""
+        """Diff one projected pod (its `pod_payload` and its snapshot) and forward it if it matters.
+        `parts`: those of a `typed_pod_payload` (its containers are encoded)."""
         uid, namespace, name = payload["uid"], payload["namespace"], payload["name"]
         if watch_type != "DELETED":
             previous = self.tracker.uid_of(namespace, name)
@@ -560,7 +638,7 @@ class Relay:
             initial_sync
             and not known
             and self.initial_sync_mode == "troubled"
-            and not payload_troubled(payload)
+            and not payload_troubled(payload, None if parts is None else parts_troubled(parts))
         ):
             # Only pods the relay never saw are held back: a change to a known pod found by a
             # relist is a missed transition and goes out.

@@ -32,6 +32,7 @@ from podwatch.models import (
     truncate,
     utcnow,
 )
+from podwatch_relay._json import fragment, unfragment
 from podwatch_relay.errors import BadWatchEvent
 
 if TYPE_CHECKING:
@@ -180,6 +181,21 @@ def _time_text(value: Any) -> str | None:
 def _put(out: Json, key: str, value: Any) -> None:
     if value is not None:
         out[key] = value
+
+
+#: Waiting reasons that are a normal part of starting a container, not trouble.
+STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
+
+
+def container_troubled(payload: Json) -> bool:
+    """A container in trouble (see `state.is_troubled`), from its payload (`_container_payload`)."""
+    state, reason = payload["state"], payload.get("reason")
+    if state == "waiting" and reason and reason not in STARTING_REASONS:
+        return True
+    if state == "terminated" and (payload.get("exit_code") or 0) != 0:
+        return True
+    last = payload.get("last_termination_reason")
+    return last is not None and last != "Completed"
 
 
 def _container_payload(raw: Json, known: Container) -> Json:
@@ -435,7 +451,9 @@ class StatusParts(NamedTuple):
     conditions: Conditions
     condition_payloads: list[Json]
     containers: tuple[Container, ...]
-    container_payloads: list[Json]
+    #: the containers' payloads, each already encoded (`_json.fragment`: what encoding the
+    #: payload dict gives, spliced into the envelope as it is)
+    container_payloads: list[Any]
 
 
 _new_parts = tuple.__new__
@@ -466,7 +484,7 @@ def status_parts(text: bytes) -> StatusParts:
     status = _decode(_STATUS, text)
     conditions, condition_payloads = _conditions_parts(status.conditions)
     containers: list[Container] = []
-    payloads: list[Json] = []
+    payloads: list[Any] = []
     for kind, statuses in (
         ("init", status.initContainerStatuses),
         ("app", status.containerStatuses),
@@ -477,10 +495,7 @@ def status_parts(text: bytes) -> StatusParts:
             for raw in statuses:
                 got = cache.get(raw)
                 if got is None:
-                    got = _container_parts(kind, raw)
-                    if len(cache) >= _CONTAINER_PARTS_MAX:
-                        cache.clear()
-                    cache[raw] = got
+                    got = _container_entry(kind, raw, cache)
                 containers.append(got[0])
                 payloads.append(got[1])
     phase, reason, message = status.phase, status.reason, status.message
@@ -499,6 +514,20 @@ def status_parts(text: bytes) -> StatusParts:
     )
 
 
+def parts_troubled(parts: StatusParts) -> bool:
+    """Whether a container of `parts` is in trouble (`container_troubled` of its payload), read
+    from its snapshot tuple, but for a terminated one's exit code (from its payload)."""
+    for container, payload in zip(parts.containers, parts.container_payloads, strict=True):
+        state, reason, last_reason = container[2], container[3], container[6]
+        if state == "waiting" and reason and reason not in STARTING_REASONS:
+            return True
+        if state == "terminated" and (unfragment(payload).get("exit_code") or 0) != 0:
+            return True
+        if last_reason is not None and last_reason != "Completed":
+            return True
+    return False
+
+
 def status_conditions(text: bytes) -> Conditions:
     """The snapshot's conditions from the text of a raw `status.conditions` array (`ValueError`
     when it is not one, see `status_parts`), to compare with the tracker's (not shared)."""
@@ -510,12 +539,25 @@ def status_conditions(text: bytes) -> Conditions:
 
 #: Container parts by kind, then typed container status: a container's parts depend on nothing
 #: else, and replicas and successive updates of a pod repeat them. Bounded: full, one starts over.
-_CONTAINER_PARTS: dict[str, dict[_ContainerStatus, tuple[Container, Json]]] = {
+_CONTAINER_PARTS: dict[str, dict[_ContainerStatus, tuple[Container, Any]]] = {
     "init": {},
     "app": {},
     "ephemeral": {},
 }
 _CONTAINER_PARTS_MAX = 4096
+
+
+def _container_entry(
+    kind: str, raw: _ContainerStatus, cache: dict[_ContainerStatus, tuple[Container, Any]]
+) -> tuple[Container, Any]:
+    """A container's snapshot tuple and its payload encoded (`_json.fragment`: in less memory
+    than the dict, and spliced into the envelope as it is), put in the `cache` of its kind."""
+    container, payload = _container_parts(kind, raw)
+    entry = (container, fragment(payload))
+    if len(cache) >= _CONTAINER_PARTS_MAX:
+        cache.clear()
+    cache[raw] = entry
+    return entry
 
 
 def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]:
@@ -572,24 +614,36 @@ def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]
 
 def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, list[Json]]:
     """The snapshot's conditions (as `state.conditions_raw` reads them) and their payloads (as
-    `_condition_payload` writes them)."""
+    `_condition_payload` writes them). The cache of `_time_text` is read inline, and a payload
+    with neither reason nor message (most) is built at once."""
     pairs: list[tuple[str, str]] = []
     payloads: list[Json] = []
+    times = _TIMES
     for c in raw or ():
         kind, status = c.type, c.status
         if kind and status:
             pairs.append((kind, status))
-            out: Json = {"type": kind, "status": status}
-            if c.reason:
-                out["reason"] = c.reason
-            if c.message:
-                out["message"] = truncate(c.message)
-            changed = _time_text(c.lastTransitionTime)
-            if changed is not None:
-                out["last_transition_time"] = changed
+            when = c.lastTransitionTime
+            changed: Any = times.get(when, times) if when else None
+            if changed is times:
+                changed = _time_text(when)
+            reason, message = c.reason, c.message
+            if reason or message:
+                out: Json = {"type": kind, "status": status}
+                if reason:
+                    out["reason"] = reason
+                if message:
+                    out["message"] = truncate(message)
+                if changed is not None:
+                    out["last_transition_time"] = changed
+            elif changed is not None:
+                out = {"type": kind, "status": status, "last_transition_time": changed}
+            else:
+                out = {"type": kind, "status": status}
             payloads.append(out)
     pairs.sort()
-    return _share(tuple(pairs)), payloads
+    shared = tuple(pairs)
+    return _SHARED.get(shared) or _share(shared), payloads
 
 
 def pod_meta(text: bytes) -> PodMeta:
@@ -633,8 +687,8 @@ def typed_pod_payload(
     )
     if node:
         out["node"] = node
-    out["containers"] = list(container_payloads)
-    out["conditions"] = list(condition_payloads)
+    out["containers"] = container_payloads  # lists of its own (of shared items)
+    out["conditions"] = condition_payloads
     created, deleted = _time_text(meta.creationTimestamp), _time_text(meta.deletionTimestamp)
     if created is not None:
         out["created_at"] = created

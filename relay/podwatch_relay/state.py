@@ -26,10 +26,15 @@ from datetime import datetime
 from typing import Any
 
 from podwatch.models import ContainerStatus, KubeEvent, PodCondition, PodEvent, Transition, WatchType
-from podwatch_relay.projection import _SHARED, _intern, _share, _share_container, _time_text, time_text
-
-#: Waiting reasons that are a normal part of starting a container, not trouble.
-STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
+from podwatch_relay.projection import (
+    _SHARED,
+    _intern,
+    _share,
+    _share_container,
+    _time_text,
+    container_troubled,
+    time_text,
+)
 
 #: One container: (kind, name, state, reason of that state, ready, restart count,
 #: lastState.terminated reason, lastState.terminated finishedAt as `time_text` writes it).
@@ -37,13 +42,25 @@ Container = tuple[str, str, str, str | None, bool, int, str | None, str | None]
 Conditions = tuple[tuple[str, str], ...]
 #: One pod: (namespace, name, phase, reason, terminating, conditions sorted by type, containers).
 Snapshot = tuple[str, str, str | None, str | None, bool, Conditions, tuple[Container, ...]]
-#: The hashes of a pod's raw `status` text as the pipeline cuts it: (the text without its
-#: `conditions` array, that array's text).
-StatusHash = tuple[int, int]
-#: What the tracker holds per uid: the snapshot's fields, then the two `StatusHash` values (None
+#: What the pipeline knows of a pod's raw watch line, to compare the next one without decoding it:
+#: the hashes of its `status` text as the pipeline cuts it (the text without its `conditions`
+#: array, that array's text), and where it cut the line (`(end - status) << 32 | (spec - head)`:
+#: the status key's distance from the end of the line, the spec key's from the end of the line's
+#: head), where the next line of the pod most likely has them too.
+StatusHash = tuple[int, int, int]
+#: What the tracker holds per uid: the snapshot's fields, then the three `StatusHash` values (None
 #: when the pod came without its raw status text: a list item, a model, a pod being deleted).
 _Record = tuple[
-    str, str, str | None, str | None, bool, Conditions, tuple[Container, ...], int | None, int | None
+    str,
+    str,
+    str | None,
+    str | None,
+    bool,
+    Conditions,
+    tuple[Container, ...],
+    int | None,
+    int | None,
+    int | None,
 ]
 #: A transition before it becomes a `Transition` or a JSON object: (field, container, from, to).
 Change = tuple[str, str | None, str | int | bool | None, str | int | bool | None]
@@ -56,7 +73,7 @@ _CONTAINER_LISTS = (
 _STATES = ("waiting", "running", "terminated")
 _REASON_STATES = frozenset({"waiting", "terminated"})
 _EMPTY_CONTAINER: Container = ("", "", "", None, False, 0, None, None)
-_NO_HASH: tuple[None, None] = (None, None)
+_NO_HASH: tuple[None, None, None] = (None, None, None)
 
 
 def _text(value: Any) -> str | None:
@@ -252,22 +269,17 @@ def change_payload(change: Change) -> dict[str, Any]:
     return out
 
 
-def payload_troubled(payload: dict[str, Any]) -> bool:
-    """A pod already in trouble (see `is_troubled`), from its `pod_payload` dict."""
+def payload_troubled(payload: dict[str, Any], containers_troubled: bool | None = None) -> bool:
+    """A pod already in trouble (see `is_troubled`), from its `pod_payload` dict; or from the dict
+    `projection.typed_pod_payload` gives (its containers are encoded already), with whether its
+    containers are in trouble (`projection.parts_troubled`)."""
     if payload.get("phase") in {"Failed", "Unknown"} or payload.get("reason"):
         return True
     if any(c["type"] == "PodScheduled" and c["status"] == "False" for c in payload["conditions"]):
         return True
-    for c in payload["containers"]:
-        state, reason = c["state"], c.get("reason")
-        if state == "waiting" and reason and reason not in STARTING_REASONS:
-            return True
-        if state == "terminated" and (c.get("exit_code") or 0) != 0:
-            return True
-        last = c.get("last_termination_reason")
-        if last is not None and last != "Completed":
-            return True
-    return False
+    if containers_troubled is not None:
+        return containers_troubled
+    return any(container_troubled(c) for c in payload["containers"])
 
 
 def is_troubled(event: PodEvent) -> bool:
@@ -311,6 +323,11 @@ class PodTracker:
             return list(self._pods)
         return list(self._names.get(namespace, {}).values())
 
+    def record(self, uid: str) -> _Record | None:
+        """What the tracker holds for `uid`: its snapshot's fields, then its `StatusHash` (Nones
+        when it has none). For the pipeline, which compares a line's status with it."""
+        return self._pods.get(uid)
+
     def status_match(self, uid: str, status_hash: StatusHash) -> int:
         """How the raw status text of `uid` compares with the one the tracker last saw: 2 the same
         (nothing that matters changed), 1 the same but for its conditions array (see
@@ -323,12 +340,17 @@ class PodTracker:
     def conditions_unchanged(self, uid: str, conditions: Conditions, status_hash: StatusHash) -> bool:
         """True when `uid` is known with the same raw status text but for its conditions array
         (`status_match` gave 1), and `conditions` (of the new array) are what the tracker holds: the
-        update changes nothing that matters. The hash kept for the array is updated."""
+        update changes nothing that matters. The status hash kept is updated."""
         record = self._pods.get(uid)
         if record is None or record[7] != status_hash[0] or record[5] != conditions:
             return False
-        self._pods[uid] = record[:8] + (status_hash[1],)  # noqa: RUF005  # no list built first
+        self.restamp(uid, record, status_hash)
         return True
+
+    def restamp(self, uid: str, record: _Record, status_hash: StatusHash) -> None:
+        """Keep `status_hash` for `uid`, whose `record` (as `record` gave it) still holds: its new
+        raw status changed nothing that matters."""
+        self._pods[uid] = record[:7] + status_hash
 
     def unchanged(self, uid: str, snapshot: Snapshot, status_hash: StatusHash | None = None) -> bool:
         """True when `uid` is known and `snapshot` equals what the tracker holds for it: the update
@@ -349,7 +371,7 @@ class PodTracker:
         if pod is None:
             return None
         self.forget(uid)
-        namespace, name, phase, reason, _, conditions, containers, _, _ = pod
+        namespace, name, phase, reason, _, conditions, containers, _, _, _ = pod
         return PodEvent(
             namespace=namespace,
             name=name,

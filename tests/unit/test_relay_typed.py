@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,8 +15,11 @@ import msgspec
 import orjson
 import pytest
 
-from podwatch_relay.pipeline import Relay
+from podwatch_relay._json import fragment
+from podwatch_relay.pipeline import _FAST_HEAD, Relay
 from podwatch_relay.projection import (
+    container_troubled,
+    parts_troubled,
     pod_meta,
     pod_payload,
     pod_terminating,
@@ -490,3 +494,137 @@ def test_a_metadata_key_given_twice_counts_once_as_in_the_full_path() -> None:
     fast = _run([twice], fast=True)
     assert fast[:2] == _run([twice], fast=False)[:2]
     assert fast[1][0]["payload"]["name"] == "other"
+
+
+@pytest.mark.parametrize("status", TAKEN.values(), ids=TAKEN.keys())
+def test_parts_troubled_reads_what_the_container_payloads_say(status: str) -> None:
+    # Read from the snapshot tuples and, for a terminated container, its encoded payload
+    full = pod_payload(
+        {"namespace": "ns", "name": "p", "uid": "u"},
+        None,
+        orjson.loads(status),
+        containers=snapshot_raw("ns", "p", False, orjson.loads(status))[6],
+        watch_type="MODIFIED",
+        initial_sync=True,
+        observed_at="2026-11-20T09:00:00Z",
+    )
+    for _ in range(2):  # the second time from the container cache
+        parts = status_parts(status.encode())
+        assert parts_troubled(parts) == any(container_troubled(c) for c in full["containers"])
+
+
+def test_parts_troubled_of_each_kind_of_trouble() -> None:
+    for containers, troubled in [
+        ([container_status("a")], False),
+        ([container_status("a", waiting="ContainerCreating")], False),
+        ([container_status("a", waiting="CrashLoopBackOff")], True),
+        ([container_status("a", terminated=("Completed", 0))], False),
+        ([container_status("a", terminated=("Error", 1))], True),
+        ([container_status("a", last_terminated=("Completed", 0))], False),
+        ([container_status("a", last_terminated=("OOMKilled", 137))], True),
+        ([container_status("a"), container_status("b", terminated=("Error", 2))], True),
+    ]:
+        parts = status_parts(orjson.dumps({"phase": "Running", "containerStatuses": containers}))
+        assert parts_troubled(parts) is troubled, containers
+
+
+def test_encoded_container_payloads_hold_no_spare_buffer() -> None:
+    # orjson's bytes keep the buffer they were written into (4 KB): the cache keeps a copy
+    parts = status_parts(orjson.dumps({"containerStatuses": [container_status("spare-buffer")]}))
+    encoded = orjson.dumps(parts.container_payloads[0])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = fragment(orjson.loads(encoded))
+        assert tracemalloc.get_traced_memory()[0] - before < 2 * len(encoded) + 200
+    finally:
+        tracemalloc.stop()
+    assert orjson.dumps(kept) == encoded
+
+
+def _moving_stream() -> list[bytes]:
+    """One pod whose lines move its status and spec about: the metadata and the status grow and
+    shrink, the conditions array changes alone (with and without a status key inside it), keys
+    that look like the status's or the spec's appear where the last line had them."""
+    obj = pod(rv="1")
+    meta, status = obj["metadata"], obj["status"]
+    lines = [_line("ADDED", obj)]
+
+    def modified() -> None:
+        meta["resourceVersion"] = str(len(lines) + 1)
+        lines.append(_line("MODIFIED", obj))
+
+    modified()  # the same (status and spec where they were)
+    meta["labels"]["rollout-step"] = "1"  # the spec moves, the status does not
+    modified()
+    meta["labels"]["rollout-step"] = "12345"
+    modified()
+    status["conditions"][0]["lastProbeTime"] = "2026-11-20T09:01:00Z"  # conditions alone, longer
+    modified()
+    status["conditions"][0]["lastProbeTime"] = "2026-11-20T09:02:00Z"  # same length
+    modified()
+    # A status key in the conditions array, where the line before had the same text but for it
+    status["conditions"][0]["x"] = {"abc": 1, "stat": {"phase": "Failed"}}
+    modified()
+    status["conditions"][0]["x"] = {"a": 1, "status": {"phase": "Failed"}}
+    modified()
+    status["conditions"][0]["x"] = {"a": 2, "status": {"phase": "Failed"}}
+    modified()
+    del status["conditions"][0]["x"]
+    modified()
+    status["containerStatuses"][0]["ready"] = False  # a change: decoded
+    status["conditions"][1]["status"] = "False"
+    modified()
+    status["message"] = "m" * 50  # the status grows: found anew
+    modified()
+    del status["message"]
+    # A status key after the one found where it was, in a line as long as the one before
+    status["x"] = {"abc": 1, "stat": {}}
+    modified()
+    status["x"] = {"a": 1, "status": {}}
+    modified()
+    del status["x"]
+    obj["extra"] = {"a": 1, "status": {"phase": "Failed"}}  # after the pod's status (not from the API server)
+    modified()
+    del obj["extra"]
+    meta["annotations"] = {"spec": "x", "note": ',"spec":{'}  # the spec key's text in a string
+    modified()
+    meta["x"] = {"a": 1, "spec": {"b": 1}}  # a spec key in the metadata (not from the API server)
+    modified()
+    del meta["x"]
+    modified()
+    meta["deletionTimestamp"] = "2026-11-20T09:10:00Z"  # being deleted: no shortcut
+    modified()
+    lines.append(_line("DELETED", obj))
+    return lines
+
+
+def test_status_and_spec_found_where_they_were_agree_with_the_full_path() -> None:
+    lines = _moving_stream()
+    fast = _run(lines, fast=True)
+    assert fast[:2] == _run(lines, fast=False)[:2]
+    assert fast[0].count("forwarded") >= 4
+    assert fast[0].count("suppressed") >= 6
+
+
+def test_a_line_cut_where_the_last_one_was_takes_the_same_way_as_a_scan() -> None:
+    # Each line alone (a new relay: nothing to go by) and after the line before (where it was):
+    # the same outcomes, envelopes and full-path lines
+    lines = _moving_stream()
+    for i in range(1, len(lines)):
+        assert _run(lines[i - 1 : i + 1], fast=True)[1:] == _run(lines[i - 1 : i + 1], fast=True)[1:]
+        assert _run(lines[i - 1 : i + 1], fast=True)[:2] == _run(lines[i - 1 : i + 1], fast=False)[:2]
+
+
+@pytest.mark.parametrize(("key", "value"), [("name", "api\\x"), ("generateName", "api-\\"), ("uid", "u\\1")])
+def test_a_head_with_an_escape_takes_the_full_path(key: str, value: str) -> None:
+    # The head's pattern takes it (`[^"]`): the escape sends the line the full way
+    obj = pod(rv="1")
+    meta = obj["metadata"]
+    obj["metadata"] = {"name": meta["name"], "generateName": "api-", **meta, key: value}
+    line = _line("ADDED", obj)
+    assert _FAST_HEAD.match(line) is not None
+    assert b"\\" in line[: line.index(b'"resourceVersion"')]
+    fast = _run([line], fast=True)
+    assert fast[:2] == _run([line], fast=False)[:2]
+    assert fast[2] == 1
