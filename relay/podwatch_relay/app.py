@@ -32,13 +32,14 @@ from kubernetes.client import ApiClient, Configuration, CoreV1Api
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from podwatch.models import utcnow
 from podwatch_relay import __version__
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
 from podwatch_relay.leader import LeaderCollector, LeaderElector, StandbyGate, election_from_settings
 from podwatch_relay.ops import Health, OpsServer, RelayCollector
 from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
-from podwatch_relay.replay import replay_file
+from podwatch_relay.replay import RecordedClock, replay_file
 from podwatch_relay.settings import RelaySettings
 from podwatch_relay.sink import FileSink, Sink, SqsSink, make_sqs_client
 from podwatch_relay.watch import (
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file", help="JSON lines, one API-server watch event per line")
     replay.add_argument("--output", help="append envelopes to this file (JSON lines) instead of SQS")
     replay.add_argument("--no-enroll", action="store_true", help="do not send the enroll message first")
+    replay.add_argument(
+        "--recorded-time",
+        action="store_true",
+        help="stamp observed_at with the recording's time (the latest timestamp of the lines so far),"
+        " not the wall clock, so a recording replayed later classifies as it did then",
+    )
     common(replay)
 
     watch = sub.add_parser("watch", help="list and watch pods and pod Events of a cluster")
@@ -135,7 +142,9 @@ def make_sink(settings: RelaySettings, *, region: str | None, output: str | None
     )
 
 
-def make_relay(settings: RelaySettings, *, sink: Sink, cluster_id: str) -> Relay:
+def make_relay(
+    settings: RelaySettings, *, sink: Sink, cluster_id: str, clock: Callable[[], datetime] = utcnow
+) -> Relay:
     return Relay(
         sink=sink,
         cluster_id=cluster_id,
@@ -143,19 +152,22 @@ def make_relay(settings: RelaySettings, *, sink: Sink, cluster_id: str) -> Relay
         initial_sync_mode=settings.initial_sync_mode,
         batch_size=settings.sqs_batch_size,
         namespaces=settings.namespaces,
+        clock=clock,
     )
 
 
 def run_replay(args: argparse.Namespace, settings: RelaySettings) -> int:
+    clock = RecordedClock() if args.recorded_time else None
     relay = make_relay(
         settings,
         sink=make_sink(settings, region=args.region, output=args.output),
         cluster_id=settings.cluster_id or "local",
+        clock=clock or utcnow,
     )
     try:
         if not args.no_enroll:
             relay.enroll()
-        stats = replay_file(args.file, relay)
+        stats = replay_file(args.file, relay, clock=clock)
     except (SinkUnavailable, SinkRejected) as exc:
         log.exception("replay stopped: the sink gave up", extra={"error": str(exc), "unsent": relay.pending})
         print(json.dumps(relay.stats.to_dict() | {"unsent": relay.pending}))

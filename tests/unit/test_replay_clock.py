@@ -82,3 +82,14 @@ def test_a_replay_on_the_wall_clock_makes_recorded_pending_pods_look_pending_for
     ]
     assert late
     assert all(WALL - e.payload.created_at > timedelta(days=365) for e in pods if e.payload.created_at)
+
+
+def test_the_replay_command_keeps_the_recorded_time_when_asked(tmp_path: Path) -> None:
+    from podwatch_relay import app
+
+    out = tmp_path / "envelopes.jsonl"
+    assert app.main(["replay", str(SAMPLE), "--output", str(out), "--no-enroll", "--recorded-time"]) == 0
+
+    pods = [e for e in map(parse_envelope, out.read_text().splitlines()) if isinstance(e, PodEnvelope)]
+    assert pods
+    assert all(RECORDED_FROM <= e.payload.observed_at <= RECORDED_TO for e in pods)
