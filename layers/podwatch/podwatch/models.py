@@ -51,14 +51,14 @@ class _Model(BaseModel):
 
     `defer_build`: a model's validator and serializer are built when it is first used, not when this
     module is imported (most of its import time otherwise; a function's cold start, and a process
-    that uses a few of these models pays for those only)."""
+    that uses a few of these models pays for those only).
+
+    Times are `AwareDatetime`: on the wire they carry their offset (the relay writes UTC, `Z`), and
+    a time without one is refused, so such a message is quarantined as malformed instead of failing
+    a comparison with an aware time later (pending-too-long, a heartbeat's last-seen), which would
+    retry it for nothing."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
-
-
-# Times on the wire carry their offset (the relay writes UTC, `Z`): `AwareDatetime` refuses a time
-# without one, so such a message is quarantined as malformed instead of failing a comparison with
-# an aware time later (pending-too-long, a heartbeat's last-seen), which would retry it for nothing.
 
 
 class EventType(StrEnum):
