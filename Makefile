@@ -69,4 +69,4 @@ chart: chart-tools ## helm lint + template (defaults, relay/chart/ci/*.yaml) + k
 	bash scripts/check-chart.sh
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-run
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-run .cache

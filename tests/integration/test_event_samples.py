@@ -14,14 +14,10 @@ sample is invoked end to end and its outcome checked against the small table bel
 from __future__ import annotations
 
 import io
-import json
 import re
-import threading
 import zipfile
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,82 +28,18 @@ from moto import mock_aws
 from local.cfn import load_template
 from local.lambda_runtime import ROOT, LambdaContext, load_event, load_function_module
 from podwatch.models import RemoteConfig
-
-EVENTS = ROOT / "events"
-STACK = "podwatch-samples"
-PARAMETER = f"/{STACK}/remote-config"
-#: the stack's clusters (ClusterIds): what the scheduled config sync covers
-CLUSTER_IDS = "prod-eu-1"
-#: what the manager answers to GetRemoteConfig: not the defaults, so a sync has something to write
-MANAGER_CONFIG = RemoteConfig(version="manager-7", batch_size=50, batch_flush_seconds=10)
-#: the template's logical id of the function behind each events/ folder
-FUNCTION_OF = {
-    "processor": "ProcessorFunction",
-    "deliver": "DeliverFunction",
-    "config_sync": "ConfigSyncFunction",
-}
-
-
-@dataclass(frozen=True)
-class Expect:
-    """What invoking a sample comes to."""
-
-    #: SQS functions: records returned as batch item failures
-    failures: int = 0
-    #: processor: messages sent to the deliveries queue, by kind (a Notification's event type, or
-    #: a control command's kind)
-    forwarded: dict[str, int] = field(default_factory=dict)
-    #: deliver: what the manager received, by handler (NotifyPodEvents: notifications; Enroll: calls)
-    received: dict[str, int] = field(default_factory=dict)
-    #: messages in the function's quarantine queue (its DLQ), by their `reason` attribute
-    quarantined: dict[str, int] = field(default_factory=dict)
-    #: config sync: entries of the returned summary
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-EXPECTED: dict[str, Expect] = {
-    "processor/batch.json": Expect(
-        forwarded={"crash-loop": 1, "oom-kill": 1, "evicted": 1, "probe-failed": 1, "image-pull": 1}
-    ),
-    "processor/poison.json": Expect(
-        forwarded={"crash-loop": 1, "unschedulable": 1},
-        quarantined={"malformed": 2, "unknown_kind": 1, "unsupported_schema_version": 1},
-    ),
-    # the first enroll of a relay version goes on to the manager through the deliveries queue
-    "processor/enroll.json": Expect(forwarded={"enroll": 1}),
-    # three replicas crash-loop: an incident each (the default dedup scope is the pod), the repeat
-    # is deduplicated, and `recovered` is not enabled by default (filtered)
-    "processor/lifecycle.json": Expect(forwarded={"crash-loop": 3}),
-    "deliver/batch.json": Expect(received={"NotifyPodEvents": 5}),
-    "deliver/enroll.json": Expect(received={"Enroll": 1, "NotifyPodEvents": 1}),
-    "deliver/poison.json": Expect(received={"NotifyPodEvents": 3}, quarantined={"malformed": 5}),
-    "config_sync/schedule.json": Expect(
-        summary={
-            "clusters": ["prod-eu-1"],
-            "config_version": "manager-7",
-            "parameter_written": True,
-            "mapping_updated": True,
-            "mapping": {"batch_size": 50, "batching_window_seconds": 10},
-            "rejected": {},
-            "fetch_failed": {},
-            "silent": ["prod-eu-1"],  # nothing heard of it in this empty clusters table
-        }
-    ),
-    "config_sync/sync-now.json": Expect(
-        summary={
-            "clusters": ["prod-eu-1", "staging-us-2"],
-            "config_version": "manager-7",
-            "parameter_written": True,
-            "rejected": {},
-            "fetch_failed": {},
-            "divergent": [],
-        }
-    ),
-}
-
-
-def samples() -> list[str]:
-    return sorted(str(p.relative_to(EVENTS)) for p in EVENTS.glob("*/*.json"))
+from tests.integration.samples import (
+    CLUSTER_IDS,
+    EVENTS,
+    EXPECTED,
+    FUNCTION_OF,
+    PARAMETER,
+    STACK,
+    Manager,
+    check_outcome,
+    samples,
+    serve_manager,
+)
 
 
 def test_every_sample_has_an_expectation_and_a_function() -> None:
@@ -138,56 +70,10 @@ def test_the_readme_shows_the_command_of_every_sample() -> None:
 # --------------------------------------------------------------------------- the manager
 
 
-@dataclass
-class Manager:
-    """A loopback HTTP server standing in for the Restate ingress (the reference manager's paths)."""
-
-    url: str = ""
-    #: (handler, cluster id, request body) of every call
-    calls: list[tuple[str, str, Any]] = field(default_factory=list)
-
-    def received(self) -> dict[str, int]:
-        out: Counter[str] = Counter()
-        for handler, _cluster, body in self.calls:
-            out[handler] += len(body["events"]) if handler == "NotifyPodEvents" else 1
-        return dict(out)
-
-
 @pytest.fixture
 def manager() -> Iterator[Manager]:
-    state = Manager()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            _, _object, cluster, handler = self.path.split("/")
-            body = json.loads(raw) if raw else None
-            state.calls.append((handler, cluster, body))
-            if handler == "GetRemoteConfig":
-                answer = MANAGER_CONFIG.to_json()
-            elif handler == "NotifyPodEvents":
-                answer = json.dumps({"received": len(body["events"]), "new": len(body["events"])})
-            else:
-                answer = json.dumps({"new": True})
-            data = answer.encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_manager() as state:
+        yield state
 
 
 # --------------------------------------------------------------------------- the AWS side
@@ -319,28 +205,6 @@ def test_the_environments_are_the_templates(aws: Aws, manager: Manager) -> None:
 # --------------------------------------------------------------------------- every sample
 
 
-def forwarded_kinds(messages: list[dict[str, Any]]) -> dict[str, int]:
-    kinds: Counter[str] = Counter()
-    for message in messages:
-        body = json.loads(message["Body"])
-        kinds[body["kind"] if "kind" in body else body["event_type"]] += 1
-    return dict(kinds)
-
-
-def emf_namespaces(out: str) -> set[str]:
-    """The namespaces of the EMF blobs in a handler's output (none: no metrics went out)."""
-    return {
-        directive["Namespace"]
-        for line in out.splitlines()
-        if line.startswith("{") and '"_aws"' in line
-        for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]
-    }
-
-
-def quarantine_reasons(messages: list[dict[str, Any]]) -> dict[str, int]:
-    return dict(Counter(m["MessageAttributes"]["reason"]["StringValue"] for m in messages))
-
-
 @pytest.mark.parametrize("sample", samples())
 def test_sample(
     sample: str,
@@ -365,28 +229,12 @@ def test_sample(
     finally:
         app.reset()
 
-    # Then it comes to what the table says
-    if folder == "config_sync":
-        assert {key: response[key] for key in expect.summary} == expect.summary
-        stored = aws.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"]
-        assert RemoteConfig.from_json(stored) == MANAGER_CONFIG
-        assert emf_namespaces(capsys.readouterr().out) == {"Podwatch"}
-        return
-    assert len(response["batchItemFailures"]) == expect.failures
-    if folder == "processor":
-        assert forwarded_kinds(aws.drain("DeliveriesQueue")) == expect.forwarded
-        assert quarantine_reasons(aws.drain("PodEventsDLQ")) == expect.quarantined
-        assert manager.calls == []
-    else:
-        assert manager.received() == expect.received
-        assert quarantine_reasons(aws.drain("DeliveriesDLQ")) == expect.quarantined
-        # every notification the sample carries validly reached the manager exactly once
-        sent = [
-            n["notification_id"]
-            for _h, _c, body in manager.calls
-            if body and "events" in body
-            for n in body["events"]
-        ]
-        assert len(sent) == len(set(sent))
-    # and the invocation's metrics went out (EMF on stdout), in the stack's namespace
-    assert emf_namespaces(capsys.readouterr().out) == {"Podwatch"}
+    # Then it comes to what the table says, and its metrics went out (EMF on stdout)
+    check_outcome(
+        sample,
+        response,
+        drain=aws.drain,
+        stored_config=aws.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"],
+        manager=manager,
+        out=capsys.readouterr().out,
+    )
