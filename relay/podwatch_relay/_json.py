@@ -20,6 +20,41 @@ def loads(data: bytes | str) -> Any:
     return json.loads(data)
 
 
+#: What `error_reason` tells apart, by a word of the decoder's message (orjson's or the stdlib's).
+_REASONS: tuple[tuple[str, str], ...] = (
+    ("depth", "too-deep"),
+    ("recursion", "too-deep"),
+    ("surrogate", "lone-surrogate"),
+    ("infinity", "huge-number"),
+    ("out of range", "huge-number"),
+)
+
+
+def error_reason(exc: BaseException, data: bytes | str) -> str:
+    """A short, stable label of why `data` is not JSON, for counting (`malformed:<label>`):
+    `invalid-utf8`, `too-deep`, `lone-surrogate`, `huge-number`, `nan` (NaN or Infinity, which
+    JSON does not have) or `json` (any other syntax error). Only called on the error path."""
+    if isinstance(exc, RecursionError):
+        return "too-deep"
+    if isinstance(data, bytes):
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            return "invalid-utf8"
+    else:
+        text = data
+    message = str(exc).lower()
+    for word, reason in _REASONS:
+        if word in message:
+            return reason
+    pos = getattr(exc, "pos", None)
+    if isinstance(pos, int):  # where the decoder stopped: at the literal, or after its sign
+        window = text[max(0, pos - 1) : pos + 9]
+        if "NaN" in window or "Infinity" in window:
+            return "nan"
+    return "json"
+
+
 def dumps(obj: Any) -> str:
     """Compact JSON (no spaces, UTF-8 kept as is) of plain data: dicts, lists, str, int, bool, None."""
     if orjson is not None:

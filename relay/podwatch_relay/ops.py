@@ -5,7 +5,10 @@ Metrics are read from the counters the relay keeps anyway (`RelayStats`, `Outbox
 path increments plain ints, never a labelled prometheus_client metric.
 
 * `/healthz` is 200 while every watcher made progress (a line, bookmarks included, or a list)
-  within `stall_seconds`, else 503: a watch that is silently stuck gets the pod restarted.
+  within `stall_seconds`, else 503: a watch that is silently stuck gets the pod restarted. Its
+  body names the watchers restarted after unexpected errors (`restarted`: count, in a row, last
+  error); one restarted `RESTARTS_UNHEALTHY` times in a row without a line handled well between
+  (`failing`) makes it 503 too.
 * `/readyz` is 200 once every watcher finished its first list (initial sync), else 503.
 """
 
@@ -30,6 +33,9 @@ from podwatch_relay.pipeline import Relay
 log = logging.getLogger("podwatch_relay.ops")
 
 PREFIX = "podwatch_relay"
+#: a watcher restarted this many times in a row after unexpected errors, with no line handled
+#: well in between, is not healing itself: /healthz fails so Kubernetes restarts the pod
+RESTARTS_UNHEALTHY = 3
 
 
 @dataclass(eq=False)
@@ -115,6 +121,11 @@ class RelayCollector(Collector):
         )
         failures.add_metric([], getattr(self.sink_stats, "failed_calls", 0))
         yield failures
+        restarts = CounterMetricFamily(
+            f"{PREFIX}_watch_restarts",
+            "Watches restarted (relisted) after an unexpected error in their loop",
+            labels=["scope"],
+        )
         reconnects = CounterMetricFamily(f"{PREFIX}_reconnects", "Watch reconnects", labels=["scope"])
         relists = CounterMetricFamily(f"{PREFIX}_relists", "Relists after 410 Gone", labels=["scope"])
         lag = GaugeMetricFamily(
@@ -124,9 +135,11 @@ class RelayCollector(Collector):
         )
         now = time.monotonic()
         for watcher in self.watchers():
+            restarts.add_metric([watcher.scope], watcher.stats.restarts)
             reconnects.add_metric([watcher.scope], watcher.stats.reconnects)
             relists.add_metric([watcher.scope], watcher.stats.relists)
             lag.add_metric([watcher.scope], max(0.0, now - watcher.stats.last_progress))
+        yield restarts
         yield reconnects
         yield relists
         yield lag
@@ -141,12 +154,29 @@ class Health:
 
     def healthz(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
+        watchers = list(self.watchers())
         stalled = {
             w.scope: round(now - w.stats.last_progress, 1)
-            for w in self.watchers()
+            for w in watchers
             if now - w.stats.last_progress > self.stall_seconds
         }
-        return not stalled, {"stalled": stalled, "bound_seconds": self.stall_seconds}
+        restarted = {
+            w.scope: {
+                "restarts": w.stats.restarts,
+                "in_a_row": w.stats.restarts_in_a_row,
+                "last_error": w.stats.last_error,
+            }
+            for w in watchers
+            if w.stats.restarts
+        }
+        failing = [s for s, r in restarted.items() if r["in_a_row"] >= RESTARTS_UNHEALTHY]
+        ok = not stalled and not failing
+        return ok, {
+            "stalled": stalled,
+            "bound_seconds": self.stall_seconds,
+            "restarted": restarted,
+            "failing": failing,
+        }
 
     def readyz(self) -> tuple[bool, dict[str, Any]]:
         watchers = list(self.watchers())

@@ -10,7 +10,10 @@ so everything from the parsed watch event on is the same code. Outcome labels:
 * `relist`                    an ERROR event with 410 Gone: the watch loop must relist
 * `error:<code>`              any other ERROR event (counted)
 * `skipped:<why>`             valid input that is not ours (`kind-ConfigMap`, `not-a-pod-event`, ...)
-* `malformed:<why>`           input that is broken (`json`, `unknown-type`, `pod-without-uid`, ...)
+* `malformed:<why>`           input that is broken (`json`, `invalid-utf8`, `too-deep`,
+                              `lone-surrogate`, `huge-number`, `nan`, `unknown-type`,
+                              `pod-without-uid`, ...), or `unexpected`: handling it raised an error
+                              nothing expected (logged with its traceback); the stream goes on
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from podwatch.models import (
     utcnow,
 )
 from podwatch.wire import encode_envelope
-from podwatch_relay._json import dumps, loads
+from podwatch_relay._json import dumps, error_reason, loads
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
 from podwatch_relay.projection import (
     StatusParts,
@@ -166,6 +169,8 @@ class RelayStats:
     by_kind: dict[str, int] = field(default_factory=dict)
     #: every outcome label with its count (`skipped:kind-ConfigMap`, `malformed:json`, ...)
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: inputs counted as `malformed:unexpected`, by the type of the error their handling raised
+    unexpected_errors: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,8 +180,9 @@ def parse_watch_line(line: str | bytes) -> dict[str, Any]:
     """One line of a watch stream → the watch event dict, or `BadWatchEvent`."""
     try:
         event = loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadWatchEvent(f"line is not JSON: {exc}", reason="json") from exc
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = error_reason(exc, line)
+        raise BadWatchEvent(f"line is not JSON ({reason}): {exc}", reason=reason) from exc
     if not isinstance(event, dict):
         raise BadWatchEvent(f"line is a JSON {type(event).__name__}, not an object", reason="not-an-object")
     return event
@@ -250,25 +256,36 @@ class Relay:
         decoded typed (`projection.status_parts`, `pod_meta`: only the fields read are built).
         Any doubt (other layout, a slice that does not decode, a value the typed decode does not
         take) takes the full path, which gives the same result."""
-        raw = line.encode() if isinstance(line, str) else line
-        head = _FAST_HEAD.match(raw)
-        if head is not None:
-            fast = self._fast_pod(raw, head, initial_sync)
-            if fast is not None:
-                return fast
-        if not raw.strip():
-            return LineResult("ignored:blank", None)
+        raw = line.encode(errors="surrogatepass") if isinstance(line, str) else line
         try:
-            event = parse_watch_line(raw)
-        except BadWatchEvent as exc:
-            return LineResult(self.note_malformed(exc, raw), None)
-        outcome = self.handle(event, initial_sync=initial_sync)
-        return LineResult(outcome, resource_version_of(event) if event.get("type") != "ERROR" else None)
+            head = _FAST_HEAD.match(raw)
+            if head is not None:
+                try:
+                    fast = self._fast_pod(raw, head, initial_sync)
+                except UnicodeDecodeError:
+                    fast = (
+                        None  # invalid UTF-8 in the head (checked before any change): the full path says so
+                    )
+                if fast is not None:
+                    return fast
+            if not raw.strip():
+                return LineResult("ignored:blank", None)
+            try:
+                event = parse_watch_line(raw)
+            except BadWatchEvent as exc:
+                return LineResult(self.note_malformed(exc, raw), None)
+            outcome = self.handle(event, initial_sync=initial_sync)
+            return LineResult(outcome, resource_version_of(event) if event.get("type") != "ERROR" else None)
+        except (SinkUnavailable, SinkRejected):
+            raise
+        except Exception as exc:  # noqa: BLE001  # a bug must cost one line, never the watch
+            return LineResult(self.note_unexpected(exc, raw), None)
 
     def _fast_pod(
         self, line: bytes, head: re.Match[bytes], initial_sync: bool, hints: bool = True
     ) -> LineResult | None:
         type_text, name_text, namespace_text, uid_text, version_text = head.groups()
+        version = version_text.decode()  # like every decode of the head, before anything changes
         watch_type, seen_key, meta_at = _FAST_TYPES[type_text]
         meta_end = head.end()
         if line.find(b"\\", meta_at, meta_end) != -1:
@@ -324,7 +341,7 @@ class Relay:
                     watch_type,
                     seen_key,
                     uid,
-                    version_text,
+                    version,
                 )
             # The status text cut around its conditions array, line[cond_at:cond_end] (empty when
             # there is none to cut): the rest and the array are hashed apart.
@@ -398,7 +415,7 @@ class Relay:
                         watch_type,
                         seen_key,
                         uid,
-                        version_text,
+                        version,
                         status_hash,
                     )
             stats = self.stats
@@ -409,7 +426,7 @@ class Relay:
             seen[seen_key] = seen.get(seen_key, 0) + 1
             outcomes = stats.outcomes
             outcomes["suppressed"] = outcomes.get("suppressed", 0) + 1
-        return _line_result(LineResult, ("suppressed", version_text.decode()))
+        return _line_result(LineResult, ("suppressed", version))
 
     def _fast_changed(
         self,
@@ -424,7 +441,7 @@ class Relay:
         watch_type: WatchType,
         seen_key: str,
         uid: str,
-        version: bytes,
+        version: str,
         status_hash: StatusHash | None = None,
     ) -> LineResult | None:
         """A pod that changed, is new or is deleted, on the fast path (under the lock): its
@@ -475,7 +492,7 @@ class Relay:
                 self.flush()
         else:
             stats.suppressed += 1
-        return _line_result(LineResult, (outcome, version.decode()))
+        return _line_result(LineResult, (outcome, version))
 
     @staticmethod
     def _meta_text(line: bytes, meta_at: int, spec_at: int) -> bytes:
@@ -504,6 +521,8 @@ class Relay:
                 outcome = self._handle(watch_event, initial_sync=initial_sync)
             except BadWatchEvent as exc:
                 return self._malformed(exc, watch_event)
+            except Exception as exc:  # noqa: BLE001  # a bug must cost one event, never the watch
+                return self._unexpected(exc, watch_event)
             self._count(outcome)
             if outcome == "forwarded" and len(self._pending) >= self._batch_size:
                 self.flush()
@@ -514,6 +533,32 @@ class Relay:
         with self._lock:
             self.stats.input_events += 1
             return self._malformed(exc, raw)
+
+    def note_unexpected(self, exc: Exception, raw: object) -> str:
+        """Count and log one input line whose handling failed in a way nothing expected (a bug, or
+        input nobody thought of): `malformed:unexpected`, with the error and its traceback logged."""
+        with self._lock:
+            self.stats.input_events += 1
+            return self._unexpected(exc, raw)
+
+    def _unexpected(self, exc: Exception, raw: object) -> str:
+        with self._lock:
+            self.stats.unexpected_errors[type(exc).__name__] = (
+                self.stats.unexpected_errors.get(type(exc).__name__, 0) + 1
+            )
+            outcome = "malformed:unexpected"
+            self._count(outcome)
+            text = raw.decode(errors="replace") if isinstance(raw, bytes) else repr(raw)
+            log.error(
+                "watch input skipped: handling it failed unexpectedly",
+                exc_info=exc,
+                extra={
+                    "outcome": outcome,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "input_prefix": text[:200],
+                },
+            )
+            return outcome
 
     def _malformed(self, exc: BadWatchEvent, raw: object) -> str:
         with self._lock:

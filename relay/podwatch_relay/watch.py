@@ -10,7 +10,10 @@ One `ListWatcher` per (resource, namespace scope). Its loop, in the manner of ko
    JSON (`_preload_content=False`), never deserialized into model objects;
 3. stream ended → watch again from the last version; **410 Gone** (an ERROR event or an HTTP
    status, during list or watch) → list again; connection errors and 5xx/429 → reconnect after a
-   jittered exponential backoff. A `threading.Event` stops the loop.
+   jittered exponential backoff; any other error (a bug) → logged, counted (`restarts`) and the
+   watch restarted with a list after the same backoff: a watcher thread never dies of one. A bad
+   line never gets this far: the relay counts it (`malformed:<why>`) and the stream goes on. A
+   `threading.Event` stops the loop.
 
 The official `Watch.stream` is not used: it retries a 410 once and then raises, and turns its own
 retries off when `timeout_seconds` is given.
@@ -85,6 +88,12 @@ class WatchStats:
     lists_gone: int = 0
     #: time.monotonic() of the last line or list (/healthz bounds the time since)
     last_progress: float = field(default_factory=time.monotonic)
+    #: unexpected errors in the loop (a bug, not the API server): each restarted the watch (relist)
+    restarts: int = 0
+    #: of those, how many in a row without a line handled well since (/healthz)
+    restarts_in_a_row: int = 0
+    #: the last one, `Type: message`
+    last_error: str | None = None
 
 
 def iter_lines(response: Any) -> Iterator[bytes]:
@@ -196,12 +205,32 @@ class ListWatcher:
                         "failures": failures,
                     },
                 )
+            except Exception as exc:  # noqa: BLE001  # a bug restarts this watch, never ends it
+                if self.stop.is_set():
+                    break
+                failures += 1
+                self._restart(exc)
             else:
+                self.stats.restarts_in_a_row = 0
                 failures = 0 if progressed else failures + 1
                 if failures == 0:
                     continue
             self.stats.reconnects += 1
             self.stop.wait(self._backoff(failures))
+
+    def _restart(self, exc: Exception) -> None:
+        """After an unexpected error: count it, log it with its traceback, and list again (the
+        stream's position is not trusted, and a line that keeps failing is not read again)."""
+        self.resource_version = None
+        stats = self.stats
+        stats.restarts += 1
+        stats.restarts_in_a_row += 1
+        stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        log.error(
+            "watch failed unexpectedly, restarting it with a relist after a backoff",
+            exc_info=exc,
+            extra={"scope": self.scope, "error": stats.last_error, "restarts": stats.restarts},
+        )
 
     def _backoff(self, failures: int) -> float:
         base = min(self.backoff_max_seconds, self.backoff_seconds * 2.0 ** max(0, failures - 1))
@@ -309,6 +338,7 @@ class ListWatcher:
                 self.stats.lines += 1
                 self.stats.last_progress = time.monotonic()
                 result = self._feed_line(line)
+                self.stats.restarts_in_a_row = 0  # a line went well: whatever failed healed
                 if result.outcome == "relist":
                     raise WatchExpired(f"{self.scope}: 410 Gone in the watch stream")
                 if result.resource_version is not None:
@@ -369,6 +399,8 @@ def flush_periodically(relay: Consumer, stop: threading.Event, interval: float) 
             relay.flush()
         except (SinkUnavailable, SinkRejected):
             log.exception("sink failed; envelopes kept for the next flush")
+        except Exception:  # the flusher must outlive a bug: the next tick retries
+            log.exception("flush failed unexpectedly; envelopes kept for the next flush")
 
 
 # --------------------------------------------------------------------------- cluster facts

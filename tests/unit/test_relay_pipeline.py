@@ -114,6 +114,38 @@ def test_bad_lines_do_not_stop_the_stream(relay: Relay, sink: RecordingSink) -> 
     assert [parse_envelope(b).payload.name for b in sink.bodies] == ["a", "b"]
 
 
+def test_a_bug_while_handling_one_event_costs_that_event_only(
+    relay: Relay, sink: RecordingSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an Event projection that fails (a bug) for one Event only, on the full path
+    from podwatch_relay import pipeline
+
+    real = pipeline.project_event
+
+    def buggy(obj: Any, **kwargs: Any) -> Any:
+        if obj["metadata"]["name"] == "cursed":
+            raise TypeError("a bug")
+        return real(obj, **kwargs)
+
+    monkeypatch.setattr(pipeline, "project_event", buggy)
+    lines = [
+        _line({"type": "ADDED", "object": core_event(name="cursed")}),
+        _line({"type": "ADDED", "object": core_event(name="fine")}),
+    ]
+
+    # When both lines are handled, and a parsed watch event as the list feeds it
+    outcomes = [relay.handle_line(line) for line in lines]
+    listed = relay.handle({"type": "ADDED", "object": core_event(name="cursed")}, initial_sync=True)
+    relay.flush()
+
+    # Then the cursed ones are `malformed:unexpected`, counted by error type; the other goes out
+    assert outcomes == ["malformed:unexpected", "forwarded"]
+    assert listed == "malformed:unexpected"
+    assert relay.stats.unexpected_errors == {"TypeError": 2}
+    assert relay.stats.malformed == 2
+    assert [parse_envelope(b).payload.name for b in sink.bodies] == ["fine"]
+
+
 def test_pod_envelope_carries_a_stable_event_id(relay: Relay, sink: RecordingSink) -> None:
     # Given a crash-looping pod change
     raw = pod(rv="4711", containers=[container_status(restarts=2, waiting="CrashLoopBackOff")])

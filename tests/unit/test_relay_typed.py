@@ -463,26 +463,70 @@ def test_refused_metadata_takes_the_full_path_with_the_same_result(meta: dict[st
     assert fast[2] > 0
 
 
-def test_invalid_utf8_is_malformed_on_both_paths() -> None:
-    good = TAKEN["every-kind"].encode()
-    bad = good[:-1] + b',"hostIP":"\xff"}'
-    lines = [*_stream([good]), _line("MODIFIED", pod(rv="9"), bad)]
-    fast = _run(lines, fast=True)
-    assert fast[:2] == _run(lines, fast=False)[:2]
-    assert fast[0][-1] == "malformed:json"
+DEEP = b"[" * 20_000 + b"]" * 20_000
 
 
-def test_nesting_too_deep_is_malformed_on_both_paths() -> None:
+def _in_status(text: bytes) -> Any:
+    """A MODIFIED line whose status has `text` (a JSON member) first, then the good status's members."""
     good = TAKEN["every-kind"].encode()
-    deep = b"[" * 20_000 + b"]" * 20_000
-    lines = [
-        *_stream([good]),
-        _line("MODIFIED", pod(rv="9"), good[:-1] + b',"x":' + deep + b"}"),
-        _line("MODIFIED", pod(rv="10"), good[:-1] + b',"x":' + deep + b',"phase":"Failed"}'),
-    ]
+    return lambda rv: _line("MODIFIED", pod(rv=rv), b"{" + text + b"," + good[1:])
+
+
+def _in_meta(text: bytes) -> Any:
+    """A MODIFIED line whose metadata ends with `text` (a JSON member)."""
+
+    def line(rv: str) -> bytes:
+        raw = _line("MODIFIED", pod(rv=rv), TAKEN["every-kind"].encode())
+        return raw.replace(
+            b',"resourceVersion":"' + rv.encode() + b'"',
+            b',"resourceVersion":"' + rv.encode() + b'",' + text,
+            1,
+        )
+
+    return line
+
+
+def _in_head(old: bytes, new: bytes) -> Any:
+    return lambda rv: _line("MODIFIED", pod(rv=rv), TAKEN["every-kind"].encode()).replace(old, new, 1)
+
+
+#: Input that is not JSON, by the reason the relay counts, where the fast path reads (the head, the
+#: status's members it reads and those it skips, the metadata): (reason, line of resourceVersion).
+BAD_INPUT: dict[str, tuple[str, Any]] = {
+    "utf8-name": ("invalid-utf8", _in_head(b"api-7d9f8b6c5d", b"api-\xff\xfe")),
+    "utf8-uid": ("invalid-utf8", _in_head(b'"uid":"', b'"uid":"\xc3')),
+    "utf8-status-skipped": ("invalid-utf8", _in_status(b'"hostIP":"\xff"')),
+    "utf8-status-read": ("invalid-utf8", _in_status(b'"message":"\xed\xa0\x80"')),
+    "utf8-meta": ("invalid-utf8", _in_meta(b'"annotations":{"a":"\xc3"}')),
+    "deep-status": ("too-deep", _in_status(b'"x":' + DEEP)),
+    "deep-meta": ("too-deep", _in_meta(b'"x":' + DEEP)),
+    "surrogate-status-read": ("lone-surrogate", _in_status(b'"message":"\\ud800"')),
+    "surrogate-status-skipped": ("lone-surrogate", _in_status(b'"x":"a\\udc00"')),
+    "surrogate-meta": ("lone-surrogate", _in_meta(b'"labels":{"a":"\\ud83d"}')),
+    "huge-status-read": (
+        "huge-number",
+        _in_status(b'"containerStatuses":[{"name":"a","restartCount":1e999}]'),
+    ),
+    "huge-meta-read": (
+        "huge-number",
+        _in_meta(b'"ownerReferences":[{"kind":"Job","name":"j","controller":-1e400}]'),
+    ),
+    "nan-status-read": ("nan", _in_status(b'"containerStatuses":[{"name":"a","restartCount":NaN}]')),
+    "nan-status-skipped": ("nan", _in_status(b'"x":[Infinity]')),
+    "nan-meta": ("nan", _in_meta(b'"generation":-Infinity')),
+}
+
+
+@pytest.mark.parametrize(("reason", "make"), BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_input_that_is_not_json_is_malformed_with_its_reason_on_both_paths(reason: str, make: Any) -> None:
+    # Between good lines of the same pod (the fast path knows it, so it compares and decodes)
+    good = TAKEN["every-kind"].encode()
+    bad = make("9")
+    assert bad != _line("MODIFIED", pod(rv="9"), good)
+    lines = [*_stream([good, TAKEN["states"].encode()]), bad, make("10")]
     fast = _run(lines, fast=True)
     assert fast[:2] == _run(lines, fast=False)[:2]
-    assert fast[0][-2:] == ["malformed:json", "malformed:json"]
+    assert fast[0][-2:] == [f"malformed:{reason}"] * 2
 
 
 def test_a_metadata_key_given_twice_counts_once_as_in_the_full_path() -> None:
