@@ -18,13 +18,23 @@ INTERNALS = ROOT / "docs" / "internals.md"
 SAMCONFIG = ROOT / "samconfig.toml"
 
 #: Which column of the environment table in docs/internals.md describes which function.
-FUNCTION_COLUMNS = {"ProcessorFunction": "processor", "DeliverFunction": "deliver"}
+FUNCTION_COLUMNS = {"ProcessorFunction": "processor", "DeliverFunction": "deliver", "HooksFunction": "hooks"}
 #: Set in Globals for every function, on top of the table.
 GLOBAL_ONLY_VARIABLES = {"LOG_LEVEL"}
 #: X-Ray has no resource-level permissions: its write actions are the only ones allowed on "*".
 XRAY_WRITE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+#: Lambda's network interfaces in a VPC (the hooks function, conditionally): no resource-level scope either.
+VPC_ENI_ACTIONS = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+}
+#: The one prefix grant: a Hook names its secrets, under the stack's HookSecretsPrefix.
+PREFIX_GRANT = "${HookSecretsPrefix}*"
 #: The intrinsic functions local/cfn.py is promised to see (docs/internals.md).
-LOCAL_SUBSET = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If", "Fn::Equals", "Fn::Not"}
+LOCAL_SUBSET = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If", "Fn::Equals", "Fn::Not", "Fn::Join"}
 GETATT_SUBSET = {"Arn", "QueueUrl", "QueueName"}
 SQS_DEFAULT_RETENTION = 345600
 
@@ -267,14 +277,14 @@ def test_every_queue_but_a_dlq_redrives_to_a_dlq(template: dict[str, Any]) -> No
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
-    assert dlqs == {"PodEventsDLQ", "DeliveriesDLQ"}
+    assert dlqs == {"PodEventsDLQ", "DeliveriesDLQ", "HooksDLQ"}
     for lid, queue in queues.items():
         p = queue["Properties"]
         if lid in dlqs:
             assert "RedrivePolicy" not in p, f"{lid} is a DLQ and must not redrive further"
             assert p["MessageRetentionPeriod"] == 14 * 24 * 3600, lid
         else:
-            expected = {"Ref": "DeliveriesMaxReceiveCount"} if lid == "DeliveriesQueue" else 5
+            expected = {"DeliveriesQueue": {"Ref": "DeliveriesMaxReceiveCount"}, "HooksQueue": 45}.get(lid, 5)
             assert p["RedrivePolicy"]["maxReceiveCount"] == expected, lid
             dlq = getatt_target(p["RedrivePolicy"]["deadLetterTargetArn"])
             # a message keeps its age in the DLQ: the DLQ must keep it longer than the source did
@@ -392,7 +402,12 @@ def test_no_iam_statement_grants_a_wildcard(template: dict[str, Any]) -> None:
         if "Resource" in statement:  # trust policies name a Principal instead
             resources = if_branches(statement["Resource"])
             if "*" in resources:
-                assert set(actions) <= XRAY_WRITE_ACTIONS, f"'*' resource for {actions}"
+                assert set(actions) <= XRAY_WRITE_ACTIONS | VPC_ENI_ACTIONS, f"'*' resource for {actions}"
+            for resource in resources:
+                text = str(resource.get("Fn::Sub", "")) if isinstance(resource, dict) else ""
+                if "*" in text:
+                    assert text.endswith(PREFIX_GRANT), f"a wildcard in {text}"
+                    assert set(actions) <= {"ssm:GetParameter", "secretsmanager:GetSecretValue"}, actions
 
 
 def test_function_roles_reach_exactly_their_own_resources(template: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -85,3 +85,23 @@ class ConfigSyncSettings(_Settings):
     def clusters(self) -> list[str]:
         """`cluster_ids` as a list, in order, without blanks or repeats."""
         return list(dict.fromkeys(c.strip() for c in self.cluster_ids.split(",") if c.strip()))
+
+
+class HooksSettings(_Settings):
+    """The hooks function: notifications fanned out to the hooks queue → khook-format rules → agent
+    (A2A) and webhook calls (podwatch.hooks)."""
+
+    #: rules and per-hook event items (podwatch.hooks.state)
+    hooks_table_name: str = Field(min_length=1)
+    #: the hooks DLQ: rejected calls (4xx) and malformed records, with the reason
+    quarantine_queue_url: str = Field(min_length=1)
+    #: kagent's controller, for hooks that do not name `spec.agent.baseUrl` (empty: they must)
+    kagent_base_url: str = ""
+    #: tokens and signing secrets may only be read from names under this prefix (the role's grant)
+    hook_secrets_prefix: str = "/podwatch/hooks/"
+    #: A2A wire version for hooks that do not name `spec.agent.protocol`
+    a2a_protocol: Literal["0.3", "1.0"] = "0.3"
+    hook_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    hook_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: how long the applied rules are cached per execution environment
+    rules_max_age_seconds: int = Field(default=30, ge=0, le=3600)

@@ -152,3 +152,30 @@ CIRCUIT_STATE = "CircuitState"
 #: deliver: the breaker tripped (closed/half-open → open) during an invocation
 BREAKER_OPENED = "BreakerOpened"
 DELIVER_METRICS = DELIVER_METRICS | {DELIVERY_LATENCY, CIRCUIT_STATE, BREAKER_OPENED}
+
+# Hooks (issue 17): the hooks function, service `podwatch-hooks`.
+#: a hook's agent or webhook answered 2xx: its dedup window started
+HOOK_FIRED = "HookFired"
+#: a repeat inside a hook's window after a successful call: not called again
+HOOK_DEDUPLICATED = "HookDeduplicated"
+#: a hook call failed (`reason`: unreachable, http_5xx, http_429, circuit_open, ...; rejected ones too)
+HOOK_FAILED = "HookFailed"
+#: a hook call answered 4xx (or a JSON-RPC refusal): the notification went to the hooks DLQ
+HOOK_REJECTED = "HookRejected"
+#: a hook's event resolved because podwatch's incident resolved
+HOOK_RESOLVED = "HookResolved"
+#: a hook target's breaker tripped
+HOOK_BREAKER_OPENED = "HookBreakerOpened"
+HOOKS_METRICS = frozenset(
+    {
+        RECEIVED,
+        RETRIED,
+        QUARANTINED,
+        HOOK_FIRED,
+        HOOK_DEDUPLICATED,
+        HOOK_FAILED,
+        HOOK_REJECTED,
+        HOOK_RESOLVED,
+        HOOK_BREAKER_OPENED,
+    }
+)
