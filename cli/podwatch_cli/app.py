@@ -5,6 +5,7 @@
     podwatch --stack podwatch-prod dlq redrive --all --dry-run
     podwatch --stack podwatch-prod config set dedup_cooldown_seconds=600
     podwatch --stack podwatch-prod clusters forget old-cluster-1
+    podwatch --stack podwatch-prod hooks apply -f hook.yaml
 
 Exit codes: 0 done; 1 refused, invalid or not found (nothing changed); 2 bad arguments; 3 AWS
 could not be reached or answered with an error.
@@ -21,9 +22,11 @@ from typing import IO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from podwatch.errors import TransientError
 from podwatch_cli import __version__
 from podwatch_cli import config as config_cmd
 from podwatch_cli import dlq as dlq_cmd
+from podwatch_cli import hooks as hooks_cmd
 from podwatch_cli import status as status_cmd
 from podwatch_cli.stack import DLQ_CHOICES, Clients, StackError, Target, resolve, target_from_stack_file
 
@@ -67,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         ("DeliveriesDLQ", "--deliveries-dlq-url"),
         ("RemoteConfigParameter", "--config-parameter"),
         ("ClustersTable", "--clusters-table"),
+        ("HooksTable", "--hooks-table"),
     ):
         target.add_argument(
             flag, dest=f"override_{lid}", metavar="NAME", help=f"explicit {lid} (URL or name)"
@@ -111,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         " sending messages back to the queue they came from.",
     )
     dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
-    queue_help = "which DLQ: pod-events (processor), deliveries (deliver), all (default)"
+    queue_help = "which DLQ: pod-events (processor), deliveries (deliver), hooks (hooks), all (default)"
 
     def queue_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--queue", choices=[*DLQ_CHOICES, "all"], default="all", help=queue_help)
@@ -162,6 +166,27 @@ def _parser() -> argparse.ArgumentParser:
         " relay-heartbeats-stopped alarm stop counting it. A relay of it that still runs brings it back.",
     )
     forget.add_argument("cluster_id", metavar="CLUSTER_ID")
+
+    # ---------------------------------------------------------------- hooks
+    hooks = commands.add_parser(
+        "hooks",
+        help="khook-format Hook rules: apply, list, delete, status",
+        description="Hook rules (apiVersion kagent.dev/v1alpha2, kind Hook) in the stack's hooks table: a"
+        " khook Hook file applies unchanged. Validation names the field of every problem; a refused file"
+        " changes nothing.",
+    )
+    hook_commands = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
+    apply = hook_commands.add_parser("apply", help="validate and store the Hooks of a YAML file (- = stdin)")
+    apply.add_argument("-f", "--filename", required=True, metavar="FILE", help="YAML, one or more documents")
+    apply.add_argument("--dry-run", action="store_true", help="validate only, store nothing")
+    hooks_list = hook_commands.add_parser("list", help="one line per hook")
+    hooks_list.add_argument("--json", action="store_true", help="JSON instead of a table")
+    delete = hook_commands.add_parser("delete", help="remove a hook and its events")
+    delete.add_argument("name", metavar="[NAMESPACE/]NAME", help="the hook (namespace default: default)")
+    hook_status = hook_commands.add_parser(
+        "status", help="khook-style status: activeEvents (firstSeen, lastSeen, firing|resolved), calls"
+    )
+    hook_status.add_argument("name", nargs="?", metavar="[NAMESPACE/]NAME", help="one hook (default: all)")
     return parser
 
 
@@ -230,7 +255,23 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         )
     if args.command == "clusters":
         return status_cmd.cmd_forget(clients, stack, args.cluster_id, out=out, err=err)
+    if args.command == "hooks":
+        return _hooks(args, clients, stack.hooks_table, out, err)
     return status_cmd.cmd_status(clients, stack, as_json=args.json, out=out)
+
+
+def _hooks(args: argparse.Namespace, clients: Clients, table: str | None, out: IO[str], err: IO[str]) -> int:
+    if not table:
+        err.write("podwatch hooks: the stack has no hooks table (HooksTableName output)\n")
+        return 1
+    store = hooks_cmd.store_for(clients("dynamodb"), table)
+    if args.hooks_command == "apply":
+        return hooks_cmd.cmd_apply(store, args.filename, dry_run=args.dry_run, out=out, err=err)
+    if args.hooks_command == "list":
+        return hooks_cmd.cmd_list(store, as_json=args.json, out=out)
+    if args.hooks_command == "delete":
+        return hooks_cmd.cmd_delete(store, args.name, out=out, err=err)
+    return hooks_cmd.cmd_status(store, args.name, out=out, err=err)
 
 
 def main(argv: Sequence[str] | None = None, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -244,7 +285,7 @@ def main(argv: Sequence[str] | None = None, *, out: IO[str] | None = None, err: 
     except StackError as exc:
         err.write(f"podwatch: {exc}\n")
         return 1
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, TransientError) as exc:
         err.write(f"podwatch: AWS error: {exc}\n")
         return 3
     except KeyboardInterrupt:

@@ -32,11 +32,21 @@ QUEUES: Mapping[str, tuple[str, str]] = {
     "PodEventsDLQ": ("pod-events-dlq", "PodEventsDLQUrl"),
     "DeliveriesQueue": ("deliveries", "DeliveriesQueueUrl"),
     "DeliveriesDLQ": ("deliveries-dlq", "DeliveriesDLQUrl"),
+    "HooksQueue": ("hooks", "HooksQueueUrl"),
+    "HooksDLQ": ("hooks-dlq", "HooksDLQUrl"),
 }
 #: DLQ logical id -> the queue it is the dead-letter queue of (where a redrive sends messages back)
-DLQ_SOURCES: Mapping[str, str] = {"PodEventsDLQ": "PodEventsQueue", "DeliveriesDLQ": "DeliveriesQueue"}
+DLQ_SOURCES: Mapping[str, str] = {
+    "PodEventsDLQ": "PodEventsQueue",
+    "DeliveriesDLQ": "DeliveriesQueue",
+    "HooksDLQ": "HooksQueue",
+}
 #: DLQ short names on the command line (`--queue pod-events`) -> DLQ logical id
-DLQ_CHOICES: Mapping[str, str] = {"pod-events": "PodEventsDLQ", "deliveries": "DeliveriesDLQ"}
+DLQ_CHOICES: Mapping[str, str] = {
+    "pod-events": "PodEventsDLQ",
+    "deliveries": "DeliveriesDLQ",
+    "hooks": "HooksDLQ",
+}
 
 #: Connect / read timeouts and retries of every AWS call the CLI makes.
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 5, "mode": "standard"})
@@ -103,6 +113,7 @@ class Stack:
     #: how the names were found: "stack-file", "cloudformation" or "naming convention"
     source: str
     outputs: dict[str, str] = field(default_factory=dict)
+    hooks_table: str | None = None
 
     @property
     def alarm_prefix(self) -> str:
@@ -172,7 +183,8 @@ def _from_outputs(name: str, outputs: dict[str, str], source: str, target: Targe
             raise StackError("the stack file names no RemoteConfigParameterName and no stack name")
         parameter = f"/{name}/remote-config"
     table = target.overrides.get("ClustersTable") or outputs.get("ClustersTableName")
-    return Stack(name, queues, parameter, table, source, outputs)
+    hooks = target.overrides.get("HooksTable") or outputs.get("HooksTableName")
+    return Stack(name, queues, parameter, table, source, outputs, hooks)
 
 
 def _from_names(name: str, clients: Clients, target: Target) -> Stack:
@@ -192,4 +204,5 @@ def _from_names(name: str, clients: Clients, target: Target) -> Stack:
         )
     parameter = target.overrides.get("RemoteConfigParameter") or f"/{name}/remote-config"
     table = target.overrides.get("ClustersTable") or f"{name}-clusters"
-    return Stack(name, queues, parameter, table, "naming convention", {})
+    hooks = target.overrides.get("HooksTable") or f"{name}-hooks"
+    return Stack(name, queues, parameter, table, "naming convention", {}, hooks)
