@@ -20,6 +20,9 @@ byte-identical. Edit this script, not the JSON files:
                                   unknown event type, no cluster_id, a wrong schema version) and an
                                   enroll command without its request, among three good notifications
                                   of two clusters (delivered; the rest quarantined as `malformed`)
+    events/hooks/batch.json       notifications as the hooks queue gets them: one as the processor
+                                  writes it, one wrapped in an EventBridge event (`detail`), and a
+                                  body that is not JSON (quarantined as `malformed`)
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 POD_EVENTS_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-pod-events"
+HOOKS_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-hooks"
 DELIVERIES_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-deliveries"
 
 
@@ -509,6 +513,23 @@ def deliver_poison() -> list[str]:
     ]
 
 
+def hooks_batch() -> list[str]:
+    crash = notification(pod_envelope(crash_loop_pod()), EventType.CRASH_LOOP, "CrashLoopBackOff", "api")
+    oom = notification(pod_envelope(oom_pod()), EventType.OOM_KILL, "OOMKilled", "worker")
+    wrapped = {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "podwatch notification",
+        "source": "podwatch",
+        "account": "123456789012",
+        "time": "2026-11-20T09:00:01Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": json.loads(oom.model_dump_json()),
+    }
+    return [crash.model_dump_json(), json.dumps(wrapped, separators=(",", ":")), "not json"]
+
+
 def write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
@@ -527,6 +548,7 @@ def main() -> None:
     )
     write(ROOT / "deliver" / "batch.json", event(deliver_batch(), queue_arn=DELIVERIES_ARN))
     write(ROOT / "deliver" / "poison.json", event(deliver_poison(), queue_arn=DELIVERIES_ARN, first=101))
+    write(ROOT / "hooks" / "batch.json", event(hooks_batch(), queue_arn=HOOKS_ARN))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ FUNCTION_OF = {
     "processor": "ProcessorFunction",
     "deliver": "DeliverFunction",
     "config_sync": "ConfigSyncFunction",
+    "hooks": "HooksFunction",
 }
 
 
@@ -77,6 +78,9 @@ EXPECTED: dict[str, Expect] = {
             "silent": ["prod-eu-1"],  # nothing heard of it in this empty clusters table
         }
     ),
+    # no Hook applied in the sample stack: the notifications match nothing (no call), the plain and
+    # the EventBridge-wrapped body both parse, the body that is not JSON is quarantined
+    "hooks/batch.json": Expect(quarantined={"malformed": 1}),
     "config_sync/sync-now.json": Expect(
         summary={
             "clusters": ["prod-eu-1", "staging-us-2"],
@@ -196,6 +200,9 @@ def check_outcome(
     if folder == "processor":
         assert forwarded_kinds(drain("DeliveriesQueue")) == expect.forwarded
         assert quarantine_reasons(drain("PodEventsDLQ")) == expect.quarantined
+        assert manager.calls == []
+    elif folder == "hooks":
+        assert quarantine_reasons(drain("HooksDLQ")) == expect.quarantined
         assert manager.calls == []
     else:
         assert manager.received() == expect.received

@@ -135,6 +135,16 @@ class Aws:
                 "SILENT_AFTER_SECONDS": "900",
                 "RESTATE_CONFIG_PATH": "/PodwatchManager/{cluster_id}/GetRemoteConfig",
             },
+            "hooks": {
+                "HOOKS_TABLE_NAME": p["HooksTable"],
+                "QUARANTINE_QUEUE_URL": p["HooksDLQ"],
+                "KAGENT_BASE_URL": "",
+                "A2A_PROTOCOL": "0.3",
+                "HOOK_SECRETS_PREFIX": "/podwatch/hooks/",
+                "HOOK_CONNECT_TIMEOUT_SECONDS": "1",
+                "HOOK_READ_TIMEOUT_SECONDS": "2",
+                "RULES_MAX_AGE_SECONDS": "0",
+            },
         }[folder]
         return {"POWERTOOLS_SERVICE_NAME": f"podwatch-{folder.replace('_', '-')}", **env}
 
@@ -159,8 +169,22 @@ def aws() -> Iterator[Aws]:
             "PodEventsDLQ": "pod-events-dlq",
             "DeliveriesQueue": "deliveries",
             "DeliveriesDLQ": "deliveries-dlq",
+            "HooksDLQ": "hooks-dlq",
         }.items():
             physical[lid] = sqs.create_queue(QueueName=f"{STACK}-{name}")["QueueUrl"]
+        physical["HooksTable"] = f"{STACK}-hooks"
+        dynamodb.create_table(
+            TableName=physical["HooksTable"],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
         for lid, name in {
             "DedupTable": "dedup",
             "MetadataTable": "metadata",

@@ -38,7 +38,7 @@ from tests.factories import pod_notification
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
-HOOKS = Path(__file__).resolve().parents[2] / "events" / "hooks"
+HOOKS = Path(__file__).resolve().parents[2] / "events" / "hooks" / "rules"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import yaml
 from podwatch.hooks.rules import HookInvalid, event_types_for, parse_hook
 from podwatch.models import EventType
 
-HOOKS = Path(__file__).resolve().parents[2] / "events" / "hooks"
+HOOKS = Path(__file__).resolve().parents[2] / "events" / "hooks" / "rules"
 
 
 def _hook(*configs: dict[str, Any], **spec: Any) -> dict[str, Any]:
