@@ -1,4 +1,5 @@
 """`python -m bench`: run the benchmarks and merge their figures into bench/results.json.
+`python -m bench hooks` runs the hooks section alone (with the host reference).
 
 Run from the repository root; the shared package, the relay and the root are put on the path here,
 so no PYTHONPATH is needed (the Makefile sets it anyway).
@@ -18,8 +19,14 @@ for path in _PATHS:
         sys.path.insert(0, str(path))
 
 
-def main() -> None:
-    from bench import delivery, host, processor
+def main(argv: list[str] | None = None) -> None:
+    from bench import delivery, hooks, host, processor
+
+    sections = (argv if argv is not None else sys.argv[1:]) or ["all"]
+    if sections == ["hooks"]:  # one section alone: `python -m bench hooks`
+        host.main()
+        hooks.main()
+        return
 
     host.main()  # host_reference_ms: the speed of this host today, to compare figures across runs
     # relay_events_per_s, relay_vs_official_watch_ratio, relay_rss_mb_*: first, while nothing the
@@ -29,6 +36,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "bench.relay"], check=True, cwd=ROOT, env=env)
     processor.main()  # the handler in a subprocess of its own, too
     delivery.main()  # local stack: restate_requests_per_1000_events, delivery_p99_ms
+    hooks.main()  # hooks_us_per_event: match + render + dedup decision, AWS stubbed
 
 
 if __name__ == "__main__":

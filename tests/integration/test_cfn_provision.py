@@ -16,7 +16,11 @@ from podwatch.models import RemoteConfig
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
-SOURCE_TO_DLQ = {"PodEventsQueue": "PodEventsDLQ", "DeliveriesQueue": "DeliveriesDLQ"}
+SOURCE_TO_DLQ = {
+    "PodEventsQueue": "PodEventsDLQ",
+    "DeliveriesQueue": "DeliveriesDLQ",
+    "HooksQueue": "HooksDLQ",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,8 @@ def test_queues_exist_with_the_template_attributes(stack: Provisioned, clients: 
         redrive = json.loads(attributes["RedrivePolicy"])
         assert redrive["deadLetterTargetArn"] == stack.arn(dlq)
         # deliveries: the DeliveriesMaxReceiveCount default, a manager outage of ~3 h (45 x 240 s)
-        assert int(redrive["maxReceiveCount"]) == (45 if source == "DeliveriesQueue" else 5)
+        # hooks: 45 receives x 180 s, an agent down for ~2 h
+        assert int(redrive["maxReceiveCount"]) == (45 if source in ("DeliveriesQueue", "HooksQueue") else 5)
         assert attributes["MaximumMessageSize"] == "262144"
         assert attributes["SqsManagedSseEnabled"] == "true"
         assert int(attributes["VisibilityTimeout"]) >= 180
@@ -122,7 +127,11 @@ def test_functions_see_the_provisioned_resources(clients: AwsClients, stack_name
         "ProcessorFunction": ("functions/processor", "app.lambda_handler", 30),
         "DeliverFunction": ("functions/deliver", "app.lambda_handler", 30),
         "ConfigSyncFunction": ("functions/config_sync", "app.lambda_handler", 60),
+        "HooksFunction": ("functions/hooks", "app.lambda_handler", 30),
     }
+    hooks = stack.function_environment("HooksFunction")
+    assert hooks["HOOKS_TABLE_NAME"] == stack.physical("HooksTable")
+    assert hooks["QUARANTINE_QUEUE_URL"] == stack.queue_urls()["HooksDLQ"]
     assert stack.outputs()["PodEventsQueueUrl"] == stack.physical("PodEventsQueue")
     assert "RelayPolicyArn" not in stack.outputs()  # IAM is not created locally
     assert stack.ignored["ProcessorFunction"] == "AWS::Serverless::Function"

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from podwatch import telemetry
 from podwatch.errors import DeliveryRejected, TransientError
 from podwatch.hooks.match import HookIndex, Match
-from podwatch.hooks.prompt import values_for
+from podwatch.hooks.prompt import base_values
 from podwatch.hooks.state import Claim, Decision, EventKey, HookStore
 from podwatch.hooks.targets import TargetClient, a2a_url
 from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, EventType, Notification, utcnow
@@ -110,8 +110,9 @@ def _handle_record(
                 result.tally.add(telemetry.HOOK_RESOLVED)
         return False
     retry = False
+    values: dict[str, str] = {}  # the notification's template values, computed at its first call
     for match in index.matches(notification):
-        retry |= _handle_match(match, notification, deps, result, now_s, message_id, body)
+        retry |= _handle_match(match, notification, deps, result, now_s, (message_id, body), values)
     return retry
 
 
@@ -125,9 +126,10 @@ def _handle_match(
     deps: HooksDeps,
     result: HooksResult,
     now_s: int,
-    message_id: str,
-    body: str,
+    record: tuple[str, str],
+    values: dict[str, str],
 ) -> bool:
+    """Claim, render, call and record one match; True if its record must be retried."""
     key = _key(match, n)
     window = match.hook.spec.dedupWindowSeconds
     claim = deps.store.claim(key, n.notification_id, now_s=now_s, lease_s=deps.lease_seconds, window_s=window)
@@ -138,15 +140,17 @@ def _handle_match(
         return True
     if claim.decision is not Decision.CALL:
         return False  # done before: a redelivery of a call that succeeded or was rejected
-    prompt = match.template.render(values_for(n, match.config.eventType))
+    if not values:
+        values.update(base_values(n))
+    values["EventType"] = match.config.eventType
+    prompt = match.template.render(values)
     try:
         _call(match, n, claim, prompt, deps)
     except DeliveryRejected as exc:
         _quarantine(  # first: were the DLQ unreachable, the retry must still find this call undone
             result,
             deps,
-            message_id,
-            body,
+            *record,
             reason=exc.reason,
             error=str(exc),
             extra={"hook": match.name, "status_code": str(exc.status_code), "response_body": exc.body or "-"},

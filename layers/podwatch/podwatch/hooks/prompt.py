@@ -53,10 +53,9 @@ class Template:
     parts: tuple[str, ...]
 
     def render(self, values: Mapping[str, str]) -> str:
-        out = [self.parts[0]]
-        for i in range(1, len(self.parts), 2):
-            out.append(values[self.parts[i]])
-            out.append(self.parts[i + 1])
+        out = list(self.parts)
+        for i in range(1, len(out), 2):  # the odd places hold names: each replaced once, never re-read
+            out[i] = values[out[i]]
         return "".join(out)
 
 
@@ -113,11 +112,16 @@ def fence(message: str) -> str:
 
 def values_for(notification: Notification, hook_event_type: str) -> dict[str, str]:
     """Every template name's value for one notification, capped (the message fenced)."""
+    return {**base_values(notification), "EventType": hook_event_type}
+
+
+def base_values(notification: Notification) -> dict[str, str]:
+    """The values of every name but `EventType` (the configuration's): one notification's, computed
+    once for all the configurations it matches."""
     n = notification
     message = fence(n.message or "")
     timestamp = n.observed_at.isoformat().replace("+00:00", "Z")
     return {
-        "EventType": hook_event_type,
         "ResourceName": cap(n.pod),
         "Namespace": cap(n.namespace),
         "Reason": cap(n.reason),

@@ -48,9 +48,14 @@ class Decision(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Claim:
     decision: Decision
-    #: stable per (hook, dedup key, window): the agent can recognise a retry
-    message_id: str = ""
+    key: EventKey | None = None
+    #: successful calls before this one: names the window the call would open
     generation: int = 0
+
+    @property
+    def message_id(self) -> str:
+        """Stable per (hook, dedup key, window): the agent can recognise a retry."""
+        return window_message_id(self.key, self.generation) if self.key is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,7 @@ class EventKey:
         return f"{self.event_type}#{self.namespace}#{self.resource}"
 
 
-def message_id(key: EventKey, generation: int) -> str:
+def window_message_id(key: EventKey, generation: int) -> str:
     return str(uuid.uuid5(_MESSAGE_ID_NAMESPACE, f"{key.hook}|{key.sk}|{generation}"))
 
 
@@ -178,8 +183,7 @@ class HookStore:
             ReturnValues="ALL_NEW",
         )
         if ok:
-            generation = _num(item, "generation")
-            return Claim(Decision.CALL, message_id(key, generation), generation)
+            return Claim(Decision.CALL, key, _num(item, "generation"))
         if _str(item, "last_ok") == notification_id:
             return Claim(Decision.SAME_NOTIFICATION)
         if _str(item, "last_rejected") == notification_id:
