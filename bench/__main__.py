@@ -1,5 +1,5 @@
 """`python -m bench`: run the benchmarks and merge their figures into bench/results.json.
-`python -m bench hooks` runs the hooks section alone (with the host reference).
+`python -m bench hooks` runs the hooks section alone.
 
 Run from the repository root; the shared package, the relay and the root are put on the path here,
 so no PYTHONPATH is needed (the Makefile sets it anyway).
@@ -23,8 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench import delivery, hooks, host, processor
 
     sections = (argv if argv is not None else sys.argv[1:]) or ["all"]
-    if sections == ["hooks"]:  # one section alone: `python -m bench hooks`
-        host.main()
+    if sections == ["hooks"]:  # one section alone (it records the host reference of its own run)
         hooks.main()
         return
 
