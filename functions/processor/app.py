@@ -107,6 +107,7 @@ def build_dependencies(
             sqs=sqs,
             deliveries_queue_url=settings.deliveries_queue_url,
             quarantine_queue_url=settings.quarantine_queue_url,
+            hooks_queue_url=settings.hooks_queue_url,
             metadata=metadata,
             control=ControlHandler(
                 registry=ClusterRegistry(table_name=settings.clusters_table_name, client=dynamodb),
@@ -157,7 +158,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     tally = telemetry.Tally()
     records: list[dict[str, Any]] = event.get("Records") or []
     tally.add(telemetry.RECEIVED, value=len(records))
-    outbox = Outbox(sqs=deps.processing.sqs, queue_url=deps.processing.deliveries_queue_url)
+    outbox = Outbox(
+        sqs=deps.processing.sqs,
+        queue_url=deps.processing.deliveries_queue_url,
+        fanout_url=deps.processing.hooks_queue_url,
+    )
     decided: dict[str, list[Decision]] = {}
 
     def record_handler(record: SQSRecord) -> list[Decision]:
@@ -183,6 +188,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         return processor.response()
     finally:
         tally.add(telemetry.RETRIED, value=len(processor.fail_messages))
+        tally.add(telemetry.HOOKS_FANOUT_FAILED, value=outbox.fanout_failed)
         if deps.processing.metadata is not None:
             tally.add(telemetry.METADATA_FAILED, value=deps.processing.metadata.take_failures())
         tally.emit(metrics)

@@ -424,6 +424,7 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     assert processor["sqs:SendMessage"] == [
         {"Fn::GetAtt": ["DeliveriesQueue", "Arn"]},
         {"Fn::GetAtt": ["PodEventsDLQ", "Arn"]},
+        {"Fn::GetAtt": ["HooksQueue", "Arn"]},
     ]
     assert set(processor) >= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     dedup, metadata = {"Fn::GetAtt": ["DedupTable", "Arn"]}, {"Fn::GetAtt": ["MetadataTable", "Arn"]}

@@ -46,6 +46,8 @@ class ProcessorSettings(_Settings):
     clusters_table_name: str | None = None
     deliveries_queue_url: str = Field(min_length=1)
     quarantine_queue_url: str = Field(min_length=1)
+    #: the hooks queue: forwarded notifications are fanned out to it too; unset = no hooks feed
+    hooks_queue_url: str | None = None
 
 
 class DeliverSettings(_Settings):

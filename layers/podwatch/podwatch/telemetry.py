@@ -166,6 +166,9 @@ HOOK_REJECTED = "HookRejected"
 HOOK_RESOLVED = "HookResolved"
 #: a hook target's breaker tripped
 HOOK_BREAKER_OPENED = "HookBreakerOpened"
+#: processor: forwarded notifications the hooks queue did not take (best effort: logged, never retried)
+HOOKS_FANOUT_FAILED = "HooksFanoutFailed"
+PROCESSOR_METRICS = PROCESSOR_METRICS | {HOOKS_FANOUT_FAILED}
 HOOKS_METRICS = frozenset(
     {
         RECEIVED,
