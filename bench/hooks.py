@@ -115,7 +115,7 @@ def measure() -> dict[str, Any]:
         for n in events:
             values: dict[str, str] = {}
             for match in index.matches(n):
-                key = EventKey(match.hook.key, match.config.eventType, n.namespace, n.pod)
+                key = EventKey(match.hook.key, match.config.eventType, n.cluster_id, n.namespace, n.pod)
                 store.claim(key, n.notification_id, now_s=now_s, lease_s=24, window_s=600)
                 if not values:  # as the engine does: once per notification, at its first call
                     values.update(base_values(n))

@@ -41,10 +41,12 @@ def build_summary(
     log_dir: str,
     pump: Mapping[str, Any] | None = None,
     manager: Mapping[str, Any] | None = None,
+    hooks: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON summary. Required keys (issue 2): input_events, relay_forwarded, processor
     {filtered, deduplicated, forwarded, quarantined}, delivered (as the manager received them),
-    restate_requests, dlq. The rest (events, pods, relay, ...) explains them."""
+    restate_requests, dlq; issue 17 adds hooks {fired, deduplicated, failed, resolved} (and `calls`,
+    what the reference agent received). The rest (events, pods, relay, ...) explains them."""
     delivered_ids = {str(n.get("notification_id")) for n in delivered}
     by_event: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for record in audit_records:
@@ -91,6 +93,7 @@ def build_summary(
         "pods": _pods(events, delivered),
         "events": events,
         "manager": dict(manager or {}),
+        "hooks": dict(hooks or {"fired": 0, "deduplicated": 0, "failed": 0, "resolved": 0, "calls": []}),
         "pump": dict(pump or {}),
         "logs": log_dir,
     }
@@ -163,6 +166,19 @@ def _processor_text(decisions: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def _hook_calls(calls: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each message the reference agent received: the agent, the A2A wire version, the prompt."""
+    out = ["Hook calls (as the agent received them)"]
+    for call in calls:
+        wire = "1.0" if call.get("a2a_version") == "1.0" else "0.3"
+        out.append(
+            f"  → {call.get('namespace')}/{call.get('agent')} (A2A {wire}, message {call.get('message_id')})"
+        )
+        out += [f"      {line}" for line in str(call.get("text") or "").splitlines()]
+    out.append("")
+    return out
+
+
 def render(summary: Mapping[str, Any], *, verbose_events: bool = True) -> str:
     """The human report of a run."""
     out: list[str] = []
@@ -218,6 +234,9 @@ def render(summary: Mapping[str, Any], *, verbose_events: bool = True) -> str:
         )
         out.append("")
 
+    hooks = summary.get("hooks") or {}
+    if hooks.get("calls"):
+        out += _hook_calls(hooks["calls"])
     out.append("Totals")
     out.append(
         f"  relay:     {summary['input_events']} input events → "
@@ -253,6 +272,10 @@ def render(summary: Mapping[str, Any], *, verbose_events: bool = True) -> str:
             if summary.get("restate_status")
             else ""
         )
+    )
+    out.append(
+        f"  hooks:     {hooks.get('fired', 0)} fired, {hooks.get('deduplicated', 0)} deduplicated, "
+        f"{hooks.get('failed', 0)} failed, {hooks.get('resolved', 0)} resolved"
     )
     if summary["dlq"]:
         out.append(f"  DLQs:      {len(summary['dlq'])} message(s)")

@@ -31,6 +31,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--replay", default="events/replay/sample-stream.jsonl", help="watch events, JSON lines"
     )
     parser.add_argument("--summary", help="write the JSON summary to this file")
+    parser.add_argument(
+        "--hooks",
+        default="events/hooks/rules/local-sample.yaml",
+        help="Hook file applied before the replay (podwatch hooks apply -f); '' for none",
+    )
     parser.add_argument("--cluster-id", default=DEFAULT_CLUSTER_ID, help="cluster id the relay reports")
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the queues to drain"
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(
                     f"stack up in {time.monotonic() - started:.1f}s; replaying {_rel(replay)} ...", flush=True
                 )
+                if args.hooks:
+                    say(stack.apply_hooks(ROOT / args.hooks).rstrip(), flush=True)
                 result = stack.replay(replay, cluster_id=args.cluster_id, recorded_time=True)
                 try:
                     pumped = stack.pump_until_idle(timeout=args.timeout)
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                     manager={
                         k: v for k, v in stack.manager_stats(args.cluster_id).items() if k != "received_at"
                     },
+                    hooks=stack.hooks_summary(),
                 )
         except ProcessError as exc:
             say(f"error: {exc}", file=sys.stderr)

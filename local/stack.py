@@ -14,6 +14,8 @@ What runs where:
   from what is deployed.
 * **Restate server** (child process, npm binary) and the **reference manager** (`local.manager`,
   hypercorn child process), registered through the admin API.
+* **The reference agent** (`local.agent`, a real a2a-sdk A2A server, hypercorn child process): the
+  stack's `KagentBaseUrl`, so applied Hooks (`apply_hooks`) call it; `hook_calls()` is what it got.
 * **The functions** (in this process): each template function's handler is loaded from
   `functions/<name>/app.py` (`local.lambda_runtime`), with the environment the template gives it
   plus `AWS_ENDPOINT_URL` (moto) and dummy credentials, swapped in around every invocation.
@@ -45,6 +47,7 @@ from typing import IO, Any, Self
 import httpx
 
 from local import cfn
+from local.agent import AgentServer
 from local.esm import INVOKE_LOCK, DrainResult, MappingSource, SqsPoller, drain, function_environment
 from local.lambda_runtime import FUNCTIONS_DIR, LambdaContext, load_function_module
 from local.moto import MotoServer
@@ -207,6 +210,7 @@ class LocalStack:
         self.moto: MotoServer | None = None
         self.restate: RestateServer | None = None
         self.manager: ManagerServer | None = None
+        self.agent: AgentServer | None = None
         self.provisioned: cfn.Provisioned | None = None
         self.sqs: Any = None
         #: moto's Lambda API: the template's functions and event source mappings (placeholders)
@@ -237,7 +241,8 @@ class LocalStack:
         self.moto = MotoServer(self.run_dir, region=self.region)
         self.restate = RestateServer(self.run_dir)
         self.manager = ManagerServer(self.run_dir)
-        servers: list[ServerProcess] = [self.moto, self.restate, self.manager]
+        self.agent = AgentServer(self.run_dir)
+        servers: list[ServerProcess] = [self.moto, self.restate, self.manager, self.agent]
         for server in servers:  # spawned side by side, then waited for
             self._stack.callback(server.stop)
             server.spawn()
@@ -254,6 +259,11 @@ class LocalStack:
         parameters = {
             "Stage": "local",
             "RestateIngressUrl": self.restate.ingress_url,
+            **(
+                {"KagentBaseUrl": self.agent.base_url}
+                if "KagentBaseUrl" in template.get("Parameters", {})
+                else {}
+            ),
             **({"ClusterIds": self.cluster_id} if "ClusterIds" in template.get("Parameters", {}) else {}),
             **self.parameters,
         }
@@ -579,6 +589,52 @@ class LocalStack:
     def audit_records(self) -> list[dict[str, Any]]:
         """Every processor decision so far (`podwatch.audit` records), in order."""
         return self._audit.snapshot()
+
+    # ------------------------------------------------------------------ hooks
+
+    def apply_hooks(self, path: str | Path) -> str:
+        """`podwatch hooks apply -f <path>` against this stack (the operator CLI, in-process)."""
+        import io
+
+        from podwatch_cli.app import main as podwatch
+
+        if self.moto is None:
+            raise ProcessError("the local stack is not started")
+        out, err = io.StringIO(), io.StringIO()
+        target = [
+            "--stack",
+            self.stack_name,
+            "--endpoint-url",
+            self.moto.endpoint_url,
+            "--region",
+            self.region,
+        ]
+        code = podwatch([*target, "hooks", "apply", "-f", str(path)], out=out, err=err)
+        if code != 0:
+            raise ProcessError(f"podwatch hooks apply -f {path} failed: {err.getvalue().strip()}")
+        return out.getvalue()
+
+    def hook_calls(self) -> list[dict[str, Any]]:
+        """Every message the reference agent accepted, in arrival order (path, wire version, text)."""
+        return self.agent.received() if self.agent is not None else []
+
+    def hooks_summary(self) -> dict[str, Any]:
+        """`hooks: {fired, deduplicated, failed, resolved}` from the hooks table, plus each call."""
+        from podwatch.hooks.state import HookStore, status_of
+
+        if self.moto is None:
+            raise ProcessError("the local stack is not started")
+        store = HookStore(table_name=self.queue_url("HooksTable"), client=self.moto.client("dynamodb"))
+        totals = {"fired": 0, "deduplicated": 0, "failed": 0, "resolved": 0}
+        for hook in store.rules():
+            status = status_of(store.events(hook.key), now_s=int(time.time()))
+            totals["fired"] += status["calls"]["ok"]
+            totals["failed"] += status["calls"]["failed"]
+            totals["deduplicated"] += status["duplicatesIgnored"]
+            totals["resolved"] += sum(
+                1 for e in store.events(hook.key) if e.get("state", {}).get("S") == "resolved"
+            )
+        return {**totals, "calls": self.hook_calls()}
 
     def restate_stats(self) -> dict[str, Any]:
         """Requests the deliver function made to the Restate ingress: {"requests", "by_status"}."""

@@ -117,7 +117,8 @@ def _handle_record(
 
 
 def _key(match: Match, notification: Notification) -> EventKey:
-    return EventKey(match.hook.key, match.config.eventType, notification.namespace, notification.pod)
+    n = notification
+    return EventKey(match.hook.key, match.config.eventType, n.cluster_id, n.namespace, n.pod)
 
 
 def _handle_match(

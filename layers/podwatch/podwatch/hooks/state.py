@@ -2,8 +2,8 @@
 
     rule item    pk "rule", sk "<namespace>/<name>"; `doc` B (the Hook as JSON, zlib: 50 prompts
                  of 10,000 characters exceed DynamoDB's 400 KB item), `applied_at` N, `source` S
-    event item   pk "event#<namespace>/<name>", sk "<eventType>#<namespace>#<resource>" (the
-                 per-hook dedup key), TTL `purge_at`; see docs/internals.md ("Hook event item")
+    event item   pk "event#<namespace>/<name>", sk "<eventType>#<cluster>#<namespace>#<pod>" (the
+                 per-hook dedup key), TTL `purge_at`; see docs/internals.md ("Hooks")
 
 A call goes: `claim` (one conditional write: no window open, not this notification's success, no
 other invocation's live claim) → the agent → `succeeded` (the window starts now) or `failed` /
@@ -60,8 +60,12 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class EventKey:
+    """The per-hook dedup key: hook, eventType, and the pod (cluster, namespace, name): a stack
+    serves several clusters, and the same pod name in two of them is two events."""
+
     hook: str
     event_type: str
+    cluster: str
     namespace: str
     resource: str
 
@@ -71,7 +75,7 @@ class EventKey:
 
     @property
     def sk(self) -> str:
-        return f"{self.event_type}#{self.namespace}#{self.resource}"
+        return f"{self.event_type}#{self.cluster}#{self.namespace}#{self.resource}"
 
 
 def window_message_id(key: EventKey, generation: int) -> str:
@@ -104,7 +108,7 @@ _CLAIM_CONDITION = (
 )
 _CLAIM_UPDATE = (
     "SET claim_until = :lease, claim_by = :nid, last_seen = :now, purge_at = :purge,"
-    " event_type = :et, ns = :ns, resource_name = :res, window_s = :win"
+    " event_type = :et, cluster_id = :cl, ns = :ns, resource_name = :res, window_s = :win"
 )
 
 
@@ -171,6 +175,7 @@ class HookStore:
             ":lease": _n(now_s + lease_s),
             ":purge": _n(now_s + window_s + RETENTION_S),
             ":et": _s(key.event_type),
+            ":cl": _s(key.cluster),
             ":ns": _s(key.namespace),
             ":res": _s(key.resource),
             ":win": _n(window_s),
@@ -330,6 +335,7 @@ def status_of(items: list[dict[str, Any]], *, now_s: int) -> dict[str, Any]:
         events.append(
             {
                 "eventType": _str(item, "event_type"),
+                "cluster": _str(item, "cluster_id"),
                 "namespace": _str(item, "ns"),
                 "resourceName": _str(item, "resource_name"),
                 "firstSeen": _iso(_num(item, "first_seen", last_seen)),
