@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -371,3 +372,69 @@ def test_webhook_is_signed_with_hmac_sha256() -> None:
     assert headers[SIGNATURE_HEADER.lower()] == expected
     assert headers["x-podwatch-delivery"] == "mid"
     assert json.loads(body) == {"prompt": "p"}
+
+
+def test_claims_decide_call_duplicate_redelivery_and_in_flight(stack: Provisioned, endpoint: str) -> None:
+    from podwatch.hooks.state import Decision, EventKey, HookStore
+
+    store = HookStore(
+        table_name=stack.physical("HooksTable"),
+        client=AwsClients.for_endpoint(endpoint, region=REGION).dynamodb,
+    )
+    key = EventKey("shop/h", "pod-restart", "c1", "shop", "api-1")
+    first = store.claim(key, "n1", now_s=1000, lease_s=24, window_s=600)
+    assert first.decision is Decision.CALL
+    # another notification while the first call is under way: retried later, not called twice
+    assert store.claim(key, "n2", now_s=1001, lease_s=24, window_s=600).decision is Decision.IN_FLIGHT
+    # the same notification again (its invocation died mid-call): it may call again, same message id
+    again = store.claim(key, "n1", now_s=1002, lease_s=24, window_s=600)
+    assert (again.decision, again.message_id) == (Decision.CALL, first.message_id)
+    store.failed(key, "agent answered 503")
+    retry = store.claim(key, "n1", now_s=1100, lease_s=24, window_s=600)
+    assert (retry.decision, retry.message_id) == (Decision.CALL, first.message_id)  # no window yet
+    store.succeeded(key, retry, "n1", now_s=1101, window_s=600)
+    assert store.claim(key, "n1", now_s=1102, lease_s=24, window_s=600).decision is Decision.SAME_NOTIFICATION
+    assert store.claim(key, "n3", now_s=1600, lease_s=24, window_s=600).decision is Decision.DUPLICATE
+    # the window (from the success at 1101) has passed: news again, with a new message id
+    late = store.claim(key, "n4", now_s=1702, lease_s=24, window_s=600)
+    assert late.decision is Decision.CALL
+    assert late.message_id != first.message_id
+
+
+def test_bearer_token_from_an_ssm_securestring_under_the_prefix_only(
+    endpoint: str, agent: AgentServer
+) -> None:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+
+    from podwatch.hooks.targets import secret_reader
+
+    clients = AwsClients.for_endpoint(endpoint, region=REGION)
+    name = f"/podwatch/hooks/token-{uuid.uuid4().hex[:6]}"
+    clients.ssm.put_parameter(Name=name, Value="t0ken", Type="SecureString")
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    sm.create_secret(Name=f"/podwatch/hooks/sm-{name[-6:]}", SecretString="sm-t0ken")
+    read = secret_reader(
+        SSMProvider(boto3_client=clients.ssm), SecretsProvider(boto3_client=sm), prefix="/podwatch/hooks/"
+    )
+    assert read(f"ssm:{name}") == "t0ken"
+    assert read(f"secretsmanager:/podwatch/hooks/sm-{name[-6:]}") == "sm-t0ken"
+    with pytest.raises(DeliveryRejected, match="outside the stack's HookSecretsPrefix"):
+        read("ssm:/elsewhere/token")
+    agent.reset()
+    client = TargetClient(secrets=read)
+    client.call_a2a(
+        a2a_url(agent.base_url, "kagent", "k8s-agent"),
+        protocol="0.3",
+        text="t",
+        message_id="m-token",
+        blocking=False,
+        token_from=f"ssm:{name}",
+    )
+    (message,) = agent.received()
+    assert message["authorization"] == "Bearer t0ken"
