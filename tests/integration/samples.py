@@ -199,6 +199,10 @@ def check_outcome(
     assert len(response["batchItemFailures"]) == expect.failures
     if folder == "processor":
         assert forwarded_kinds(drain("DeliveriesQueue")) == expect.forwarded
+        # every notification is fanned out to the hooks queue too (control commands are not)
+        assert forwarded_kinds(drain("HooksQueue")) == {
+            k: n for k, n in expect.forwarded.items() if k != "enroll"
+        }
         assert quarantine_reasons(drain("PodEventsDLQ")) == expect.quarantined
         assert manager.calls == []
     elif folder == "hooks":

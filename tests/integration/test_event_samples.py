@@ -118,6 +118,7 @@ class Aws:
                 "CLUSTERS_TABLE_NAME": p["ClustersTable"],
                 "DELIVERIES_QUEUE_URL": p["DeliveriesQueue"],
                 "QUARANTINE_QUEUE_URL": p["PodEventsDLQ"],
+                "HOOKS_QUEUE_URL": p["HooksQueue"],
             },
             "deliver": {
                 **common,
@@ -170,6 +171,7 @@ def aws() -> Iterator[Aws]:
             "DeliveriesQueue": "deliveries",
             "DeliveriesDLQ": "deliveries-dlq",
             "HooksDLQ": "hooks-dlq",
+            "HooksQueue": "hooks",
         }.items():
             physical[lid] = sqs.create_queue(QueueName=f"{STACK}-{name}")["QueueUrl"]
         physical["HooksTable"] = f"{STACK}-hooks"
