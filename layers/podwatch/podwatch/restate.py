@@ -322,7 +322,7 @@ class RestateClient:
         self.stats.record(response.status_code)
         status = response.status_code
         if 200 <= status < 300:
-            return _json_object(response)
+            return json_object(response)
         text = response.text[:MAX_ERROR_BODY]
         if status == 429 or status >= 500:
             raise _RetryableResponse(status, text, parse_retry_after(response.headers.get("retry-after")))
@@ -341,7 +341,9 @@ class RestateClient:
         )
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """A response's JSON object (`{}` if empty; `{"raw": text}` / `{"value": v}` if not an object);
+    shared with the hook targets (podwatch.hooks.targets)."""
     if not response.content:
         return {}
     try:

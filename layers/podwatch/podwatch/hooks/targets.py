@@ -31,10 +31,10 @@ import httpx
 import pybreaker
 
 from podwatch.errors import CircuitOpen, DeliveryFailed, DeliveryRejected, TransientError
+from podwatch.restate import MAX_ERROR_BODY, json_object
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_BODY = 8 * 1024
 #: JSON-RPC error codes worth a retry (internal error; the agent may recover)
 _TRANSIENT_RPC_CODES = frozenset({-32603})
 SIGNATURE_HEADER = "X-Podwatch-Signature-256"
@@ -205,22 +205,12 @@ class TargetClient:
         self.stats.by_status[str(status)] += 1
         text = response.text[:MAX_ERROR_BODY]
         if 200 <= status < 300:
-            return _json_object(response)
+            return json_object(response)
         if status == 429 or status >= 500:
             raise DeliveryFailed(
                 f"{url} answered {status}", reason="http_429" if status == 429 else "http_5xx"
             )
         raise DeliveryRejected(f"{url} rejected the call with {status}", status_code=status, body=text)
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    if not response.content:
-        return {}
-    try:
-        value = response.json()
-    except ValueError:
-        return {"raw": response.text[:MAX_ERROR_BODY]}
-    return value if isinstance(value, dict) else {"value": value}
 
 
 def secret_reader(
