@@ -264,6 +264,8 @@ class LocalStack:
             parameters=parameters,
             region=self.region,
         )
+        if failed := self.provisioned.failed_rules():
+            raise ProcessError(f"the template's Rules refuse these parameters: {', '.join(failed)}")
         self.lambda_client = self.moto.client("lambda")
         cfn.provision_functions(
             self.provisioned, lambda_client=self.lambda_client, iam_client=self.moto.client("iam")

@@ -24,6 +24,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from podwatch import telemetry
+
 DEFAULT_STACK_FILE = Path(".local-run/current/stack.json")
 
 #: logical id -> (short name used on the command line, stack output holding its URL)
@@ -107,6 +109,11 @@ class Stack:
     @property
     def alarm_prefix(self) -> str:
         return f"{self.name}-"
+
+    @property
+    def metrics_namespace(self) -> str:
+        """The stack's `MetricsNamespace` output, else the namespace the template gives every stack."""
+        return self.outputs.get("MetricsNamespace") or telemetry.metrics_namespace(self.name)
 
     def queue_url(self, logical_id: str) -> str:
         try:

@@ -1,4 +1,4 @@
-"""Metric names (one namespace, POWERTOOLS_METRICS_NAMESPACE) and per-invocation counting.
+"""Metric names (one namespace per stack, POWERTOOLS_METRICS_NAMESPACE) and per-invocation counting.
 
 Every metric has the Powertools `service` dimension and is a Count, but HeartbeatAgeSeconds
 (Seconds), DeliveryLatency (Milliseconds) and CircuitState (a 0/1 gauge). A few also come broken down by a
@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 
 from aws_lambda_powertools import Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+
+
+def metrics_namespace(stack_name: str) -> str:
+    """A stack's namespace, as template.yaml sets POWERTOOLS_METRICS_NAMESPACE (`Podwatch/${AWS::StackName}`)
+    and its alarms, dashboard and `MetricsNamespace` output use it: stacks never share metrics."""
+    return f"Podwatch/{stack_name}"
+
 
 # processor
 RECEIVED = "Received"
