@@ -81,7 +81,10 @@ class Clients:
                     region_name=self.target.region or session.region_name or "us-east-1",
                 )
             if session.region_name is None:
-                raise StackError("no AWS region: pass --region or set AWS_REGION / a profile region")
+                raise StackError(
+                    "no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION,"
+                    " or give the profile a region"
+                )
             self._session = session
         return self._session
 

@@ -82,3 +82,11 @@ class CircuitOpen(TransientError):
     """The circuit breaker to the manager is open: no call was made."""
 
     reason = "circuit_open"
+
+
+#: Quarantine reasons where the message's own bytes are at fault: sent again unchanged, it fails
+#: again (`podwatch dlq redrive --all` leaves these alone unless asked). A manager's rejection
+#: (`rejected`) is not one: it can succeed once the manager is fixed.
+PERMANENT_REASONS = frozenset(
+    {MalformedMessage.reason, UnsupportedSchemaVersion.reason, UnknownKind.reason, OversizeMessage.reason}
+)
