@@ -11,6 +11,7 @@ from podwatch.errors import MalformedMessage, OversizeMessage, UnknownKind, Unsu
 from podwatch.models import (
     ENVELOPE_KINDS,
     MAX_MESSAGE_BYTES,
+    OVERSIZE_KIND,
     SUPPORTED_SCHEMA_VERSIONS,
     EnrollEnvelope,
     EnvelopeAdapter,
@@ -63,6 +64,8 @@ def parse_envelope(body: str | bytes) -> AnyEnvelope:
             f"schema_version {version!r} is not supported (supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})"
         )
     kind = raw.get("kind")
+    if kind == OVERSIZE_KIND:
+        raise OversizeMessage(_oversize_detail(raw.get("payload")))
     if kind not in ENVELOPE_KINDS:
         raise UnknownKind(f"kind {kind!r} is unknown (known: {sorted(ENVELOPE_KINDS)})")
     try:
@@ -72,3 +75,14 @@ def parse_envelope(body: str | bytes) -> AnyEnvelope:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
         )
         raise MalformedMessage(f"{kind} envelope does not match the contract: {problems}") from exc
+
+
+def _oversize_detail(payload: Any) -> str:
+    """What an `OversizeEnvelope` says, as an error message (the quarantine's `error`)."""
+    stub = payload if isinstance(payload, dict) else {}
+    subject = f"{stub.get('namespace') or '?'}/{stub.get('name') or '?'}"
+    return (
+        f"the relay could not fit the {stub.get('kind') or '?'} envelope of {subject} "
+        f"(uid {stub.get('uid') or '?'}, resourceVersion {stub.get('resource_version') or '?'}) in "
+        f"{stub.get('limit') or '?'} bytes: it was {stub.get('bytes') or '?'} bytes even trimmed"
+    )
