@@ -50,6 +50,8 @@ from local.lambda_runtime import FUNCTIONS_DIR, LambdaContext, load_function_mod
 from local.moto import MotoServer
 from local.processes import ROOT, ProcessError, ServerProcess, new_run_dir
 from local.restate import ManagerServer, RestateServer
+from podwatch import wire
+from podwatch.errors import MalformedMessage
 
 log = logging.getLogger("local.stack")
 
@@ -75,6 +77,8 @@ class LineOutcome:
     pod: str | None = None
     event_id: str | None = None
     reason: str | None = None
+    #: why the line cannot be read as JSON (the relay's outcome says what it did with it)
+    error: str | None = None
 
 
 @dataclass
@@ -143,9 +147,9 @@ class _RecordingSink:
 def _describe_line(raw: bytes) -> dict[str, Any]:
     """Best-effort identity of a watch line, for the report (the relay decides what is valid)."""
     try:
-        event = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return {}
+        event = wire.loads(raw)
+    except MalformedMessage as exc:
+        return {"error": str(exc)}
     if not isinstance(event, dict):
         return {}
     obj = event.get("object")
@@ -602,11 +606,15 @@ class LocalStack:
 
 def _envelope_summary(body: str) -> dict[str, Any]:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = wire.loads(body)
+    except MalformedMessage:  # a quarantined body may be anything
         return {}
-    payload = data.get("payload") or {}
-    involved = payload.get("involved_object") or {}
+    if not isinstance(data, dict):
+        return {}
+    payload: dict[str, Any] = data["payload"] if isinstance(data.get("payload"), dict) else {}
+    involved: dict[str, Any] = (
+        payload["involved_object"] if isinstance(payload.get("involved_object"), dict) else {}
+    )
     return {
         "event_id": data.get("event_id"),
         "kind": data.get("kind"),

@@ -124,6 +124,7 @@ class Aws:
                 **common,
                 **restate,
                 "QUARANTINE_QUEUE_URL": p["DeliveriesDLQ"],
+                "MAX_RECEIVE_COUNT": "45",
                 "RESTATE_NOTIFY_PATH": "/PodwatchManager/{cluster_id}/NotifyPodEvents",
                 "RESTATE_ENROLL_PATH": "/PodwatchManager/{cluster_id}/Enroll",
             },

@@ -436,6 +436,7 @@ def test_the_code_emits_what_the_check_assumes(template: dict[str, Any]) -> None
         "Filtered",
         "Quarantined",
         "Control",
+        "EventTimeUntrusted",
     }
     assert {n for n, sets in deliver.items() if with_reason in sets} == {"Quarantined", "RestateRequests"}
     config_sync = emits.metrics["podwatch-config-sync"]

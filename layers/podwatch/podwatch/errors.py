@@ -73,9 +73,17 @@ class DeliveryRejected(PermanentError):
 
 
 class DeliveryFailed(TransientError):
-    """The manager could not be reached or answered 5xx/429."""
+    """The manager could not be reached or answered 5xx/429; `status_code` and `body` are of its
+    last answer (None and "" when there was none)."""
 
     reason = "delivery_failed"
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, body: str = "", reason: str | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.status_code = status_code
+        self.body = body
 
 
 class CircuitOpen(TransientError):

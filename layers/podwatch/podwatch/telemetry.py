@@ -3,7 +3,8 @@
 Every metric has the Powertools `service` dimension and is a Count, but HeartbeatAgeSeconds
 (Seconds), DeliveryLatency (Milliseconds) and CircuitState (a 0/1 gauge). A few also come broken down by a
 low-cardinality `reason` dimension (a bounded set of codes, never ids or names): Filtered (healthy,
-deleted, ignored_namespace, disabled:<type>), Quarantined (the error reason), Control (kind).
+deleted, ignored_namespace, disabled:<type>), Quarantined (the error reason), Control (kind),
+EventTimeUntrusted (future, past).
 Alarms and dashboard widgets may use exactly the names listed in PROCESSOR_METRICS / DELIVER_METRICS.
 """
 
@@ -41,6 +42,9 @@ INCIDENTS_OPENED = "IncidentsOpened"
 INCIDENTS_RESOLVED = "IncidentsResolved"
 #: pod metadata table writes or reads that failed (best effort: the records were still processed)
 METADATA_FAILED = "MetadataFailed"
+#: records whose observed time was not believed (`reason` future | past: beyond the tolerance of
+#: podwatch.dedup.window_time); their windows ran on the processor's clock
+EVENT_TIME_UNTRUSTED = "EventTimeUntrusted"
 
 # deliver
 DELIVERED = "Delivered"
@@ -67,6 +71,7 @@ PROCESSOR_METRICS = frozenset(
         INCIDENTS_OPENED,
         INCIDENTS_RESOLVED,
         METADATA_FAILED,
+        EVENT_TIME_UNTRUSTED,
     }
 )
 DELIVER_METRICS = frozenset(

@@ -1,8 +1,15 @@
-"""Reading and writing the pod-events envelope, with a clear, typed error for every bad input."""
+"""Reading and writing the pod-events envelope, with a clear, typed error for every bad input.
+
+`loads` is the one JSON reader for input podwatch did not write itself (queue bodies, watch lines in
+the local report, the manager's answers): whatever the input does wrong — invalid UTF-8, a lone
+surrogate escape, nesting past the recursion limit, NaN/Infinity, a number out of range — is a
+`MalformedMessage` naming it, never an exception a batch or a run dies of.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +28,59 @@ from podwatch.models import (
 )
 
 AnyEnvelope = PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope
+
+
+#: Deepest nesting `loads` accepts: envelopes and answers nest < 20 levels; deeper input would make
+#: later recursive steps (validation, hashing, logging) fail far from here.
+MAX_DEPTH = 100
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests deeper than `limit` (iterative: a deep value must not exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def loads(body: str | bytes) -> Any:
+    """Strict JSON (RFC 8259): MalformedMessage with the reason for anything else."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode()
+        except UnicodeDecodeError as exc:
+            raise MalformedMessage(f"body is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        raw = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise MalformedMessage(f"body is nested too deeply (more than {MAX_DEPTH} levels)") from exc
+    except ValueError as exc:  # JSONDecodeError, the checks above, ints past 4300 digits
+        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    if isinstance(raw, (dict, list)) and _too_deep(raw):
+        raise MalformedMessage(f"body is nested too deeply (more than {MAX_DEPTH} levels)")
+    if may_hold_surrogates(body):
+        try:
+            json.dumps(raw, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise MalformedMessage(
+                f"body is not valid Unicode: a lone UTF-16 surrogate escape in a string ({exc.reason})"
+            ) from exc
+    return raw
 
 
 def encode_envelope(envelope: AnyEnvelope) -> str:
@@ -45,19 +105,9 @@ def parse_envelope(body: str | bytes) -> AnyEnvelope:
     size = len(body.encode() if isinstance(body, str) else body)
     if size > MAX_MESSAGE_BYTES:
         raise OversizeMessage(f"message is {size} bytes, the limit is {MAX_MESSAGE_BYTES}")
-    try:
-        raw: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    raw = loads(body)
     if not isinstance(raw, dict):
         raise MalformedMessage(f"body is a JSON {type(raw).__name__}, expected an object")
-    if may_hold_surrogates(body):
-        try:
-            json.dumps(raw, ensure_ascii=False).encode()
-        except UnicodeEncodeError as exc:
-            raise MalformedMessage(
-                f"body is not valid Unicode: a lone UTF-16 surrogate escape in a string ({exc.reason})"
-            ) from exc
     version = raw.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise UnsupportedSchemaVersion(
