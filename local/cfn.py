@@ -412,6 +412,19 @@ class Provisioned:
             self._evaluating.discard(name)
         return self._conditions[name]
 
+    def failed_rules(self) -> list[str]:
+        """The template Rules (as CloudFormation checks them before creating anything) whose
+        assertions fail for these parameters; `provision` does not enforce them (tests provision
+        stacks of any Stage without a manager), the caller decides."""
+        failed = []
+        for name, rule in (self.template.get("Rules") or {}).items():
+            where = f"Rules.{name}"
+            if not self._evaluate_condition(rule.get("RuleCondition", True), where):
+                continue
+            if not all(self._evaluate_condition(a["Assert"], where) for a in rule.get("Assertions") or []):
+                failed.append(name)
+        return failed
+
     def resolve(self, value: Any) -> Any:
         """Resolve every intrinsic function in `value` (`NO_VALUE` where `AWS::NoValue` remains)."""
         if isinstance(value, dict):

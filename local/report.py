@@ -73,6 +73,7 @@ def build_summary(
                 "pod": line.pod,
                 "k8s_reason": line.reason,
                 "relay": line.outcome,
+                "error": getattr(line, "error", None),
                 "event_id": line.event_id,
                 "processor": decisions,
                 "delivered": any(d["delivered"] for d in decisions),
@@ -219,6 +220,8 @@ def render(summary: Mapping[str, Any], *, verbose_events: bool = True) -> str:
             what = f"{e.get('namespace') or ''}/{e.get('pod') or e.get('name') or ''}".strip("/") or "-"
             if e.get("kind") == "Event" and e.get("k8s_reason"):
                 what += f" [{e['k8s_reason']}]"
+            if e.get("error"):
+                what = f"({e['error']})"
             rows.append(
                 [
                     str(e["line"]),

@@ -53,6 +53,8 @@ from local.lambda_runtime import FUNCTIONS_DIR, LambdaContext, load_function_mod
 from local.moto import MotoServer
 from local.processes import ROOT, ProcessError, ServerProcess, new_run_dir
 from local.restate import ManagerServer, RestateServer
+from podwatch import wire
+from podwatch.errors import MalformedMessage
 
 log = logging.getLogger("local.stack")
 
@@ -78,6 +80,8 @@ class LineOutcome:
     pod: str | None = None
     event_id: str | None = None
     reason: str | None = None
+    #: why the line cannot be read as JSON (the relay's outcome says what it did with it)
+    error: str | None = None
 
 
 @dataclass
@@ -146,9 +150,9 @@ class _RecordingSink:
 def _describe_line(raw: bytes) -> dict[str, Any]:
     """Best-effort identity of a watch line, for the report (the relay decides what is valid)."""
     try:
-        event = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return {}
+        event = wire.loads(raw)
+    except MalformedMessage as exc:
+        return {"error": str(exc)}
     if not isinstance(event, dict):
         return {}
     obj = event.get("object")
@@ -274,6 +278,8 @@ class LocalStack:
             parameters=parameters,
             region=self.region,
         )
+        if failed := self.provisioned.failed_rules():
+            raise ProcessError(f"the template's Rules refuse these parameters: {', '.join(failed)}")
         self.lambda_client = self.moto.client("lambda")
         cfn.provision_functions(
             self.provisioned, lambda_client=self.lambda_client, iam_client=self.moto.client("iam")
@@ -593,25 +599,28 @@ class LocalStack:
     # ------------------------------------------------------------------ hooks
 
     def apply_hooks(self, path: str | Path) -> str:
-        """`podwatch hooks apply -f <path>` against this stack (the operator CLI, in-process)."""
+        """Validate and store the Hooks of a YAML file, as `podwatch hooks apply -f <path>` does (same
+        `parse_hook` and `HookStore`; the CLI package is not on the local stack's path)."""
         import io
 
-        from podwatch_cli.app import main as podwatch
+        import yaml
+
+        from podwatch.hooks.rules import HookInvalid, parse_hook
+        from podwatch.hooks.state import HookStore
 
         if self.moto is None:
             raise ProcessError("the local stack is not started")
-        out, err = io.StringIO(), io.StringIO()
-        target = [
-            "--stack",
-            self.stack_name,
-            "--endpoint-url",
-            self.moto.endpoint_url,
-            "--region",
-            self.region,
-        ]
-        code = podwatch([*target, "hooks", "apply", "-f", str(path)], out=out, err=err)
-        if code != 0:
-            raise ProcessError(f"podwatch hooks apply -f {path} failed: {err.getvalue().strip()}")
+        store = HookStore(table_name=self.queue_url("HooksTable"), client=self.moto.client("dynamodb"))
+        out = io.StringIO()
+        documents = [d for d in yaml.safe_load_all(Path(path).read_text(encoding="utf-8")) if d is not None]
+        try:
+            hooks = [parse_hook(raw) for raw in documents]
+        except HookInvalid as exc:
+            raise ProcessError(f"{path}: {exc}") from exc
+        for hook in hooks:
+            store.put_rule(hook, now_s=int(time.time()), source="local")
+            types = ", ".join(c.eventType for c in hook.spec.eventConfigurations)
+            out.write(f"hook {hook.key} applied: {types}\n")
         return out.getvalue()
 
     def hook_calls(self) -> list[dict[str, Any]]:
@@ -656,11 +665,15 @@ class LocalStack:
 
 def _envelope_summary(body: str) -> dict[str, Any]:
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = wire.loads(body)
+    except MalformedMessage:  # a quarantined body may be anything
         return {}
-    payload = data.get("payload") or {}
-    involved = payload.get("involved_object") or {}
+    if not isinstance(data, dict):
+        return {}
+    payload: dict[str, Any] = data["payload"] if isinstance(data.get("payload"), dict) else {}
+    involved: dict[str, Any] = (
+        payload["involved_object"] if isinstance(payload.get("involved_object"), dict) else {}
+    )
     return {
         "event_id": data.get("event_id"),
         "kind": data.get("kind"),

@@ -3,6 +3,8 @@
     podwatch --stack podwatch-prod status
     podwatch --stack podwatch-prod dlq list
     podwatch --stack podwatch-prod dlq redrive --all --dry-run
+    podwatch dlq list --stack podwatch-prod
+    podwatch config validate new-config.json        (offline: no stack, no credentials)
     podwatch --stack podwatch-prod config set dedup_cooldown_seconds=600
     podwatch --stack podwatch-prod clusters forget old-cluster-1
     podwatch --stack podwatch-prod hooks apply -f hook.yaml
@@ -22,7 +24,7 @@ from typing import IO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from podwatch.errors import TransientError
+from podwatch.errors import PERMANENT_REASONS, TransientError
 from podwatch_cli import __version__
 from podwatch_cli import config as config_cmd
 from podwatch_cli import dlq as dlq_cmd
@@ -31,11 +33,64 @@ from podwatch_cli import status as status_cmd
 from podwatch_cli.stack import DLQ_CHOICES, Clients, StackError, Target, resolve, target_from_stack_file
 
 EPILOG = """\
+target options go before or after the command (`podwatch --stack X status` = `podwatch status --stack X`).
 target: --stack NAME resolves queue URLs and the parameter from the CloudFormation stack's outputs.
 For the local stack give --endpoint-url (the moto server) too: without CloudFormation there, the
 names of docs/internals.md are used (<stack>-pod-events, /<stack>/remote-config, ...). Any one name
 can be given explicitly (--pod-events-dlq-url, --config-parameter, ...).
 """
+
+
+#: (dest, flag, help) of the explicit names that override what the stack resolution finds
+_OVERRIDES = (
+    ("PodEventsQueue", "--pod-events-queue-url"),
+    ("PodEventsDLQ", "--pod-events-dlq-url"),
+    ("DeliveriesQueue", "--deliveries-queue-url"),
+    ("DeliveriesDLQ", "--deliveries-dlq-url"),
+    ("RemoteConfigParameter", "--config-parameter"),
+    ("ClustersTable", "--clusters-table"),
+    ("HooksTable", "--hooks-table"),
+)
+
+
+def add_target_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The target options, on the top parser (with their defaults) and on every command (without:
+    `argparse.SUPPRESS` leaves the top parser's value unless the option is given after the command),
+    so `podwatch --stack X status` and `podwatch status --stack X` mean the same."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    target = parser.add_argument_group("target")
+    target.add_argument(
+        "--stack", default=default(os.environ.get("PODWATCH_STACK")), help="stack name (env PODWATCH_STACK)"
+    )
+    target.add_argument(
+        "--region",
+        default=default(None),
+        help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's)",
+    )
+    target.add_argument("--profile", default=default(None), help="AWS profile")
+    target.add_argument(
+        "--endpoint-url",
+        default=default(os.environ.get("PODWATCH_ENDPOINT_URL")),
+        help="AWS endpoint of a local stack, e.g. http://127.0.0.1:5000 (env PODWATCH_ENDPOINT_URL)",
+    )
+    target.add_argument(
+        "--stack-file",
+        type=Path,
+        default=default(None),
+        help="JSON with stack_name, region, endpoint_url and outputs (default: .local-run/current/stack.json"
+        " when it exists and no --stack is given)",
+    )
+    for lid, flag in _OVERRIDES:
+        target.add_argument(
+            flag,
+            dest=f"override_{lid}",
+            metavar="NAME",
+            default=default(None),
+            help=f"explicit {lid} (URL or name)",
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,36 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    target = parser.add_argument_group("target")
-    target.add_argument(
-        "--stack", default=os.environ.get("PODWATCH_STACK"), help="stack name (env PODWATCH_STACK)"
-    )
-    target.add_argument("--region", help="AWS region (default: the profile's / AWS_REGION)")
-    target.add_argument("--profile", help="AWS profile")
-    target.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("PODWATCH_ENDPOINT_URL"),
-        help="AWS endpoint of a local stack, e.g. http://127.0.0.1:5000 (env PODWATCH_ENDPOINT_URL)",
-    )
-    target.add_argument(
-        "--stack-file",
-        type=Path,
-        help="JSON with stack_name, region, endpoint_url and outputs (default: .local-run/current/stack.json"
-        " when it exists and no --stack is given)",
-    )
-    for lid, flag in (
-        ("PodEventsQueue", "--pod-events-queue-url"),
-        ("PodEventsDLQ", "--pod-events-dlq-url"),
-        ("DeliveriesQueue", "--deliveries-queue-url"),
-        ("DeliveriesDLQ", "--deliveries-dlq-url"),
-        ("RemoteConfigParameter", "--config-parameter"),
-        ("ClustersTable", "--clusters-table"),
-        ("HooksTable", "--hooks-table"),
-    ):
-        target.add_argument(
-            flag, dest=f"override_{lid}", metavar="NAME", help=f"explicit {lid} (URL or name)"
-        )
-
+    add_target_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     # ---------------------------------------------------------------- config
@@ -132,10 +158,29 @@ def _parser() -> argparse.ArgumentParser:
         help="send messages back to their source queue (selected ids or --all)",
         description="Each selected message is sent back to the queue the DLQ belongs to (quarantine"
         " attributes dropped) and deleted from the DLQ once SQS took it. Fix the cause first: a poison"
-        " message comes straight back. Bodies cut to fit the DLQ are skipped unless --force.",
+        " message comes straight back, so --all leaves permanent failures (bad input) where they are"
+        " unless --include-permanent or --reason names them. Bodies cut to fit the DLQ are skipped"
+        " unless --force.",
     )
     redrive.add_argument("message_ids", nargs="*", metavar="MESSAGE_ID", help="ids from `dlq list`")
-    redrive.add_argument("--all", action="store_true", help="every message of the selected DLQ(s)")
+    redrive.add_argument(
+        "--all",
+        action="store_true",
+        help="every message of the selected DLQ(s) but permanent failures (bad input: "
+        + ", ".join(sorted(PERMANENT_REASONS))
+        + "), which would fail again",
+    )
+    redrive.add_argument(
+        "--reason",
+        action="append",
+        metavar="REASON",
+        help="every message quarantined for REASON (repeatable; `retries_exhausted` for those SQS moved)",
+    )
+    redrive.add_argument(
+        "--include-permanent",
+        action="store_true",
+        help="with --all: permanent failures too (after a fix that makes them valid, e.g. a newer schema)",
+    )
     redrive.add_argument("--dry-run", action="store_true", help="say what would be redriven, change nothing")
     redrive.add_argument("--force", action="store_true", help="also redrive bodies that were cut")
     redrive.add_argument(
@@ -187,10 +232,27 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="khook-style status: activeEvents (firstSeen, lastSeen, firing|resolved), calls"
     )
     hook_status.add_argument("name", nargs="?", metavar="[NAMESPACE/]NAME", help="one hook (default: all)")
+    for command in (
+        get,
+        validate,
+        set_,
+        list_,
+        show,
+        redrive,
+        status,
+        forget,
+        apply,
+        hooks_list,
+        delete,
+        hook_status,
+    ):
+        add_target_options(command, top=False)
     return parser
 
 
 def _target(args: argparse.Namespace) -> Target:
+    # boto3 itself reads AWS_DEFAULT_REGION and the profile, not AWS_REGION (which Lambda and most tools set)
+    region = args.region or os.environ.get("AWS_REGION") or None
     overrides = {
         key.removeprefix("override_"): value
         for key, value in vars(args).items()
@@ -199,7 +261,7 @@ def _target(args: argparse.Namespace) -> Target:
     return target_from_stack_file(
         Target(
             stack_name=args.stack,
-            region=args.region,
+            region=region,
             profile=args.profile,
             endpoint_url=args.endpoint_url,
             stack_file=args.stack_file,
@@ -213,6 +275,9 @@ def _dlqs(choice: str) -> list[str]:
 
 
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    if args.command == "config" and args.config_command == "validate" and args.file is not None:
+        # a file (or stdin) is validated offline: no stack, no credentials, no network
+        return config_cmd.cmd_validate(None, None, args.file, out=out, err=err)
     clients = Clients(_target(args))
     stack = resolve(clients.target, clients)
     if args.command == "config":
@@ -237,15 +302,20 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             return dlq_cmd.cmd_list(sqs, stack, dlqs, limit=args.max, as_json=args.json, out=out)
         if args.dlq_command == "show":
             return dlq_cmd.cmd_show(sqs, stack, dlqs, args.message_id, limit=args.max, out=out)
-        if bool(args.message_ids) == args.all:
-            err.write("podwatch dlq redrive: give message ids or --all (not both)\n")
+        if bool(args.message_ids) == bool(args.all or args.reason):
+            err.write("podwatch dlq redrive: give message ids, or --all / --reason (not both)\n")
+            return 2
+        if args.include_permanent and not args.all:
+            err.write("podwatch dlq redrive: --include-permanent goes with --all\n")
             return 2
         return dlq_cmd.cmd_redrive(
             sqs,
             stack,
             dlqs,
             message_ids=args.message_ids,
-            redrive_all=args.all,
+            select=dlq_cmd.Selection(
+                every=args.all, reasons=frozenset(args.reason or ()), include_permanent=args.include_permanent
+            ),
             dry_run=args.dry_run,
             force=args.force,
             limit=args.max,

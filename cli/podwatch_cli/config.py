@@ -107,8 +107,11 @@ def cmd_get(ssm: Any, name: str, *, raw: bool, out: IO[str], err: IO[str]) -> in
     return 0
 
 
-def cmd_validate(ssm: Any, name: str, source: str | None, *, out: IO[str], err: IO[str]) -> int:
+def cmd_validate(ssm: Any, name: str | None, source: str | None, *, out: IO[str], err: IO[str]) -> int:
+    """Validate FILE, stdin (-) or, with `source` None, the stored value of `name` (which needs `ssm`)."""
     if source is None:
+        if ssm is None or name is None:
+            raise ConfigRefused("nothing to validate: give a file, - for stdin, or a stack")
         text, what = read_parameter(ssm, name)[0], name
     elif source == "-":
         text, what = sys.stdin.read(), "stdin"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from podwatch.errors import PERMANENT_REASONS
 from podwatch.quarantine import REDRIVE_ATTRIBUTE
 from podwatch_cli.progress import Progress
 from podwatch_cli.stack import DLQ_SOURCES, QUEUES, Stack
@@ -30,6 +31,8 @@ QUARANTINE_ATTRIBUTES = frozenset(
     {"reason", "error", "source_message_id", "body_sha256", "body_truncated", "status_code", "response_body"}
 )
 EXHAUSTED = "(retries exhausted)"
+#: what `--reason` calls the messages SQS moved (no `reason` attribute)
+EXHAUSTED_REASON = "retries_exhausted"
 #: How long a peeked message stays hidden from the functions (it is released right after).
 PEEK_VISIBILITY_SECONDS = 30
 
@@ -185,13 +188,43 @@ def cmd_show(
     return 0
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which messages a redrive without ids takes: `every` (--all) one but permanent failures unless
+    `include_permanent`; `reasons` (--reason) those quarantined for one of them, permanent or not
+    (naming a reason is asking for it)."""
+
+    every: bool = False
+    reasons: frozenset[str] = frozenset()
+    include_permanent: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.every or bool(self.reasons)
+
+    def takes(self, message: DlqMessage) -> bool:
+        reason = _reason(message)
+        if self.reasons:
+            return reason in self.reasons
+        return self.every and (self.include_permanent or reason not in PERMANENT_REASONS)
+
+    def leaves_permanent(self, message: DlqMessage) -> bool:
+        """--all passed over this message because it is a permanent failure."""
+        passed_over = self.every and not self.reasons and not self.takes(message)
+        return passed_over and _reason(message) in PERMANENT_REASONS
+
+
+def _reason(message: DlqMessage) -> str:
+    return EXHAUSTED_REASON if message.reason == EXHAUSTED else message.reason
+
+
 def cmd_redrive(
     sqs: Any,
     stack: Stack,
     dlqs: Sequence[str],
     *,
     message_ids: Sequence[str],
-    redrive_all: bool,
+    select: Selection,
     dry_run: bool,
     force: bool,
     limit: int,
@@ -201,12 +234,12 @@ def cmd_redrive(
 ) -> int:
     """Send the selected messages back to their source queue and delete them from the DLQ."""
     wanted = set(message_ids)
-    moved = skipped = failed = 0
+    moved = skipped = failed = left = 0
     # a message quarantined again while this runs is new: --all must not send it round again
     started_ms = int(datetime.now(UTC).timestamp() * 1000)
     for dlq in dlqs:
         url, source = stack.queue_url(dlq), stack.queue_url(DLQ_SOURCES[dlq])
-        total = depth(sqs, url) if redrive_all else len(wanted)
+        total = depth(sqs, url) if select.any else len(wanted)
         held: list[DlqMessage] = []
         label = f"redrive {QUEUES[dlq][0]} -> {QUEUES[DLQ_SOURCES[dlq]][0]}"
         with Progress(total, label, stream=err, enabled=progress) as bar:
@@ -215,8 +248,9 @@ def cmd_redrive(
                     m
                     for m in batch
                     if m.message_id in wanted
-                    or (redrive_all and int(m.system.get("SentTimestamp", 0)) < started_ms)
+                    or (select.takes(m) and int(m.system.get("SentTimestamp", 0)) < started_ms)
                 ]
+                left += sum(1 for m in batch if m not in chosen and select.leaves_permanent(m))
                 held += [m for m in batch if m not in chosen]
                 ready = []
                 for m in chosen:
@@ -243,13 +277,18 @@ def cmd_redrive(
                         err.write(f"{m.message_id}: not redriven: {why}\n")
                         held.append(m)
                 bar.advance(len(chosen))
-                if not redrive_all and not wanted:
+                if not select.any and not wanted:
                     break
         _release(sqs, url, held)
     for missing in sorted(wanted):
         err.write(f"{missing}: not found in {', '.join(QUEUES[d][0] for d in dlqs)}\n")
     verb = "would redrive" if dry_run else "redrove"
     out.write(f"{verb} {moved} message(s); {skipped} skipped, {failed} failed, {len(wanted)} not found\n")
+    if left:
+        out.write(
+            f"{left} permanent failure(s) left in place ({', '.join(sorted(PERMANENT_REASONS))}): they would"
+            " fail again; --include-permanent or --reason REASON to send them anyway\n"
+        )
     return 0 if not (failed or wanted) else 1
 
 

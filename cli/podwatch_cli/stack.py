@@ -24,6 +24,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from podwatch import telemetry
+
 DEFAULT_STACK_FILE = Path(".local-run/current/stack.json")
 
 #: logical id -> (short name used on the command line, stack output holding its URL)
@@ -89,7 +91,10 @@ class Clients:
                     region_name=self.target.region or session.region_name or "us-east-1",
                 )
             if session.region_name is None:
-                raise StackError("no AWS region: pass --region or set AWS_REGION / a profile region")
+                raise StackError(
+                    "no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION,"
+                    " or give the profile a region"
+                )
             self._session = session
         return self._session
 
@@ -118,6 +123,11 @@ class Stack:
     @property
     def alarm_prefix(self) -> str:
         return f"{self.name}-"
+
+    @property
+    def metrics_namespace(self) -> str:
+        """The stack's `MetricsNamespace` output, else the namespace the template gives every stack."""
+        return self.outputs.get("MetricsNamespace") or telemetry.metrics_namespace(self.name)
 
     def queue_url(self, logical_id: str) -> str:
         try:

@@ -128,11 +128,11 @@ def alarms(clients: Clients, stack: Stack) -> list[dict[str, str]] | None:
     ]
 
 
-def breaker(clients: Clients, *, now: datetime) -> int | None:
+def breaker(clients: Clients, stack: Stack, *, now: datetime) -> int | None:
     """Records skipped by an open breaker in the last 15 minutes; None when CloudWatch has no data."""
     try:
         answer = clients("cloudwatch").get_metric_statistics(
-            Namespace="Podwatch",
+            Namespace=stack.metrics_namespace,
             MetricName="CircuitOpen",
             Dimensions=[{"Name": "service", "Value": DELIVER_SERVICE}],
             StartTime=now - BREAKER_WINDOW,
@@ -153,7 +153,7 @@ def gather(clients: Clients, stack: Stack) -> dict[str, Any]:
         "resolved_from": stack.source,
         "queues": queues(clients, stack),
         "clusters": clusters(clients, stack, now=time.time()),
-        "breaker_open_records_15m": breaker(clients, now=now),
+        "breaker_open_records_15m": breaker(clients, stack, now=now),
         "alarms": alarms(clients, stack),
     }
 

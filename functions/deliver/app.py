@@ -86,7 +86,10 @@ def build_dependencies(
         settings=settings,
         restate=restate,
         delivery=DeliverDeps(
-            restate=restate, sqs=sqs or aws.client("sqs"), quarantine_queue_url=settings.quarantine_queue_url
+            restate=restate,
+            sqs=sqs or aws.client("sqs"),
+            quarantine_queue_url=settings.quarantine_queue_url,
+            max_receive_count=settings.max_receive_count,
         ),
         parameters=parameters,
     )

@@ -195,6 +195,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
 
 def _count(tally: telemetry.Tally, decisions: list[Decision]) -> None:
+    if decisions and decisions[0].untrusted_time:
+        tally.add(telemetry.EVENT_TIME_UNTRUSTED, reason=decisions[0].untrusted_time)
     for decision in decisions:
         reason = decision.reason if decision.action in _BROKEN_DOWN_BY_REASON else None
         tally.add(_METRIC_OF_ACTION[decision.action], reason=reason)

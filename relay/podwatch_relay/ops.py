@@ -78,6 +78,16 @@ class RelayCollector(Collector):
             "DELETED sent for pods gone while not watched (relist) or replaced under their name",
             value=s.synthetic_deleted,
         )
+        yield CounterMetricFamily(
+            f"{PREFIX}_trimmed",
+            "Envelopes over the SQS message limit, trimmed to fit (messages, then containers)",
+            value=s.trimmed,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_oversize",
+            "Envelopes that could not be trimmed to fit, sent as an oversize stub (quarantined downstream)",
+            value=s.oversize,
+        )
         outcomes = CounterMetricFamily(
             f"{PREFIX}_outcomes", "Every input by outcome label", labels=["outcome"]
         )

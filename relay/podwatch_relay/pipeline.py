@@ -44,6 +44,7 @@ from podwatch.models import (
 from podwatch.wire import encode_envelope
 from podwatch_relay._json import dumps, error_reason, loads
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
+from podwatch_relay.fit import FITS_CHARS, fit
 from podwatch_relay.projection import (
     StatusParts,
     _intern,
@@ -167,6 +168,9 @@ class RelayStats:
     dropped_reasons: dict[str, int] = field(default_factory=dict)
     #: envelopes handed to the sink, by kind (pod, k8s_event, enroll)
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: forwarded envelopes over the message limit: trimmed to fit, or sent as an `oversize` stub
+    trimmed: int = 0
+    oversize: int = 0
     #: every outcome label with its count (`skipped:kind-ConfigMap`, `malformed:json`, ...)
     outcomes: dict[str, int] = field(default_factory=dict)
     #: inputs counted as `malformed:unexpected`, by the type of the error their handling raised
@@ -786,6 +790,12 @@ class Relay:
         self._enqueue("k8s_event", encode_envelope(envelope))
 
     def _enqueue(self, kind: str, body: str) -> None:
+        if len(body) > FITS_CHARS:  # shorter always fits: one comparison for nearly every envelope
+            body, change = fit(body)
+            if change == "trimmed":
+                self.stats.trimmed += 1
+            elif change == "stub":
+                self.stats.oversize += 1
         self._pending.append(body)
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
 

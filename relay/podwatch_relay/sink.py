@@ -4,8 +4,9 @@
 `max_batch_bytes` bytes, and sends each batch until every entry is accepted or settled:
 
 * an entry SQS accepted (`Successful`) is done;
-* an entry that failed with `SenderFault: true` is the message's own fault (too big, invalid
-  characters, ...): retrying cannot help, so it is dropped *and counted with the SQS code*;
+* a body over the message limit is first fitted (`fit.fit`: trimmed, else an `oversize` stub);
+* an entry that failed with `SenderFault: true` is the message's own fault (invalid characters,
+  ...): retrying cannot help, so it is dropped *and counted with the SQS code*;
 * an entry that failed with `SenderFault: false`, and every entry of a call that failed as a whole
   on throttling, a 5xx or the network, is retried alone, with jittered exponential backoff, at
   most `max_attempts` times; then `SinkUnavailable` is raised carrying every unsent body;
@@ -31,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from podwatch.models import MAX_MESSAGE_BYTES
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
+from podwatch_relay.fit import fit, size_of
 from podwatch_relay.settings import DEFAULT_MAX_BATCH_BYTES
 
 log = logging.getLogger("podwatch_relay.sink")
@@ -92,10 +94,6 @@ class SendResult:
             self.drop(reason, count)
 
 
-def _size(body: str) -> int:
-    return len(body.encode())
-
-
 def pack_batches(
     bodies: Sequence[str], *, max_batch: int = SQS_MAX_BATCH, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
 ) -> list[list[str]]:
@@ -105,7 +103,7 @@ def pack_batches(
     current: list[str] = []
     current_bytes = 0
     for body in bodies:
-        size = _size(body)
+        size = size_of(body)
         if current and (len(current) >= max_batch or current_bytes + size > max_batch_bytes):
             batches.append(current)
             current, current_bytes = [], 0
@@ -161,18 +159,8 @@ class SqsSink:
     def send(self, bodies: Sequence[str]) -> SendResult:
         """Send every body; see the module docstring for what happens to failures."""
         result = SendResult()
-        sendable: list[str] = []
-        for body in bodies:
-            if _size(body) > self._max_message_bytes:
-                result.drop("oversize")
-                log.error(
-                    "message dropped: %d bytes is over the %d byte limit",
-                    _size(body),
-                    self._max_message_bytes,
-                    extra={"reason": "oversize", "body_prefix": body[:200]},
-                )
-            else:
-                sendable.append(body)
+        limit = self._max_message_bytes
+        sendable = [fit(body, limit).body for body in bodies]  # trimmed or a stub: never dropped
         batches = pack_batches(sendable, max_batch=self._max_batch, max_batch_bytes=self._max_batch_bytes)
         for index, batch in enumerate(batches):
             try:
@@ -268,7 +256,7 @@ class FileSink:
     def send(self, bodies: Sequence[str]) -> SendResult:
         with open(self.path, "a", encoding="utf-8") as out:
             for body in bodies:
-                out.write(body + "\n")
+                out.write(fit(body).body + "\n")  # the limit SQS would apply, so a file replays alike
         return SendResult(sent=len(bodies), calls=1 if bodies else 0)
 
 

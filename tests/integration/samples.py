@@ -184,7 +184,7 @@ def check_outcome(
     stored_config: str,
     manager: Manager,
     out: str,
-    namespace: str = "Podwatch",
+    namespace: str,
 ) -> None:
     """Assert that invoking `sample` came to what EXPECTED says: the response, what went to the
     deliveries queue and the DLQs (`drain(logical id)` empties a queue), what the manager received,

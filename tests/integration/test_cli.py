@@ -202,12 +202,19 @@ def test_redrive_sends_messages_back_and_after_a_fix_they_are_delivered(
     assert "reason" not in back.get("MessageAttributes", {})
     assert depth(clients, dlq) == 4
 
-    # When (the cause fixed) the operator redrives everything and the processor runs on it
+    # When (the cause fixed) the operator redrives --all: permanent failures (bad input) stay put
     everything = podwatch(endpoint, stack, "dlq", "redrive", "--all", "--queue", "pod-events")
     assert everything.code == 0, everything.err
-    assert "redrove 4 message(s)" in everything.out
+    assert "redrove 1 message(s)" in everything.out
+    assert "3 permanent failure(s) left in place" in everything.out
+    assert depth(clients, dlq) == 3
+    # and only --include-permanent sends those too; then the processor runs on everything
+    permanent = podwatch(endpoint, stack, "dlq", "redrive", "--all", "--include-permanent")
+    assert permanent.code == 0, permanent.err
+    assert "redrove 3 message(s)" in permanent.out
     assert depth(clients, dlq) == 0
     redriven = queue_messages(clients, source)
+    assert len(redriven) == 4
     assert good in {m["Body"] for m in redriven}
     response = processor.lambda_handler(sqs_event([m["Body"] for m in redriven]), LambdaContext())
 
@@ -232,6 +239,34 @@ def test_redrive_of_an_unknown_id_fails_and_changes_nothing(
     assert depth(clients, stack.physical("PodEventsDLQ")) == 4
     assert depth(clients, stack.physical("PodEventsQueue")) == 0
     assert podwatch(endpoint, stack, "dlq", "redrive").code == 2  # neither ids nor --all
+    assert podwatch(endpoint, stack, "dlq", "redrive", "--include-permanent").code == 2  # without --all
+
+
+def test_redrive_by_reason_takes_only_that_reason(
+    processor: ModuleType, stack: Provisioned, clients: AwsClients, endpoint: str
+) -> None:
+    # Given quarantined poison (2 malformed, 1 unknown_kind, 1 unsupported_schema_version) and a good
+    # event whose retries ran out
+    quarantine_poison(processor)
+    dlq, source = stack.physical("PodEventsDLQ"), stack.physical("PodEventsQueue")
+    good = load_event("events/processor/batch.json")["Records"][0]["body"]
+    clients.sqs.send_message(QueueUrl=dlq, MessageBody=good)
+    # When the operator redrives what SQS moved after retries, by its reason
+    exhausted = podwatch(endpoint, stack, "dlq", "redrive", "--reason", "retries_exhausted")
+    # Then only that one goes back
+    assert exhausted.code == 0, exhausted.err
+    assert "redrove 1 message(s)" in exhausted.out
+    assert [m["Body"] for m in queue_messages(clients, source)] == [good]
+    # When the operator names a permanent reason: that is asking for it
+    schema = podwatch(
+        endpoint, stack, "dlq", "redrive", "--reason", "unsupported_schema_version", "--dry-run"
+    )
+    assert schema.code == 0, schema.err
+    assert "would redrive 1 message(s)" in schema.out
+    both = podwatch(endpoint, stack, "dlq", "redrive", "--reason", "malformed", "--reason", "unknown_kind")
+    assert "redrove 3 message(s)" in both.out
+    assert depth(clients, dlq) == 1
+    assert podwatch(endpoint, stack, "dlq", "redrive", "--reason", "malformed", "some-id").code == 2
 
 
 # --------------------------------------------------------------------------- config
@@ -408,3 +443,66 @@ def test_an_unknown_stack_is_a_clear_error(endpoint: str) -> None:
     )
     assert code == 1
     assert "stack nope" in err.getvalue()
+
+
+def test_target_options_go_before_or_after_the_command(stack: Provisioned, endpoint: str) -> None:
+    target = ["--stack", stack.stack_name, "--endpoint-url", endpoint, "--region", REGION]
+    reports = []
+    for argv in (
+        [*target, "status", "--json"],
+        ["status", "--json", *target],
+        ["--stack", "some-other-stack", "status", "--json", *target],  # after the command wins
+    ):
+        out, err = io.StringIO(), io.StringIO()
+        assert main(argv, out=out, err=err) == 0, (argv, err.getvalue())
+        reports.append(json.loads(out.getvalue())["stack"])
+    assert reports == [stack.stack_name] * 3
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["dlq", "list", *target], out=out, err=err) == 0, err.getvalue()
+    assert main(["config", "get", *target], out=out, err=err) == 0, err.getvalue()
+
+
+def test_aws_region_is_honoured_and_the_missing_region_error_says_what_works(
+    stack: Provisioned, endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .local-run/ stack file here
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    argv = ["--stack", stack.stack_name, "--endpoint-url", endpoint, "status", "--json"]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(argv, out=out, err=err) == 1
+    assert "set AWS_REGION or AWS_DEFAULT_REGION" in err.getvalue()
+    # When AWS_REGION (what Lambda, CloudShell and most CI set) names the region
+    monkeypatch.setenv("AWS_REGION", REGION)
+    out, err = io.StringIO(), io.StringIO()
+    # Then the CLI works without --region
+    assert main(argv, out=out, err=err) == 0, err.getvalue()
+    assert json.loads(out.getvalue())["stack"] == stack.stack_name
+
+
+def test_config_validate_of_a_file_needs_no_stack_and_no_credentials(tmp_path: Path) -> None:
+    good, bad = tmp_path / "new-config.json", tmp_path / "bad.json"
+    good.write_text(RemoteConfig(version="v2", batch_size=40).to_json())
+    bad.write_text('{"batch_size": 0}')
+    # a shell with nothing AWS in it: no region, no credentials, no stack
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "cli"), str(ROOT / "layers/podwatch")]),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for path, code, says in ((good, 0, "valid (version 'v2')"), (bad, 1, "batch_size")):
+        done = subprocess.run(
+            [sys.executable, "-m", "podwatch_cli", "config", "validate", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == code, done.stderr
+        assert says in done.stdout + done.stderr

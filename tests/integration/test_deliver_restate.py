@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -299,3 +300,105 @@ def test_a_malformed_control_command_is_quarantined(stack: LocalStack, cluster: 
     dlq = [m for m in stack.dlq_messages() if m.attributes.get("source_message_id") == bad["messageId"]]
     assert [m.reason for m in dlq] == ["malformed"]
     assert len(stack.delivered(cluster)) == 1
+
+
+# --------------------------------------------------------------------------- a brief manager failure
+
+
+def fault_for(stack: LocalStack, cluster: str, status: int, seconds: float) -> threading.Timer:
+    """The manager fails every Notify*/Enroll of `cluster` with `status` for `seconds`, then recovers."""
+    set_fault(stack, cluster, status, f"manager briefly unavailable ({status})")
+    timer = threading.Timer(seconds, set_fault, args=(stack, cluster, None))
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("status", [503, 500, 429])
+def test_a_manager_failing_for_3_seconds_then_recovering_gets_everything_once(
+    stack: LocalStack, cluster: str, status: int
+) -> None:
+    # Given the manager answers `status` for ~3 s (Restate stores each failed answer under its key)
+    batch = notes(cluster, 12)
+    timer = fault_for(stack, cluster, status, 3.0)
+    try:
+        # When notifications arrive meanwhile and the event source mapping keeps retrying them
+        enqueue(stack, batch)
+        stack.pump_until_idle(timeout=90)
+    finally:
+        timer.join()
+
+    # Then after the recovery every notification reached the manager, each once, none in the DLQ
+    ids_ = delivered_ids(stack, cluster)
+    assert sorted(ids_) == sorted(n.notification_id for n in batch)
+    assert len(ids_) == len(set(ids_))
+    assert stack.manager_stats(cluster)["events_new"] == 12
+    assert dlq_for(stack, cluster) == []
+
+
+def test_a_replayed_failed_answer_is_walked_past_and_the_breaker_does_not_count_it(
+    stack: LocalStack, cluster: str
+) -> None:
+    # Given one chunk failed under its content key while the manager was down (Restate keeps the 503)
+    batch = notes(cluster, 3)
+    event = sqs_event_of(stack, batch)
+    set_fault(stack, cluster, 503, "down")
+    assert stack.invoke("DeliverFunction", event)["batchItemFailures"]
+    set_fault(stack, cluster, None)
+    deps = deliver_deps(stack)
+    deps.restate.breaker.close()
+    cached_before = deps.restate.stats.cached_failures
+
+    # When Lambda invokes the same batch again (same receive: the keys it used are spent)
+    assert stack.invoke("DeliverFunction", event) == {"batchItemFailures": []}
+
+    # Then Restate's stored 503s were skipped for a fresh key that reached the recovered manager
+    assert sorted(delivered_ids(stack, cluster)) == sorted(n.notification_id for n in batch)
+    assert deps.restate.stats.cached_failures > cached_before
+    assert deps.restate.breaker.fail_counter == 0
+
+
+def test_a_chunk_failing_at_its_last_receive_goes_to_the_dlq_with_status_body_and_reason(
+    stack: LocalStack, cluster: str
+) -> None:
+    set_fault(stack, cluster, 503, "manager down for maintenance")
+    limit = int(stack.function_env["DeliverFunction"]["MAX_RECEIVE_COUNT"])
+    batch = notes(cluster, 2)
+    from local.lambda_runtime import sqs_event
+
+    event = sqs_event(
+        [n.model_dump_json() for n in batch],
+        queue_arn=stack.provisioned.arn("DeliveriesQueue"),  # type: ignore[union-attr]
+        receive_count=limit,
+    )
+    try:
+        # When the last receive fails too: handled (not a batch item failure SQS would redrive bare)
+        assert stack.invoke("DeliverFunction", event) == {"batchItemFailures": []}
+    finally:
+        set_fault(stack, cluster, None)
+
+    dlq = dlq_for(stack, cluster)
+    assert len(dlq) == 2
+    for m in dlq:
+        assert m.reason == "delivery_failed"
+        assert m.attributes["status_code"] == "503"
+        assert "manager down for maintenance" in m.attributes["response_body"]
+        assert f"gave up after {limit} receives" in (m.error or "")
+
+
+def test_an_enroll_during_a_brief_manager_failure_is_enrolled_once_after(
+    stack: LocalStack, cluster: str
+) -> None:
+    from podwatch.control import EnrollCommand
+    from podwatch.models import EnrollRequest
+
+    command = EnrollCommand(request=EnrollRequest(cluster_id=cluster, relay_version="9.9.9"))
+    timer = fault_for(stack, cluster, 503, 3.0)
+    try:
+        stack.send_raw(command.model_dump_json(), queue="DeliveriesQueue")
+        stack.pump_until_idle(timeout=90)
+    finally:
+        timer.join()
+
+    enrollments = stack.manager_call(cluster, "GetEnrollments").json()["enrollments"]
+    assert [(e["relay_version"], e["count"]) for e in enrollments] == [("9.9.9", 1)]
+    assert dlq_for(stack, cluster) == []

@@ -27,6 +27,7 @@ from moto import mock_aws
 
 from local.cfn import load_template
 from local.lambda_runtime import ROOT, LambdaContext, load_event, load_function_module
+from podwatch import telemetry
 from podwatch.models import RemoteConfig
 from tests.integration.samples import (
     CLUSTER_IDS,
@@ -124,6 +125,7 @@ class Aws:
                 **common,
                 **restate,
                 "QUARANTINE_QUEUE_URL": p["DeliveriesDLQ"],
+                "MAX_RECEIVE_COUNT": "45",
                 "RESTATE_NOTIFY_PATH": "/PodwatchManager/{cluster_id}/NotifyPodEvents",
                 "RESTATE_ENROLL_PATH": "/PodwatchManager/{cluster_id}/Enroll",
             },
@@ -246,7 +248,9 @@ def test_sample(
     folder = Path(sample).parts[0]
     for name, value in aws.environment(folder, manager).items():
         monkeypatch.setenv(name, value)
-    app = load_function_module(folder)
+    # the Globals variable: the stack's own namespace (read when the module builds its Metrics)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", telemetry.metrics_namespace(STACK))
+    app = load_function_module(folder, fresh=True)
     app.reset()
     event = load_event(EVENTS / sample)
     try:
@@ -263,4 +267,5 @@ def test_sample(
         stored_config=aws.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"],
         manager=manager,
         out=capsys.readouterr().out,
+        namespace=telemetry.metrics_namespace(STACK),
     )

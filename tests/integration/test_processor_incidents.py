@@ -6,6 +6,7 @@ Fixtures and event builders are those of test_processor_moto (the same stack, th
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,14 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+    def observed(self, event: dict[str, Any]) -> dict[str, Any]:
+        """`event` with each envelope's trouble observed now (windows run on the observed time)."""
+        for record in event["Records"]:
+            body = json.loads(record["body"])
+            body["payload"]["observed_at"] = self.now.isoformat()
+            record["body"] = json.dumps(body)
+        return event
 
 
 @pytest.fixture
@@ -157,14 +166,14 @@ def test_after_the_cooldown_the_same_trouble_is_delivered_again(
     clock: Clock,
 ) -> None:
     # Given a crash loop delivered once, and the same trouble again inside the 900 s cooldown
-    invoke(app, sqs_event([crash_looping_pod(rv="1")]))
+    invoke(app, clock.observed(sqs_event([crash_looping_pod(rv="1")])))
     clock.advance(899)
-    invoke(app, sqs_event([crash_looping_pod(rv="2")]))
+    invoke(app, clock.observed(sqs_event([crash_looping_pod(rv="2")])))
     assert decisions(trail) == [("forwarded", "opened"), ("deduplicated", "cooldown")]
 
     # When the cooldown has passed and the pod reports the trouble again
     clock.advance(2)
-    invoke(app, sqs_event([crash_looping_pod(rv="3")]))
+    invoke(app, clock.observed(sqs_event([crash_looping_pod(rv="3")])))
 
     # Then it is a new incident, delivered again
     assert decisions(trail) == [("forwarded", "opened")]
@@ -363,14 +372,14 @@ def test_recovered_after_the_window_closed_still_resolves_the_incident(
     stack.set_config(
         RemoteConfig(version="r1", enabled_reasons=frozenset({EventType.CRASH_LOOP, EventType.RECOVERED}))
     )
-    invoke(app, sqs_event([crash_looping_pod(rv="1"), crash_looping_pod(rv="2")]))
+    invoke(app, clock.observed(sqs_event([crash_looping_pod(rv="1"), crash_looping_pod(rv="2")])))
     assert decisions(trail) == [("deduplicated", "cooldown"), ("forwarded", "opened")]
     stored = item(stack, CRASH_KEY)
     assert int(stored["purge_at"]["N"]) == int(stored["expires_at"]["N"]) + 7 * 24 * 3600
     clock.advance(RemoteConfig().dedup_cooldown_seconds + 3600)
 
     # When the container is running and ready again, an hour after the window closed
-    invoke(app, sqs_event([recovered_pod()]))
+    invoke(app, clock.observed(sqs_event([recovered_pod()])))
 
     # Then the incident is resolved and the manager told so, with what it counted
     assert decisions(trail) == [("forwarded", "resolved")]

@@ -224,11 +224,16 @@ def scanned_dimensions(app: Path) -> dict[str, set[frozenset[str]]]:
     return found
 
 
+def sub_text(value: Any) -> str:
+    """A literal, or the text of a `!Sub` (as the dashboard body, one Fn::Sub, leaves it)."""
+    return str(value["Fn::Sub"]) if isinstance(value, dict) and "Fn::Sub" in value else str(value)
+
+
 def emitted(template: dict[str, Any]) -> Emitted:
     """What every template function emits: the names of its telemetry `*_METRICS` set, with the
     dimension sets its code uses (a listed name the scan does not find is assumed {service})."""
     globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
-    namespace = str(globals_env["POWERTOOLS_METRICS_NAMESPACE"])
+    namespace = sub_text(globals_env["POWERTOOLS_METRICS_NAMESPACE"])
     sets = metric_sets()
     metrics: dict[str, dict[str, set[frozenset[str]]]] = {}
     units: dict[str, dict[str, set[str]]] = {}
@@ -292,7 +297,7 @@ def dashboard_body(template: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-_SEARCH = re.compile(r"SEARCH\(\s*'\{([^}]*)\}\s*([^']*)'\s*,\s*'(\w+)'")
+_SEARCH = re.compile(r"SEARCH\(\s*'\{((?:\$\{[^}]*\}|[^}])*)\}\s*([^']*)'\s*,\s*'(\w+)'")
 _TERM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -347,7 +352,7 @@ def alarm_refs(template: dict[str, Any]) -> Iterator[MetricRef]:
         assert stats, f"{lid}: names no metric"
         for metric, stat in stats:
             dims = {d["Name"]: _placeholder(d["Value"]) for d in metric.get("Dimensions", [])}
-            yield MetricRef(f"alarm {lid}", metric["Namespace"], metric["MetricName"], dims, stat)
+            yield MetricRef(f"alarm {lid}", sub_text(metric["Namespace"]), metric["MetricName"], dims, stat)
 
 
 # --------------------------------------------------------------------------- the check
@@ -422,7 +427,7 @@ def template() -> dict[str, Any]:
 
 def test_the_code_emits_what_the_check_assumes(template: dict[str, Any]) -> None:
     emits = emitted(template)
-    assert emits.namespace == "Podwatch"
+    assert emits.namespace == telemetry.metrics_namespace("${AWS::StackName}")
     processor, deliver = emits.metrics["podwatch-processor"], emits.metrics["podwatch-deliver"]
     assert set(processor) == telemetry.PROCESSOR_METRICS | {"ColdStart"}
     assert set(deliver) == telemetry.DELIVER_METRICS | {"ColdStart"}
@@ -431,6 +436,7 @@ def test_the_code_emits_what_the_check_assumes(template: dict[str, Any]) -> None
         "Filtered",
         "Quarantined",
         "Control",
+        "EventTimeUntrusted",
     }
     assert {n for n, sets in deliver.items() if with_reason in sets} == {"Quarantined", "RestateRequests"}
     config_sync = emits.metrics["podwatch-config-sync"]
@@ -632,6 +638,10 @@ def test_every_alarm_notifies_the_topic_and_is_on_the_dashboard(template: dict[s
             assert "${" + lid + ".Arn}" in on_widget, f"{lid} is not on the alarm widget"
 
 
+#: the namespace as the template writes it (every stack its own)
+NS = telemetry.metrics_namespace("${AWS::StackName}")
+
+
 def test_the_alarms_issue_7_asks_for_exist(template: dict[str, Any]) -> None:
     refs = list(alarm_refs(template))
 
@@ -651,7 +661,7 @@ def test_the_alarms_issue_7_asks_for_exist(template: dict[str, Any]) -> None:
     for function in functions:
         assert alarmed("AWS/Lambda", "Errors", FunctionName=f"${{{function}}}"), function
     for name in ("DeliveryUnauthorized", "DeliveryRejected", "Retried"):
-        assert alarmed("Podwatch", name, service="podwatch-deliver"), name
+        assert alarmed(NS, name, service="podwatch-deliver"), name
     # breaker open: on the state every invocation reports (not on skipped records, which only count
     # once the breaker has skipped something), by its maximum over the deliver function's environments
     assert any(
@@ -660,13 +670,13 @@ def test_the_alarms_issue_7_asks_for_exist(template: dict[str, Any]) -> None:
     )
     for service, names in emitted(template).metrics.items():
         if "ConfigRejected" in names:
-            assert alarmed("Podwatch", "ConfigRejected", service=service), service
+            assert alarmed(NS, "ConfigRejected", service=service), service
     # relay heartbeats stopped, per cluster (config-sync counts the silent ones)
-    assert alarmed("Podwatch", "ClustersSilent", service="podwatch-config-sync")
+    assert alarmed(NS, "ClustersSilent", service="podwatch-config-sync")
 
 
 def test_the_dashboard_shows_delivery_latency_percentiles_and_the_breaker(template: dict[str, Any]) -> None:
-    shown = {(r.name, r.stat) for r in widget_refs(dashboard_body(template)) if r.namespace == "Podwatch"}
+    shown = {(r.name, r.stat) for r in widget_refs(dashboard_body(template)) if r.namespace == NS}
     assert {("DeliveryLatency", "p50"), ("DeliveryLatency", "p99"), ("CircuitState", "Maximum")} <= shown
     assert ("BreakerOpened", "Sum") in shown
 
@@ -700,8 +710,8 @@ def _replace_in_body(template: dict[str, Any], old: str, new: str) -> dict[str, 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('"Podwatch", "Delivered"', '"Podwatch", "Delivred"', "never emits Delivred"),
-        ('["Podwatch", "IncidentsOpened"', '["PodWatch", "IncidentsOpened"', "namespace 'PodWatch'"),
+        (f'"{NS}", "Delivered"', f'"{NS}", "Delivred"', "never emits Delivred"),
+        (f'["{NS}", "IncidentsOpened"', '["Podwatch", "IncidentsOpened"', "namespace 'Podwatch'"),
         (
             '"CircuitOpen", "service", "podwatch-deliver"',
             '"CircuitOpen", "service", "podwatch-deliver", "reason", "open"',

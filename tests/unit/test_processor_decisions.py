@@ -35,7 +35,14 @@ class FakeDedup:
         self.resolves: list[tuple[str, str, str, bool]] = []
 
     def claim(
-        self, key: str, event_id: str, cooldown_s: int, now: datetime, *, pod: str | None = None
+        self,
+        key: str,
+        event_id: str,
+        cooldown_s: int,
+        now: datetime,
+        *,
+        pod: str | None = None,
+        received_at: datetime | None = None,
     ) -> Outcome:
         self.claims.append((key, event_id, cooldown_s))
         return Outcome(self.answer, 1, (pod,) if pod else (), 0, int(now.timestamp()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -186,11 +187,15 @@ def test_whole_request_refused_raises_sink_rejected(sqs: tuple[Any, str]) -> Non
     assert info.value.__cause__ is not None
 
 
-def test_oversize_body_is_dropped_and_counted(sqs: tuple[Any, str]) -> None:
+def test_oversize_body_is_sent_as_a_stub_never_dropped(sqs: tuple[Any, str]) -> None:
+    # A body over the limit that is not even an envelope (no pod to trim): a stub goes in its place
     client, url = sqs
     sink = SqsSink(client=client, queue_url=url)
 
     result = sink.send(["x" * 300_000, "small"])
 
-    assert (result.sent, result.dropped, result.dropped_reasons) == (1, 1, {"oversize": 1})
-    assert _drain(client, url) == ["small"]
+    assert (result.sent, result.dropped) == (2, 0)
+    stub, small = _drain(client, url)
+    assert small == "small"
+    assert json.loads(stub)["kind"] == "oversize"
+    assert json.loads(stub)["payload"]["bytes"] == 300_000

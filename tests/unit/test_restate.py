@@ -105,13 +105,59 @@ def test_notifications_of_another_cluster_are_refused() -> None:
         client(Script(OK)).notify_pod_events("prod", [notification(1, cluster="other")])
 
 
-def test_5xx_is_retried_then_succeeds() -> None:
+def test_5xx_is_retried_then_succeeds_each_failed_answer_spending_its_key() -> None:
+    # Restate keeps a failed invocation's answer under its key: the retry needs a key of its own
     script = Script((503, {}, "busy"), (502, {}, "bad gateway"), OK)
     c = client(script)
     assert c.notify_pod_events("prod", [notification(1)])["new"] == 2
-    assert len(script.requests) == 3
-    assert len({r.headers["idempotency-key"] for r in script.requests}) == 1  # a retry is the same request
+    base = ids.idempotency_key([notification(1).notification_id])
+    assert [r.headers["idempotency-key"] for r in script.requests] == [base, f"{base}-a1", f"{base}-a2"]
     assert c.stats.by_status == {"503": 1, "502": 1, "200": 1}
+
+
+def test_a_request_without_an_answer_is_retried_under_the_same_key() -> None:
+    # its invocation may still run at Restate: the same key latches onto it instead of starting another
+    script = Script((0, {}, ""), (0, {}, ""), OK)
+    c = client(script)
+    c.notify_pod_events("prod", [notification(1)])
+    assert len({r.headers["idempotency-key"] for r in script.requests}) == 1
+
+
+CACHED = {"idempotency-expires": "2026-11-21T10:00:00.000+00:00"}
+
+
+def test_a_cached_failed_answer_is_skipped_at_once_and_not_counted_by_the_breaker() -> None:
+    # Given Restate replays a 503 stored under the first two keys (earlier attempts), then the
+    # manager (recovered) answers the next key
+    script = Script((503, CACHED, '{"code":503}'), (503, CACHED, '{"code":503}'), OK)
+    c = client(script, max_tries=1, breaker=new_breaker(fail_max=1, reset_timeout=60))
+
+    # When one call is made with one try
+    answer = c.notify_pod_events("prod", [notification(1)])
+
+    # Then it walked past both cached answers, without a wait or a breaker failure, to the manager
+    assert answer["new"] == 2
+    base = ids.idempotency_key([notification(1).notification_id])
+    assert [r.headers["idempotency-key"] for r in script.requests] == [base, f"{base}-a1", f"{base}-a2"]
+    assert c.breaker.fail_counter == 0
+    assert c.breaker.current_state == "closed"
+    assert c.stats.cached_failures == 2
+
+
+def test_a_later_receive_starts_from_a_key_of_its_own() -> None:
+    script = Script(OK)
+    c = client(script)
+    c.notify_pod_events("prod", [notification(1)], receive=1)
+    c.notify_pod_events("prod", [notification(1)], receive=3)
+    base = ids.idempotency_key([notification(1).notification_id])
+    assert [r.headers["idempotency-key"] for r in script.requests] == [base, f"{base}-r3"]
+
+
+def test_exhaustion_carries_the_last_status_and_body() -> None:
+    script = Script((500, {}, "first"), (503, {}, '{"code":503,"message":"manager down"}'))
+    with pytest.raises(DeliveryFailed) as raised:
+        client(script, max_tries=2).notify_pod_events("prod", [notification(1)])
+    assert (raised.value.status_code, raised.value.body) == (503, '{"code":503,"message":"manager down"}')
 
 
 def test_network_errors_are_retried_and_exhaustion_is_delivery_failed() -> None:

@@ -190,6 +190,7 @@ Resources:
     ("overrides", "message"),
     [
         ({"Stage": "staging"}, "not one of"),
+        ({"RestateIngressUrl": "http://"}, "does not match"),
         ({"RestateIngressUrl": "ftp://x"}, "does not match"),
         ({"RestateTokenParameterName": "no-leading-slash"}, "does not match"),
         ({"ProcessorBatchSize": "11"}, "above"),
@@ -248,7 +249,9 @@ def test_function_environment_names_equal_internals(template: dict[str, Any]) ->
         assert set(merged) == set(documented[column]) | GLOBAL_ONLY_VARIABLES, fid
         for name, value in documented[column].items():
             if value is not None:
-                assert merged[name] == value, f"{fid}.{name}"
+                actual = merged[name]
+                actual = actual["Fn::Sub"] if isinstance(actual, dict) and "Fn::Sub" in actual else actual
+                assert actual == value, f"{fid}.{name}"
 
 
 def test_restate_defaults_are_the_documented_ones(template: dict[str, Any]) -> None:
@@ -257,7 +260,46 @@ def test_restate_defaults_are_the_documented_ones(template: dict[str, Any]) -> N
     assert env["RESTATE_ENROLL_PATH"] == "/PodwatchManager/{cluster_id}/Enroll"
     assert (env["RESTATE_CONNECT_TIMEOUT_SECONDS"], env["RESTATE_READ_TIMEOUT_SECONDS"]) == ("2", "10")
     assert env["RESTATE_INGRESS_URL"] == {"Ref": "RestateIngressUrl"}
-    assert template["Parameters"]["RestateIngressUrl"]["Default"] == "http://127.0.0.1:8080"
+    # no loopback default: a stack of any Stage but local without a URL is refused by a Rule
+    assert template["Parameters"]["RestateIngressUrl"]["Default"] == ""
+
+
+@pytest.mark.parametrize(
+    ("stage", "url", "refused"),
+    [
+        ("prod", "", True),
+        ("dev", "", True),
+        ("sandbox", "", True),
+        ("prod", "https://restate.example.com:8080", False),
+        ("local", "", False),
+    ],
+)
+def test_a_deployed_stack_without_a_restate_url_is_refused(
+    template: dict[str, Any], stage: str, url: str, refused: bool
+) -> None:
+    # Given the template's Rules, evaluated as CloudFormation does before creating anything
+    stack = Provisioned(
+        template,
+        stack_name="s",
+        region="us-east-1",
+        account_id="1",
+        parameters={"Stage": stage, "RestateIngressUrl": url},
+    )
+    # Then only a non-local stack without a URL is refused
+    assert stack.failed_rules() == (["RestateIngressUrlRequired"] if refused else [])
+
+
+def test_every_sqs_event_source_caps_its_concurrency_by_a_parameter(template: dict[str, Any]) -> None:
+    caps = {fid: props["ScalingConfig"]["MaximumConcurrency"] for fid, _, props in sqs_events(template)}
+    assert caps == {
+        "ProcessorFunction": {"Ref": "ProcessorMaximumConcurrency"},
+        "DeliverFunction": {"Ref": "DeliverMaximumConcurrency"},
+        "HooksFunction": {"Ref": "HooksMaximumConcurrency"},
+    }
+    for parameter in caps.values():
+        spec = template["Parameters"][parameter["Ref"]]
+        assert spec["MinValue"] == 2, "Lambda's minimum for MaximumConcurrency"
+        assert 2 <= spec["Default"] <= spec["MaxValue"] == 1000
 
 
 # --------------------------------------------------------------------------- queues
@@ -455,7 +497,7 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
 def test_samconfig_environments_are_complete_and_match_the_template(template: dict[str, Any]) -> None:
     config = tomllib.loads(SAMCONFIG.read_text(encoding="utf-8"))
     assert config["version"] == 0.1
-    stacks = set()
+    stacks, stages, regions = set(), set(), set()
     for env in ("default", "dev", "prod"):
         stacks.add(config[env]["global"]["parameters"]["stack_name"])
         assert config[env]["validate"]["parameters"]["lint"] is True, env
@@ -465,5 +507,10 @@ def test_samconfig_environments_are_complete_and_match_the_template(template: di
         overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
         # every override is a template parameter with an allowed value
         Provisioned(template, stack_name="s", region="us-east-1", account_id="1", parameters=overrides)
-        assert overrides["Stage"] == ("prod" if env == "prod" else "dev"), env
+        stages.add(overrides["Stage"])
+        regions.add(config[env]["global"]["parameters"].get("region"))
+        assert config[env]["global"]["parameters"].get("region"), f"{env} names no region"
     assert len(stacks) == 3
+    # stacks apart: each environment its own Stage (tags, alarm topic name); all three name a region
+    assert stages == {"sandbox", "dev", "prod"}
+    assert None not in regions

@@ -39,6 +39,9 @@ import typing
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from podwatch import wire
+from podwatch.errors import MalformedMessage
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -122,8 +125,8 @@ def payload_sha256(payload: BaseModel | None, raw_body: str | bytes | None = Non
         text = model.__pydantic_serializer__.to_json(payload, by_alias=True, exclude_none=True)
         return hashlib.sha256(text).hexdigest()
     data = raw_body.encode() if isinstance(raw_body, str) else (raw_body or b"")
-    with contextlib.suppress(ValueError, UnicodeDecodeError):  # not JSON: the raw bytes are canonical
-        data = canonical_json(json.loads(data)).encode()
+    with contextlib.suppress(MalformedMessage):  # not JSON podwatch reads: the raw bytes are canonical
+        data = canonical_json(wire.loads(data)).encode()
     return hashlib.sha256(data).hexdigest()
 
 

@@ -26,7 +26,6 @@ last message (TTL attribute `expires_at`); an expired cluster simply enrolls aga
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +34,7 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from podwatch import wire
 from podwatch.errors import MalformedMessage, TransientError
 from podwatch.models import EnrollEnvelope, EnrollRequest, HeartbeatEnvelope
 
@@ -57,13 +57,10 @@ class EnrollCommand(BaseModel):
 
 def parse_command(body: str) -> EnrollCommand | None:
     """The control command in a deliveries-queue body, None for anything else (a Notification);
-    MalformedMessage for a body that says it is a command but is not a valid one."""
+    MalformedMessage for a body that is not JSON, or says it is a command but is not a valid one."""
     if '"kind"' not in body:  # a Notification has no `kind`: skip the JSON parse
         return None
-    try:
-        raw = json.loads(body)
-    except ValueError:
-        return None
+    raw = wire.loads(body)
     if not isinstance(raw, dict) or "kind" not in raw:
         return None
     try:

@@ -8,7 +8,8 @@ key is the current incident of that trouble:
     expires_at   N   epoch seconds when the window closes (conditions compare it)
     purge_at     N   the table's TTL attribute: the window's end + INCIDENT_RETENTION_S, so an
                      incident whose window closed can still be resolved (and a retry of its
-                     resolving event recognised) for that long
+                     resolving event recognised) for that long (counted from the processor's
+                     clock when the event was observed earlier: a backlog is not purged early)
     opened_at    N   epoch seconds when the window opened
     state        S   firing | resolved
     count        N   occurrences folded into the incident (1 when opened; at least once: a retried
@@ -53,6 +54,12 @@ Recovery (`DedupStore.resolve`, for a `recovered` finding; key = the key of the 
   followed one by one: the incident resolves when the listed ones have, and an unlisted replica
   still in trouble opens a new incident with its next occurrence (the open condition above).
 
+Windows run on the event's own time (`window_time`): `:now` in every condition, `opened_at`,
+`expires_at`, `purge_at` and `resolved_at` are the time the relay observed the trouble, so a backlog
+that reaches the processor after the cooldown still folds an occurrence into the incident it belongs
+to. A relay clock that lies is not believed beyond FUTURE_TOLERANCE_S ahead of the processor's clock
+or PAST_TOLERANCE_S behind it: the processor's clock is used instead, and the record is counted.
+
 Not exactly once: `count` — a duplicate whose record is retried by SQS after its write counts twice.
 Remembered per key: the opener of the current incident and the last resolver only — a retry that
 arrives after two more incidents of its key came and went is judged as new (SQS retries a record
@@ -63,7 +70,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -104,10 +111,29 @@ _REPEAT_UNLISTED_UPDATE = "ADD #count :one, unlisted :one"
 
 #: how long after its window an incident can still be resolved before TTL may delete it (7 days)
 INCIDENT_RETENTION_S = 7 * 24 * 3600
+#: how far an observed time may run ahead of the processor's clock (relay clock skew) and still be used
+FUTURE_TOLERANCE_S = 300
+#: how old an observed time may be and still be used: backlogs, DLQ redrives (14 days) and replayed
+#: recordings are legitimately old, and the TTL counts from the processor's clock anyway; a year off
+#: is a broken clock (epoch 0, a reset RTC)
+PAST_TOLERANCE_S = 365 * 24 * 3600
 #: attempts of the open/repeat dance before a racing key is left to SQS's retry
 MAX_ATTEMPTS = 4
 #: windows remembered per process (the hint); the oldest are forgotten first
 HINT_CAPACITY = 10_000
+
+
+def window_time(observed_at: datetime, now: datetime) -> tuple[datetime, str | None]:
+    """The time an event's dedup windows are measured at, and why it is not `observed_at` if it is
+    not: when the relay observed the trouble, unless that is more than FUTURE_TOLERANCE_S ahead of
+    `now` ("future") or PAST_TOLERANCE_S behind it ("past"); then `now`."""
+    if observed_at.tzinfo is None:  # the relay writes UTC
+        observed_at = observed_at.replace(tzinfo=UTC)
+    if observed_at > now + timedelta(seconds=FUTURE_TOLERANCE_S):
+        return now, "future"
+    if observed_at < now - timedelta(seconds=PAST_TOLERANCE_S):
+        return now, "past"
+    return observed_at, None
 
 
 # Request values that are the same in every request (botocore only reads the requests it is given).
@@ -216,14 +242,25 @@ class DedupStore:
     # ------------------------------------------------------------------ trouble
 
     def claim(
-        self, key: str, event_id: str, cooldown_s: int, now: datetime, *, pod: str | None = None
+        self,
+        key: str,
+        event_id: str,
+        cooldown_s: int,
+        now: datetime,
+        *,
+        pod: str | None = None,
+        received_at: datetime | None = None,
     ) -> Outcome:
         """Open the incident of `key`, fold this event into it, or recognise a retry of its opener.
+
+        `now` is the event's time (`window_time`); `received_at`, the processor's clock: the TTL
+        (`purge_at`) counts from the later of the two, so an old observation is not purged early.
 
         Raises TransientError when DynamoDB cannot answer (throttling, network, service errors) or
         the key stays contended for MAX_ATTEMPTS writes.
         """
         now_s = int(now.timestamp())
+        purge_from = max(now_s, int(received_at.timestamp())) if received_at is not None else now_s
         hint = self._hints.get(key)
         repeat_first = hint is not None and hint[1] >= now_s and hint[0] != event_id
         listed = pod is not None
@@ -241,7 +278,7 @@ class DedupStore:
                 self._hints.pop(key, None)
                 repeat_first = False
                 continue
-            ok, old = self._open(key, event_id, now_s, cooldown_s, pod)
+            ok, old = self._open(key, event_id, now_s, cooldown_s, pod, purge_from=purge_from)
             if ok:
                 self._remember(key, event_id, now_s + cooldown_s)
                 return Outcome(Claim.OPENED, 1, (pod,) if pod else (), 0, now_s)
@@ -255,12 +292,12 @@ class DedupStore:
         )
 
     def _open(
-        self, key: str, event_id: str, now_s: int, cooldown_s: int, pod: str | None
+        self, key: str, event_id: str, now_s: int, cooldown_s: int, pod: str | None, *, purge_from: int
     ) -> tuple[bool, _Item | None]:
         values: dict[str, Any] = {
             ":eid": {"S": event_id},
             ":exp": {"N": str(now_s + cooldown_s)},
-            ":purge": {"N": str(now_s + cooldown_s + INCIDENT_RETENTION_S)},
+            ":purge": {"N": str(purge_from + cooldown_s + INCIDENT_RETENTION_S)},
             ":now": {"N": str(now_s)},
             ":firing": _FIRING_S,
             ":resolved": _RESOLVED_S,

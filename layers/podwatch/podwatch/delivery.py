@@ -10,6 +10,9 @@
         DeliveryFailed / CircuitOpen → every record of the chunk is a batch item failure (SQS retries)
         DeliveryRejected (4xx)       → every record of the chunk is quarantined with the status and
                                        the response body attached, and handled (a 4xx never heals)
+    a failure at a record's last receive (`max_receive_count`, the queue's redrive policy) →
+        quarantined by us with the reason, the last status and body, instead of left for SQS to
+        move to the DLQ bare
 
 The result is per record (message id), because delivery succeeds or fails per chunk, not per record.
 """
@@ -42,6 +45,9 @@ class DeliverDeps:
     quarantine_queue_url: str
     #: when the manager's answer arrived (delivery latency); a fixed clock in tests
     clock: Callable[[], datetime] = utcnow
+    #: the deliveries queue's maxReceiveCount: a record failing at this receive is quarantined with
+    #: its reason (None: left to SQS's redrive, which keeps no reason)
+    max_receive_count: int | None = None
 
 
 @dataclass
@@ -70,6 +76,32 @@ class _Item:
     records: list[tuple[str, str]]  # (message id, body)
     #: highest `redrive_count` among those records (set by `podwatch dlq redrive`), 0 if never redriven
     redrive: int = 0
+    #: highest SQS receive count among those records
+    receive: int = 1
+
+
+#: (message id, body, command, redrive count, receive count)
+_Command = tuple[str, str, EnrollCommand, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Why a record goes back to the queue; what its quarantine says if it was its last receive."""
+
+    reason: str
+    error: str
+    status_code: int | None = None
+    body: str = ""
+
+    @classmethod
+    def of(cls, exc: TransientError) -> _Failure:
+        status = getattr(exc, "status_code", None)
+        return cls(exc.reason, str(exc), status, getattr(exc, "body", ""))
+
+    def attributes(self) -> dict[str, str]:
+        if self.status_code is None:
+            return {}
+        return {"status_code": str(self.status_code), "response_body": self.body}
 
 
 def redrive_count(record: Mapping[str, Any]) -> int:
@@ -77,6 +109,12 @@ def redrive_count(record: Mapping[str, Any]) -> int:
     attribute = (record.get("messageAttributes") or {}).get(REDRIVE_ATTRIBUTE) or {}
     value = attribute.get("stringValue")
     return int(value) if isinstance(value, str) and value.isdigit() else 0
+
+
+def receive_count(record: Mapping[str, Any]) -> int:
+    """The SQS `ApproximateReceiveCount` of a record as Lambda delivers it (1 if absent)."""
+    value = (record.get("attributes") or {}).get("ApproximateReceiveCount")
+    return int(value) if isinstance(value, str) and value.isdigit() else 1
 
 
 def parse_notification(body: str) -> Notification:
@@ -107,25 +145,95 @@ def deliver_records(
 
     `time_left()` is asked before each call; once it says False, the rest become failures unsent.
     """
-    result = DeliveryResult()
-    result.tally.add(telemetry.RECEIVED, value=len(records))
+    batch = _Batch(deps=deps, result=DeliveryResult())
+    batch.result.tally.add(telemetry.RECEIVED, value=len(records))
+    commands, by_cluster = _sort(batch, records)
+    out_of_time = _Failure("no_time_left", "not sent: the invocation was nearly over")
+    for message_id, body, command, redrive, receive in commands:  # the manager learns of a cluster first
+        if time_left is not None and not time_left():
+            batch.fail([message_id], out_of_time)
+            continue
+        _enroll(batch, message_id, body, command, redrive=redrive, receive=receive)
+
+    for cluster_id, items in by_cluster.items():
+        pending = list(items.values())
+        for start in range(0, len(pending), config.batch_size):
+            chunk = pending[start : start + config.batch_size]
+            chunk_records = [r for item in chunk for r in item.records]
+            if time_left is not None and not time_left():
+                batch.fail([message_id for message_id, _ in chunk_records], out_of_time)
+                continue
+            _deliver_chunk(batch, cluster_id, chunk, chunk_records)
+    batch.quarantine_last_receives()
+    batch.result.tally.add(telemetry.RETRIED, value=len(batch.result.failed))
+    return batch.result
+
+
+@dataclass
+class _Batch:
+    """One invocation's records under way: the result, and what each failed record needs if this
+    was its last receive."""
+
+    deps: DeliverDeps
+    result: DeliveryResult
+    bodies: dict[str, str] = field(default_factory=dict)
+    receives: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, _Failure] = field(default_factory=dict)
+
+    def fail(self, message_ids: Sequence[str], failure: _Failure) -> None:
+        self.result.failed.extend(message_ids)
+        for message_id in message_ids:
+            self.failures[message_id] = failure
+
+    def quarantine_last_receives(self) -> None:
+        """A failed record at the queue's maxReceiveCount would reach the DLQ bare (SQS keeps no
+        reason): it goes there now, with the reason, the last status and the manager's answer."""
+        limit = self.deps.max_receive_count
+        if limit is None:
+            return
+        last = [m for m in self.result.failed if self.receives.get(m, 1) >= limit and m in self.failures]
+        for message_id in last:
+            self.result.failed.remove(message_id)
+        for message_id in last:
+            failure = self.failures[message_id]
+            _quarantine(
+                self.result,
+                self.deps,
+                [(message_id, self.bodies[message_id])],
+                reason=failure.reason,
+                error=f"gave up after {self.receives[message_id]} receives: {failure.error}",
+                extra=failure.attributes(),
+            )
+
+
+def _sort(
+    batch: _Batch, records: Sequence[Mapping[str, Any]]
+) -> tuple[list[_Command], dict[str, dict[str, _Item]]]:
+    """Parse the records: enroll commands, and notifications by cluster (a repeat once); a record
+    that is neither is quarantined."""
     by_cluster: dict[str, dict[str, _Item]] = {}
-    commands: list[tuple[str, str, EnrollCommand, int]] = []
+    commands: list[_Command] = []
     for record in records:
         message_id, body = str(record["messageId"]), str(record["body"])
+        batch.bodies[message_id] = body
+        batch.receives[message_id] = receive_count(record)
         try:
             command = parse_command(body)
         except MalformedMessage as exc:
-            _quarantine(result, deps, [(message_id, body)], reason=exc.reason, error=str(exc))
+            _quarantine(batch.result, batch.deps, [(message_id, body)], reason=exc.reason, error=str(exc))
             continue
         if command is not None:
-            commands.append((message_id, body, command, redrive_count(record)))
+            commands.append((message_id, body, command, redrive_count(record), receive_count(record)))
             continue
         try:
             notification = parse_notification(body)
-        except (ValidationError, ValueError) as exc:
+        except (ValidationError, ValueError, RecursionError) as exc:
             _quarantine(
-                result, deps, [(message_id, body)], reason="malformed", error=f"not a Notification: {exc}"
+                batch.result,
+                batch.deps,
+                [(message_id, body)],
+                reason="malformed",
+                error=f"not a Notification: {exc}",
             )
             continue
         items = by_cluster.setdefault(notification.cluster_id, {})
@@ -134,45 +242,26 @@ def deliver_records(
             item = items[notification.notification_id] = _Item(notification, [])
         item.records.append((message_id, body))
         item.redrive = max(item.redrive, redrive_count(record))
-
-    for message_id, body, command, redrive in commands:  # the manager learns of a cluster first
-        if time_left is not None and not time_left():
-            result.failed.append(message_id)
-            continue
-        _enroll(result, deps, message_id, body, command, redrive)
-
-    for cluster_id, items in by_cluster.items():
-        pending = list(items.values())
-        for start in range(0, len(pending), config.batch_size):
-            chunk = pending[start : start + config.batch_size]
-            chunk_records = [r for item in chunk for r in item.records]
-            if time_left is not None and not time_left():
-                result.failed.extend(message_id for message_id, _ in chunk_records)
-                continue
-            _deliver_chunk(result, deps, cluster_id, chunk, chunk_records)
-    result.tally.add(telemetry.RETRIED, value=len(result.failed))
-    return result
+        item.receive = max(item.receive, receive_count(record))
+    return commands, by_cluster
 
 
 def _deliver_chunk(
-    result: DeliveryResult,
-    deps: DeliverDeps,
-    cluster_id: str,
-    chunk: list[_Item],
-    chunk_records: list[tuple[str, str]],
+    batch: _Batch, cluster_id: str, chunk: list[_Item], chunk_records: list[tuple[str, str]]
 ) -> None:
+    result, deps = batch.result, batch.deps
     try:
         answer = deps.restate.notify_pod_events(
-            cluster_id, [item.notification for item in chunk], redrive=max(item.redrive for item in chunk)
+            cluster_id,
+            [item.notification for item in chunk],
+            redrive=max(item.redrive for item in chunk),
+            receive=max(item.receive for item in chunk),
         )
     except DeliveryRejected as exc:
         _rejected(result, deps, cluster_id, chunk_records, exc)
         return
     except TransientError as exc:
-        if isinstance(exc, CircuitOpen):
-            result.tally.add(telemetry.CIRCUIT_OPEN, value=len(chunk_records))
-        else:
-            result.calls += 1
+        _not_delivered(batch, [message_id for message_id, _ in chunk_records], exc)
         log.warning(
             "chunk not delivered; its records go back to the queue",
             extra={
@@ -182,7 +271,6 @@ def _deliver_chunk(
                 "records": len(chunk_records),
             },
         )
-        result.failed.extend(message_id for message_id, _ in chunk_records)
         return
     answered = deps.clock()
     result.calls += 1
@@ -195,30 +283,31 @@ def _deliver_chunk(
     )
 
 
+def _not_delivered(batch: _Batch, message_ids: list[str], exc: TransientError) -> None:
+    """Records a transient failure sends back to the queue (counted as a call unless none was made)."""
+    if isinstance(exc, CircuitOpen):
+        batch.result.tally.add(telemetry.CIRCUIT_OPEN, value=len(message_ids))
+    else:
+        batch.result.calls += 1
+    batch.fail(message_ids, _Failure.of(exc))
+
+
 def _enroll(
-    result: DeliveryResult,
-    deps: DeliverDeps,
-    message_id: str,
-    body: str,
-    command: EnrollCommand,
-    redrive: int = 0,
+    batch: _Batch, message_id: str, body: str, command: EnrollCommand, *, redrive: int, receive: int
 ) -> None:
+    result, deps = batch.result, batch.deps
     request = command.request
     try:
-        answer = deps.restate.enroll(request, redrive=redrive)
+        answer = deps.restate.enroll(request, redrive=redrive, receive=receive)
     except DeliveryRejected as exc:
         _rejected(result, deps, request.cluster_id, [(message_id, body)], exc)
         return
     except TransientError as exc:
-        if isinstance(exc, CircuitOpen):
-            result.tally.add(telemetry.CIRCUIT_OPEN)
-        else:
-            result.calls += 1
+        _not_delivered(batch, [message_id], exc)
         log.warning(
             "enrollment not delivered; back to the queue",
             extra={"cluster_id": request.cluster_id, "reason": exc.reason, "error": str(exc)},
         )
-        result.failed.append(message_id)
         return
     result.calls += 1
     result.delivered.append(message_id)

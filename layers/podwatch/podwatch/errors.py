@@ -73,12 +73,28 @@ class DeliveryRejected(PermanentError):
 
 
 class DeliveryFailed(TransientError):
-    """The manager could not be reached or answered 5xx/429."""
+    """The manager could not be reached or answered 5xx/429; `status_code` and `body` are of its
+    last answer (None and "" when there was none)."""
 
     reason = "delivery_failed"
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, body: str = "", reason: str | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.status_code = status_code
+        self.body = body
 
 
 class CircuitOpen(TransientError):
     """The circuit breaker to the manager is open: no call was made."""
 
     reason = "circuit_open"
+
+
+#: Quarantine reasons where the message's own bytes are at fault: sent again unchanged, it fails
+#: again (`podwatch dlq redrive --all` leaves these alone unless asked). A manager's rejection
+#: (`rejected`) is not one: it can succeed once the manager is fixed.
+PERMANENT_REASONS = frozenset(
+    {MalformedMessage.reason, UnsupportedSchemaVersion.reason, UnknownKind.reason, OversizeMessage.reason}
+)

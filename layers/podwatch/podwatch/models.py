@@ -34,6 +34,9 @@ SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 MAX_MESSAGE_BYTES = 256 * 1024
 #: Free-text fields (messages from the kubelet, scheduler, ...) are cut to this many characters.
 MAX_TEXT = 1024
+#: `kind` of the stub the relay sends for an envelope it could not trim to fit (`OversizeEnvelope`):
+#: not an `Envelope`, so the processor quarantines it (reason `oversize`), never processes it
+OVERSIZE_KIND = "oversize"
 
 
 def utcnow() -> datetime:
@@ -137,8 +140,18 @@ class Transition(_Model):
     )
 
 
+class Trimmed(_Model):
+    """What the relay cut from a pod's payload to fit the SQS message limit (`fit.py`)."""
+
+    #: messages cut short (to 160 characters) or, if that was not enough, removed
+    messages: int = 0
+    #: containers left out beyond the cap (those in trouble are kept first)
+    containers: int = 0
+
+
 class PodEvent(_Model):
-    """The compact pod, by allowlist: never env, volumes, secrets, annotations or managedFields."""
+    """The compact pod, by allowlist: never env, volumes, secrets, annotations or managedFields;
+    only allowlisted labels, and free text with secret-looking values redacted by the relay."""
 
     namespace: str
     name: str
@@ -148,6 +161,8 @@ class PodEvent(_Model):
     message: str | None = None
     restart_count: int = 0
     labels: dict[str, str] = Field(default_factory=dict)
+    #: how many labels the relay did not forward (not on its allowlist)
+    labels_omitted: int | None = None
     owner_references: list[OwnerReference] = Field(default_factory=list)
     node: str | None = None
     containers: list[ContainerStatus] = Field(default_factory=list)
@@ -159,6 +174,8 @@ class PodEvent(_Model):
     observed_at: AwareDatetime = Field(default_factory=utcnow)
     initial_sync: bool = False
     transitions: list[Transition] = Field(default_factory=list)
+    #: set when the relay trimmed the payload to fit the message limit
+    trimmed: Trimmed | None = None
 
     _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
 
@@ -246,6 +263,29 @@ class EnrollEnvelope(_EnvelopeBase):
 class HeartbeatEnvelope(_EnvelopeBase):
     kind: Literal["heartbeat"] = "heartbeat"
     payload: HeartbeatPayload
+
+
+class OversizePayload(_Model):
+    """What the relay says of an envelope it could not trim to fit the message limit."""
+
+    #: the kind of the envelope it stands for (`pod`, `k8s_event`)
+    kind: str
+    namespace: str | None = None
+    name: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    watch_type: str | None = None
+    #: the envelope's size and the limit, in bytes
+    bytes: int
+    limit: int
+
+
+class OversizeEnvelope(_EnvelopeBase):
+    """The relay's stand-in for an envelope over the limit, so it reaches the DLQ instead of
+    vanishing. Not an `Envelope`: `parse_envelope` refuses it with `OversizeMessage`."""
+
+    kind: Literal["oversize"] = "oversize"
+    payload: OversizePayload
 
 
 Envelope = Annotated[

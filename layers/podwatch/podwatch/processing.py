@@ -30,7 +30,6 @@ SQS retries it. Every other decision is written to the audit log (`podwatch.audi
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,11 +41,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from podwatch import audit, ids
+from podwatch import audit, ids, wire
 from podwatch.audit import Action, AuditRecord
 from podwatch.classify import Finding, classify
 from podwatch.control import ControlHandler
-from podwatch.dedup import Claim, DedupStore, Outcome, dedup_key
+from podwatch.dedup import Claim, DedupStore, Outcome, dedup_key, window_time
 from podwatch.enrich import Incident, build_notification, subject_of
 from podwatch.errors import MalformedMessage, PermanentError, TransientError
 from podwatch.metadata import MetadataStore, PodMetadata
@@ -91,6 +90,8 @@ class Decision(NamedTuple):
     notification: Notification | None = None
     #: the error message of a quarantined record
     detail: str | None = None
+    #: on a record's first decision: why its observed time was not believed ("future" | "past")
+    untrusted_time: str | None = None
 
     @property
     def action(self) -> Action:
@@ -162,13 +163,32 @@ def process_record(
         return [Decision(record)]
     decisions: list[Decision] = []
     keys_seen: set[str] = set()
+    # windows run on when the trouble was observed, so a backlog does not reopen an incident
+    window_at, untrusted = window_time(envelope.payload.observed_at, now)
     for finding in findings:
         decision = _decide(
-            finding, envelope, facts=facts, deps=deps, config=config, now=now, keys_seen=keys_seen
+            finding,
+            envelope,
+            facts=facts,
+            deps=deps,
+            config=config,
+            now=now,
+            window_at=window_at,
+            keys_seen=keys_seen,
         )
         if decision.notification is None:
             audit.emit(decision.record)
         decisions.append(decision)
+    if untrusted is not None:
+        decisions[0] = decisions[0]._replace(untrusted_time=untrusted)
+        log.warning(
+            "observed time not believed; the processor's clock is used",
+            extra={
+                "event_id": envelope.event_id,
+                "observed_at": str(envelope.payload.observed_at),
+                "why": untrusted,
+            },
+        )
     if any(d.notification is not None for d in decisions):
         if outbox is not None:
             outbox.add(message_id or "", decisions)
@@ -249,8 +269,10 @@ def _decide(
     deps: ProcessorDeps,
     config: RemoteConfig,
     now: datetime,
+    window_at: datetime,
     keys_seen: set[str],
 ) -> Decision:
+    """`now`: the processor's clock (processed_at); `window_at`: the event's time, for the windows."""
     pod = facts.pod
     nid = ids.notification_id(facts.event_id, finding.event_type, finding.container)
     if facts.namespace in config.ignored_namespaces:
@@ -267,7 +289,7 @@ def _decide(
         if config.dedup_cooldown_seconds <= 0:  # no windows, so no incidents to resolve
             return Decision(facts.record("filtered", "no_incident", finding, key, nid))
         outcome = deps.dedup.resolve(
-            key, envelope.event_id, now, pod=pod, workload=config.dedup_scope == "workload"
+            key, envelope.event_id, window_at, pod=pod, workload=config.dedup_scope == "workload"
         )
         if outcome.claim is Claim.NO_INCIDENT:
             return Decision(facts.record("filtered", "no_incident", finding, key, nid))
@@ -276,7 +298,9 @@ def _decide(
         reason = outcome.claim.value  # resolved | same_event
         incident = _incident("resolved", outcome)
     elif config.dedup_cooldown_seconds > 0:
-        outcome = deps.dedup.claim(key, envelope.event_id, config.dedup_cooldown_seconds, now, pod=pod)
+        outcome = deps.dedup.claim(
+            key, envelope.event_id, config.dedup_cooldown_seconds, window_at, pod=pod, received_at=now
+        )
         if outcome.claim is Claim.DUPLICATE:
             return Decision(facts.record("deduplicated", "cooldown", finding, key, nid))
         reason = outcome.claim.value  # opened | same_event
@@ -434,8 +458,8 @@ def fail_records(processor: BatchProcessor, failures: Mapping[str, BaseException
 def _peek(body: str) -> dict[str, Any]:
     """Best-effort look into a body that failed to parse, for the audit record only."""
     try:
-        raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        raw = wire.loads(body)
+    except MalformedMessage:
         return {}
     return raw if isinstance(raw, dict) else {}
 

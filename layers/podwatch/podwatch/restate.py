@@ -4,12 +4,18 @@ Every call is one POST to `base_url + path.format(cluster_id=...)`:
 
 * httpx with explicit connect/read/write/pool timeouts on every request;
 * `idempotency-key`: derived from the content (`ids.idempotency_key` of the notification ids; for
-  enroll, of cluster + relay version), so a retried request takes effect once at Restate;
+  enroll, of cluster + relay version), so a retried request takes effect once at Restate. Restate
+  keeps a *failed* answer under its key too, so a failed answer spends the key: the next attempt
+  uses an attempt-scoped one (`IdempotencyKeys`; docs/internals.md, "Restate idempotency");
+* a cached failed answer (Restate marks a stored answer with `idempotency-expires`) is an old
+  answer, not the manager's state now: it is skipped at once for the next key, and neither waits
+  nor counts against the breaker;
 * retries (the `backoff` library): network errors, 5xx and 429 are retried with exponential backoff
   and full jitter, or after `Retry-After` when the server sends one (capped); exhausted →
-  `DeliveryFailed`. Any other 4xx is not retried → `DeliveryRejected(status_code, body)`;
-* a pybreaker circuit breaker around every attempt: network errors, 5xx and 429 count, 4xx do not
-  (`DeliveryRejected` is excluded). While it is open, calls raise `CircuitOpen` without a request;
+  `DeliveryFailed` carrying the last status and body. Any other 4xx is not retried →
+  `DeliveryRejected(status_code, body)`;
+* a pybreaker circuit breaker around every attempt: network errors, fresh 5xx and 429 count, 4xx do
+  not (`DeliveryRejected` is excluded). While it is open, calls raise `CircuitOpen` without a request;
 * `stats`: requests made, total and by status code ("error" for no response), and how often the
   breaker opened (a listener on the client's breaker, given or not), for metrics and the local
   stack's report.
@@ -34,8 +40,15 @@ import httpx
 import pybreaker
 from pydantic import ValidationError
 
-from podwatch import ids
-from podwatch.errors import CircuitOpen, ConfigError, DeliveryFailed, DeliveryRejected, TransientError
+from podwatch import ids, wire
+from podwatch.errors import (
+    CircuitOpen,
+    ConfigError,
+    DeliveryFailed,
+    DeliveryRejected,
+    MalformedMessage,
+    TransientError,
+)
 from podwatch.models import EnrollRequest, Notification, NotifyPodEventsRequest, RemoteConfig
 from podwatch.settings import (
     DEFAULT_CONFIG_PATH,
@@ -48,6 +61,10 @@ log = logging.getLogger(__name__)
 
 NO_RESPONSE = "error"
 MAX_ERROR_BODY = 8 * 1024
+#: Header Restate puts on an answer it stored earlier under the request's idempotency key.
+CACHED_ANSWER_HEADER = "idempotency-expires"
+#: Spent keys one call walks past at most (each costs one quick request Restate answers itself).
+MAX_SPENT_KEYS = 16
 
 
 @dataclass
@@ -58,6 +75,8 @@ class RestateStats:
     requests: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     breaker_opened: int = 0
+    #: failed answers Restate replayed from an earlier attempt (skipped; never counted by the breaker)
+    cached_failures: int = 0
 
     def record(self, status: int | str) -> None:
         self.requests += 1
@@ -65,6 +84,33 @@ class RestateStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "by_status": dict(self.by_status)}
+
+
+@dataclass
+class IdempotencyKeys:
+    """The idempotency keys of one logical call, in the order they are used.
+
+    The first is the content's key (scoped by the SQS receive when it is a later one); once an
+    answer under a key failed, Restate would replay that failure for 24 h, so the next attempt
+    uses `<first>-a<n>`. A request without an answer (timeout, reset) keeps its key: its
+    invocation may still be running, and the same key latches onto it.
+    """
+
+    first: str | None
+    spent: int = 0
+
+    @classmethod
+    def for_content(cls, key: str | None, *, receive: int = 1) -> IdempotencyKeys:
+        return cls(key if key is None or receive <= 1 else f"{key}-r{receive}")
+
+    @property
+    def current(self) -> str | None:
+        if self.first is None or self.spent == 0:
+            return self.first
+        return f"{self.first}-a{self.spent}"
+
+    def spend(self) -> None:
+        self.spent += 1
 
 
 class _RetryableResponse(Exception):
@@ -240,13 +286,15 @@ class RestateClient:
     # ----------------------------------------------------------------- the manager's handlers
 
     def notify_pod_events(
-        self, cluster_id: str, notifications: Sequence[Notification], *, redrive: int = 0
+        self, cluster_id: str, notifications: Sequence[Notification], *, redrive: int = 0, receive: int = 1
     ) -> dict[str, Any]:
         """One NotifyPodEvents call for a chunk of one cluster's notifications.
 
         `redrive` > 0 when the chunk holds records an operator redrove from a DLQ: Restate keeps the
         answer to a key for 24 h, rejections included, so a redrive after the manager is fixed needs
-        a key of its own (the manager still records each notification once, by notification_id)."""
+        a key of its own (the manager still records each notification once, by notification_id).
+        `receive`: the highest SQS receive count of the chunk's records; a later receive starts
+        from a key of its own (`IdempotencyKeys`)."""
         if not notifications:
             return {"received": 0, "new": 0}
         strays = {n.cluster_id for n in notifications} - {cluster_id}
@@ -256,23 +304,28 @@ class RestateClient:
         key = ids.idempotency_key(
             (n.notification_id for n in notifications), prefix=f"pw-r{redrive}" if redrive else "pw"
         )
-        return self._post(self.notify_path, cluster_id, body, key)
+        return self._post(
+            self.notify_path, cluster_id, body, IdempotencyKeys.for_content(key, receive=receive)
+        )
 
     def notify_pod_event(self, notification: Notification) -> dict[str, Any]:
-        key = ids.idempotency_key([notification.notification_id])
-        return self._post(self.notify_one_path, notification.cluster_id, notification.model_dump_json(), key)
+        keys = IdempotencyKeys.for_content(ids.idempotency_key([notification.notification_id]))
+        return self._post(self.notify_one_path, notification.cluster_id, notification.model_dump_json(), keys)
 
-    def enroll(self, request: EnrollRequest, *, redrive: int = 0) -> dict[str, Any]:
+    def enroll(self, request: EnrollRequest, *, redrive: int = 0, receive: int = 1) -> dict[str, Any]:
         """Idempotent per cluster and relay version; a redriven command (`redrive` > 0, see
         `notify_pod_events`) gets a key of its own, so a rejection Restate keeps is not answered again."""
         key = ids.idempotency_key(
             [ids.control_event_id("enroll", request.cluster_id, request.relay_version)],
             prefix=f"pw-enroll-r{redrive}" if redrive else "pw-enroll",
         )
-        return self._post(self.enroll_path, request.cluster_id, request.model_dump_json(), key)
+        keys = IdempotencyKeys.for_content(key, receive=receive)
+        return self._post(self.enroll_path, request.cluster_id, request.model_dump_json(), keys)
 
     def get_remote_config(self, cluster_id: str) -> RemoteConfig:
-        answer = self._post(self.config_path, cluster_id, None, None)
+        answer = self._post(self.config_path, cluster_id, None, IdempotencyKeys(None))
+        if "unreadable" in answer:
+            raise ConfigError(f"remote config from the manager for {cluster_id!r}: {answer['unreadable']}")
         try:
             return RemoteConfig.model_validate(answer)
         except ValidationError as exc:
@@ -283,25 +336,23 @@ class RestateClient:
     def url(self, path: str, cluster_id: str) -> str:
         return self.base_url + path.format(cluster_id=quote(cluster_id, safe=""))
 
-    def _post(
-        self, path: str, cluster_id: str, body: str | None, idempotency_key: str | None
-    ) -> dict[str, Any]:
+    def _post(self, path: str, cluster_id: str, body: str | None, keys: IdempotencyKeys) -> dict[str, Any]:
         url = self.url(path, cluster_id)
         headers = {"accept": "application/json"}
         if body is not None:
             headers["content-type"] = "application/json"
-        if idempotency_key is not None:
-            headers["idempotency-key"] = idempotency_key
         token = self._token() if callable(self._token) else self._token
         if token:
             headers["authorization"] = f"Bearer {token}"
         try:
-            result: dict[str, Any] = self._attempt_with_retries(url, body, headers)
+            result: dict[str, Any] = self._attempt_with_retries(url, body, headers, keys)
         except pybreaker.CircuitBreakerError as exc:
             raise CircuitOpen(f"circuit to the manager is open; no call to {path} made") from exc
         except _RetryableResponse as exc:
             raise DeliveryFailed(
-                f"manager answered {exc.status_code} to {path} until retries ran out"
+                f"manager answered {exc.status_code} to {path} until retries ran out",
+                status_code=exc.status_code,
+                body=exc.body,
             ) from exc
         except httpx.HTTPError as exc:  # transport errors, and the rest (an undecodable answer, ...)
             raise DeliveryFailed(
@@ -309,24 +360,36 @@ class RestateClient:
             ) from exc
         return result
 
-    def _attempt(self, url: str, body: str | None, headers: dict[str, str]) -> dict[str, Any]:
-        result: dict[str, Any] = self.breaker.call(self._request, url, body, headers)
+    def _attempt(
+        self, url: str, body: str | None, headers: dict[str, str], keys: IdempotencyKeys
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self.breaker.call(self._request, url, body, headers, keys)
         return result
 
-    def _request(self, url: str, body: str | None, headers: dict[str, str]) -> dict[str, Any]:
+    def _request(
+        self, url: str, body: str | None, headers: dict[str, str], keys: IdempotencyKeys
+    ) -> dict[str, Any]:
+        """One attempt: a request under the current key, plus one more per cached failed answer."""
+        for _ in range(MAX_SPENT_KEYS):
+            response = self._send(url, body, headers, keys.current)
+            if 200 <= response.status_code < 300:
+                return json_object(response)
+            keys.spend()
+            if CACHED_ANSWER_HEADER not in response.headers:
+                raise _failure(response)
+            self.stats.cached_failures += 1
+        raise _failure(response)
+
+    def _send(self, url: str, body: str | None, headers: dict[str, str], key: str | None) -> httpx.Response:
+        if key is not None:
+            headers = {**headers, "idempotency-key": key}
         try:
             response = self._http.post(url, content=body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError:  # no usable response
             self.stats.record(NO_RESPONSE)
             raise
         self.stats.record(response.status_code)
-        status = response.status_code
-        if 200 <= status < 300:
-            return json_object(response)
-        text = response.text[:MAX_ERROR_BODY]
-        if status == 429 or status >= 500:
-            raise _RetryableResponse(status, text, parse_retry_after(response.headers.get("retry-after")))
-        raise DeliveryRejected(f"manager rejected the request with {status}", status_code=status, body=text)
+        return response
 
     @staticmethod
     def _log_backoff(details: Any) -> None:
@@ -341,13 +404,21 @@ class RestateClient:
         )
 
 
+def _failure(response: httpx.Response) -> Exception:
+    """A failed answer as the exception the retry loop and the breaker act on."""
+    status, text = response.status_code, response.text[:MAX_ERROR_BODY]
+    if status == 429 or status >= 500:
+        return _RetryableResponse(status, text, parse_retry_after(response.headers.get("retry-after")))
+    return DeliveryRejected(f"manager rejected the request with {status}", status_code=status, body=text)
+
+
 def json_object(response: httpx.Response) -> dict[str, Any]:
-    """A response's JSON object (`{}` if empty; `{"raw": text}` / `{"value": v}` if not an object);
-    shared with the hook targets (podwatch.hooks.targets)."""
+    """The answer as a JSON object; an unreadable one is kept as `raw` with the reason (`unreadable`).
+    Shared with the hook targets (podwatch.hooks.targets)."""
     if not response.content:
         return {}
     try:
-        value = response.json()
-    except ValueError:
-        return {"raw": response.text[:MAX_ERROR_BODY]}
+        value = wire.loads(response.content)
+    except MalformedMessage as exc:
+        return {"raw": response.text[:MAX_ERROR_BODY], "unreadable": str(exc)}
     return value if isinstance(value, dict) else {"value": value}

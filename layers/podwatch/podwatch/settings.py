@@ -62,6 +62,9 @@ class DeliverSettings(_Settings):
     #: Optional SSM SecureString holding a bearer token (Restate Cloud); its value is never logged.
     restate_token_parameter_name: str | None = None
     quarantine_queue_url: str = Field(min_length=1)
+    #: the deliveries queue's maxReceiveCount: a record still failing at that receive is quarantined
+    #: with its reason and the manager's last answer; unset: SQS moves it to the DLQ bare
+    max_receive_count: int | None = Field(default=None, ge=1, le=1000)
 
 
 class ConfigSyncSettings(_Settings):

@@ -1,9 +1,10 @@
-"""Metric names (one namespace, POWERTOOLS_METRICS_NAMESPACE) and per-invocation counting.
+"""Metric names (one namespace per stack, POWERTOOLS_METRICS_NAMESPACE) and per-invocation counting.
 
 Every metric has the Powertools `service` dimension and is a Count, but HeartbeatAgeSeconds
 (Seconds), DeliveryLatency (Milliseconds) and CircuitState (a 0/1 gauge). A few also come broken down by a
 low-cardinality `reason` dimension (a bounded set of codes, never ids or names): Filtered (healthy,
-deleted, ignored_namespace, disabled:<type>), Quarantined (the error reason), Control (kind).
+deleted, ignored_namespace, disabled:<type>), Quarantined (the error reason), Control (kind),
+EventTimeUntrusted (future, past).
 Alarms and dashboard widgets may use exactly the names listed in PROCESSOR_METRICS / DELIVER_METRICS.
 """
 
@@ -14,6 +15,13 @@ from dataclasses import dataclass, field
 
 from aws_lambda_powertools import Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+
+
+def metrics_namespace(stack_name: str) -> str:
+    """A stack's namespace, as template.yaml sets POWERTOOLS_METRICS_NAMESPACE (`Podwatch/${AWS::StackName}`)
+    and its alarms, dashboard and `MetricsNamespace` output use it: stacks never share metrics."""
+    return f"Podwatch/{stack_name}"
+
 
 # processor
 RECEIVED = "Received"
@@ -34,6 +42,9 @@ INCIDENTS_OPENED = "IncidentsOpened"
 INCIDENTS_RESOLVED = "IncidentsResolved"
 #: pod metadata table writes or reads that failed (best effort: the records were still processed)
 METADATA_FAILED = "MetadataFailed"
+#: records whose observed time was not believed (`reason` future | past: beyond the tolerance of
+#: podwatch.dedup.window_time); their windows ran on the processor's clock
+EVENT_TIME_UNTRUSTED = "EventTimeUntrusted"
 
 # deliver
 DELIVERED = "Delivered"
@@ -60,6 +71,7 @@ PROCESSOR_METRICS = frozenset(
         INCIDENTS_OPENED,
         INCIDENTS_RESOLVED,
         METADATA_FAILED,
+        EVENT_TIME_UNTRUSTED,
     }
 )
 DELIVER_METRICS = frozenset(
