@@ -3,10 +3,11 @@ from what `sam deploy` creates.
 
 `load_template` reads the template with the short-form tags (`!Ref`, `!GetAtt`, `!Sub`, ...) turned
 into their long forms. `provision` creates, in dependency order, every `AWS::SQS::Queue`,
-`AWS::DynamoDB::Table` and `AWS::SSM::Parameter` with the properties the template gives them
-(resolved against its Parameters, Conditions and the pseudo parameters), and records every other
-resource without creating it. The returned `Provisioned` answers what the Lambda service would
-know: physical names and ARNs, each function's resolved environment, its SQS event sources.
+`AWS::DynamoDB::Table`, `AWS::SSM::Parameter` and `AWS::Events::EventBus` with the properties the
+template gives them (resolved against its Parameters, Conditions and the pseudo parameters), and
+records every other resource without creating it. The returned `Provisioned` answers what the
+Lambda service would know: physical names and ARNs, each function's resolved environment, its SQS
+event sources.
 
 Intrinsic functions resolved: Ref, Fn::GetAtt, Fn::Sub (string and list forms), Fn::If,
 Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition, Fn::Join, Fn::Select, Fn::Split, Fn::FindInMap,
@@ -47,7 +48,8 @@ SQS_QUEUE: Final = "AWS::SQS::Queue"
 DYNAMODB_TABLE: Final = "AWS::DynamoDB::Table"
 SSM_PARAMETER: Final = "AWS::SSM::Parameter"
 SERVERLESS_FUNCTION: Final = "AWS::Serverless::Function"
-PROVISIONED_TYPES: Final = frozenset({SQS_QUEUE, DYNAMODB_TABLE, SSM_PARAMETER})
+EVENT_BUS: Final = "AWS::Events::EventBus"
+PROVISIONED_TYPES: Final = frozenset({SQS_QUEUE, DYNAMODB_TABLE, SSM_PARAMETER, EVENT_BUS})
 
 
 class CfnError(Exception):
@@ -178,11 +180,13 @@ class AwsClients:
     sqs: AwsClient
     dynamodb: AwsClient
     ssm: AwsClient
+    #: EventBridge (the notifications bus); None: a template with a bus cannot be provisioned
+    events: AwsClient | None = None
 
     @classmethod
     def from_factory(cls, make: Callable[[str], AwsClient]) -> AwsClients:
         """From a `service -> client` callable, such as `local.moto.MotoServer.client`."""
-        return cls(sqs=make("sqs"), dynamodb=make("dynamodb"), ssm=make("ssm"))
+        return cls(sqs=make("sqs"), dynamodb=make("dynamodb"), ssm=make("ssm"), events=make("events"))
 
     @classmethod
     def for_endpoint(
@@ -652,6 +656,7 @@ class Provisioned:
             SQS_QUEUE: self._create_queue,
             DYNAMODB_TABLE: self._create_table,
             SSM_PARAMETER: self._create_parameter,
+            EVENT_BUS: self._create_event_bus,
         }
         for lid in self._provision_order():
             properties = self.resolve(dict(self._properties(lid)))
@@ -764,6 +769,23 @@ class Provisioned:
         dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": enabled}
         )
+
+    def _create_event_bus(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
+        self._check_known(lid, properties, frozenset({"Name", "Description", "Tags"}))
+        if clients.events is None:
+            raise CfnError(f"Resources.{lid}: an event bus needs an EventBridge client")
+        name = _text(properties.get("Name") or f"{self.stack_name}-{lid}", lid)
+        try:
+            arn = str(clients.events.describe_event_bus(Name=name)["Arn"])
+        except ClientError as exc:
+            if _error_code(exc) != "ResourceNotFoundException":
+                raise
+            request: dict[str, Any] = {"Name": name}
+            if "Description" in properties:
+                request["Description"] = _text(properties["Description"], f"{lid}.Description")
+            arn = str(clients.events.create_event_bus(**request)["EventBusArn"])
+        self._physical[lid] = name
+        self._attributes[lid] = {"Arn": arn, "Name": name}
 
     def _create_parameter(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
         self._check_known(lid, properties, _SSM_PROPERTIES)

@@ -34,11 +34,21 @@ QUEUES: Mapping[str, tuple[str, str]] = {
     "PodEventsDLQ": ("pod-events-dlq", "PodEventsDLQUrl"),
     "DeliveriesQueue": ("deliveries", "DeliveriesQueueUrl"),
     "DeliveriesDLQ": ("deliveries-dlq", "DeliveriesDLQUrl"),
+    "FanoutQueue": ("fanout", "FanoutQueueUrl"),
+    "FanoutDLQ": ("fanout-dlq", "FanoutDLQUrl"),
 }
 #: DLQ logical id -> the queue it is the dead-letter queue of (where a redrive sends messages back)
-DLQ_SOURCES: Mapping[str, str] = {"PodEventsDLQ": "PodEventsQueue", "DeliveriesDLQ": "DeliveriesQueue"}
+DLQ_SOURCES: Mapping[str, str] = {
+    "PodEventsDLQ": "PodEventsQueue",
+    "DeliveriesDLQ": "DeliveriesQueue",
+    "FanoutDLQ": "FanoutQueue",
+}
 #: DLQ short names on the command line (`--queue pod-events`) -> DLQ logical id
-DLQ_CHOICES: Mapping[str, str] = {"pod-events": "PodEventsDLQ", "deliveries": "DeliveriesDLQ"}
+DLQ_CHOICES: Mapping[str, str] = {
+    "pod-events": "PodEventsDLQ",
+    "deliveries": "DeliveriesDLQ",
+    "fanout": "FanoutDLQ",
+}
 
 #: Connect / read timeouts and retries of every AWS call the CLI makes.
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 5, "mode": "standard"})

@@ -146,6 +146,7 @@ def reset() -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()  # the first invocation imports the processing layer (module docstring)
     from podwatch import config
+    from podwatch.fanout import Forwarder
     from podwatch.processing import Outbox, fail_records, process_record
 
     remote, _current = config.load_remote_config(
@@ -157,7 +158,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     tally = telemetry.Tally()
     records: list[dict[str, Any]] = event.get("Records") or []
     tally.add(telemetry.RECEIVED, value=len(records))
-    outbox = Outbox(sqs=deps.processing.sqs, queue_url=deps.processing.deliveries_queue_url)
+    fanout = (
+        Forwarder(sqs=deps.processing.sqs, queue_url=deps.settings.fanout_queue_url)
+        if deps.settings.fanout_queue_url
+        else None
+    )
+    outbox = Outbox(sqs=deps.processing.sqs, queue_url=deps.processing.deliveries_queue_url, fanout=fanout)
     decided: dict[str, list[Decision]] = {}
 
     def record_handler(record: SQSRecord) -> list[Decision]:
@@ -183,6 +189,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         return processor.response()
     finally:
         tally.add(telemetry.RETRIED, value=len(processor.fail_messages))
+        if fanout is not None:
+            tally.add(telemetry.FANOUT_FAILED, value=fanout.failed)
         if deps.processing.metadata is not None:
             tally.add(telemetry.METADATA_FAILED, value=deps.processing.metadata.take_failures())
         tally.emit(metrics)

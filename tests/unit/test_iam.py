@@ -42,6 +42,7 @@ ALLOWED_ACTIONS = {
     "logs": {"CreateLogStream", "PutLogEvents"},
     "xray": {"PutTraceSegments", "PutTelemetryRecords"},
     "lambda": {"GetEventSourceMapping", "UpdateEventSourceMapping"},
+    "events": {"PutEvents"},
 }
 #: Consuming a queue is for the queue a function's SQS event source polls, nothing else.
 CONSUME_ACTIONS = frozenset({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"})

@@ -48,6 +48,7 @@ from podwatch.control import ControlHandler
 from podwatch.dedup import Claim, DedupStore, Outcome, dedup_key, window_time
 from podwatch.enrich import Incident, build_notification, subject_of
 from podwatch.errors import MalformedMessage, PermanentError, TransientError
+from podwatch.fanout import Forwarder
 from podwatch.metadata import MetadataStore, PodMetadata
 from podwatch.models import (
     MAX_MESSAGE_BYTES,
@@ -353,6 +354,8 @@ class Outbox:
 
     sqs: Any
     queue_url: str
+    #: the fan-out queue's forwarder (podwatch.fanout): gets what the deliveries queue took
+    fanout: Forwarder | None = None
     _pending: list[tuple[str, Decision]] = field(default_factory=list)
 
     def add(self, record_id: str, decisions: Iterable[Decision]) -> None:
@@ -381,6 +384,8 @@ class Outbox:
             size += entry_size
         if chunk:
             self._send(chunk, failed)
+        if self.fanout is not None:
+            self.fanout.flush()  # after the Restate path's send, never failing a record
         return failed
 
     def _send(
@@ -402,6 +407,8 @@ class Outbox:
             problem = refused.get(entry["Id"])
             if problem is None:
                 audit.emit(decision.record)
+                if self.fanout is not None:
+                    self.fanout.add(entry)
                 continue
             failed.setdefault(
                 record_id,

@@ -164,3 +164,12 @@ CIRCUIT_STATE = "CircuitState"
 #: deliver: the breaker tripped (closed/half-open → open) during an invocation
 BREAKER_OPENED = "BreakerOpened"
 DELIVER_METRICS = DELIVER_METRICS | {DELIVERY_LATENCY, CIRCUIT_STATE, BREAKER_OPENED}
+
+# Fan-out to the stack's EventBridge bus (issue 12). Added after the rest, like the names above.
+#: processor: forwarded notifications the fan-out queue did not take (delivered all the same; logged)
+FANOUT_FAILED = "FanoutFailed"
+PROCESSOR_METRICS = PROCESSOR_METRICS | {FANOUT_FAILED}
+#: fanout: notifications put on the bus (EventBridge accepted the entry)
+PUBLISHED = "Published"
+#: the fan-out function's metrics (Retried: entries EventBridge refused or calls that failed, back to SQS)
+FANOUT_METRICS = frozenset({RECEIVED, PUBLISHED, RETRIED, QUARANTINED})
