@@ -20,6 +20,10 @@ byte-identical. Edit this script, not the JSON files:
                                   unknown event type, no cluster_id, a wrong schema version) and an
                                   enroll command without its request, among three good notifications
                                   of two clusters (delivered; the rest quarantined as `malformed`)
+    events/fanout/batch.json      the same notifications as events/deliver/batch.json, on the fan-out
+                                  queue (put on the EventBridge bus)
+    events/fanout/poison.json     the bodies of events/deliver/poison.json on the fan-out queue (the
+                                  good three put on the bus, the rest quarantined as `malformed`)
     events/hooks/batch.json       notifications as the hooks queue gets them: one as the processor
                                   writes it, one wrapped in an EventBridge event (`detail`), and a
                                   body that is not JSON (quarantined as `malformed`)
@@ -62,6 +66,7 @@ ACCOUNT = "123456789012"
 POD_EVENTS_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-pod-events"
 HOOKS_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-hooks"
 DELIVERIES_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-deliveries"
+FANOUT_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-fanout"
 
 
 def _uid(name: str) -> str:
@@ -548,6 +553,8 @@ def main() -> None:
     )
     write(ROOT / "deliver" / "batch.json", event(deliver_batch(), queue_arn=DELIVERIES_ARN))
     write(ROOT / "deliver" / "poison.json", event(deliver_poison(), queue_arn=DELIVERIES_ARN, first=101))
+    write(ROOT / "fanout" / "batch.json", event(deliver_batch(), queue_arn=FANOUT_ARN))
+    write(ROOT / "fanout" / "poison.json", event(deliver_poison(), queue_arn=FANOUT_ARN, first=101))
     write(ROOT / "hooks" / "batch.json", event(hooks_batch(), queue_arn=HOOKS_ARN))
 
 

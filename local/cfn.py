@@ -3,10 +3,12 @@ from what `sam deploy` creates.
 
 `load_template` reads the template with the short-form tags (`!Ref`, `!GetAtt`, `!Sub`, ...) turned
 into their long forms. `provision` creates, in dependency order, every `AWS::SQS::Queue`,
-`AWS::DynamoDB::Table` and `AWS::SSM::Parameter` with the properties the template gives them
-(resolved against its Parameters, Conditions and the pseudo parameters), and records every other
-resource without creating it. The returned `Provisioned` answers what the Lambda service would
-know: physical names and ARNs, each function's resolved environment, its SQS event sources.
+`AWS::DynamoDB::Table`, `AWS::SSM::Parameter`, `AWS::Events::EventBus`, `AWS::Events::Rule` (with its
+targets) and `AWS::SQS::QueuePolicy` with the properties the
+template gives them (resolved against its Parameters, Conditions and the pseudo parameters), and
+records every other resource without creating it. The returned `Provisioned` answers what the
+Lambda service would know: physical names and ARNs, each function's resolved environment, its SQS
+event sources.
 
 Intrinsic functions resolved: Ref, Fn::GetAtt, Fn::Sub (string and list forms), Fn::If,
 Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition, Fn::Join, Fn::Select, Fn::Split, Fn::FindInMap,
@@ -47,7 +49,12 @@ SQS_QUEUE: Final = "AWS::SQS::Queue"
 DYNAMODB_TABLE: Final = "AWS::DynamoDB::Table"
 SSM_PARAMETER: Final = "AWS::SSM::Parameter"
 SERVERLESS_FUNCTION: Final = "AWS::Serverless::Function"
-PROVISIONED_TYPES: Final = frozenset({SQS_QUEUE, DYNAMODB_TABLE, SSM_PARAMETER})
+EVENT_BUS: Final = "AWS::Events::EventBus"
+EVENT_RULE: Final = "AWS::Events::Rule"
+QUEUE_POLICY: Final = "AWS::SQS::QueuePolicy"
+PROVISIONED_TYPES: Final = frozenset(
+    {SQS_QUEUE, DYNAMODB_TABLE, SSM_PARAMETER, EVENT_BUS, EVENT_RULE, QUEUE_POLICY}
+)
 
 
 class CfnError(Exception):
@@ -178,11 +185,13 @@ class AwsClients:
     sqs: AwsClient
     dynamodb: AwsClient
     ssm: AwsClient
+    #: EventBridge (the notifications bus); None: a template with a bus cannot be provisioned
+    events: AwsClient | None = None
 
     @classmethod
     def from_factory(cls, make: Callable[[str], AwsClient]) -> AwsClients:
         """From a `service -> client` callable, such as `local.moto.MotoServer.client`."""
-        return cls(sqs=make("sqs"), dynamodb=make("dynamodb"), ssm=make("ssm"))
+        return cls(sqs=make("sqs"), dynamodb=make("dynamodb"), ssm=make("ssm"), events=make("events"))
 
     @classmethod
     def for_endpoint(
@@ -652,6 +661,9 @@ class Provisioned:
             SQS_QUEUE: self._create_queue,
             DYNAMODB_TABLE: self._create_table,
             SSM_PARAMETER: self._create_parameter,
+            EVENT_BUS: self._create_event_bus,
+            EVENT_RULE: self._create_event_rule,
+            QUEUE_POLICY: self._create_queue_policy,
         }
         for lid in self._provision_order():
             properties = self.resolve(dict(self._properties(lid)))
@@ -764,6 +776,58 @@ class Provisioned:
         dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": enabled}
         )
+
+    def _create_event_bus(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
+        self._check_known(lid, properties, frozenset({"Name", "Description", "Tags"}))
+        if clients.events is None:
+            raise CfnError(f"Resources.{lid}: an event bus needs an EventBridge client")
+        name = _text(properties.get("Name") or f"{self.stack_name}-{lid}", lid)
+        try:
+            arn = str(clients.events.describe_event_bus(Name=name)["Arn"])
+        except ClientError as exc:
+            if _error_code(exc) != "ResourceNotFoundException":
+                raise
+            request: dict[str, Any] = {"Name": name}
+            if "Description" in properties:
+                request["Description"] = _text(properties["Description"], f"{lid}.Description")
+            arn = str(clients.events.create_event_bus(**request)["EventBusArn"])
+        self._physical[lid] = name
+        self._attributes[lid] = {"Arn": arn, "Name": name}
+
+    def _create_event_rule(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
+        """A rule on a bus with its targets (EventBridge delivers to an SQS target on moto too)."""
+        known = frozenset({"Name", "Description", "EventBusName", "EventPattern", "State", "Targets"})
+        self._check_known(lid, properties, known)
+        if clients.events is None:
+            raise CfnError(f"Resources.{lid}: a rule needs an EventBridge client")
+        name = _text(properties.get("Name") or f"{self.stack_name}-{lid}", lid)
+        bus = _text(properties.get("EventBusName", "default"), f"{lid}.EventBusName")
+        request: dict[str, Any] = {
+            "Name": name,
+            "EventBusName": bus,
+            "EventPattern": json.dumps(properties["EventPattern"]),
+            "State": _text(properties.get("State", "ENABLED"), f"{lid}.State"),
+        }
+        if "Description" in properties:
+            request["Description"] = _text(properties["Description"], f"{lid}.Description")
+        arn = str(clients.events.put_rule(**request)["RuleArn"])
+        targets = [
+            {"Id": _text(t["Id"], lid), "Arn": _text(t["Arn"], lid)} for t in properties.get("Targets", [])
+        ]
+        if targets:
+            clients.events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        self._physical[lid] = name
+        self._attributes[lid] = {"Arn": arn}
+
+    def _create_queue_policy(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
+        """The policy set on each queue (moto keeps it; it does not enforce it)."""
+        self._check_known(lid, properties, frozenset({"Queues", "PolicyDocument"}))
+        policy = json.dumps(properties["PolicyDocument"])
+        for url in properties["Queues"]:
+            clients.sqs.set_queue_attributes(
+                QueueUrl=_text(url, f"{lid}.Queues"), Attributes={"Policy": policy}
+            )
+        self._physical[lid] = f"{self.stack_name}-{lid}"
 
     def _create_parameter(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
         self._check_known(lid, properties, _SSM_PROPERTIES)

@@ -30,7 +30,15 @@ from podwatch_cli import config as config_cmd
 from podwatch_cli import dlq as dlq_cmd
 from podwatch_cli import hooks as hooks_cmd
 from podwatch_cli import status as status_cmd
-from podwatch_cli.stack import DLQ_CHOICES, Clients, StackError, Target, resolve, target_from_stack_file
+from podwatch_cli.stack import (
+    DLQ_CHOICES,
+    Clients,
+    Stack,
+    StackError,
+    Target,
+    resolve,
+    target_from_stack_file,
+)
 
 EPILOG = """\
 target options go before or after the command (`podwatch --stack X status` = `podwatch status --stack X`).
@@ -141,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         " sending messages back to the queue they came from.",
     )
     dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
-    queue_help = "which DLQ: pod-events (processor), deliveries (deliver), hooks (hooks), all (default)"
+    queue_help = "which DLQ: pod-events (processor), deliveries (deliver), fanout (bus), hooks, all (default)"
 
     def queue_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--queue", choices=[*DLQ_CHOICES, "all"], default="all", help=queue_help)
@@ -270,8 +278,11 @@ def _target(args: argparse.Namespace) -> Target:
     )
 
 
-def _dlqs(choice: str) -> list[str]:
-    return list(DLQ_CHOICES.values()) if choice == "all" else [DLQ_CHOICES[choice]]
+def _dlqs(choice: str, stack: Stack) -> list[str]:
+    """The DLQs `--queue` names; `all`: every one the stack has (an older stack has no fan-out)."""
+    if choice != "all":
+        return [DLQ_CHOICES[choice]]
+    return [dlq for dlq in DLQ_CHOICES.values() if dlq in stack.queues]
 
 
 def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -297,7 +308,7 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             err=err,
         )
     if args.command == "dlq":
-        sqs, dlqs = clients("sqs"), _dlqs(args.queue)
+        sqs, dlqs = clients("sqs"), _dlqs(args.queue, stack)
         if args.dlq_command == "list":
             return dlq_cmd.cmd_list(sqs, stack, dlqs, limit=args.max, as_json=args.json, out=out)
         if args.dlq_command == "show":

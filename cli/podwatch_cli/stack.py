@@ -34,6 +34,8 @@ QUEUES: Mapping[str, tuple[str, str]] = {
     "PodEventsDLQ": ("pod-events-dlq", "PodEventsDLQUrl"),
     "DeliveriesQueue": ("deliveries", "DeliveriesQueueUrl"),
     "DeliveriesDLQ": ("deliveries-dlq", "DeliveriesDLQUrl"),
+    "FanoutQueue": ("fanout", "FanoutQueueUrl"),
+    "FanoutDLQ": ("fanout-dlq", "FanoutDLQUrl"),
     "HooksQueue": ("hooks", "HooksQueueUrl"),
     "HooksDLQ": ("hooks-dlq", "HooksDLQUrl"),
 }
@@ -41,12 +43,14 @@ QUEUES: Mapping[str, tuple[str, str]] = {
 DLQ_SOURCES: Mapping[str, str] = {
     "PodEventsDLQ": "PodEventsQueue",
     "DeliveriesDLQ": "DeliveriesQueue",
+    "FanoutDLQ": "FanoutQueue",
     "HooksDLQ": "HooksQueue",
 }
 #: DLQ short names on the command line (`--queue pod-events`) -> DLQ logical id
 DLQ_CHOICES: Mapping[str, str] = {
     "pod-events": "PodEventsDLQ",
     "deliveries": "DeliveriesDLQ",
+    "fanout": "FanoutDLQ",
     "hooks": "HooksDLQ",
 }
 

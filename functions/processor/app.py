@@ -107,7 +107,6 @@ def build_dependencies(
             sqs=sqs,
             deliveries_queue_url=settings.deliveries_queue_url,
             quarantine_queue_url=settings.quarantine_queue_url,
-            hooks_queue_url=settings.hooks_queue_url,
             metadata=metadata,
             control=ControlHandler(
                 registry=ClusterRegistry(table_name=settings.clusters_table_name, client=dynamodb),
@@ -147,6 +146,7 @@ def reset() -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()  # the first invocation imports the processing layer (module docstring)
     from podwatch import config
+    from podwatch.fanout import Forwarder
     from podwatch.processing import Outbox, fail_records, process_record
 
     remote, _current = config.load_remote_config(
@@ -158,11 +158,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     tally = telemetry.Tally()
     records: list[dict[str, Any]] = event.get("Records") or []
     tally.add(telemetry.RECEIVED, value=len(records))
-    outbox = Outbox(
-        sqs=deps.processing.sqs,
-        queue_url=deps.processing.deliveries_queue_url,
-        fanout_url=deps.processing.hooks_queue_url,
+    fanout = (
+        Forwarder(sqs=deps.processing.sqs, queue_url=deps.settings.fanout_queue_url)
+        if deps.settings.fanout_queue_url
+        else None
     )
+    outbox = Outbox(sqs=deps.processing.sqs, queue_url=deps.processing.deliveries_queue_url, fanout=fanout)
     decided: dict[str, list[Decision]] = {}
 
     def record_handler(record: SQSRecord) -> list[Decision]:
@@ -188,7 +189,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         return processor.response()
     finally:
         tally.add(telemetry.RETRIED, value=len(processor.fail_messages))
-        tally.add(telemetry.HOOKS_FANOUT_FAILED, value=outbox.fanout_failed)
+        if fanout is not None:
+            tally.add(telemetry.FANOUT_FAILED, value=fanout.failed)
         if deps.processing.metadata is not None:
             tally.add(telemetry.METADATA_FAILED, value=deps.processing.metadata.take_failures())
         tally.emit(metrics)

@@ -29,8 +29,14 @@ FUNCTION_OF = {
     "processor": "ProcessorFunction",
     "deliver": "DeliverFunction",
     "config_sync": "ConfigSyncFunction",
+    "fanout": "FanoutFunction",
     "hooks": "HooksFunction",
 }
+#: what the processor forwards besides notifications (control commands for the manager)
+CONTROL_KINDS = frozenset({"enroll"})
+#: a queue subscribed to the stack's bus by a rule for `source: podwatch` (what a user's rule sees)
+BUS_TARGET = "BusTarget"
+BUS_RULE_PATTERN = {"source": ["podwatch"]}
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Expect:
     quarantined: dict[str, int] = field(default_factory=dict)
     #: config sync: entries of the returned summary
     summary: dict[str, Any] = field(default_factory=dict)
+    #: fanout: events a rule on the bus delivered, by detail-type
+    published: dict[str, int] = field(default_factory=dict)
 
 
 EXPECTED: dict[str, Expect] = {
@@ -77,6 +85,12 @@ EXPECTED: dict[str, Expect] = {
             "fetch_failed": {},
             "silent": ["prod-eu-1"],  # nothing heard of it in this empty clusters table
         }
+    ),
+    "fanout/batch.json": Expect(
+        published={"crash-loop": 1, "oom-kill": 1, "evicted": 1, "probe-failed": 1, "image-pull": 1},
+    ),
+    "fanout/poison.json": Expect(
+        published={"crash-loop": 1, "oom-kill": 1, "unschedulable": 1}, quarantined={"malformed": 5}
     ),
     # no Hook applied in the sample stack: the notifications match nothing (no call), the plain and
     # the EventBridge-wrapped body both parse, the body that is not JSON is quarantined
@@ -197,12 +211,19 @@ def check_outcome(
         assert emf_namespaces(out) == {namespace}
         return
     assert len(response["batchItemFailures"]) == expect.failures
-    if folder == "processor":
+    if folder == "fanout":
+        events = [json.loads(m["Body"]) for m in drain(BUS_TARGET)]
+        assert dict(Counter(e["detail-type"] for e in events)) == expect.published
+        assert {e["source"] for e in events} == {"podwatch"}
+        # the detail is the notification itself, each once
+        assert len({e["detail"]["notification_id"] for e in events}) == len(events)
+        assert quarantine_reasons(drain("FanoutDLQ")) == expect.quarantined
+        assert manager.calls == []
+    elif folder == "processor":
         assert forwarded_kinds(drain("DeliveriesQueue")) == expect.forwarded
-        # every notification is fanned out to the hooks queue too (control commands are not)
-        assert forwarded_kinds(drain("HooksQueue")) == {
-            k: n for k, n in expect.forwarded.items() if k != "enroll"
-        }
+        # every forwarded notification (not the control commands) went to the fan-out queue too
+        notifications = {kind: n for kind, n in expect.forwarded.items() if kind not in CONTROL_KINDS}
+        assert forwarded_kinds(drain("FanoutQueue")) == notifications
         assert quarantine_reasons(drain("PodEventsDLQ")) == expect.quarantined
         assert manager.calls == []
     elif folder == "hooks":
@@ -220,3 +241,16 @@ def check_outcome(
         ]
         assert len(sent) == len(set(sent))
     assert emf_namespaces(out) == {namespace}
+
+
+def subscribe_queue(
+    events: Any, sqs: Any, bus_name: str, queue_name: str, pattern: Any = BUS_RULE_PATTERN
+) -> str:
+    """A queue a rule on `bus_name` sends the events matching `pattern` to (default: every podwatch
+    event); its URL."""
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"{queue_name}-rule"
+    events.put_rule(Name=rule, EventBusName=bus_name, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, EventBusName=bus_name, Targets=[{"Id": "q", "Arn": arn}])
+    return str(url)

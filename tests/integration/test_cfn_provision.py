@@ -19,6 +19,7 @@ REGION = "us-east-1"
 SOURCE_TO_DLQ = {
     "PodEventsQueue": "PodEventsDLQ",
     "DeliveriesQueue": "DeliveriesDLQ",
+    "FanoutQueue": "FanoutDLQ",
     "HooksQueue": "HooksDLQ",
 }
 
@@ -127,6 +128,7 @@ def test_functions_see_the_provisioned_resources(clients: AwsClients, stack_name
         "ProcessorFunction": ("functions/processor", "app.lambda_handler", 30),
         "DeliverFunction": ("functions/deliver", "app.lambda_handler", 30),
         "ConfigSyncFunction": ("functions/config_sync", "app.lambda_handler", 60),
+        "FanoutFunction": ("functions/fanout", "app.lambda_handler", 30),
         "HooksFunction": ("functions/hooks", "app.lambda_handler", 30),
     }
     hooks = stack.function_environment("HooksFunction")
@@ -134,6 +136,13 @@ def test_functions_see_the_provisioned_resources(clients: AwsClients, stack_name
     assert hooks["QUARANTINE_QUEUE_URL"] == stack.queue_urls()["HooksDLQ"]
     assert stack.outputs()["PodEventsQueueUrl"] == stack.physical("PodEventsQueue")
     assert "RelayPolicyArn" not in stack.outputs()  # IAM is not created locally
+    # the notifications bus exists (EventBridge) and the fan-out function is told its name
+    bus = stack.physical("NotificationsBus")
+    assert bus == f"{stack.stack_name}-notifications"
+    assert clients.events is not None
+    assert clients.events.describe_event_bus(Name=bus)["Arn"] == stack.outputs()["NotificationsBusArn"]
+    assert stack.function_environment("FanoutFunction")["EVENT_BUS_NAME"] == bus
+    assert processor["FANOUT_QUEUE_URL"] == stack.queue_urls()["FanoutQueue"]
     assert stack.ignored["ProcessorFunction"] == "AWS::Serverless::Function"
 
 

@@ -31,6 +31,7 @@ from local.lambda_runtime import ROOT
 from local.moto import DUMMY_AWS_ENV
 from tests.cleanenv import bare_env, layer_python, relay_python
 from tests.integration.samples import (
+    BUS_TARGET,
     CLUSTER_IDS,
     EVENTS,
     FUNCTION_OF,
@@ -38,6 +39,7 @@ from tests.integration.samples import (
     check_outcome,
     samples,
     serve_manager,
+    subscribe_queue,
 )
 
 pytestmark = pytest.mark.integration
@@ -130,8 +132,14 @@ def lambda_env(stack: Provisioned, lid: str, endpoint: str, daemon: socket.socke
 
 
 def queue_drain(clients: AwsClients, stack: Provisioned) -> Any:
+    # a user's rule on the stack's bus, sending every podwatch event to a queue of its own
+    assert clients.events is not None
+    subscriber = subscribe_queue(
+        clients.events, clients.sqs, stack.physical("NotificationsBus"), f"{stack.stack_name}-subscriber"
+    )
+
     def drain(lid: str) -> list[dict[str, Any]]:
-        url, out = stack.physical(lid), []
+        url, out = (subscriber if lid == BUS_TARGET else stack.physical(lid)), []
         while batch := clients.sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
         ).get("Messages", []):
@@ -170,6 +178,7 @@ def test_sample_in_the_deployed_environment(
     folder = Path(sample).parts[0]
     lid = FUNCTION_OF[folder]
     response_path = tmp_path / "response.json"
+    drain = queue_drain(clients, stack)
     # When the handler is invoked in the clean environment, as the Lambda runtime would
     done = subprocess.run(
         [
@@ -192,7 +201,7 @@ def test_sample_in_the_deployed_environment(
     check_outcome(
         sample,
         json.loads(response_path.read_text()),
-        drain=queue_drain(clients, stack),
+        drain=drain,
         stored_config=clients.ssm.get_parameter(Name=stack.physical("RemoteConfigParameter"))["Parameter"][
             "Value"
         ],

@@ -30,6 +30,7 @@ from local.lambda_runtime import ROOT, LambdaContext, load_event, load_function_
 from podwatch import telemetry
 from podwatch.models import RemoteConfig
 from tests.integration.samples import (
+    BUS_TARGET,
     CLUSTER_IDS,
     EVENTS,
     EXPECTED,
@@ -40,6 +41,7 @@ from tests.integration.samples import (
     check_outcome,
     samples,
     serve_manager,
+    subscribe_queue,
 )
 
 
@@ -119,8 +121,9 @@ class Aws:
                 "CLUSTERS_TABLE_NAME": p["ClustersTable"],
                 "DELIVERIES_QUEUE_URL": p["DeliveriesQueue"],
                 "QUARANTINE_QUEUE_URL": p["PodEventsDLQ"],
-                "HOOKS_QUEUE_URL": p["HooksQueue"],
+                "FANOUT_QUEUE_URL": p["FanoutQueue"],
             },
+            "fanout": {"EVENT_BUS_NAME": p["NotificationsBus"], "QUARANTINE_QUEUE_URL": p["FanoutDLQ"]},
             "deliver": {
                 **common,
                 **restate,
@@ -172,10 +175,16 @@ def aws() -> Iterator[Aws]:
             "PodEventsDLQ": "pod-events-dlq",
             "DeliveriesQueue": "deliveries",
             "DeliveriesDLQ": "deliveries-dlq",
+            "FanoutQueue": "fanout",
+            "FanoutDLQ": "fanout-dlq",
             "HooksDLQ": "hooks-dlq",
-            "HooksQueue": "hooks",
         }.items():
             physical[lid] = sqs.create_queue(QueueName=f"{STACK}-{name}")["QueueUrl"]
+        events = boto3.client("events", region_name="us-east-1")
+        physical["NotificationsBus"] = f"{STACK}-notifications"
+        events.create_event_bus(Name=physical["NotificationsBus"])
+        bus = physical["NotificationsBus"]
+        physical[BUS_TARGET] = subscribe_queue(events, sqs, bus, f"{STACK}-subscriber")
         physical["HooksTable"] = f"{STACK}-hooks"
         dynamodb.create_table(
             TableName=physical["HooksTable"],

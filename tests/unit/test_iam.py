@@ -55,6 +55,7 @@ ALLOWED_ACTIONS = {
     "logs": {"CreateLogStream", "PutLogEvents"},
     "xray": {"PutTraceSegments", "PutTelemetryRecords"},
     "lambda": {"GetEventSourceMapping", "UpdateEventSourceMapping"},
+    "events": {"PutEvents"},
     "secretsmanager": {"GetSecretValue"},
     "ec2": {a.split(":")[1] for a in VPC_ENI_ACTIONS},
 }

@@ -131,34 +131,3 @@ def test_fail_records_of_every_record_fails_the_whole_batch() -> None:
     # like a batch whose every record raised: Lambda retries the whole batch
     with pytest.raises(BatchProcessingError):
         run()
-
-
-class HooksQueueDown(FakeSQS):
-    """The deliveries queue takes everything; the hooks queue refuses every call."""
-
-    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        if QueueUrl.endswith("/hooks"):
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "x"}}, "SendMessageBatch")
-        return super().send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
-
-
-def test_notifications_are_fanned_out_to_the_hooks_queue_after_the_deliveries_queue_took_them() -> None:
-    sqs = FakeSQS(refuse={1})  # the deliveries queue refuses the second notification
-    outbox = Outbox(sqs=sqs, queue_url="https://sqs/deliveries", fanout_url="https://sqs/hooks")
-    queue_records(outbox, sqs, 1)  # two notifications
-    failed = outbox.flush()
-    assert list(failed) == ["m0"]  # the refused one fails its record, as without a fan-out
-    by_queue = [(m["QueueUrl"], m["MessageBody"]) for m in sqs.sent]
-    delivered = [body for url, body in by_queue if url.endswith("/deliveries")]
-    assert [body for url, body in by_queue if url.endswith("/hooks")] == delivered  # only what was taken
-    assert len(delivered) == 1
-    assert outbox.fanout_failed == 0
-
-
-def test_a_hooks_queue_that_refuses_never_fails_a_record_and_is_counted() -> None:
-    sqs = HooksQueueDown()
-    outbox = Outbox(sqs=sqs, queue_url="https://sqs/deliveries", fanout_url="https://sqs/hooks")
-    queue_records(outbox, sqs, 2)
-    assert outbox.flush() == {}
-    assert len(sqs.sent) == 4  # every notification reached the deliveries queue
-    assert outbox.fanout_failed == 4

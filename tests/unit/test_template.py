@@ -18,7 +18,12 @@ INTERNALS = ROOT / "docs" / "internals.md"
 SAMCONFIG = ROOT / "samconfig.toml"
 
 #: Which column of the environment table in docs/internals.md describes which function.
-FUNCTION_COLUMNS = {"ProcessorFunction": "processor", "DeliverFunction": "deliver", "HooksFunction": "hooks"}
+FUNCTION_COLUMNS = {
+    "ProcessorFunction": "processor",
+    "DeliverFunction": "deliver",
+    "FanoutFunction": "fanout",
+    "HooksFunction": "hooks",
+}
 #: Set in Globals for every function, on top of the table.
 GLOBAL_ONLY_VARIABLES = {"LOG_LEVEL"}
 #: X-Ray has no resource-level permissions: its write actions are the only ones allowed on "*".
@@ -294,9 +299,10 @@ def test_every_sqs_event_source_caps_its_concurrency_by_a_parameter(template: di
     assert caps == {
         "ProcessorFunction": {"Ref": "ProcessorMaximumConcurrency"},
         "DeliverFunction": {"Ref": "DeliverMaximumConcurrency"},
+        "FanoutFunction": 2,  # a side path, not a tuning knob
         "HooksFunction": {"Ref": "HooksMaximumConcurrency"},
     }
-    for parameter in caps.values():
+    for parameter in (caps["ProcessorFunction"], caps["DeliverFunction"]):
         spec = template["Parameters"][parameter["Ref"]]
         assert spec["MinValue"] == 2, "Lambda's minimum for MaximumConcurrency"
         assert 2 <= spec["Default"] <= spec["MaxValue"] == 1000
@@ -319,7 +325,7 @@ def test_every_queue_but_a_dlq_redrives_to_a_dlq(template: dict[str, Any]) -> No
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
-    assert dlqs == {"PodEventsDLQ", "DeliveriesDLQ", "HooksDLQ"}
+    assert dlqs == {"PodEventsDLQ", "DeliveriesDLQ", "FanoutDLQ", "HooksDLQ"}
     for lid, queue in queues.items():
         p = queue["Properties"]
         if lid in dlqs:
@@ -466,7 +472,7 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     assert processor["sqs:SendMessage"] == [
         {"Fn::GetAtt": ["DeliveriesQueue", "Arn"]},
         {"Fn::GetAtt": ["PodEventsDLQ", "Arn"]},
-        {"Fn::GetAtt": ["HooksQueue", "Arn"]},
+        {"Fn::GetAtt": ["FanoutQueue", "Arn"]},
     ]
     assert set(processor) >= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     dedup, metadata = {"Fn::GetAtt": ["DedupTable", "Arn"]}, {"Fn::GetAtt": ["MetadataTable", "Arn"]}
@@ -484,6 +490,12 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     assert deliver["sqs:SendMessage"] == [{"Fn::GetAtt": ["DeliveriesDLQ", "Arn"]}]
     assert not any(action.startswith("dynamodb:") for action in deliver)
     assert deliver["logs:PutLogEvents"] == [{"Fn::GetAtt": ["DeliverLogGroup", "Arn"]}]
+
+    fanout = grants("FanoutFunctionRole")
+    assert fanout["sqs:ReceiveMessage"] == [{"Fn::GetAtt": ["FanoutQueue", "Arn"]}]
+    assert fanout["sqs:SendMessage"] == [{"Fn::GetAtt": ["FanoutDLQ", "Arn"]}]
+    assert fanout["events:PutEvents"] == [{"Fn::GetAtt": ["NotificationsBus", "Arn"]}]
+    assert not any(action.startswith(("dynamodb:", "ssm:")) for action in fanout)
     # the token parameter only when one is configured
     assert len(deliver["ssm:GetParameter"]) == 2
     token_grant = props(template, "DeliverFunctionRole")["Policies"][0]["PolicyDocument"]["Statement"]

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from podwatch import telemetry
 from podwatch.control import EnrollCommand, parse_command
 from podwatch.errors import CircuitOpen, DeliveryRejected, MalformedMessage, TransientError
-from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, Notification, RemoteConfig, utcnow
+from podwatch.models import Notification, RemoteConfig, parse_notification, utcnow
 from podwatch.quarantine import REDRIVE_ATTRIBUTE, send_to_quarantine
 from podwatch.restate import RestateClient
 
@@ -115,13 +115,6 @@ def receive_count(record: Mapping[str, Any]) -> int:
     """The SQS `ApproximateReceiveCount` of a record as Lambda delivers it (1 if absent)."""
     value = (record.get("attributes") or {}).get("ApproximateReceiveCount")
     return int(value) if isinstance(value, str) and value.isdigit() else 1
-
-
-def parse_notification(body: str) -> Notification:
-    notification = Notification.model_validate_json(body)
-    if notification.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise ValueError(f"schema_version {notification.schema_version} is not supported")
-    return notification
 
 
 def latency_ms(notification: Notification, answered: datetime) -> float:

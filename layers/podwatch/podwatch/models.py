@@ -348,6 +348,14 @@ class Notification(_Model):
 MAX_AFFECTED_PODS = 50
 
 
+def parse_notification(body: str) -> Notification:
+    """A deliveries (or fan-out) queue body as a Notification; ValidationError / ValueError if it is none."""
+    notification = Notification.model_validate_json(body)
+    if notification.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ValueError(f"schema_version {notification.schema_version} is not supported")
+    return notification
+
+
 class NotifyPodEventsRequest(_Model):
     events: list[Notification]
 

@@ -48,6 +48,7 @@ from podwatch.control import ControlHandler
 from podwatch.dedup import Claim, DedupStore, Outcome, dedup_key, window_time
 from podwatch.enrich import Incident, build_notification, subject_of
 from podwatch.errors import MalformedMessage, PermanentError, TransientError
+from podwatch.fanout import Forwarder
 from podwatch.metadata import MetadataStore, PodMetadata
 from podwatch.models import (
     MAX_MESSAGE_BYTES,
@@ -77,8 +78,6 @@ class ProcessorDeps:
     metadata: MetadataStore | None = None
     #: enroll/heartbeat handling (`podwatch.control`); None: control messages are only audited
     control: ControlHandler | None = None
-    #: the hooks queue: every notification SQS took is also sent here, best effort (`Outbox`)
-    hooks_queue_url: str | None = None
 
 
 class Decision(NamedTuple):
@@ -193,9 +192,7 @@ def process_record(
         if outbox is not None:
             outbox.add(message_id or "", decisions)
         else:
-            single = Outbox(
-                sqs=deps.sqs, queue_url=deps.deliveries_queue_url, fanout_url=deps.hooks_queue_url
-            )
+            single = Outbox(sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
             single.add(message_id or "", decisions)
             for error in single.flush().values():
                 raise error
@@ -353,17 +350,12 @@ def _entry(entry_id: str, notification: Notification) -> dict[str, Any]:
 
 @dataclass
 class Outbox:
-    """The notifications of one invocation, sent together by `flush` (SendMessageBatch).
-
-    With `fanout_url` (the hooks queue), the entries the deliveries queue took are sent there too,
-    best effort: a failure there is logged and counted (`fanout_failed`), never a batch item failure,
-    so hooks never hold up the notification path (docs/internals.md, "Hooks feed")."""
+    """The notifications of one invocation, sent together by `flush` (SendMessageBatch)."""
 
     sqs: Any
     queue_url: str
-    fanout_url: str | None = None
-    #: notifications the fan-out queue did not take (HooksFanoutFailed)
-    fanout_failed: int = 0
+    #: the fan-out queue's forwarder (podwatch.fanout): gets what the deliveries queue took
+    fanout: Forwarder | None = None
     _pending: list[tuple[str, Decision]] = field(default_factory=list)
 
     def add(self, record_id: str, decisions: Iterable[Decision]) -> None:
@@ -392,6 +384,8 @@ class Outbox:
             size += entry_size
         if chunk:
             self._send(chunk, failed)
+        if self.fanout is not None:
+            self.fanout.flush()  # after the Restate path's send, never failing a record
         return failed
 
     def _send(
@@ -409,12 +403,12 @@ class Outbox:
                 failed.setdefault(record_id, error)
             return
         refused = {f["Id"]: f for f in answer.get("Failed") or []}
-        if self.fanout_url:
-            self._fan_out([entry for _, _, entry in chunk if entry["Id"] not in refused])
         for record_id, decision, entry in chunk:
             problem = refused.get(entry["Id"])
             if problem is None:
                 audit.emit(decision.record)
+                if self.fanout is not None:
+                    self.fanout.add(entry)
                 continue
             failed.setdefault(
                 record_id,
@@ -424,17 +418,6 @@ class Outbox:
                     reason="forward_failed",
                 ),
             )
-
-    def _fan_out(self, entries: list[dict[str, Any]]) -> None:
-        if not entries or self.fanout_url is None:
-            return
-        try:
-            answer = self.sqs.send_message_batch(QueueUrl=self.fanout_url, Entries=entries)
-            missed = len(answer.get("Failed") or [])
-        except (ClientError, BotoCoreError) as exc:
-            missed = len(entries)
-            log.warning("hooks fan-out failed", extra={"error": str(exc), "notifications": missed})
-        self.fanout_failed += missed
 
 
 def fail_records(processor: BatchProcessor, failures: Mapping[str, BaseException]) -> None:

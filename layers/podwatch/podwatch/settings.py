@@ -46,8 +46,8 @@ class ProcessorSettings(_Settings):
     clusters_table_name: str | None = None
     deliveries_queue_url: str = Field(min_length=1)
     quarantine_queue_url: str = Field(min_length=1)
-    #: the hooks queue: forwarded notifications are fanned out to it too; unset = no hooks feed
-    hooks_queue_url: str | None = None
+    #: fan-out queue (podwatch.fanout): every forwarded notification, for the EventBridge bus; unset: none
+    fanout_queue_url: str | None = None
 
 
 class DeliverSettings(_Settings):
@@ -65,6 +65,13 @@ class DeliverSettings(_Settings):
     #: the deliveries queue's maxReceiveCount: a record still failing at that receive is quarantined
     #: with its reason and the manager's last answer; unset: SQS moves it to the DLQ bare
     max_receive_count: int | None = Field(default=None, ge=1, le=1000)
+
+
+class FanoutSettings(_Settings):
+    """The fan-out function: fan-out queue → the stack's EventBridge bus."""
+
+    event_bus_name: str = Field(min_length=1)
+    quarantine_queue_url: str = Field(min_length=1)
 
 
 class ConfigSyncSettings(_Settings):

@@ -165,6 +165,15 @@ CIRCUIT_STATE = "CircuitState"
 BREAKER_OPENED = "BreakerOpened"
 DELIVER_METRICS = DELIVER_METRICS | {DELIVERY_LATENCY, CIRCUIT_STATE, BREAKER_OPENED}
 
+# Fan-out to the stack's EventBridge bus (issue 12). Added after the rest, like the names above.
+#: processor: forwarded notifications the fan-out queue did not take (delivered all the same; logged)
+FANOUT_FAILED = "FanoutFailed"
+PROCESSOR_METRICS = PROCESSOR_METRICS | {FANOUT_FAILED}
+#: fanout: notifications put on the bus (EventBridge accepted the entry)
+PUBLISHED = "Published"
+#: the fan-out function's metrics (Retried: entries EventBridge refused or calls that failed, back to SQS)
+FANOUT_METRICS = frozenset({RECEIVED, PUBLISHED, RETRIED, QUARANTINED})
+
 # Hooks (issue 17): the hooks function, service `podwatch-hooks`.
 #: a hook's agent or webhook answered 2xx: its dedup window started
 HOOK_FIRED = "HookFired"
@@ -178,9 +187,6 @@ HOOK_REJECTED = "HookRejected"
 HOOK_RESOLVED = "HookResolved"
 #: a hook target's breaker tripped
 HOOK_BREAKER_OPENED = "HookBreakerOpened"
-#: processor: forwarded notifications the hooks queue did not take (best effort: logged, never retried)
-HOOKS_FANOUT_FAILED = "HooksFanoutFailed"
-PROCESSOR_METRICS = PROCESSOR_METRICS | {HOOKS_FANOUT_FAILED}
 HOOKS_METRICS = frozenset(
     {
         RECEIVED,
