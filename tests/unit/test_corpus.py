@@ -221,3 +221,29 @@ def test_every_kubelet_event_reason_has_a_decision(entry: dict[str, Any]) -> Non
     assert found == (() if entry["expect"] == "none" else (entry["expect"],))
     if entry["expect"] == "none":
         assert entry.get("why"), f"{entry['constant']}: say why it is not trouble"
+
+
+# --------------------------------------------------------------------------- kube-state-metrics' reasons
+
+
+def _ksm_status(entry: dict[str, Any]) -> dict[str, Any]:
+    where, reason = entry["where"], entry["reason"]
+    status: dict[str, Any] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}
+    if where == "status":
+        status["reason"] = reason
+        return status
+    detail = {"reason": reason} | (
+        {"exitCode": 0 if reason == "Completed" else 137} if where == "terminated" else {}
+    )
+    status["containerStatuses"] = [
+        {"name": "app", "ready": False, "restartCount": 0, "state": {where: detail}}
+    ]
+    return status
+
+
+@pytest.mark.parametrize("entry", corpus()["ksm_reasons"], ids=lambda e: f"{e['where']}-{e['reason']}")
+def test_every_kube_state_metrics_reason_has_a_decision(entry: dict[str, Any]) -> None:
+    found = replay_pod({"id": f"ksm-{entry['where']}-{entry['reason']}", "status": _ksm_status(entry)})
+    assert found == (() if entry["expect"] == "none" else (entry["expect"],))
+    if entry["expect"] == "none":
+        assert entry.get("why"), f"{entry['reason']}: say why it is not trouble"
