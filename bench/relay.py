@@ -1,7 +1,8 @@
 """Relay benchmarks: `run() -> dict` (called by `python -m bench`), or `python -m bench.relay`.
 
 * `relay_events_per_s`: watch lines parsed, projected and diffed per second on one core, through
-  `Relay.process_line` (what the watch loop calls) into a sink that keeps nothing, over the
+  `Relay.process_line` (what the watch loop calls; the relay built as `watch` builds it, with its
+  deadlines for pods that stop changing) into a sink that keeps nothing, over the
   recorded-style stream of `relay_stream` (realistic pods, 7 containers, ~17 KB each);
 * `relay_vs_official_watch_ratio`: the same lines through the official client's `Watch.stream`
   (JSON + deserialization into V1Pod models, nothing else), timed in the same run on an evenly
@@ -49,6 +50,21 @@ class _NullSink:
         return SendResult(sent=len(bodies))
 
 
+def bench_relay() -> Any:
+    """A relay as `python -m podwatch_relay watch` builds one (with its default deadlines), into
+    `_NullSink`."""
+    from podwatch_relay.deadlines import Deadlines
+    from podwatch_relay.pipeline import Relay
+    from podwatch_relay.settings import RelaySettings
+
+    settings = RelaySettings()
+    deadlines = Deadlines(
+        pending_seconds=settings.pending_too_long_seconds,
+        not_ready_seconds=settings.not_ready_too_long_seconds,
+    )
+    return Relay(sink=_NullSink(), cluster_id="bench", relay_version="bench", deadlines=deadlines)
+
+
 def _pin_one_core() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -56,11 +72,9 @@ def _pin_one_core() -> None:
 
 def relay_rate(lines: list[bytes], runs: int = RUNS) -> tuple[float, float, dict[str, int]]:
     """(lines per CPU second, lines per wall second, the outcome), each the best of `runs`."""
-    from podwatch_relay.pipeline import Relay
-
     best_cpu = best_wall = float("inf")
     for _ in range(runs):
-        relay = Relay(sink=_NullSink(), cluster_id="bench", relay_version="bench")
+        relay = bench_relay()
         gc.collect()
         cpu, wall = time.process_time(), time.perf_counter()
         for line in lines:
@@ -123,9 +137,8 @@ _RSS_CHILD = """
 import gc, sys
 from bench.relay_stream import pod_lines
 import podwatch_relay.app  # everything `python -m podwatch_relay watch` imports
-from podwatch_relay.pipeline import Relay
-from bench.relay import _NullSink
-relay = Relay(sink=_NullSink(), cluster_id="bench", relay_version="bench")
+from bench.relay import bench_relay
+relay = bench_relay()
 for line in pod_lines(int(sys.argv[1])):
     relay.process_line(line, initial_sync=True)
 relay.flush()

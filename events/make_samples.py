@@ -245,8 +245,9 @@ def restarted_pod() -> PodEvent:
                 ready=True,
                 restart_count=3,
                 state="running",
-                last_termination_reason="Error",
-                last_exit_code=2,
+                # a clean exit that restarts: pod-restart (a non-zero exit would be a crash loop)
+                last_termination_reason="Completed",
+                last_exit_code=0,
             )
         ],
         transitions=[Transition(field="restart_count", container="cart", old=2, new=3)],

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from podwatch.models import utcnow
 from podwatch_relay import __version__
+from podwatch_relay.deadlines import Deadlines, look_again_periodically
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
 from podwatch_relay.leader import LeaderCollector, LeaderElector, StandbyGate, election_from_settings
 from podwatch_relay.ops import Health, OpsServer, RelayCollector
@@ -263,6 +264,10 @@ def run_watch(
         batch_size=1,
         namespaces=(settings.namespace_selector and f"selector:{settings.namespace_selector}")
         or settings.namespaces,
+        deadlines=Deadlines(
+            pending_seconds=settings.pending_too_long_seconds,
+            not_ready_seconds=settings.not_ready_too_long_seconds,
+        ),
     )
     kubernetes_version = server_version(api_client, request_timeout=settings.request_timeout_seconds)
     if elector is None or gate is None:
@@ -316,6 +321,12 @@ def run_watch(
         args=(relay, stop, settings.heartbeat_interval_seconds, started_at),
         kwargs={"active": elector.is_leader if elector is not None else None},
         name="heartbeat",
+        daemon=True,
+    ).start()
+    threading.Thread(
+        target=look_again_periodically,
+        args=(relay.look_again, stop, settings.look_again_interval_seconds),
+        name="look-again",
         daemon=True,
     ).start()
     log.info(

@@ -74,6 +74,11 @@ class RelayCollector(Collector):
             f"{PREFIX}_suppressed", "Pod/Event updates that changed nothing that matters", value=s.suppressed
         )
         yield CounterMetricFamily(
+            f"{PREFIX}_overdue",
+            "Waiting pods forwarded again when their threshold passed, with no watch line",
+            value=s.overdue,
+        )
+        yield CounterMetricFamily(
             f"{PREFIX}_synthetic_deleted",
             "DELETED sent for pods gone while not watched (relist) or replaced under their name",
             value=s.synthetic_deleted,

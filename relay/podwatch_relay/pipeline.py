@@ -43,6 +43,7 @@ from podwatch.models import (
 )
 from podwatch.wire import encode_envelope
 from podwatch_relay._json import dumps, error_reason, loads
+from podwatch_relay.deadlines import Deadlines
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
 from podwatch_relay.fit import FITS_CHARS, fit
 from podwatch_relay.projection import (
@@ -153,6 +154,8 @@ class RelayStats:
     #: synthetic DELETED envelopes for pods gone while the relay was not watching (relist) or
     #: replaced by a new uid under the same name
     synthetic_deleted: int = 0
+    #: waiting pods forwarded again when their threshold passed, with no watch line (`deadlines`)
+    overdue: int = 0
     #: lines suppressed by the fast path (no projection needed), a subset of `suppressed`
     fast_suppressed: int = 0
     #: envelopes accepted by a buffering sink (sent later, by it)
@@ -217,6 +220,7 @@ class Relay:
         batch_size: int = 10,
         namespaces: str = "*",
         clock: Callable[[], datetime] = utcnow,
+        deadlines: Deadlines | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -230,6 +234,8 @@ class Relay:
         self.initial_sync_mode: InitialSyncMode = initial_sync_mode
         self.namespaces = namespaces
         self.stats = RelayStats()
+        #: waiting pods to forward again when their threshold passes (None: never)
+        self.deadlines = deadlines
         self._batch_size = batch_size
         self._clock = clock
         #: `time_text(clock())`, by a cheaper way for the default clock
@@ -691,9 +697,16 @@ class Relay:
         ):
             # Only pods the relay never saw are held back: a change to a known pod found by a
             # relist is a missed transition and goes out.
+            if self.deadlines is not None:
+                self.deadlines.observe(uid, snapshot, payload)  # looked at again when overdue
             return "suppressed"
         payload["transitions"] = _transitions_payload(found)
         self._queue_pod_payload(payload)
+        if self.deadlines is not None:
+            if watch_type == "DELETED":
+                self.deadlines.cancel(uid)
+            else:
+                self.deadlines.observe(uid, snapshot, payload)
         return "forwarded"
 
     def _vanished(self, uid: str, resource_version: str, *, initial_sync: bool) -> bool:
@@ -705,6 +718,30 @@ class Relay:
         self.stats.synthetic_deleted += 1
         self._queue_pod(gone)
         return True
+
+    def look_again(self, now: datetime | None = None) -> int:
+        """Forward again every waiting pod whose threshold passed by `now` (`deadlines`), once,
+        stamped with `now` and an `overdue` transition, under an event id of its own; returns how
+        many. Sink failures are logged; the envelopes stay queued for the next flush."""
+        if self.deadlines is None:
+            return 0
+        with self._lock:
+            when = now or self._clock()
+            due = self.deadlines.due(when, known=self.tracker.__contains__)
+            for kind, last in due:
+                payload = dict(last)
+                payload["watch_type"] = "MODIFIED"
+                payload["initial_sync"] = False
+                payload["observed_at"] = time_text(when)
+                payload["transitions"] = [{"field": "overdue", "to": kind}]
+                self._queue_pod_payload(payload, f"MODIFIED/overdue:{kind}")
+            self.stats.overdue += len(due)
+            if due:
+                try:
+                    self.flush()
+                except (SinkUnavailable, SinkRejected):
+                    log.exception("sink failed; overdue pods kept for the next flush")
+            return len(due)
 
     def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int:
         """After a (re)list of pods in `namespace` (None: all): every pod the tracker knows there
@@ -763,13 +800,14 @@ class Relay:
         )
         self._enqueue("pod", encode_envelope(envelope))
 
-    def _queue_pod_payload(self, payload: dict[str, Any]) -> None:
+    def _queue_pod_payload(self, payload: dict[str, Any], id_type: str | None = None) -> None:
         """The envelope of a `pod_payload` dict, encoded as `encode_envelope` encodes a
-        `PodEnvelope` (same fields, order and formats; the tests compare both)."""
+        `PodEnvelope` (same fields, order and formats; the tests compare both). `id_type`: what
+        the event id is derived from instead of the watch type (an overdue look, see `look_again`)."""
         envelope = {
             "schema_version": SCHEMA_VERSION,
             "event_id": _pod_event_id(
-                self.cluster_id, payload["uid"], payload["resource_version"], payload["watch_type"]
+                self.cluster_id, payload["uid"], payload["resource_version"], id_type or payload["watch_type"]
             ),
             "cluster_id": self.cluster_id,
             "relay_version": self.relay_version,

@@ -108,6 +108,19 @@ class RelaySettings(BaseSettings):
     """On SIGTERM: time to send what is buffered before exiting (what is left is spooled). Keep it
     below the pod's terminationGracePeriodSeconds (30 s by default)."""
 
+    pending_too_long_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)
+    """A pod still Pending this long after its creation is forwarded again even if nothing about it
+    changes, so the processor can call it `pending-too-long` (0: never). Keep it equal to the remote
+    config's `pending_too_long_seconds`: the relay decides when to look again, the processor whether
+    it is trouble."""
+
+    not_ready_too_long_seconds: int = Field(default=900, ge=0, le=7 * 24 * 3600)
+    """A Running pod whose Ready condition has been False this long is forwarded again (for
+    `not-ready-too-long`; 0: never). Keep it equal to the remote config's value."""
+
+    look_again_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    """How often the relay looks for waiting pods whose threshold passed (the timer's period)."""
+
     heartbeat_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
     """Period of the HeartbeatEnvelope that tells the cloud side this relay is alive."""
 

@@ -45,7 +45,7 @@ def sample_cluster() -> str:
 
 @pytest.fixture(scope="module")
 def first_replay(local_stack: LocalStack, sample_cluster: str) -> ReplayResult:
-    result = local_stack.replay(SAMPLE, cluster_id=sample_cluster)
+    result = local_stack.replay(SAMPLE, cluster_id=sample_cluster, recorded_time=True)
     local_stack.pump_until_idle(timeout=60)
     return result
 
@@ -86,7 +86,7 @@ def test_replaying_the_same_stream_delivers_nothing_new(
     before = local_stack.delivered(sample_cluster)
     stats_before = local_stack.manager_stats(sample_cluster)
 
-    again = local_stack.replay(SAMPLE, cluster_id=sample_cluster)
+    again = local_stack.replay(SAMPLE, cluster_id=sample_cluster, recorded_time=True)
     local_stack.pump_until_idle(timeout=60)
 
     assert again.event_ids - first_replay.event_ids <= {  # only the new relay start's enroll is new

@@ -13,6 +13,7 @@ from kubernetes.client import CoreV1Api
 
 from podwatch.models import PodEnvelope
 from podwatch.wire import AnyEnvelope, parse_envelope
+from podwatch_relay.deadlines import Deadlines, look_again_periodically
 from podwatch_relay.pipeline import Relay
 from podwatch_relay.sink import SqsSink
 from podwatch_relay.watch import POD_EVENTS, PODS, ListWatcher, flush_periodically
@@ -32,10 +33,23 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, what: str = 
 class Harness:
     """One relay with a pods watcher and a pod-events watcher, a flusher, and the queue's contents."""
 
-    def __init__(self, *, api: CoreV1Api, sqs: Any, queue_url: str, inactivity_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        *,
+        api: CoreV1Api,
+        sqs: Any,
+        queue_url: str,
+        inactivity_timeout: float = 3.0,
+        deadlines: Deadlines | None = None,
+    ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
-        self.relay = Relay(sink=SqsSink(client=sqs, queue_url=queue_url), cluster_id="c1", relay_version="t")
+        self.relay = Relay(
+            sink=SqsSink(client=sqs, queue_url=queue_url),
+            cluster_id="c1",
+            relay_version="t",
+            deadlines=deadlines,
+        )
         self.stop = threading.Event()
         self.outcomes: dict[str, list[str]] = {"pods": [], "events": []}
         self.received: list[AnyEnvelope] = []
@@ -59,6 +73,12 @@ class Harness:
         self.threads.append(
             threading.Thread(target=flush_periodically, args=(self.relay, self.stop, 0.05), daemon=True)
         )
+        if deadlines is not None:
+            self.threads.append(
+                threading.Thread(
+                    target=look_again_periodically, args=(self.relay.look_again, self.stop, 0.05), daemon=True
+                )
+            )
 
     def start(self) -> Harness:
         for thread in self.threads:

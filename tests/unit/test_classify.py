@@ -194,12 +194,14 @@ def test_one_finding_per_container_plus_sidecar() -> None:
 # --------------------------------------------------------------------------- OOM
 
 
-def test_oom_killed_current_state() -> None:
+def test_oom_killed_current_state_and_the_failed_pod_are_one_incident() -> None:
+    # Given an OOMKilled container whose pod therefore failed
     envelope = pod(
         phase="Failed",
         containers=[ContainerStatus(name="job", state="terminated", reason="OOMKilled", exit_code=137)],
     )
-    assert types(classify(envelope)) == [("oom-kill", "OOMKilled", "job"), ("failed", "Failed", None)]
+    # Then the more specific type names the one incident (no second `failed`)
+    assert types(classify(envelope)) == [("oom-kill", "OOMKilled", "job")]
 
 
 @pytest.mark.parametrize(
@@ -263,11 +265,12 @@ def test_crash_loop_with_old_oom_and_no_news_is_crash_loop() -> None:
 
 
 def test_restart_with_nothing_more_specific_is_pod_restart() -> None:
+    # a clean exit (0, Completed) that restarts is not a crash (see test_classify_reasons for those)
     envelope = pod(
-        containers=[running("cart", restart_count=3, last_termination_reason="Error")],
+        containers=[running("cart", restart_count=3, last_termination_reason="Completed", last_exit_code=0)],
         transitions=[Transition(field="restart_count", container="cart", old=2, new=3)],
     )
-    assert types(classify(envelope)) == [("pod-restart", "Error", "cart")]
+    assert types(classify(envelope)) == [("pod-restart", "Completed", "cart")]
 
 
 def test_pod_total_restart_count_without_container_is_pod_restart() -> None:
@@ -356,7 +359,7 @@ def test_scheduling_gated_is_not_unschedulable() -> None:
         ("Failed", 'Failed to pull image "nginx:nope": not found', EventType.IMAGE_PULL),
         ("Failed", "Error: ErrImagePull", EventType.IMAGE_PULL),
         ("Failed", "Error: ImagePullBackOff", EventType.IMAGE_PULL),
-        ("Failed", 'Error: configmap "app-config" not found', None),
+        ("Failed", 'Error: configmap "app-config" not found', EventType.CONFIG_ERROR),
         ("Failed", "Error: CreateContainerConfigError", EventType.CONFIG_ERROR),
     ],
 )

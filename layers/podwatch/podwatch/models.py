@@ -78,6 +78,11 @@ class EventType(StrEnum):
     PENDING_TOO_LONG = "pending-too-long"
     FAILED = "failed"
     RECOVERED = "recovered"
+    VOLUME_MOUNT = "volume-mount"
+    CONTAINER_START = "container-start"
+    NODE_LOST = "node-lost"
+    ADMISSION_REJECTED = "admission-rejected"
+    NOT_READY_TOO_LONG = "not-ready-too-long"
 
 
 WatchType = Literal["ADDED", "MODIFIED", "DELETED"]
@@ -380,6 +385,12 @@ DEFAULT_ENABLED_REASONS: frozenset[EventType] = frozenset(
         EventType.PROBE_FAILED,
         EventType.UNSCHEDULABLE,
         EventType.FAILED,
+        EventType.VOLUME_MOUNT,
+        EventType.CONTAINER_START,
+        EventType.NODE_LOST,
+        EventType.ADMISSION_REJECTED,
+        EventType.NOT_READY_TOO_LONG,
+        EventType.PENDING_TOO_LONG,
     }
 )
 
@@ -407,6 +418,11 @@ class RemoteConfig(_Model):
     dedup_scope: Literal["container", "pod", "workload"] = "container"
     #: A pod still Pending this long after its creation is `pending-too-long` (0: never).
     pending_too_long_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)
+    #: A Running pod whose Ready condition has been False this long is `not-ready-too-long` (0: never).
+    not_ready_too_long_seconds: int = Field(default=900, ge=0, le=7 * 24 * 3600)
+    #: A container that restarted after a non-zero exit this many times is a `crash-loop` before
+    #: any CrashLoopBackOff (0: only CrashLoopBackOff is).
+    crash_loop_restarts: int = Field(default=1, ge=0, le=1000)
 
     @field_serializer("enabled_reasons", "ignored_namespaces")
     def _sorted(self, value: frozenset[str]) -> list[str]:

@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from podwatch import audit, ids, wire
 from podwatch.audit import Action, AuditRecord
-from podwatch.classify import Finding, classify
+from podwatch.classify import Finding, Thresholds, classify
 from podwatch.control import ControlHandler
 from podwatch.dedup import Claim, DedupStore, Outcome, dedup_key, window_time
 from podwatch.enrich import Incident, build_notification, subject_of
@@ -153,7 +153,12 @@ def process_record(
             now,
             refresh_s=config.dedup_cooldown_seconds,
         )
-    findings = classify(envelope, pending_too_long_s=config.pending_too_long_seconds)
+    findings = classify(
+        envelope,
+        thresholds=Thresholds(
+            config.pending_too_long_seconds, config.not_ready_too_long_seconds, config.crash_loop_restarts
+        ),
+    )
     facts = _Facts(envelope, payload_hash, config.version)
     if not findings:
         deleted = envelope.payload.watch_type == "DELETED"
