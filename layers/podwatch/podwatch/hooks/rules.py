@@ -27,7 +27,13 @@ DEFAULT_WINDOW_SECONDS = 600
 KHOOK_ALIASES: Mapping[str, frozenset[EventType]] = {
     "pod-restart": frozenset({EventType.POD_RESTART, EventType.CRASH_LOOP}),
     "pod-pending": frozenset(
-        {EventType.PENDING_TOO_LONG, EventType.UNSCHEDULABLE, EventType.IMAGE_PULL, EventType.CONFIG_ERROR}
+        {
+            EventType.PENDING_TOO_LONG,
+            EventType.UNSCHEDULABLE,
+            EventType.IMAGE_PULL,
+            EventType.CONFIG_ERROR,
+            EventType.VOLUME_MOUNT,
+        }
     ),
     "oom-kill": frozenset({EventType.OOM_KILL}),
     "probe-failed": frozenset({EventType.PROBE_FAILED}),
