@@ -236,6 +236,8 @@ class Relay:
         self.stats = RelayStats()
         #: waiting pods to forward again when their threshold passes (None: never)
         self.deadlines = deadlines
+        #: pods restored from a checkpoint whose wait (`deadlines`) no list has followed yet
+        self._unfollowed: set[str] = set()
         self._batch_size = batch_size
         self._clock = clock
         #: `time_text(clock())`, by a cheaper way for the default clock
@@ -688,6 +690,9 @@ class Relay:
         known = uid in self.tracker
         found = self.tracker.observe_snapshot(uid, snapshot, watch_type, status_hash)
         if found is None:
+            if self._unfollowed and uid in self._unfollowed and self.deadlines is not None:
+                self._unfollowed.discard(uid)  # unchanged since the checkpoint: its wait starts here
+                self.deadlines.observe(uid, snapshot, payload, forwarded=False)
             return "suppressed"
         if (
             initial_sync
@@ -697,8 +702,8 @@ class Relay:
         ):
             # Only pods the relay never saw are held back: a change to a known pod found by a
             # relist is a missed transition and goes out.
-            if self.deadlines is not None:
-                self.deadlines.observe(uid, snapshot, payload)  # looked at again when overdue
+            if self.deadlines is not None:  # looked at again when overdue (now, if it is already)
+                self.deadlines.observe(uid, snapshot, payload, forwarded=False)
             return "suppressed"
         if initial_sync and known:
             # A known pod (relist, checkpoint): its transitions are real, not from an empty pod.
@@ -777,6 +782,8 @@ class Relay:
             count = 0
             for uid, snapshot in pods:
                 self.tracker.restore(uid, snapshot)
+                if self.deadlines is not None:
+                    self._unfollowed.add(uid)
                 count += 1
             self.event_tracker.restore(events)
             return count
