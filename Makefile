@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 REPLAY ?= events/replay/sample-stream.jsonl
 SUMMARY ?=
 
-.PHONY: help setup run test lint typecheck unit sam-validate sam-build chart-tools chart bench clean
+.PHONY: help setup run up down test lint typecheck unit sam-validate sam-build chart-tools chart bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,12 @@ setup: $(VENV)/.stamp node_modules/.stamp $(SAM_VENV)/.stamp chart-tools ## inst
 
 run: $(VENV)/.stamp node_modules/.stamp ## start the local stack, replay REPLAY, print what happened (SUMMARY=<file> for JSON)
 	$(PY) -m local.run --replay $(REPLAY) $(if $(SUMMARY),--summary $(SUMMARY))
+
+up: $(VENV)/.stamp node_modules/.stamp ## keep the local stack running on fixed loopback ports (README); the CLI finds it
+	$(PY) -m local.up start
+
+down: ## stop the local stack `make up` started
+	$(PY) -m local.up stop
 
 test: setup lint typecheck sam-validate sam-build chart ## the whole suite: lint, types, SAM, unit, integration, e2e
 	$(PY) -m pytest

@@ -30,9 +30,13 @@ class MotoServer(ServerProcess):
 
     name = "moto"
 
-    def __init__(self, log_dir: Path, *, region: str = "us-east-1", start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, log_dir: Path, *, region: str = "us-east-1", start_timeout: float = 30.0, port: int = 0
+    ) -> None:
+        """`port`: a fixed one (`make up`); 0: a free one."""
         super().__init__(log_dir, start_timeout=start_timeout)
         self.region = region
+        self.fixed_port = port
         self.port = 0
 
     @property
@@ -42,7 +46,7 @@ class MotoServer(ServerProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def _spawn(self) -> ManagedProcess:
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         return ManagedProcess(
             "moto",
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],

@@ -54,8 +54,12 @@ class RestateServer(ServerProcess):
 
     name = "restate"
 
-    def __init__(self, log_dir: Path, *, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, log_dir: Path, *, start_timeout: float = 30.0, ports: tuple[int, int, int] | None = None
+    ) -> None:
+        """`ports`: fixed (ingress, admin, node) ports (`make up`); None: free ones."""
         super().__init__(log_dir, start_timeout=start_timeout)
+        self.fixed_ports = ports
         self.ingress_port = 0
         self.admin_port = 0
         self.node_port = 0
@@ -98,7 +102,11 @@ class RestateServer(ServerProcess):
 
     def _spawn(self) -> ManagedProcess:
         if not (self.ingress_port and self._data_dir is not None):  # else: a restart, same ports and data
-            self.ingress_port, self.admin_port, self.node_port = free_port(), free_port(), free_port()
+            self.ingress_port, self.admin_port, self.node_port = self.fixed_ports or (
+                free_port(),
+                free_port(),
+                free_port(),
+            )
             # Under the run's log dir: if this process is killed outright, the leftover is in the
             # gitignored .local-run/ (`make clean`), not in /tmp.
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -166,9 +174,13 @@ class ManagerServer(ServerProcess):
 
     name = "manager"
 
-    def __init__(self, log_dir: Path, *, app: str = "local.manager:app", start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, log_dir: Path, *, app: str = "local.manager:app", start_timeout: float = 30.0, port: int = 0
+    ) -> None:
+        """`port`: a fixed one (`make up`); 0: a free one."""
         super().__init__(log_dir, start_timeout=start_timeout)
         self.app = app
+        self.fixed_port = port
         self.port = 0
 
     @property
@@ -178,7 +190,7 @@ class ManagerServer(ServerProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def _spawn(self) -> ManagedProcess:
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         env = {**os.environ, "PYTHONPATH": PYTHONPATH, "PYTHONUNBUFFERED": "1"}
         return ManagedProcess(
             "manager",

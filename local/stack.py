@@ -178,6 +178,17 @@ def _describe_line(raw: bytes) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the stack
 
 
+@dataclass(frozen=True)
+class LocalPorts:
+    """Fixed loopback ports of a local stack that stays up (`make up`; README, "The local stack")."""
+
+    moto: int = 4566
+    restate_ingress: int = 18080
+    restate_admin: int = 19070
+    restate_node: int = 15122
+    manager: int = 19080
+
+
 class LocalStack:
     """moto + Restate + reference manager + the functions behind template-defined event sources."""
 
@@ -194,13 +205,15 @@ class LocalStack:
         max_batching_window_seconds: float | None = None,
         function_output: IO[str] | None = None,
         environment_overrides: Mapping[str, Mapping[str, str]] | None = None,
+        ports: LocalPorts | None = None,
     ) -> None:
         """`max_batching_window_seconds` caps the template's batching windows (tests use ~0.5 s;
         `make run` keeps the template's). `function_output`: where the functions' stdout/stderr
         (Powertools JSON logs, EMF metrics) go; default: this process's. `environment_overrides`:
         function logical id → variables set on top of the template's (tests: a short
-        CONFIG_MAX_AGE_SECONDS, say)."""
+        CONFIG_MAX_AGE_SECONDS, say). `ports`: fixed loopback ports (`make up`); None: free ones."""
         self.run_dir = run_dir
+        self.ports = ports
         self.stack_name = stack_name
         self.cluster_id = cluster_id
         self.region = region
@@ -242,9 +255,11 @@ class LocalStack:
         t0 = time.monotonic()
         self.run_dir = self.run_dir or new_run_dir()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.moto = MotoServer(self.run_dir, region=self.region)
-        self.restate = RestateServer(self.run_dir)
-        self.manager = ManagerServer(self.run_dir)
+        ports = self.ports
+        self.moto = MotoServer(self.run_dir, region=self.region, port=ports.moto if ports else 0)
+        restate_ports = (ports.restate_ingress, ports.restate_admin, ports.restate_node) if ports else None
+        self.restate = RestateServer(self.run_dir, ports=restate_ports)
+        self.manager = ManagerServer(self.run_dir, port=ports.manager if ports else 0)
         self.agent = AgentServer(self.run_dir)
         servers: list[ServerProcess] = [self.moto, self.restate, self.manager, self.agent]
         for server in servers:  # spawned side by side, then waited for

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from podwatch.models import utcnow
 from podwatch_relay import __version__
+from podwatch_relay.checkpoint import Checkpointer
 from podwatch_relay.deadlines import Deadlines, look_again_periodically
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
 from podwatch_relay.leader import LeaderCollector, LeaderElector, StandbyGate, election_from_settings
@@ -42,7 +43,7 @@ from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
 from podwatch_relay.replay import RecordedClock, replay_file
 from podwatch_relay.settings import RelaySettings
-from podwatch_relay.sink import FileSink, Sink, SqsSink, make_sqs_client
+from podwatch_relay.sink import FileSink, Progress, Sink, SqsSink, make_sqs_client
 from podwatch_relay.watch import (
     ListWatcher,
     NamespaceScopes,
@@ -224,6 +225,24 @@ def _take_over(gate: StandbyGate, relay: Relay, kubernetes_version: str | None) 
     relay.enroll(kubernetes_version=kubernetes_version)
 
 
+def _restore_checkpoint(settings: RelaySettings, relay: Relay, progress: Progress) -> Checkpointer | None:
+    """The checkpointer of this pod (None without a spool or checkpoint directory), with the newest
+    checkpoint loaded into `relay`: the first list then reports what happened while none ran."""
+    directory = settings.checkpoint_path
+    if directory is None:
+        return None
+    checkpointer = Checkpointer(
+        relay=relay,
+        progress=progress,
+        directory=directory,
+        owner=socket.gethostname(),
+        interval=settings.checkpoint_interval_seconds,
+    )
+    # In selector mode the namespaces are not known yet: the namespace watch forgets the others.
+    checkpointer.restore(namespaces=settings.namespace_list)
+    return checkpointer
+
+
 def run_watch(
     args: argparse.Namespace, settings: RelaySettings, *, stop: threading.Event | None = None
 ) -> int:
@@ -253,7 +272,12 @@ def run_watch(
     if settings.leader_election:
         # A standby lists, watches and tracks like the leader; the gate holds what it would send.
         elector, gate = election_from_settings(
-            settings, api_client, sink=outbox, kubeconfig=args.kubeconfig, context=args.context
+            settings,
+            api_client,
+            sink=outbox,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            progress=outbox,
         )
     # batch_size=1: every envelope goes straight to the outbox, which batches for SQS itself.
     relay = Relay(
@@ -269,6 +293,7 @@ def run_watch(
             not_ready_seconds=settings.not_ready_too_long_seconds,
         ),
     )
+    checkpointer = _restore_checkpoint(settings, relay, gate or outbox)
     kubernetes_version = server_version(api_client, request_timeout=settings.request_timeout_seconds)
     if elector is None or gate is None:
         relay.enroll(kubernetes_version=kubernetes_version)
@@ -280,16 +305,20 @@ def run_watch(
     registry = CollectorRegistry()
     registry.register(
         RelayCollector(
-            relay=relay, watchers=group.watchers, outbox=outbox, sink_stats=getattr(sqs, "stats", None)
+            relay=relay,
+            watchers=group.watchers,
+            outbox=outbox,
+            sink_stats=getattr(sqs, "stats", None),
+            checkpoint=None if checkpointer is None else checkpointer.stats,
         )
     )
     if elector is not None and gate is not None:
         registry.register(LeaderCollector(elector=elector, gate=gate))
-    ops = OpsServer(
-        registry=registry,
-        health=Health(watchers=group.watchers, stall_seconds=settings.health_stall_seconds),
-        port=settings.http_port,
-    ).start()
+    health = Health(watchers=group.watchers, stall_seconds=settings.health_stall_seconds)
+    if elector is not None:
+        # Only a replica that finished its initial list (and so can diff) stands for election.
+        elector.eligible = lambda: health.readyz()[0]
+    ops = OpsServer(registry=registry, health=health, port=settings.http_port).start()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
@@ -300,9 +329,11 @@ def run_watch(
         signal.signal(signal.SIGINT, on_signal)
     if elector is not None:
         # The first look at the lease comes before any watch: the standby's hold window starts
-        # there, and a free lease is taken at once.
+        # there. The lease is taken only after the initial list (`eligible`).
         elector.step()
         elector.start(stop)
+    if checkpointer is not None:
+        threading.Thread(target=checkpointer.run, args=(stop,), name="checkpoint", daemon=True).start()
     if settings.namespace_selector is not None:
         group.add_watcher(
             factory(
@@ -355,6 +386,9 @@ def run_watch(
     except (SinkUnavailable, SinkRejected):
         log.exception("could not hand the last envelopes to the outbox")
     drained = outbox.close(timeout=max(0.0, deadline - time.monotonic()))
+    if checkpointer is not None and not outbox.stats.dropped_reasons.get("shutdown"):
+        # What was forwarded last, now that it is all sent or spooled (never past a loss).
+        checkpointer.final(timeout=min(2.0, max(0.0, deadline - time.monotonic())))
     if elector is not None:
         elector.release()  # after the drain: a standby takes over at its next attempt
     ops.stop()
@@ -366,6 +400,7 @@ def run_watch(
             "outbox": dataclasses.asdict(outbox.stats),
             "leader": None if elector is None else dataclasses.asdict(elector.stats),
             "standby": None if gate is None else dataclasses.asdict(gate.stats),
+            "checkpoint": None if checkpointer is None else dataclasses.asdict(checkpointer.stats),
         },
     )
     if elector is not None and elector.lost.is_set():

@@ -81,9 +81,12 @@ class Deadlines:
             return NOT_READY
         return None
 
-    def observe(self, uid: str, snapshot: tuple[Any, ...], payload: dict[str, Any]) -> None:
+    def observe(
+        self, uid: str, snapshot: tuple[Any, ...], payload: dict[str, Any], *, forwarded: bool = True
+    ) -> None:
         """A change of `uid` was forwarded with `payload` (the relay's `Snapshot` of it given too):
-        follow it. Not waiting (the common case): forget the pod if it was."""
+        follow it. Not waiting (the common case): forget the pod if it was. `forwarded=False`: the
+        relay held `payload` back (an initial list), so a threshold already passed is due at once."""
         kind = self._waiting(snapshot[2], snapshot[4], snapshot[5])
         if kind is None:
             if uid in self._entries:
@@ -95,7 +98,7 @@ class Deadlines:
             since = _epoch(_ready_since(payload)) or _epoch(payload.get("created_at"))
             threshold = self.not_ready_seconds
         seen = _epoch(payload.get("observed_at"))
-        if since is None or seen is None or since + threshold <= seen:
+        if since is None or seen is None or (forwarded and since + threshold <= seen):
             # no time to go by, or the forwarded change itself shows the threshold passed
             self.cancel(uid)
             return

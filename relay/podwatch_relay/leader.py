@@ -19,6 +19,12 @@ callback crashed, never releases the lease and has a worker thread that does not
   set, and the process exits non-zero so that Kubernetes restarts it as a standby.
 * `release()` (clean shutdown): holderIdentity "" and leaseDurationSeconds 1, so a standby takes
   over at its next attempt instead of waiting out the lease.
+* **Who may stand**: a process that has not finished its initial list (`eligible()` false) only
+  reads the lease (its observation clock and hold window start), never writes it: it could not
+  diff, so winning would forward an initial sync and fold away what changed meanwhile.
+* **Identities are per process** (`process_identity`: the pod name plus a random suffix): a
+  container restarted in its pod finds the lease held by its dead predecessor, someone else, and
+  waits it out like any standby, so the warm standby (which saw the last renewal first) takes over.
 * Every API call has `_request_timeout`; a leader's is capped by the time left before its deadline.
 * Callbacks run on their own threads: a slow callback never delays a renewal, and one that fails
   makes the elector step down (it never goes on renewing a lease it does not use).
@@ -68,7 +74,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from podwatch_relay.settings import RelaySettings
-from podwatch_relay.sink import SendResult, Sink
+from podwatch_relay.sink import Progress, SendResult, Sink
 
 log = logging.getLogger("podwatch_relay.leader")
 
@@ -78,6 +84,8 @@ Json = dict[str, Any]
 MAX_CONFLICT_RETRIES = 3
 #: A leader must never act on a lease it cannot see: the smallest timeout of one of its calls.
 MIN_CALL_TIMEOUT = 0.05
+#: How often a process that may not stand yet checks whether it may (no API call).
+ELIGIBILITY_POLL = 0.1
 #: Errors of a call that a later attempt may not get (the connection, a timeout).
 RETRYABLE = (urllib3.exceptions.HTTPError, OSError)
 API_VERSION = "coordination.k8s.io/v1"
@@ -106,6 +114,10 @@ class ElectorStats:
     conflicts: int = 0
     #: other failed calls (connection, timeout, 5xx, 403, ...)
     errors: int = 0
+    #: reads of a process that may not stand yet (initial list not finished): no write
+    looks: int = 0
+    #: times this process saw the lease pass to another holder (itself included) or be released
+    holder_changes: int = 0
 
 
 class _Conflict(Exception):
@@ -128,6 +140,7 @@ class LeaderElector:
         request_timeout: float = 10.0,
         on_started_leading: Callable[[], None] | None = None,
         on_stopped_leading: Callable[[str], None] | None = None,
+        eligible: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = _utcnow,
         jitter: Callable[[], float] = random.random,
@@ -146,6 +159,8 @@ class LeaderElector:
         self.request_timeout = request_timeout
         self.on_started_leading = on_started_leading
         self.on_stopped_leading = on_stopped_leading
+        #: may this process stand for election (its initial list is done)? None: always
+        self.eligible = eligible
         self._clock = clock
         self._wall = wall_clock
         self._jitter = jitter
@@ -170,6 +185,10 @@ class LeaderElector:
         """Leading, and the last successful renewal started less than `renew_deadline` ago."""
         return self._leading and self._clock() < self._renewed_at + self.renew_deadline
 
+    def may_stand(self) -> bool:
+        """Whether this process may take the lease: it finished its initial list (see `eligible`)."""
+        return self.eligible is None or self.eligible()
+
     @property
     def renewal_seen_at(self) -> float | None:
         """When (this process's monotonic clock) it last saw another holder's lease change: that
@@ -192,17 +211,31 @@ class LeaderElector:
         clean = False
         try:
             while not stop.is_set() and not self.lost.is_set():
-                if stop.wait(self.step()):
+                if self._pause(stop, self.step()):
                     break
             clean = True
         finally:
             if not clean:  # a bug, not an API error (those are handled): never lead blind
                 self._lose("the election loop failed")
 
+    def _pause(self, stop: threading.Event, delay: float) -> bool:
+        """Wait `delay` (True when `stop` was set); a process that may not stand yet stops waiting
+        as soon as it may, so a free lease is taken right after its initial list."""
+        if self.may_stand():
+            return stop.wait(delay)
+        deadline = self._clock() + delay
+        while not stop.wait(min(ELIGIBILITY_POLL, max(0.0, deadline - self._clock()))):
+            if self._clock() >= deadline or self.may_stand():
+                return False
+        return True
+
     def step(self) -> float:
         """One acquire-or-renew round; returns the seconds to wait before the next."""
         if self.lost.is_set():
             return self.retry_period
+        if not self._leading and not self.may_stand():
+            self.look()
+            return self.retry_period * (1.0 + 0.2 * self._jitter())
         if self._leading and not self.is_leader():
             # Woken up after the deadline (frozen process, starved thread): someone may hold the
             # lease by now. Do not even try to renew.
@@ -258,6 +291,20 @@ class LeaderElector:
         threading.Thread(target=call, name=name, daemon=True).start()
 
     # ------------------------------------------------------------------ one attempt
+
+    def look(self) -> None:
+        """Read the lease and note what it says, without writing (a process that may not stand
+        yet): the expiry clock and the standby's hold window start at the first read."""
+        with self._attempt_lock:
+            self.stats.looks += 1
+            try:
+                lease = self._read()
+            except (ApiException, *RETRYABLE, ValueError) as exc:
+                self.stats.errors += 1
+                log.warning("lease read failed", extra={"lease": self.name, "error": str(exc)[:300]})
+                return
+            if lease is not None:
+                self._observe(lease)
 
     def try_acquire_or_renew(self) -> bool:
         """Read the lease; take it or renew it if it is ours to take. True when this process holds
@@ -327,6 +374,12 @@ class LeaderElector:
     def _observe(self, lease: Json) -> None:
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
+        if self.holder is not None and holder != self.holder:
+            self.stats.holder_changes += 1
+            log.info(
+                "lease holder changed",
+                extra={"lease": self.name, "from": self.holder, "to": holder, "leading": self._leading},
+            )
         self.holder = holder
         if spec != self._observed_spec:
             now = self._clock()
@@ -472,9 +525,12 @@ class StandbyGate:
         renewal_seen: Callable[[], float | None],
         margin: float,
         capacity: int = 10_000,
+        progress: Progress | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sink = sink
+        #: what tells when the envelopes passed on while leading left memory (the outbox)
+        self.progress = progress
         self.margin = margin
         self.capacity = capacity
         self.stats = GateStats()
@@ -523,6 +579,25 @@ class StandbyGate:
                 )
             self.stats.overflow += overflow
 
+    def mark(self) -> tuple[bool, float, Any]:
+        """`Progress.mark`: whether this process forwards now, when, and the outbox's mark."""
+        with self._lock:
+            forwarding = self.forwarding
+            inner = self.progress.mark() if forwarding and self.progress is not None else None
+            return forwarding, self._clock(), inner
+
+    def covered(self, mark: tuple[bool, float, Any]) -> bool | None:
+        """`Progress.covered`: a leader's envelopes are covered once the outbox has them out of
+        memory; a standby's once the leader renewed `margin` after the mark (it sent them, and
+        they are dropped from the hold). None when leadership changed since the mark."""
+        forwarding, at, inner = mark
+        if forwarding != self.forwarding:
+            return None
+        if forwarding:
+            return self.progress is not None and bool(self.progress.covered(inner))
+        seen = self._renewal_seen()
+        return seen is not None and seen - self.margin > at
+
     def take_over(self) -> int:
         """This process leads now: send what is held and still in the window, then pass everything
         through. Returns how many held envelopes were sent."""
@@ -542,9 +617,16 @@ class StandbyGate:
 # --------------------------------------------------------------------------- wiring
 
 
+def process_identity(base: str | None = None) -> str:
+    """`<base>_<random>` (base: the pod name, else the hostname): unique per process, like
+    client-go's default, so a process restarted in the same pod never takes its predecessor's
+    lease for its own."""
+    return f"{base or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
 def default_identity() -> str:
-    """`<hostname>_<random>`: unique per process, like client-go's default."""
-    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    """`<hostname>_<random>` (`process_identity` of the hostname)."""
+    return process_identity()
 
 
 def default_lease_namespace(
@@ -574,17 +656,21 @@ def election_from_settings(
     sink: Sink,
     kubeconfig: str | None = None,
     context: str | None = None,
+    eligible: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[LeaderElector, StandbyGate]:
-    """The elector of the configured Lease and the gate in front of `sink` (the outbox)."""
+    """The elector of the configured Lease and the gate in front of `sink` (the outbox); the
+    elector stands only once `eligible()` (the initial list is done)."""
     elector = LeaderElector(
         api=CoordinationV1Api(api_client),
         name=settings.lease_name,
         namespace=settings.lease_namespace or default_lease_namespace(kubeconfig=kubeconfig, context=context),
-        identity=settings.lease_identity or default_identity(),
+        identity=process_identity(settings.lease_identity),
         lease_duration=settings.lease_duration_seconds,
         renew_deadline=settings.renew_deadline_seconds,
         retry_period=settings.retry_period_seconds,
         request_timeout=settings.request_timeout_seconds,
+        eligible=eligible,
     )
     gate = StandbyGate(
         sink=sink,
@@ -594,6 +680,7 @@ def election_from_settings(
         + settings.retry_period_seconds
         + settings.flush_interval_seconds,
         capacity=settings.buffer_size,
+        progress=progress,
     )
     return elector, gate
 
@@ -620,6 +707,16 @@ class LeaderCollector(Collector):
         for event, count in (("acquired", e.acquired), ("lost", e.lost), ("released", e.released)):
             transitions.add_metric([event], count)
         yield transitions
+        yield CounterMetricFamily(
+            f"{_PREFIX}_lease_holder_changes",
+            "Times this replica saw the lease pass to another holder (itself included) or be released",
+            value=e.holder_changes,
+        )
+        yield GaugeMetricFamily(
+            f"{_PREFIX}_election_candidate",
+            "1 once this replica may take the lease (its initial list is done), else 0",
+            value=int(self.elector.may_stand()),
+        )
         yield CounterMetricFamily(
             f"{_PREFIX}_lease_conflicts",
             "Lease writes answered 409 (retried after a new read)",

@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from podwatch_relay.checkpoint import CheckpointStats, written_age
 from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
 
@@ -46,6 +47,7 @@ class RelayCollector(Collector):
     watchers: Callable[[], Iterable[Any]]
     outbox: Outbox | None = None
     sink_stats: Any = None
+    checkpoint: CheckpointStats | None = None
 
     def collect(self) -> Iterator[Any]:
         s = self.relay.stats
@@ -136,9 +138,16 @@ class RelayCollector(Collector):
         )
         failures.add_metric([], getattr(self.sink_stats, "failed_calls", 0))
         yield failures
+        if self.checkpoint is not None:
+            yield from _checkpoint_metrics(self.checkpoint)
         restarts = CounterMetricFamily(
             f"{PREFIX}_watch_restarts",
             "Watches restarted (relisted) after an unexpected error in their loop",
+            labels=["scope"],
+        )
+        initial = CounterMetricFamily(
+            f"{PREFIX}_initial_sync_forwarded",
+            "Envelopes the (re)lists forwarded: pods new or changed since what the relay knew, pods gone",
             labels=["scope"],
         )
         reconnects = CounterMetricFamily(f"{PREFIX}_reconnects", "Watch reconnects", labels=["scope"])
@@ -154,10 +163,32 @@ class RelayCollector(Collector):
             reconnects.add_metric([watcher.scope], watcher.stats.reconnects)
             relists.add_metric([watcher.scope], watcher.stats.relists)
             lag.add_metric([watcher.scope], max(0.0, now - watcher.stats.last_progress))
+            initial.add_metric([watcher.scope], watcher.stats.initial_forwarded)
         yield restarts
+        yield initial
         yield reconnects
         yield relists
         yield lag
+
+
+def _checkpoint_metrics(stats: CheckpointStats) -> Iterator[Any]:
+    yield CounterMetricFamily(f"{PREFIX}_checkpoints_written", "Checkpoints written", value=stats.written)
+    yield CounterMetricFamily(
+        f"{PREFIX}_checkpoint_failures", "Checkpoints that could not be written", value=stats.failed
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_checkpoint_pods", "Pods in the last checkpoint written", value=stats.pods
+    )
+    age = written_age(stats)
+    if age is not None:
+        yield GaugeMetricFamily(
+            f"{PREFIX}_checkpoint_age_seconds", "Seconds since the last checkpoint was written", value=age
+        )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_checkpoint_restored_pods",
+        "Pods known from the checkpoint loaded at start (the first list diffed against them)",
+        value=stats.restored_pods,
+    )
 
 
 class Health:

@@ -63,9 +63,14 @@ def _try_lock(directory: Path) -> int | None:
     return fd
 
 
+def safe_name(owner: str) -> str:
+    """`owner` (a pod name) as a file name: unusual characters replaced, at most 200."""
+    return _UNSAFE.sub("_", owner)[:200] or "relay"
+
+
 def _own_directory(base: Path, owner: str) -> tuple[Path, int]:
     """`base/<owner>`, locked; `base/<owner>.<pid>` when another live process holds that one."""
-    name = _UNSAFE.sub("_", owner)[:200] or "relay"
+    name = safe_name(owner)
     for candidate in (name, f"{name}.{os.getpid()}"):
         directory = base / candidate
         directory.mkdir(parents=True, exist_ok=True)
@@ -293,6 +298,8 @@ class Outbox:
         self._closing = False
         self._closed = threading.Event()
         self._failures = 0
+        #: times the buffer became empty (nothing in memory, nothing in flight): see `mark`
+        self._emptied = 0
         #: time.monotonic() since which the sink fails, None while it works
         self.failing_since: float | None = None
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
@@ -306,6 +313,17 @@ class Outbox:
     @property
     def spool_depth(self) -> int:
         return len(self.spool) if self.spool is not None else 0
+
+    def mark(self) -> int:
+        """A token for `covered`, taken when some bodies were handed over."""
+        with self._cond:
+            return self._emptied - (0 if self._buffer else 1)
+
+    def covered(self, mark: int) -> bool:
+        """Whether every body handed over before `mark` was taken has left memory since: sent,
+        spooled or dropped for its own fault (the buffer was empty at some moment after)."""
+        with self._cond:
+            return self._emptied > mark
 
     def send(self, bodies: Sequence[str]) -> SendResult:
         """Accept bodies for sending (blocks while the buffer is full, see the module docstring)."""
@@ -424,6 +442,8 @@ class Outbox:
                 for _ in batch:
                     self._buffer.popleft()
                 self._buffer.extendleft(reversed(unsent))
+                if not self._buffer:
+                    self._emptied += 1
                 if self._buffer:
                     self._oldest_at = min(self._oldest_at, time.monotonic()) if unsent else time.monotonic()
             self._cond.notify_all()
@@ -464,8 +484,9 @@ class Outbox:
             drained = not self._buffer
             leftover = list(self._buffer)
             self._buffer.clear()
-            for body in leftover:
-                self._spool_or_drop(body, "shutdown")
+            lost = sum(self._spool_or_drop(body, "shutdown") is not None for body in leftover)
+            if not lost:  # all on disk: covered (see `covered`)
+                self._emptied += 1
             if leftover:
                 log.warning(
                     "shutdown before the buffer was sent",

@@ -236,6 +236,8 @@ class Relay:
         self.stats = RelayStats()
         #: waiting pods to forward again when their threshold passes (None: never)
         self.deadlines = deadlines
+        #: pods restored from a checkpoint whose wait (`deadlines`) no list has followed yet
+        self._unfollowed: set[str] = set()
         self._batch_size = batch_size
         self._clock = clock
         #: `time_text(clock())`, by a cheaper way for the default clock
@@ -688,6 +690,9 @@ class Relay:
         known = uid in self.tracker
         found = self.tracker.observe_snapshot(uid, snapshot, watch_type, status_hash)
         if found is None:
+            if self._unfollowed and uid in self._unfollowed and self.deadlines is not None:
+                self._unfollowed.discard(uid)  # unchanged since the checkpoint: its wait starts here
+                self.deadlines.observe(uid, snapshot, payload, forwarded=False)
             return "suppressed"
         if (
             initial_sync
@@ -697,9 +702,12 @@ class Relay:
         ):
             # Only pods the relay never saw are held back: a change to a known pod found by a
             # relist is a missed transition and goes out.
-            if self.deadlines is not None:
-                self.deadlines.observe(uid, snapshot, payload)  # looked at again when overdue
+            if self.deadlines is not None:  # looked at again when overdue (now, if it is already)
+                self.deadlines.observe(uid, snapshot, payload, forwarded=False)
             return "suppressed"
+        if initial_sync and known:
+            # A known pod (relist, checkpoint): its transitions are real, not from an empty pod.
+            payload["initial_sync"] = False
         payload["transitions"] = _transitions_payload(found)
         self._queue_pod_payload(payload)
         if self.deadlines is not None:
@@ -756,6 +764,34 @@ class Relay:
                     extra={"namespace": namespace or "*", "count": count},
                 )
             return count
+
+    def memory[T](self, mark: Callable[[], T]) -> tuple[T, dict[str, Snapshot], dict[str, int]] | None:
+        """What the trackers hold (pods by uid, Event counts) and `mark()`, taken at one instant:
+        everything forwarded so far has been handed to the sink then. None while envelopes wait
+        in the relay itself (a sink failed): they are not handed over yet."""
+        with self._lock:
+            if self._pending:
+                return None
+            return mark(), self.tracker.snapshots(), self.event_tracker.counts()
+
+    def restore(self, pods: Iterable[tuple[str, Snapshot]], events: Iterable[tuple[str, int]]) -> int:
+        """Remember pods and Event counts from a checkpoint (nothing is sent): the first list then
+        forwards only what changed since, and `reconcile` reports the pods gone meanwhile.
+        Returns how many pods."""
+        with self._lock:
+            count = 0
+            for uid, snapshot in pods:
+                self.tracker.restore(uid, snapshot)
+                if self.deadlines is not None:
+                    self._unfollowed.add(uid)
+                count += 1
+            self.event_tracker.restore(events)
+            return count
+
+    def forget_namespaces_except(self, namespaces: set[str]) -> int:
+        """Forget the pods of every namespace not in `namespaces` (nothing is sent)."""
+        with self._lock:
+            return sum(self.forget_namespace(n) for n in self.tracker.namespaces() - namespaces)
 
     def forget_namespace(self, namespace: str) -> int:
         """Drop what the tracker knows about a namespace no longer watched (nothing is sent)."""

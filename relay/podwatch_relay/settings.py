@@ -104,6 +104,13 @@ class RelaySettings(BaseSettings):
     spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
     """Cap of the spool on disk; beyond it envelopes are dropped (counted, reason `spool_full`)."""
 
+    checkpoint_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    """With a spool: how often the checkpoint (what was last forwarded: pod states, Event counts, in
+    `<spool_dir>/checkpoints`) is rewritten when something changed; also at a clean stop. A
+    restarted relay diffs its first list against it, so it reports what changed and vanished while
+    it was down. Older means more duplicates after a crash, never a loss: it is written only once
+    what it describes was sent or spooled."""
+
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=600)
     """On SIGTERM: time to send what is buffered before exiting (what is left is spooled). Keep it
     below the pod's terminationGracePeriodSeconds (30 s by default)."""
@@ -148,9 +155,10 @@ class RelaySettings(BaseSettings):
     """Namespace of the Lease. Unset: the pod's own namespace (service account), else the
     kubeconfig context's namespace, else `default`."""
 
-    lease_identity: str | None = Field(default=None, min_length=1, max_length=253)
-    """This candidate's `holderIdentity`, unique among the replicas (the pod name, from the
-    downward API). Unset: `<hostname>_<random>`."""
+    lease_identity: str | None = Field(default=None, min_length=1, max_length=240)
+    """This candidate's name (the pod name, from the downward API; unset: the hostname). Its
+    `holderIdentity` adds a random suffix per process (`<name>_<random>`), so a container restarted
+    in its pod never takes its dead predecessor's lease for its own."""
 
     lease_duration_seconds: int = Field(default=15, gt=0)
     """How long a lease stays valid without renewal: after a leader dies, a standby takes over
@@ -191,6 +199,11 @@ class RelaySettings(BaseSettings):
                 "gets at least one retry before its deadline)"
             )
         return self
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        """The checkpoint's directory (see `checkpoint_interval_seconds`), None without a spool."""
+        return f"{self.spool_dir.rstrip('/')}/checkpoints" if self.spool_dir else None
 
     @property
     def namespace_list(self) -> tuple[str, ...] | None:

@@ -68,6 +68,16 @@ class Sink(Protocol):
     def send(self, bodies: Sequence[str]) -> SendResult: ...
 
 
+class Progress(Protocol):
+    """A sink that tells when what it was handed has left memory (the outbox; the standby gate):
+    `covered(mark())` becomes True once everything handed over before `mark()` was sent, spooled
+    or settled otherwise; None when it never will (the mark is void: take a new one)."""
+
+    def mark(self) -> Any: ...
+
+    def covered(self, mark: Any) -> bool | None: ...
+
+
 @dataclass(slots=True)
 class SendResult:
     """What one `send` did. Every body given ends in `sent` or in `dropped` (with a reason)."""

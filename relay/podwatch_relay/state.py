@@ -313,6 +313,10 @@ class PodTracker:
         """The pods known now (a relist compares its result against these)."""
         return frozenset(self._pods)
 
+    def namespaces(self) -> set[str]:
+        """The namespaces of the pods known now."""
+        return set(self._names)
+
     def uid_of(self, namespace: str, name: str) -> str | None:
         names = self._names.get(namespace)
         return names.get(name) if names is not None else None
@@ -400,6 +404,25 @@ class PodTracker:
             transitions=[Transition(field="vanished", old=False, new=True)],
         )
 
+    def snapshots(self) -> dict[str, Snapshot]:
+        """Every pod's compact memory by uid (what a checkpoint keeps; the status hashes are not)."""
+        return {uid: record[:7] for uid, record in self._pods.items()}
+
+    def restore(self, uid: str, snapshot: Snapshot) -> None:
+        """Remember `uid` as `snapshot` (from a checkpoint) without forwarding anything: the next
+        list diffs against it, and `reconcile` finds it gone if the list does not have it."""
+        namespace, name, phase, reason, terminating, conditions, containers = snapshot
+        shared: Snapshot = (
+            _intern(namespace),
+            name,
+            _intern(phase) if phase else None,
+            _intern(reason) if reason else None,
+            terminating,
+            _share(tuple(sorted(conditions))),
+            _share(tuple(_share_container(c) for c in containers)),
+        )
+        self.observe_snapshot(uid, shared, "ADDED")
+
     def forget_all(self, uids: Iterable[str]) -> int:
         count = 0
         for uid in list(uids):
@@ -471,6 +494,18 @@ class EventTracker:
 
     def __len__(self) -> int:
         return len(self._counts)
+
+    def counts(self) -> dict[str, int]:
+        """The last count per Event uid, oldest first (what a checkpoint keeps)."""
+        return dict(self._counts)
+
+    def restore(self, counts: Iterable[tuple[str, int]]) -> None:
+        """Remember Event counts from a checkpoint: an Event listed again unchanged is not news."""
+        for uid, count in counts:
+            self._counts[uid] = count
+            self._counts.move_to_end(uid)
+        while len(self._counts) > self._max:
+            self._counts.popitem(last=False)
 
     def observe(self, event: KubeEvent) -> KubeEvent | None:
         if event.watch_type == "DELETED":

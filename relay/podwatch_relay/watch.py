@@ -86,6 +86,9 @@ class WatchStats:
     lines: int = 0
     #: lists answered 410 Gone (an expired continue token, or a fault)
     lists_gone: int = 0
+    #: envelopes the lists forwarded: items new or changed since what the relay knew (nothing, at a
+    #: start without a checkpoint), and DELETED for pods gone meanwhile
+    initial_forwarded: int = 0
     #: time.monotonic() of the last line or list (/healthz bounds the time since)
     last_progress: float = field(default_factory=time.monotonic)
     #: unexpected errors in the loop (a bug, not the API server): each restarted the watch (relist)
@@ -277,7 +280,7 @@ class ListWatcher:
         the list's resourceVersion (the first page's: all pages are one snapshot)."""
         version: str | None = None
         token: str | None = None
-        items = 0
+        items = forwarded = 0
         seen: list[str] = []
         while True:
             kwargs: dict[str, Any] = {"limit": self.page_size, "_request_timeout": self.request_timeout}
@@ -298,7 +301,7 @@ class ListWatcher:
                     uid = (item.get("metadata") or {}).get("uid")
                     if isinstance(uid, str):
                         seen.append(uid)
-                self._feed({"type": "ADDED", "object": item}, initial_sync=True)
+                forwarded += self._feed({"type": "ADDED", "object": item}, initial_sync=True) == "forwarded"
                 items += 1
             token = meta.get("continue") or None
             if not token:
@@ -309,10 +312,15 @@ class ListWatcher:
         self.stats.last_progress = time.monotonic()
         if self.resource.plural in {"pods", "namespaces"}:
             # What the relay knew here and the list no longer has is gone: say so (synthetic DELETED).
-            self.relay.reconcile(self.namespace, seen, version)
+            gone = self.relay.reconcile(self.namespace, seen, version)
+            forwarded += gone if self.resource.plural == "pods" else 0
+        self.stats.initial_forwarded += forwarded
         self._flush()
         self.synced.set()
-        log.info("listed", extra={"scope": self.scope, "items": items, "resource_version": version})
+        log.info(
+            "listed",
+            extra={"scope": self.scope, "items": items, "forwarded": forwarded, "resource_version": version},
+        )
         return version
 
     # ------------------------------------------------------------------ watch
@@ -572,4 +580,6 @@ class NamespaceScopes:
         gone = [(uid, name) for uid, name in self._names.items() if uid not in present]
         for uid, name in gone:
             self._forget(uid, name)
+        # Pods known from a checkpoint in namespaces no longer selected: not ours to report.
+        self.group.relay.forget_namespaces_except(set(self._names.values()))
         return len(gone)

@@ -1,8 +1,10 @@
-"""Fixtures of the relay integration tests (test_relay_watch, test_relay_resilience); a test module
-may override any of them (test_relay_leader has its own `fake` and `queue`)."""
+"""Fixtures of the relay integration tests (test_relay_watch, test_relay_resilience; relay processes:
+test_relay_leader, test_relay_failover); a test module may override any of them (test_relay_leader
+has its own `queue`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,11 @@ import pytest
 from kubernetes.client import CoreV1Api
 from kubernetes.config import new_client_from_config
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from tests.fakeapi import FakeKubeApi
 from tests.integration.relay_harness import Harness
+from tests.integration.relay_processes import Queue
 
 
 @pytest.fixture
@@ -35,6 +39,22 @@ def queue() -> Iterator[tuple[Any, str]]:
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
         yield sqs, sqs.create_queue(QueueName="pod-events")["QueueUrl"]
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """A moto server on loopback, for relays running as processes."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def pod_events(moto_server: str, request: pytest.FixtureRequest) -> Queue:
+    """A pod-events queue of its own on the moto server (named after the test)."""
+    return Queue(moto_server, re.sub(r"[^a-zA-Z0-9-]", "-", request.node.name)[:70])
 
 
 @pytest.fixture

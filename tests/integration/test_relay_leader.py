@@ -10,160 +10,43 @@ process race for the same Lease: the loser of each race gets a 409 and decides a
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from kubernetes.client import ApiClient, CoordinationV1Api
 from kubernetes.config import new_client_from_config
-from moto.server import ThreadedMotoServer
 
-from podwatch.models import PodEnvelope
-from podwatch.wire import AnyEnvelope, parse_envelope
 from podwatch_relay.leader import LeaderElector
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi.pods import container_status, pod
 from tests.integration.relay_harness import wait_for
+from tests.integration.relay_processes import (
+    FLUSH_INTERVAL,
+    LEASE_NAME,
+    LEASE_NAMESPACE,
+    Queue,
+    RelayProcess,
+    held_by,
+    holder,
+    lease,
+)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
-LEASE_NAMESPACE = "podwatch"
-LEASE_NAME = "podwatch-relay"
 LEASE_DURATION = 3
 RENEW_DEADLINE = 2.0
 RETRY_PERIOD = 0.5
-FLUSH_INTERVAL = 0.1
 #: what a standby holds beyond the last renewal it saw (leader.election_from_settings)
 HOLD_MARGIN = RENEW_DEADLINE + RETRY_PERIOD + FLUSH_INTERVAL
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeKubeApi]:
-    with FakeKubeApi(bookmark_interval=0.2) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-class Queue:
-    """The pod-events queue (moto server): everything it received, drained and remembered."""
-
-    def __init__(self, endpoint: str, name: str) -> None:
-        self.sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=endpoint)
-        self.url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        self.received: list[AnyEnvelope] = []
-
-    def poll(self) -> list[AnyEnvelope]:
-        while messages := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages"):
-            self.received += [parse_envelope(m["Body"]) for m in messages]
-            self.sqs.delete_message_batch(
-                QueueUrl=self.url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
-        return self.received
-
-    def pods(self, name: str, restarts: int | None = None) -> list[PodEnvelope]:
-        return [
-            e
-            for e in self.poll()
-            if isinstance(e, PodEnvelope)
-            and e.payload.name == name
-            and (restarts is None or e.payload.restart_count == restarts)
-        ]
-
-
-@pytest.fixture
-def queue(moto_server: str, request: pytest.FixtureRequest) -> Queue:
-    return Queue(moto_server, re.sub(r"[^a-zA-Z0-9-]", "-", request.node.name)[:70])
-
-
-class RelayProcess:
-    """`python -m podwatch_relay watch` with leader election on, as one replica of the chart's."""
-
-    def __init__(self, identity: str, *, fake: FakeKubeApi, endpoint: str, queue_url: str, tmp: Path) -> None:
-        self.identity = identity
-        self.log = tmp / f"{identity}.log"
-        env = os.environ | {
-            "PYTHONPATH": f"{ROOT / 'layers/podwatch'}:{ROOT / 'relay'}:{ROOT}",
-            "AWS_ENDPOINT_URL": endpoint,
-            "PODWATCH_QUEUE_URL": queue_url,
-            "PODWATCH_HTTP_PORT": "0",
-            "PODWATCH_FLUSH_INTERVAL_SECONDS": str(FLUSH_INTERVAL),
-            "PODWATCH_HEARTBEAT_INTERVAL_SECONDS": "3600",
-            "PODWATCH_SHUTDOWN_GRACE_SECONDS": "5",
-            "PODWATCH_REQUEST_TIMEOUT_SECONDS": "2",
-            "PODWATCH_LEADER_ELECTION": "true",
-            "PODWATCH_LEASE_NAME": LEASE_NAME,
-            "PODWATCH_LEASE_NAMESPACE": LEASE_NAMESPACE,
-            "PODWATCH_LEASE_IDENTITY": identity,
-            "PODWATCH_LEASE_DURATION_SECONDS": str(LEASE_DURATION),
-            "PODWATCH_RENEW_DEADLINE_SECONDS": str(RENEW_DEADLINE),
-            "PODWATCH_RETRY_PERIOD_SECONDS": str(RETRY_PERIOD),
-        }
-        kubeconfig = fake.write_kubeconfig(tmp / f"{identity}.kubeconfig")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "podwatch_relay", "watch", "--kubeconfig", str(kubeconfig)],
-            env=env,
-            stderr=self.log.open("w"),
-        )
-        self._port: int | None = None
-
-    def logs(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            for entry in self.logs():
-                if entry.get("message") == "watching":
-                    self._port = int(entry["http_port"])
-        if self._port is None:
-            assert self.process.poll() is None, self.log.read_text()
-            raise LookupError("not watching yet")
-        return self._port
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def ready(self) -> bool:
-        try:
-            return self.get("/readyz")[0] == 200
-        except (LookupError, OSError):
-            return False
-
-    def metric(self, name: str) -> float:
-        _, text = self.get("/metrics")
-        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-        assert match, f"{name} not in /metrics"
-        return float(match.group(1))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
+def queue(pod_events: Queue) -> Queue:
+    return pod_events
 
 
 @pytest.fixture
@@ -179,21 +62,12 @@ def replicas(
         for identity in ("relay-a", "relay-b")
     ]
     try:
-        winner = wait_for(lambda: holder(fake), timeout=15, what="a leader")
+        wait_for(lambda: holder(fake), timeout=15, what="a leader")
         wait_for(lambda: all(r.ready() for r in started), timeout=15, what="both ready (initial sync done)")
-        yield sorted(started, key=lambda r: r.identity != winner)
+        yield sorted(started, key=lambda r: not held_by(fake, r))
     finally:
         for replica in started:
             replica.stop()
-
-
-def lease(fake: FakeKubeApi) -> dict[str, Any] | None:
-    return fake.get("Lease", LEASE_NAMESPACE, LEASE_NAME)
-
-
-def holder(fake: FakeKubeApi) -> str | None:
-    current = lease(fake)
-    return None if current is None else current["spec"].get("holderIdentity")
 
 
 def frozen(pid: int) -> bool:
@@ -239,7 +113,7 @@ def test_leader_killed_the_standby_takes_over_within_a_lease_duration_and_loses_
     fake.update("Pod", "shop", "api-1", _crash(1))
 
     # Then b takes over within about one lease duration (+ its retry period, jittered)
-    wait_for(lambda: holder(fake) == b.identity, timeout=10, what="b leads")
+    wait_for(lambda: held_by(fake, b), timeout=10, what="b leads")
     failover = time.monotonic() - killed_at
     print(f"\nfailover after SIGKILL: {failover:.2f} s (lease duration {LEASE_DURATION} s)")
     assert failover < LEASE_DURATION + 3 * RETRY_PERIOD + 0.5
@@ -266,7 +140,7 @@ def test_leader_frozen_past_the_renew_deadline_steps_down_and_exits(
     frozen_at = time.monotonic()
     wait_for(lambda: frozen(a.process.pid), what="every thread of a stopped")  # signals are async
     fake.update("Pod", "shop", "api-2", _crash(1))
-    wait_for(lambda: holder(fake) == b.identity, timeout=10, what="b leads")
+    wait_for(lambda: held_by(fake, b), timeout=10, what="b leads")
     print(f"\nfailover after SIGSTOP: {time.monotonic() - frozen_at:.2f} s")
     assert time.monotonic() - frozen_at > RENEW_DEADLINE
 
@@ -282,7 +156,7 @@ def test_leader_frozen_past_the_renew_deadline_steps_down_and_exits(
     wait_for(lambda: queue.pods("api-2", restarts=1), timeout=5, what="the change")
     time.sleep(0.5)
     assert len(queue.pods("api-2", restarts=1)) == 1
-    assert holder(fake) == b.identity
+    assert held_by(fake, b)
 
 
 def test_clean_sigterm_releases_the_lease_and_failover_is_immediate(
@@ -300,7 +174,7 @@ def test_clean_sigterm_releases_the_lease_and_failover_is_immediate(
         now, current = time.monotonic(), holder(fake)
         if current == "" and released_at is None:
             released_at = now
-        if current == b.identity:
+        if held_by(fake, b):
             acquired_at = now
         time.sleep(0.01)
 

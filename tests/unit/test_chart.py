@@ -75,6 +75,7 @@ SETTINGS_VALUES = {
     "http_port": "containerPorts.http",
     "spool_dir": "spool.path",
     "spool_max_bytes": "spool.maxBytes",
+    "checkpoint_interval_seconds": "spool.checkpointIntervalSeconds",
     "leader_election": "leaderElection.enabled",
     "lease_name": "leaderElection.leaseName",
     "lease_duration_seconds": "leaderElection.leaseDurationSeconds",

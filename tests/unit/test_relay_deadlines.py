@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from podwatch.classify import Thresholds, classify
 from podwatch.models import EventType, PodEnvelope
 from podwatch.wire import parse_envelope
+from podwatch_relay.checkpoint import Checkpointer
 from podwatch_relay.deadlines import NOT_READY, PENDING, Deadlines
 from podwatch_relay.pipeline import Relay
 from tests.fakeapi.pods import container_status, pod
@@ -162,3 +164,58 @@ def test_relay_without_deadlines_never_looks_again() -> None:
     relay = Relay(sink=RecordingSink(), cluster_id="c1", relay_version="t")
     relay.handle_line(stuck_line(T0))
     assert relay.look_again(T0 + timedelta(days=1)) == 0
+
+
+def test_a_pod_still_waiting_after_a_restart_from_a_checkpoint_is_looked_at_again(tmp_path: Path) -> None:
+    # Given a relay that forwarded a stuck pod and checkpointed it, then restarted before its threshold
+    from tests.unit.test_relay_checkpoint import Marks
+
+    first = Relay(sink=RecordingSink(), cluster_id="c1", relay_version="t", batch_size=1)
+    first.handle_line(stuck_line(T0))
+    assert Checkpointer(relay=first, progress=Marks(), directory=tmp_path, owner="relay-0").tick()
+    sink = RecordingSink()
+    second = Relay(
+        sink=sink,
+        cluster_id="c1",
+        relay_version="t",
+        batch_size=1,
+        clock=lambda: T0 + timedelta(seconds=60),
+        deadlines=Deadlines(pending_seconds=600, not_ready_seconds=900),
+    )
+    assert Checkpointer(relay=second, progress=Marks(), directory=tmp_path, owner="relay-0").restore(None)
+
+    # When its first list finds the pod unchanged (nothing to forward) and the threshold passes
+    listed = json.loads(stuck_line(T0))["object"]
+    assert second.handle({"type": "ADDED", "object": listed}, initial_sync=True) == "suppressed"
+    assert sink.bodies == []
+
+    # Then the pod is forwarded once as overdue, as a relay that never restarted would
+    assert second.look_again(T0 + timedelta(seconds=605)) == 1
+    [again] = (parse_envelope(b) for b in sink.bodies)
+    assert isinstance(again, PodEnvelope)
+    assert [f.event_type for f in classify(again, thresholds=Thresholds())] == [EventType.PENDING_TOO_LONG]
+
+
+def test_a_pod_already_overdue_when_first_listed_is_looked_at_once_at_once() -> None:
+    # Given a relay that forwards only troubled pods from its first list, started 20 minutes after a
+    # pod got stuck Pending (which that list holds back)
+    sink = RecordingSink()
+    now = T0 + timedelta(minutes=20)
+    relay = Relay(
+        sink=sink,
+        cluster_id="c1",
+        relay_version="t",
+        batch_size=1,
+        initial_sync_mode="troubled",
+        clock=lambda: now,
+        deadlines=Deadlines(pending_seconds=600, not_ready_seconds=900),
+    )
+    listed = json.loads(stuck_line(T0))["object"]
+    assert relay.handle({"type": "ADDED", "object": listed}, initial_sync=True) == "suppressed"
+
+    # When the relay looks again, Then the pod goes out once, as pending-too-long
+    assert relay.look_again(now + timedelta(seconds=5)) == 1
+    assert relay.look_again(now + timedelta(hours=1)) == 0
+    [again] = (parse_envelope(b) for b in sink.bodies)
+    assert isinstance(again, PodEnvelope)
+    assert [f.event_type for f in classify(again, thresholds=Thresholds())] == [EventType.PENDING_TOO_LONG]

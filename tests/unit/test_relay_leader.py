@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,13 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from podwatch_relay.leader import LeaderElector, StandbyGate, default_identity, default_lease_namespace
+from podwatch_relay.leader import (
+    LeaderElector,
+    StandbyGate,
+    default_identity,
+    default_lease_namespace,
+    process_identity,
+)
 from podwatch_relay.settings import RelaySettings
 from podwatch_relay.sink import SendResult
 
@@ -169,6 +176,69 @@ def test_a_held_lease_is_taken_over_one_lease_duration_after_its_last_observed_c
     assert spec["holderIdentity"] == "b"
     assert spec["leaseTransitions"] == 1
     assert spec["acquireTime"] == spec["renewTime"] == "2026-11-22T09:00:15.000000Z"
+
+
+def test_a_process_that_has_not_listed_yet_only_reads_the_lease_then_takes_a_free_one(
+    api: Leases, clock: Clock
+) -> None:
+    listed = False
+    a = make(api, clock, "a", eligible=lambda: listed)
+    b = make(api, clock, "b")
+    b.step()
+    assert b.release()  # a free lease: released by its last holder
+
+    # While its initial list runs, a reads the lease (its clocks start) and never writes it
+    a.step()
+    clock.advance(30)
+    a.step()
+    assert not a.is_leader()
+    assert [method for method, _ in api.calls[-2:]] == ["read", "read"]
+    assert a.stats.looks == 2
+    assert api.spec()["holderIdentity"] == ""
+
+    # Once listed it takes the free lease at its next step
+    listed = True
+    a.step()
+    assert a.is_leader()
+    assert api.spec()["holderIdentity"] == "a"
+
+
+def test_the_wait_of_a_process_that_may_not_stand_ends_when_it_may(api: Leases, clock: Clock) -> None:
+    listed = threading.Event()
+    a = make(api, clock, "a", eligible=listed.is_set)
+    stop = threading.Event()
+    a.start(stop)
+    try:
+        listed.set()  # the first list just finished: a free lease is taken now, not a retry later
+        for _ in range(50):  # at most 1 s: well within the 2 s retry period
+            if a.is_leader():
+                break
+            time.sleep(0.02)
+        assert a.is_leader()
+    finally:
+        stop.set()
+        a.join(timeout=2)
+
+
+def test_a_container_restarted_in_its_pod_waits_out_its_predecessors_lease(api: Leases, clock: Clock) -> None:
+    # Given a lease held by the previous container of pod relay-a (killed: it renews no more)
+    before = make(api, clock, process_identity("relay-a"))
+    before.step()
+
+    # When the container restarts in the same pod (same pod name, a new process)
+    after = make(api, clock, process_identity("relay-a"))
+    after.step()
+
+    # Then it does not take the lease for its own: it waits a lease duration, as any standby
+    assert not after.is_leader()
+    assert after.holder == before.identity
+    assert before.identity.startswith("relay-a_")
+    assert after.identity.startswith("relay-a_")
+    clock.advance(15)
+    after.step()
+    assert after.is_leader()
+    assert api.spec()["leaseTransitions"] == 1
+    assert after.stats.holder_changes == 1  # before -> after, as it saw it
 
 
 def test_a_renewing_leader_keeps_the_lease_and_the_standby_sees_each_renewal(
