@@ -32,6 +32,9 @@ from podwatch.hooks.targets import TargetClient, secret_reader
 from podwatch.lazy import Lazy
 from podwatch.settings import HooksSettings
 
+#: Do not start a record with less than this left beyond the timeouts of its calls.
+SAFETY_MARGIN_MS = 1000
+
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
@@ -120,7 +123,15 @@ def reset() -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     trips_before = deps.targets.stats.breaker_opened
-    result = handle_records(event.get("Records") or [], deps.hooks)
+    # a record is started only if two calls at their timeouts still fit (a record may match several hooks)
+    needed_ms = (
+        2 * (deps.settings.hook_connect_timeout_seconds + deps.settings.hook_read_timeout_seconds) * 1000
+    )
+    result = handle_records(
+        event.get("Records") or [],
+        deps.hooks,
+        time_left=lambda: context.get_remaining_time_in_millis() > needed_ms + SAFETY_MARGIN_MS,
+    )
     result.tally.add(telemetry.HOOK_BREAKER_OPENED, value=deps.targets.stats.breaker_opened - trips_before)
     result.tally.emit(metrics)
     logger.info(

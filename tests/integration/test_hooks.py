@@ -438,3 +438,17 @@ def test_bearer_token_from_an_ssm_securestring_under_the_prefix_only(
     )
     (message,) = agent.received()
     assert message["authorization"] == "Bearer t0ken"
+
+
+def test_records_are_not_started_when_the_function_is_out_of_time(
+    hooks: ModuleType, stack: Provisioned, endpoint: str, agent: AgentServer
+) -> None:
+    apply(endpoint, stack, SHOP_HOOK)
+    context = LambdaContext()
+    context.timeout_ms = 20_000  # less than 2 x (2 s + 10 s) + 1 s: no call could finish for sure
+    n = crash_loop()
+    result = hooks.lambda_handler(sqs_event([n.model_dump_json()]), context)
+    assert len(result["batchItemFailures"]) == 1  # back to SQS, unstarted
+    assert agent.received() == []
+    assert invoke(hooks, n) == {"batchItemFailures": []}  # a full invocation then calls
+    assert len(agent.received()) == 1

@@ -76,13 +76,21 @@ def parse_body(body: str) -> Notification:
     return notification
 
 
-def handle_records(records: Sequence[Mapping[str, Any]], deps: HooksDeps) -> HooksResult:
-    """Never raises for a record: each ends handled, failed (SQS retries it) or quarantined."""
+def handle_records(
+    records: Sequence[Mapping[str, Any]], deps: HooksDeps, *, time_left: Callable[[], bool] | None = None
+) -> HooksResult:
+    """Never raises for a record: each ends handled, failed (SQS retries it) or quarantined.
+
+    `time_left()` is asked before each record; once it says False, the rest go back to SQS unstarted
+    (a call under way when Lambda stops the function would fail the whole batch)."""
     result = HooksResult()
     result.tally.add(telemetry.RECEIVED, value=len(records))
     index = deps.rules()
     for record in records:
         message_id, body = str(record["messageId"]), str(record["body"])
+        if time_left is not None and not time_left():
+            result.failed.append(message_id)
+            continue
         try:
             retry = _handle_record(index, deps, result, message_id, body)
         except TransientError as exc:
