@@ -5,7 +5,8 @@ Every metric has the Powertools `service` dimension and is a Count, but Heartbea
 low-cardinality `reason` dimension (a bounded set of codes, never ids or names): Filtered (healthy,
 deleted, ignored_namespace, disabled:<type>), Quarantined (the error reason), Control (kind),
 EventTimeUntrusted (future, past).
-Alarms and dashboard widgets may use exactly the names listed in PROCESSOR_METRICS / DELIVER_METRICS.
+Alarms and dashboard widgets may use exactly the names listed in the `*_METRICS` sets (PROCESSOR_METRICS,
+DELIVER_METRICS, CONFIG_SYNC_METRICS, FANOUT_METRICS): tests/unit/test_observability.py checks them.
 """
 
 from __future__ import annotations
