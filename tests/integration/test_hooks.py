@@ -452,3 +452,18 @@ def test_records_are_not_started_when_the_function_is_out_of_time(
     assert agent.received() == []
     assert invoke(hooks, n) == {"batchItemFailures": []}  # a full invocation then calls
     assert len(agent.received()) == 1
+
+
+def test_a_body_nested_too_deeply_is_quarantined_and_the_rest_of_its_batch_still_fires(
+    hooks: ModuleType, stack: Provisioned, endpoint: str, agent: AgentServer
+) -> None:
+    # Given a batch with a body nested 100,000 levels deep next to a good notification
+    apply(endpoint, stack, SHOP_HOOK)
+    deep = '{"detail-type": "x", "detail": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    # When the hooks function handles it, Then the bad body is quarantined at once as malformed
+    # (not a RecursionError that fails the invocation) and the good one fires its hook
+    assert invoke(hooks, bodies=[deep, crash_loop().model_dump_json()]) == {"batchItemFailures": []}
+    assert len(agent.received()) == 1
+    (malformed,) = dlq(stack, endpoint)
+    assert malformed["MessageAttributes"]["reason"]["StringValue"] == "malformed"
+    assert "nested too deeply" in malformed["MessageAttributes"]["error"]["StringValue"]

@@ -15,7 +15,6 @@ done (`last_ok`, `last_rejected`), so one failing hook never calls another twice
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +23,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from podwatch import telemetry
-from podwatch.errors import DeliveryRejected, TransientError
+from podwatch import telemetry, wire
+from podwatch.errors import DeliveryRejected, MalformedMessage, TransientError
 from podwatch.hooks.match import HookIndex, Match
 from podwatch.hooks.prompt import base_values
 from podwatch.hooks.state import Claim, Decision, EventKey, HookStore
@@ -67,7 +66,7 @@ class HooksResult:
 
 def parse_body(body: str) -> Notification:
     """A Notification, sent as it is or wrapped in an EventBridge event (`detail`)."""
-    raw = json.loads(body)
+    raw = wire.loads(body)  # MalformedMessage for anything not strict JSON (too deep, NaN, ...)
     if isinstance(raw, dict) and "detail" in raw and "detail-type" in raw:
         raw = raw["detail"]
     notification = Notification.model_validate(raw)
@@ -108,7 +107,7 @@ def _handle_record(
     """Handle one record; True if it must be retried."""
     try:
         notification = parse_body(body)
-    except (ValidationError, ValueError) as exc:
+    except (ValidationError, ValueError, MalformedMessage) as exc:
         _quarantine(result, deps, message_id, body, reason="malformed", error=f"not a Notification: {exc}")
         return False
     now_s = int(deps.clock().timestamp())
