@@ -9,6 +9,7 @@ Modules, in the order data flows through them:
 * `state`      `PodTracker` / `EventTracker`: forward only changes that matter, with transitions
 * `sink`       `SqsSink`: SendMessageBatch with limits, partial-failure retries and typed errors
 * `leader`     Lease leader election, and the gate that keeps a standby from forwarding
+* `checkpoint` what was last forwarded, on the spool volume: a restarted relay diffs against it
 * `settings`   `RelaySettings` from `PODWATCH_*` environment variables
 * `app`        the CLI (`python -m podwatch_relay replay|watch`)
 """

@@ -29,7 +29,6 @@ from typing import Any
 
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration, CoreV1Api
-from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from podwatch.models import utcnow
@@ -38,7 +37,7 @@ from podwatch_relay.checkpoint import Checkpointer
 from podwatch_relay.deadlines import Deadlines, look_again_periodically
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
 from podwatch_relay.leader import LeaderCollector, LeaderElector, StandbyGate, election_from_settings
-from podwatch_relay.ops import Health, OpsServer, RelayCollector
+from podwatch_relay.ops import Health, OpsServer, RelayCollector, metrics_registry
 from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
 from podwatch_relay.replay import RecordedClock, replay_file
@@ -302,18 +301,16 @@ def run_watch(
         elector.on_stopped_leading = lambda _reason: stop.set()
     factory = _watcher_factory(settings)
     group = WatchGroup(api=api, relay=relay, stop=stop, factory=factory)
-    registry = CollectorRegistry()
-    registry.register(
-        RelayCollector(
-            relay=relay,
-            watchers=group.watchers,
-            outbox=outbox,
-            sink_stats=getattr(sqs, "stats", None),
-            checkpoint=None if checkpointer is None else checkpointer.stats,
-        )
+    collector = RelayCollector(
+        relay=relay,
+        watchers=group.watchers,
+        outbox=outbox,
+        sink_stats=getattr(sqs, "stats", None),
+        checkpoint=None if checkpointer is None else checkpointer.stats,
     )
-    if elector is not None and gate is not None:
-        registry.register(LeaderCollector(elector=elector, gate=gate))
+    registry = metrics_registry(
+        collector, *([LeaderCollector(elector=elector, gate=gate)] if elector and gate else [])
+    )
     health = Health(watchers=group.watchers, stall_seconds=settings.health_stall_seconds)
     if elector is not None:
         # Only a replica that finished its initial list (and so can diff) stands for election.

@@ -4,6 +4,9 @@ Metrics are read from the counters the relay keeps anyway (`RelayStats`, `Outbox
 `WatchStats`, `SqsSink.stats`) when Prometheus scrapes, by a custom collector: the watch's hot
 path increments plain ints, never a labelled prometheus_client metric.
 
+`metrics_registry` puts them together with prometheus-client's own process, platform and GC
+collectors (`process_*`, `python_*`) and `podwatch_relay_build_info`.
+
 * `/healthz` is 200 while every watcher made progress (a line, bookmarks included, or a list)
   within `stall_seconds`, else 503: a watch that is silently stuck gets the pod restarted. Its
   body names the watchers restarted after unexpected errors (`restarted`: count, in a row, last
@@ -16,17 +19,28 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from podwatch_relay import __version__
 from podwatch_relay.checkpoint import CheckpointStats, written_age
 from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
@@ -189,6 +203,27 @@ def _checkpoint_metrics(stats: CheckpointStats) -> Iterator[Any]:
         "Pods known from the checkpoint loaded at start (the first list diffed against them)",
         value=stats.restored_pods,
     )
+
+
+def metrics_registry(*collectors: Collector) -> CollectorRegistry:
+    """The registry `/metrics` serves: `collectors` (the relay's, the election's), the process,
+    platform and GC collectors, and `podwatch_relay_build_info` (version, Python, client)."""
+    registry = CollectorRegistry()
+    for collector in collectors:
+        registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    Info(
+        f"{PREFIX}_build", "The relay's version, its Python and its Kubernetes client", registry=registry
+    ).info(
+        {
+            "version": __version__,
+            "python": platform.python_version(),
+            "kubernetes_client": metadata.version("kubernetes"),
+        }
+    )
+    return registry
 
 
 class Health:

@@ -37,8 +37,8 @@ PLACEHOLDERS = {
 }
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 
-#: The only grants: read the three watched resources; get/create/update the election Lease.
-WATCHED = {"pods", "events", "namespaces"}
+#: The only grants: the relay's calls (watch.py): list/watch pods and Events, get kube-system (the
+#: default cluster id), list/watch namespaces (label selector mode); get/create/update the Lease.
 READ_VERBS = {"get", "list", "watch"}
 LEASE_VERBS = {"get", "create", "update"}
 
@@ -167,8 +167,8 @@ def environment(manifest: Manifest) -> dict[str, Any]:
     """The relay container's environment: the ConfigMap it loads, then its own env entries."""
     relay = container(manifest)
     [config_map] = [src["configMapRef"]["name"] for src in relay["envFrom"] if "configMapRef" in src]
-    assert config_map == one(manifest, "ConfigMap")["metadata"]["name"]
-    env: dict[str, Any] = dict(one(manifest, "ConfigMap")["data"])
+    [settings] = [m for m in objects(manifest, "ConfigMap") if m["metadata"]["name"] == config_map]
+    env: dict[str, Any] = dict(settings["data"])
     for entry in relay.get("env", []):
         env[entry["name"]] = entry.get("value", entry.get("valueFrom"))
     return env
@@ -257,12 +257,19 @@ def test_rbac_grants_only_reads_of_watched_resources_and_the_lease(renders: dict
             assert "aggregationRule" not in cluster_role, name
             granted = set()
             for rule in cluster_role["rules"]:
-                assert set(rule) == {"apiGroups", "resources", "verbs"}, (name, rule)
+                assert set(rule) - {"resourceNames"} == {"apiGroups", "resources", "verbs"}, (name, rule)
                 assert rule["apiGroups"] == [""], (name, rule)
                 assert set(rule["verbs"]) <= READ_VERBS, (name, rule)
-                granted |= {(r, v) for r in rule["resources"] for v in rule["verbs"]}
-            # exactly what the relay needs: not less, not more
-            assert granted == {(r, v) for r in WATCHED for v in READ_VERBS}, name
+                names = tuple(rule.get("resourceNames", ["*"]))
+                granted |= {(r, v, names) for r in rule["resources"] for v in rule["verbs"]}
+            # exactly the calls the relay makes with these settings: not less, not more
+            env = environment(manifest)
+            needed = {(r, v, ("*",)) for r in ("pods", "events") for v in ("list", "watch")}
+            if "PODWATCH_CLUSTER_ID" not in env:
+                needed.add(("namespaces", "get", ("kube-system",)))
+            if "PODWATCH_NAMESPACE_SELECTOR" in env:
+                needed |= {("namespaces", v, ("*",)) for v in ("list", "watch")}
+            assert granted == needed, name
             roles["ClusterRole", cluster_role["metadata"]["name"]] = cluster_role
         lease = environment(manifest).get("PODWATCH_LEASE_NAME")
         for role in objects(manifest, "Role"):
@@ -295,6 +302,8 @@ def test_rbac_grants_only_reads_of_watched_resources_and_the_lease(renders: dict
             "PodDisruptionBudget",
             "PersistentVolumeClaim",
             "ServiceMonitor",
+            "PrometheusRule",
+            "NetworkPolicy",
         }, name
 
 
@@ -514,6 +523,7 @@ def test_every_value_is_documented() -> None:
     # objects whose children are each documented need no comment of their own
     parents = {"image", "sqs", "relay", "leaderElection", "spool", "emptyDir", "persistence"}
     parents |= {"serviceAccount", "rbac", "podDisruptionBudget", "service", "ports", "serviceMonitor"}
+    parents |= {"prometheusRule", "grafanaDashboard", "networkPolicy"}
     assert [key for key in undocumented if key not in parents] == []
 
 
@@ -566,3 +576,128 @@ def test_notes_name_this_release_objects(helm_env: dict[str, str], default: Mani
     assert f"get lease {environment(default)['PODWATCH_LEASE_NAME']}" in notes
     assert f"port-forward service/{one(default, 'Service')['metadata']['name']}" in notes
     assert QUEUE_URL in notes
+
+
+# --- monitoring: alerts and dashboard name what the relay exports; NetworkPolicy; metadata -------
+
+
+def exported_metrics() -> set[str]:
+    """The series names the relay's `/metrics` can carry, read from a registry built as `watch`
+    builds it (every collector, the election's and the checkpoint's included)."""
+    import threading
+
+    from prometheus_client import generate_latest
+
+    from podwatch_relay.checkpoint import CheckpointStats
+    from podwatch_relay.leader import LeaderCollector, LeaderElector, StandbyGate
+    from podwatch_relay.ops import RelayCollector, metrics_registry
+    from podwatch_relay.outbox import Outbox
+    from podwatch_relay.pipeline import Relay
+    from podwatch_relay.sink import FileSink, SinkStats
+    from podwatch_relay.watch import PODS, ListWatcher
+
+    sink = FileSink(path=os.devnull)
+    relay = Relay(sink=sink, cluster_id="c", relay_version="t")
+    watcher = ListWatcher(api=None, relay=relay, resource=PODS, namespace=None, stop=threading.Event())  # type: ignore[arg-type]
+    elector = LeaderElector(
+        api=None, name="l", namespace="n", identity="i", lease_duration=15, renew_deadline=10, retry_period=2
+    )  # type: ignore[arg-type]
+    gate = StandbyGate(sink=sink, leading=elector.is_leader, renewal_seen=lambda: None, margin=13)
+    collector = RelayCollector(
+        relay=relay,
+        watchers=lambda: [watcher],
+        outbox=Outbox(sink=sink),
+        sink_stats=SinkStats(),
+        checkpoint=CheckpointStats(written_at=0.0),
+    )
+    text = generate_latest(metrics_registry(collector, LeaderCollector(elector=elector, gate=gate))).decode()
+    suffix = {"counter": "_total", "info": "_info"}  # as the samples are named
+    names = re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE)
+    return {name if name.endswith(suffix.get(kind, "")) else name + suffix[kind] for name, kind in names}
+
+
+def named_metrics(expr: str) -> set[str]:
+    """The relay's metric names in a PromQL expression (ours, and prometheus-client's process_*)."""
+    return set(re.findall(r"\b(?:podwatch_relay|process|python)_[a-z0-9_]+\b", expr))
+
+
+def test_metrics_carry_process_collectors_and_build_info() -> None:
+    exported = exported_metrics()
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"} <= exported
+    assert {"python_info", "python_gc_collections_total", "podwatch_relay_build_info"} <= exported
+    assert {"podwatch_relay_is_leader", "podwatch_relay_checkpoint_age_seconds"} <= exported
+
+
+def test_alerts_and_dashboard_name_only_metrics_the_relay_exports(renders: dict[str, Manifest]) -> None:
+    exported = exported_metrics()
+    manifest = renders["monitoring-values"]
+    [rule] = objects(manifest, "PrometheusRule")
+    alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    # the issue's five, and drops
+    assert set(alerts) == {
+        "PodwatchRelayDown",
+        "PodwatchRelayWatchStalled",
+        "PodwatchRelaySpoolGrowing",
+        "PodwatchRelaySqsFailures",
+        "PodwatchRelayDropping",
+        "PodwatchRelayNoLeader",
+    }
+    for alert, expr in alerts.items():
+        assert named_metrics(expr), alert
+        assert named_metrics(expr) <= exported, (alert, named_metrics(expr) - exported)
+    [dashboard_map] = [
+        m for m in objects(manifest, "ConfigMap") if m["metadata"]["name"].endswith("-dashboard")
+    ]
+    assert dashboard_map["metadata"]["namespace"] == "monitoring"
+    assert dashboard_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(dashboard_map["data"]["podwatch-relay.json"])
+    assert dashboard == json.loads((CHART / "dashboards" / "podwatch-relay.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            assert named_metrics(target["expr"]), panel["title"]
+            assert named_metrics(target["expr"]) <= exported, (panel["title"], target["expr"])
+    for variable in dashboard["templating"]["list"]:
+        assert named_metrics(variable["query"]) <= exported, variable["name"]
+
+
+def test_no_leader_alert_only_with_leader_election(helm_env: dict[str, str]) -> None:
+    args = ["--set", f"sqs.queueUrl={QUEUE_URL}", "--set", "prometheusRule.enabled=true"]
+    single = render(helm_env, *args, "--set", "leaderElection.enabled=false", "--set", "replicaCount=1")
+    [rule] = objects(single, "PrometheusRule")
+    names = {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert "PodwatchRelayNoLeader" not in names
+    assert "PodwatchRelayDown" in names
+
+
+def test_network_policy_lets_in_only_scrapes_and_out_only_dns_the_api_server_and_sqs(
+    renders: dict[str, Manifest],
+) -> None:
+    manifest = renders["monitoring-values"]
+    policy = one(manifest, "NetworkPolicy")
+    spec = policy["spec"]
+    selector = one(manifest, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert spec["podSelector"] == {"matchLabels": selector}
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    [ingress] = spec["ingress"]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+    dns, https = spec["egress"]
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert {(p["port"], p["protocol"]) for p in https["ports"]} == {(443, "TCP"), (6443, "TCP")}
+    assert https["to"] == [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
+    for name, other in renders.items():
+        if name != "monitoring-values":
+            assert not objects(other, "NetworkPolicy"), name  # off by default
+
+
+def test_chart_metadata_says_where_it_comes_from() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["home"].startswith("https://")
+    assert all(source.startswith("https://") for source in chart["sources"])
+    assert chart["maintainers"]
+    assert all(m["name"] for m in chart["maintainers"])
+    assert {"kubernetes", "prometheus"} <= set(chart["keywords"])
+    images = yaml.safe_load(chart["annotations"]["artifacthub.io/images"])
+    assert images == [{"name": "podwatch-relay", "image": f"podwatch-relay:{chart['appVersion']}"}]
