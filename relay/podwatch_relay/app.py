@@ -183,7 +183,8 @@ def kube_api_client(*, kubeconfig: str | None, context: str | None) -> ApiClient
         configuration = Configuration()
         kube_config.load_incluster_config(client_configuration=configuration)
         return ApiClient(configuration)
-    return kube_config.new_client_from_config(config_file=kubeconfig, context=context)
+    client: ApiClient = kube_config.new_client_from_config(config_file=kubeconfig, context=context)
+    return client
 
 
 def _watcher_factory(settings: RelaySettings) -> Callable[..., ListWatcher]:

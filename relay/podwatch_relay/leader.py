@@ -411,6 +411,8 @@ class LeaderElector:
         """Create (lease None) or replace with the resourceVersion read. Success makes this
         process the holder as of `started`; a 409 raises `_Conflict`."""
         try:
+            # plain dicts, sent as they are (the client's hints say V1Lease: it takes both)
+            body: Any
             if lease is None:
                 body = {
                     "apiVersion": API_VERSION,
@@ -459,7 +461,7 @@ class LeaderElector:
                         "acquireTime": now,
                         "renewTime": now,
                     }
-                    body = {"apiVersion": API_VERSION, "kind": "Lease", "metadata": lease["metadata"]}
+                    body: Any = {"apiVersion": API_VERSION, "kind": "Lease", "metadata": lease["metadata"]}
                     _body(  # read to the end: a half-read answer must not go back to the pool
                         self.api.replace_namespaced_lease(
                             self.name,

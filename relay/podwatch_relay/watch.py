@@ -416,7 +416,10 @@ def flush_periodically(relay: Consumer, stop: threading.Event, interval: float) 
 
 def kube_system_uid(api: CoreV1Api, *, request_timeout: float) -> str:
     """The uid of the kube-system namespace: a stable id of the cluster when none is configured."""
-    response = api.read_namespace("kube-system", _preload_content=False, _request_timeout=request_timeout)
+    # raw (`_preload_content=False`): an HTTP response, not the V1Namespace the client's hints say
+    response: Any = api.read_namespace(
+        "kube-system", _preload_content=False, _request_timeout=request_timeout
+    )
     try:
         uid = loads(response.data).get("metadata", {}).get("uid")
     finally:
@@ -429,7 +432,9 @@ def kube_system_uid(api: CoreV1Api, *, request_timeout: float) -> str:
 def server_version(api_client: ApiClient, *, request_timeout: float) -> str | None:
     """`gitVersion` of the API server (for the enroll message), None if it cannot be read."""
     try:
-        response = VersionApi(api_client).get_code(_preload_content=False, _request_timeout=request_timeout)
+        response: Any = VersionApi(api_client).get_code(
+            _preload_content=False, _request_timeout=request_timeout
+        )
     except (ApiException, *RETRYABLE) as exc:
         log.warning("could not read the API server version", extra={"error": f"{type(exc).__name__}: {exc}"})
         return None

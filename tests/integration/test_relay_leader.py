@@ -124,6 +124,7 @@ def test_leader_killed_the_standby_takes_over_within_a_lease_duration_and_loses_
     assert [len(queue.pods(f"api-{i}")) for i in range(3)] == [2, 2, 1]  # no full re-forward
     assert len(queue.pods("api-1", restarts=1)) == 1
     assert b.metric("podwatch_relay_is_leader") == 1
+    assert b.metric("process_resident_memory_bytes") > 0  # prometheus-client's process collector
     assert b.metric("podwatch_relay_takeover_resent_total") == 1  # the counted possible duplicates
     assert b.metric("podwatch_relay_suppressed_standby_total") >= 4  # its initial sync + api-0's change
     assert lease(fake)["spec"]["leaseTransitions"] == 1  # type: ignore[index]
