@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from podwatch.errors import PERMANENT_REASONS
+from podwatch import wire
+from podwatch.errors import PERMANENT_REASONS, MalformedMessage
 from podwatch.quarantine import REDRIVE_ATTRIBUTE
 from podwatch_cli.progress import Progress
 from podwatch_cli.stack import DLQ_SOURCES, QUEUES, Stack
@@ -181,9 +182,9 @@ def cmd_show(
         if key != "reason":
             out.write(f"{key + ':':<16}{m.attributes[key]}\n")
     out.write("body:\n")
-    try:
-        out.write(json.dumps(json.loads(m.body), indent=2, ensure_ascii=False) + "\n")
-    except ValueError:
+    try:  # bad input is what a DLQ holds: anything not strict JSON is shown as it is
+        out.write(json.dumps(wire.loads(m.body), indent=2, ensure_ascii=False) + "\n")
+    except MalformedMessage:
         out.write(m.body + "\n")
     return 0
 

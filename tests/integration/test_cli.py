@@ -173,6 +173,21 @@ def test_a_poison_message_shows_its_reason(
     assert podwatch(endpoint, stack, "dlq", "show", "no-such-id").code == 1
 
 
+def test_show_prints_a_body_too_deep_to_pretty_print_as_it_is(
+    processor: ModuleType, stack: Provisioned, endpoint: str
+) -> None:
+    # Given the processor quarantined a body nested 100,000 levels deep (issue 14's poison)
+    deep = "[" * 100_000 + "]" * 100_000
+    assert processor.lambda_handler(sqs_event([deep]), LambdaContext()) == {"batchItemFailures": []}
+    (row,) = json.loads(podwatch(endpoint, stack, "dlq", "list", "--json").out)
+
+    # When the operator shows it, Then it is shown with its reason and the body as it is (no crash)
+    shown = podwatch(endpoint, stack, "dlq", "show", row["message_id"])
+    assert shown.code == 0, shown.err
+    assert "reason:         malformed" in shown.out
+    assert shown.out.split("body:\n", 1)[1] == deep + "\n"
+
+
 def test_redrive_sends_messages_back_and_after_a_fix_they_are_delivered(
     processor: ModuleType, stack: Provisioned, clients: AwsClients, endpoint: str
 ) -> None:
