@@ -20,11 +20,14 @@ for path in _PATHS:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench import delivery, hooks, host, processor
+    from bench import cost, delivery, hooks, host, processor
 
     sections = (argv if argv is not None else sys.argv[1:]) or ["all"]
     if sections == ["hooks"]:  # one section alone (it records the host reference of its own run)
         hooks.main()
+        return
+    if sections == ["cost"]:  # `python -m bench cost`: the cost section alone
+        cost.main()
         return
 
     host.main()  # host_reference_ms: the speed of this host today, to compare figures across runs
@@ -36,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     processor.main()  # the handler in a subprocess of its own, too
     delivery.main()  # local stack: restate_requests_per_1000_events, delivery_p99_ms
     hooks.main()  # hooks_us_per_event: match + render + dedup decision, AWS stubbed
+    cost.main()  # local stack: cost_usd_per_million_events (counts of a realistic mix x bench/prices.json)
 
 
 if __name__ == "__main__":

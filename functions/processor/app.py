@@ -93,6 +93,7 @@ def build_dependencies(
 
     tracer.patch(["botocore"])  # X-Ray subsegments for the AWS calls (a no-op while tracing is off)
     settings = settings or ProcessorSettings.from_env()
+    audit.summarize_filtered(settings.audit_filtered == "summary")
     sqs = sqs or aws.client("sqs")
     dynamodb = dynamodb or aws.client("dynamodb")
     metadata = (
@@ -194,6 +195,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         if deps.processing.metadata is not None:
             tally.add(telemetry.METADATA_FAILED, value=deps.processing.metadata.take_failures())
         tally.emit(metrics)
+        audit.flush_filtered()
 
 
 def _count(tally: telemetry.Tally, decisions: list[Decision]) -> None:

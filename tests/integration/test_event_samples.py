@@ -122,6 +122,7 @@ class Aws:
                 "DELIVERIES_QUEUE_URL": p["DeliveriesQueue"],
                 "QUARANTINE_QUEUE_URL": p["PodEventsDLQ"],
                 "FANOUT_QUEUE_URL": p["FanoutQueue"],
+                "AUDIT_FILTERED": "each",
             },
             "fanout": {"EVENT_BUS_NAME": p["NotificationsBus"], "QUARANTINE_QUEUE_URL": p["FanoutDLQ"]},
             "deliver": {

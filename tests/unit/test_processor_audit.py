@@ -208,3 +208,28 @@ def test_the_record_fields_are_the_audit_keys_in_order() -> None:
     # `_record_json` fills a template of AUDIT_KEYS with the record's values in field order
     assert audit.AuditRecord._fields == audit.AUDIT_KEYS
     assert json.loads(audit._record_json(RECORD)) == dict(zip(audit.AUDIT_KEYS, RECORD, strict=True))
+
+
+def test_summary_mode_counts_filtered_decisions_and_keeps_every_other_line(captured: Capture) -> None:
+    # Given the cheaper audit mode (AUDIT_FILTERED=summary)
+    healthy = RECORD._replace(action="filtered", reason="healthy", event_type=None)
+    deleted = RECORD._replace(action="filtered", reason="deleted", event_type=None)
+    audit.summarize_filtered(True)
+    try:
+        # When an invocation decides three filtered events and one forwarded
+        for record in (healthy, healthy, deleted, RECORD):
+            audit.emit(record)
+        # Then only the forwarded one has its line (with the payload's SHA-256) so far
+        assert [r.audit["action"] for r in captured.records] == ["forwarded"]  # type: ignore[attr-defined]
+        assert captured.records[0].audit["payload_sha256"] == "a" * 64  # type: ignore[attr-defined]
+        # and the flush at the end of the invocation writes one line with the counts, once
+        audit.flush_filtered()
+        audit.flush_filtered()
+    finally:
+        audit.summarize_filtered(False)
+    summary = captured.records[1].audit  # type: ignore[attr-defined]
+    assert summary == {"action": "filtered", "summary": {"deleted": 1, "healthy": 2}, "count": 3}
+    assert len(captured.records) == 2
+    # and back in the default mode, a filtered decision has its own line again
+    audit.emit(healthy)
+    assert captured.records[-1].audit["reason"] == "healthy"  # type: ignore[attr-defined]

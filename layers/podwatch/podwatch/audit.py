@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import typing
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -489,9 +490,42 @@ def install(source_formatter: Any, stream: Any) -> None:
     audit_log.propagate = False
 
 
+class _FilteredSummary:
+    """AUDIT_FILTERED=summary (the cheaper audit mode, docs/operations.md): filtered decisions are
+    counted by reason, not written one line each; `flush_filtered` writes the counts as one line.
+    Every other decision (forwarded with its payload's SHA-256, deduplicated, quarantined, control)
+    keeps its own line."""
+
+    counts: Counter[str] | None = None
+
+
+_filtered = _FilteredSummary()
+
+
+def summarize_filtered(on: bool) -> None:
+    """Count filtered decisions instead of writing each (True), or write each again (False)."""
+    _filtered.counts = Counter() if on else None
+
+
+def flush_filtered() -> None:
+    """Write the filtered decisions counted since the last flush as one audit line (none: nothing)."""
+    counts = _filtered.counts
+    if not counts:
+        return
+    summary = dict(sorted(counts.items()))
+    counts.clear()
+    audit_log.info(
+        "filtered",
+        extra={"audit": {"action": "filtered", "summary": summary, "count": sum(summary.values())}},
+    )
+
+
 def emit(record: AuditRecord) -> None:
     """Log one decision: an INFO `AuditLogRecord` on `podwatch.audit`, handled as `audit_log.info`
     would (level, `logging.disable`, filters, handlers), without its per-call caller lookup."""
+    if _filtered.counts is not None and record.action == "filtered":
+        _filtered.counts[record.reason] += 1
+        return
     logger = audit_log
     if not logger.isEnabledFor(logging.INFO):
         return

@@ -48,6 +48,8 @@ class ProcessorSettings(_Settings):
     quarantine_queue_url: str = Field(min_length=1)
     #: fan-out queue (podwatch.fanout): every forwarded notification, for the EventBridge bus; unset: none
     fanout_queue_url: str | None = None
+    #: audit of filtered decisions: a line each, or one summary line per invocation (podwatch.audit)
+    audit_filtered: Literal["each", "summary"] = "each"
 
 
 class DeliverSettings(_Settings):
