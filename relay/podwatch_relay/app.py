@@ -154,6 +154,7 @@ def make_relay(
         batch_size=settings.sqs_batch_size,
         namespaces=settings.namespaces,
         clock=clock,
+        label_keys=settings.label_key_list,
     )
 
 
@@ -292,6 +293,7 @@ def run_watch(
             pending_seconds=settings.pending_too_long_seconds,
             not_ready_seconds=settings.not_ready_too_long_seconds,
         ),
+        label_keys=settings.label_key_list,
     )
     checkpointer = _restore_checkpoint(settings, relay, gate or outbox)
     kubernetes_version = server_version(api_client, request_timeout=settings.request_timeout_seconds)

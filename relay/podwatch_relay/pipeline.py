@@ -62,6 +62,7 @@ from podwatch_relay.projection import (
     time_text,
     typed_pod_payload,
 )
+from podwatch_relay.redact import DEFAULT_LABEL_KEYS, LabelAllowlist
 from podwatch_relay.sink import SendResult, Sink
 from podwatch_relay.state import (
     Change,
@@ -221,6 +222,7 @@ class Relay:
         namespaces: str = "*",
         clock: Callable[[], datetime] = utcnow,
         deadlines: Deadlines | None = None,
+        label_keys: Iterable[str] = DEFAULT_LABEL_KEYS,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -233,6 +235,8 @@ class Relay:
         self.event_tracker = event_tracker if event_tracker is not None else EventTracker()
         self.initial_sync_mode: InitialSyncMode = initial_sync_mode
         self.namespaces = namespaces
+        #: which pod labels are forwarded: `label_keys` (the project/workload id keys) and the well-known
+        self.allowlist = LabelAllowlist(label_keys)
         self.stats = RelayStats()
         #: waiting pods to forward again when their threshold passes (None: never)
         self.deadlines = deadlines
@@ -489,7 +493,13 @@ class Relay:
                 return None
             node = value.group(1).decode()
         payload = typed_pod_payload(
-            meta, node, parts, watch_type=watch_type, initial_sync=initial_sync, observed_at=self._now_text()
+            meta,
+            node,
+            parts,
+            watch_type=watch_type,
+            initial_sync=initial_sync,
+            observed_at=self._now_text(),
+            allowlist=self.allowlist,
         )
         outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash, parts)
         stats = self.stats
@@ -666,6 +676,7 @@ class Relay:
             watch_type=watch_type,
             initial_sync=initial_sync,
             observed_at=self._now_text(),
+            allowlist=self.allowlist,
         )
         return self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash)
 

@@ -34,6 +34,7 @@ from podwatch.models import (
 )
 from podwatch_relay._json import fragment, unfragment
 from podwatch_relay.errors import BadWatchEvent
+from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist, redact
 
 if TYPE_CHECKING:
     from podwatch_relay.state import Conditions, Container
@@ -93,6 +94,10 @@ def _list(value: Any) -> list[Any]:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _redacted(value: Any) -> str | None:
+    return redact(value) if isinstance(value, str) and value else None
 
 
 def _int(value: Any) -> int | None:
@@ -208,7 +213,7 @@ def _container_payload(raw: Json, known: Container) -> Json:
     out: Json = {"name": name, "kind": kind}
     image = get("image")
     if isinstance(image, str) and image:
-        out["image"] = image
+        out["image"] = redact(image)
     out["ready"] = ready
     started = get("started")
     if started is True or started is False:
@@ -220,9 +225,9 @@ def _container_payload(raw: Json, known: Container) -> Json:
         if isinstance(detail, dict) and detail:
             reason, message, code = detail.get("reason"), detail.get("message"), detail.get("exitCode")
             if isinstance(reason, str) and reason:
-                out["reason"] = reason
+                out["reason"] = redact(reason)
             if isinstance(message, str) and message:
-                out["message"] = truncate(message)
+                out["message"] = truncate(redact(message))
             if type(code) is int:
                 out["exit_code"] = code
     last_state = get("lastState")
@@ -247,9 +252,9 @@ def _condition_payload(raw: Json) -> Json | None:
     out: Json = {"type": kind, "status": status}
     reason, message = get("reason"), get("message")
     if isinstance(reason, str) and reason:
-        out["reason"] = reason
+        out["reason"] = redact(reason)
     if isinstance(message, str) and message:
-        out["message"] = truncate(message)
+        out["message"] = truncate(redact(message))
     changed = _time_text(get("lastTransitionTime"))
     if changed is not None:
         out["last_transition_time"] = changed
@@ -273,8 +278,19 @@ def _labels(raw: Any) -> dict[str, str]:
     if not isinstance(raw, dict):
         return {}
     if _STR_ONLY.issuperset(map(type, raw.values())) and _STR_ONLY.issuperset(map(type, raw)):
-        return dict(raw)  # the usual case, checked without a loop in Python
+        return raw  # the usual case, checked without a loop in Python
     return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _put_labels(out: Json, labels: dict[str, str] | None, allowlist: LabelAllowlist) -> None:
+    """`labels` (the allowed ones, values redacted) and `labels_omitted` (how many were not)."""
+    if not labels:
+        out["labels"] = {}
+        return
+    kept, omitted = allowlist.apply(labels)
+    out["labels"] = kept
+    if omitted:
+        out["labels_omitted"] = omitted
 
 
 def pod_identity(meta: Any) -> tuple[str, str, str]:
@@ -297,11 +313,13 @@ def pod_payload(
     watch_type: WatchType,
     initial_sync: bool,
     observed_at: datetime | str,
+    allowlist: LabelAllowlist = DEFAULT_ALLOWLIST,
 ) -> Json:
     """The `PodEvent` of a pod as the plain dict it serializes to, from the pod's `metadata`, its
     `spec.nodeName` and its `status` (the only parts read): no models, no validation cost.
     `containers` are the compact containers of the same `status` (`state.snapshot_raw`), which
-    hold part of what is read of them; `observed_at` may be given as `time_text` writes it."""
+    hold part of what is read of them; `observed_at` may be given as `time_text` writes it.
+    Free text is redacted, labels kept by `allowlist` (`redact`)."""
     namespace, name, uid = pod_identity(meta)  # so `meta` is a dict
     if not isinstance(status, dict):
         status = {}
@@ -312,11 +330,11 @@ def pod_payload(
     if isinstance(phase, str) and phase:
         out["phase"] = phase
     if isinstance(reason, str) and reason:
-        out["reason"] = reason
+        out["reason"] = redact(reason)
     if isinstance(message, str) and message:
-        out["message"] = truncate(message)
+        out["message"] = truncate(redact(message))
     out["restart_count"] = sum(c[5] for c in containers)
-    out["labels"] = _labels(meta.get("labels"))
+    _put_labels(out, _labels(meta.get("labels")), allowlist)
     out["owner_references"] = [
         o for raw in _list(meta.get("ownerReferences")) if isinstance(raw, dict) if (o := _owner_payload(raw))
     ]
@@ -504,8 +522,8 @@ def status_parts(text: bytes) -> StatusParts:
         StatusParts,
         (
             _intern(phase) if phase else None,
-            _intern(reason) if reason else None,
-            truncate(message) if message else None,
+            _intern(redact(reason)) if reason else None,
+            truncate(redact(message)) if message else None,
             conditions,
             condition_payloads,
             _SHARED.get(shared) or _share(shared),
@@ -576,12 +594,12 @@ def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]
                 if isinstance(value, _Detail):
                     detail = value
                     if candidate != "running" and value.reason:
-                        reason = value.reason
+                        reason = redact(value.reason)
                 break
     last = raw.lastState.terminated if raw.lastState is not None else None
     last_reason = last_finished = None
     if last is not None:
-        last_reason = last.reason or None
+        last_reason = redact(last.reason) if last.reason else None
         last_finished = _time_text(last.finishedAt)
     restarts = raw.restartCount if raw.restartCount is not None else 0
     container = _share_container(
@@ -589,7 +607,7 @@ def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]
     )
     out: Json = {"name": container[1], "kind": kind}
     if raw.image:
-        out["image"] = raw.image
+        out["image"] = redact(raw.image)
     out["ready"] = container[4]
     if raw.started is not None:
         out["started"] = raw.started
@@ -597,9 +615,9 @@ def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]
     out["state"] = state
     if detail is not None:
         if detail.reason:
-            out["reason"] = detail.reason
+            out["reason"] = redact(detail.reason)
         if detail.message:
-            out["message"] = truncate(detail.message)
+            out["message"] = truncate(redact(detail.message))
         if detail.exitCode is not None:
             out["exit_code"] = detail.exitCode
     if last is not None:
@@ -631,9 +649,9 @@ def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, l
             if reason or message:
                 out: Json = {"type": kind, "status": status}
                 if reason:
-                    out["reason"] = reason
+                    out["reason"] = redact(reason)
                 if message:
-                    out["message"] = truncate(message)
+                    out["message"] = truncate(redact(message))
                 if changed is not None:
                     out["last_transition_time"] = changed
             elif changed is not None:
@@ -659,6 +677,7 @@ def typed_pod_payload(
     watch_type: WatchType,
     initial_sync: bool,
     observed_at: str,
+    allowlist: LabelAllowlist = DEFAULT_ALLOWLIST,
 ) -> Json:
     """`pod_payload` of the typed metadata and status parts (`meta.namespace`, `.name` and `.uid`
     are non-empty: the caller checked)."""
@@ -671,8 +690,7 @@ def typed_pod_payload(
     if message:
         out["message"] = message
     out["restart_count"] = sum([c[5] for c in containers])
-    labels = meta.labels
-    out["labels"] = labels if labels is not None else {}
+    _put_labels(out, meta.labels, allowlist)
     owners = meta.ownerReferences
     out["owner_references"] = (
         [
@@ -708,6 +726,7 @@ def project_pod(
     watch_type: WatchType,
     initial_sync: bool = False,
     observed_at: datetime | None = None,
+    allowlist: LabelAllowlist = DEFAULT_ALLOWLIST,
 ) -> PodEvent:
     """The compact `PodEvent` of a raw Pod object (transitions are the tracker's business)."""
     from podwatch_relay.state import snapshot_raw  # state imports this module
@@ -724,6 +743,7 @@ def project_pod(
         watch_type=watch_type,
         initial_sync=initial_sync,
         observed_at=observed_at or utcnow(),
+        allowlist=allowlist,
     )
     try:
         return PodEvent.model_validate(payload)
@@ -765,8 +785,8 @@ def project_event(
             namespace=namespace,
             name=_required(meta, "name", "Event"),
             uid=_required(meta, "uid", "Event"),
-            reason=_str(obj.get("reason")),
-            message=_str(obj.get("message")),
+            reason=_redacted(obj.get("reason")),
+            message=_redacted(obj.get("message")),
             type=_str(obj.get("type")),
             count=count,
             involved_object=InvolvedObject(
@@ -783,7 +803,7 @@ def project_event(
                 or event_time
                 or _time(meta.get("creationTimestamp"))
             ),
-            source_component=_str(source.get("component")) or _str(obj.get("reportingComponent")),
+            source_component=_redacted(source.get("component")) or _redacted(obj.get("reportingComponent")),
             watch_type=watch_type,
             resource_version=_str(meta.get("resourceVersion")) or "",
             observed_at=observed_at or utcnow(),

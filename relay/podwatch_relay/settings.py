@@ -37,6 +37,12 @@ class RelaySettings(BaseSettings):
     discovered dynamically: watchers start and stop as namespaces are created, deleted, labelled
     or unlabelled. Needs list/watch on namespaces. Exclusive with a fixed `namespaces` list."""
 
+    label_keys: str = Field(default="project-id,workload-id", max_length=4096)
+    """Pod label keys forwarded besides the well-known ones (`app`, `k8s-app`, `app.kubernetes.io/*`,
+    `pod-template-hash`, ...: relay/README.md): name the keys the remote config takes the project and
+    workload ids from (`project_label_key`, `workload_label_key`). A comma list; every other label
+    stays in the cluster and is only counted (`labels_omitted`)."""
+
     initial_sync_mode: Literal["all", "troubled"] = "all"
     """What the list at start (and every relist) forwards for pods the relay has not seen: `all`,
     or only pods already in trouble, so restarting the relay on a big cluster does not flood."""
@@ -204,6 +210,11 @@ class RelaySettings(BaseSettings):
     def checkpoint_path(self) -> str | None:
         """The checkpoint's directory (see `checkpoint_interval_seconds`), None without a spool."""
         return f"{self.spool_dir.rstrip('/')}/checkpoints" if self.spool_dir else None
+
+    @property
+    def label_key_list(self) -> tuple[str, ...]:
+        """The configured label keys, without blanks and repeats."""
+        return tuple(dict.fromkeys(k.strip() for k in self.label_keys.split(",") if k.strip()))
 
     @property
     def namespace_list(self) -> tuple[str, ...] | None:

@@ -35,6 +35,7 @@ from podwatch_relay.projection import (
     container_troubled,
     time_text,
 )
+from podwatch_relay.redact import redact
 
 #: One container: (kind, name, state, reason of that state, ready, restart count,
 #: lastState.terminated reason, lastState.terminated finishedAt as `time_text` writes it).
@@ -105,17 +106,15 @@ def snapshot_raw(namespace: str, name: str, terminating: bool, status: Any) -> S
                             detail = state_obj[candidate]
                             if isinstance(detail, dict):
                                 reason = detail.get("reason")
-                                if not (isinstance(reason, str) and reason):
-                                    reason = None
+                                reason = redact(reason) if isinstance(reason, str) and reason else None
                         break
             last_reason = last_finished = None
             last_state = get("lastState")
             if isinstance(last_state, dict) and last_state:
                 last = last_state.get("terminated")
                 if isinstance(last, dict):
-                    last_reason = last.get("reason")
-                    if not (isinstance(last_reason, str) and last_reason):
-                        last_reason = None
+                    text = last.get("reason")
+                    last_reason = redact(text) if isinstance(text, str) and text else None
                     last_finished = _time_text(last.get("finishedAt"))
             cname, restarts = get("name"), get("restartCount")
             container: Container = (
@@ -130,6 +129,7 @@ def snapshot_raw(namespace: str, name: str, terminating: bool, status: Any) -> S
             )
             containers.append(_SHARED.get(container) or _share_container(container))
     phase, reason = _text(status.get("phase")), _text(status.get("reason"))
+    reason = redact(reason) if reason else None
     return (
         _intern(namespace),
         name,

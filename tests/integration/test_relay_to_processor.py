@@ -13,10 +13,12 @@ import orjson
 
 from local.lambda_runtime import sqs_event
 from podwatch_relay.pipeline import Relay
+from podwatch_relay.redact import MARKER
 from podwatch_relay.sink import SqsSink
 from tests.integration import test_processor_moto as processor
 from tests.integration.test_processor_moto import AuditTrail, Stack, invoke
 from tests.unit.test_relay_fit import big_pod
+from tests.unit.test_relay_redact import FIELDS, _event_with, _pod_with
 
 #: the processor tests' fixtures (moto stack, the handler module, the audit trail), used by name
 stack, app, trail = processor.stack, processor.app, processor.trail
@@ -69,3 +71,46 @@ def test_what_cannot_fit_reaches_the_dlq_as_oversize(
     assert attributes["reason"] == "oversize"
     assert "shop/huge-1" in attributes["error"]
     assert [r["reason"] for r in trail.take()] == ["oversize"]
+
+
+#: one secret of each kind, by field (the needle: what must not be seen downstream)
+SECRETS = [
+    ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig", "eyJhbGciOiJIUzI1NiJ9"),
+    ("DB_PASSWORD=hunter2-Zx81q", "hunter2-Zx81q"),
+    ('{"client_secret": "cs-99x7Qq1w"}', "cs-99x7Qq1w"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0t",
+        "MIIEowIBAAKCAQEAu1SU1L",
+    ),
+    ("postgres://app:pg-pass-5510@db:5432/app", "pg-pass-5510"),
+    ("deploy:reg-pass-7781@registry.example.com/app:1", "reg-pass-7781"),
+    ("api_key: ak-4471-zzq", "ak-4471-zzq"),
+]
+
+
+def test_secrets_in_every_free_text_field_never_get_past_the_relay(
+    app: ModuleType, stack: Stack, trail: AuditTrail
+) -> None:
+    # Given a crash-looping pod and its BackOff Event with a secret in every free-text field
+    texts = {name: f"at {name}: {SECRETS[i % len(SECRETS)][0]} ..." for i, name in enumerate(FIELDS)}
+    # (but for the reasons the processor classifies by: the unit property test covers those too)
+    texts |= {"waiting.reason": "CrashLoopBackOff", "event.reason": "BackOff"}
+    lines = [
+        orjson.dumps({"type": "ADDED", "object": _pod_with(texts, "1")}),
+        orjson.dumps({"type": "ADDED", "object": _event_with(texts)}),
+    ]
+    messages = relay_to_sqs(stack, lines)
+
+    # When the processor handles what the relay sent
+    response = invoke(app, sqs_event([m["Body"] for m in messages]))
+
+    # Then notifications went out, and no secret is in what was sent, notified, quarantined or audited
+    assert response == {"batchItemFailures": []}
+    notified = stack.drain(stack.deliveries_url)
+    assert notified
+    downstream = [m["Body"] for m in messages + notified + stack.drain(stack.quarantine_url)]
+    downstream.append(json.dumps(trail.take()))
+    for _, needle in SECRETS:
+        assert all(needle not in text for text in downstream), needle
+    assert MARKER in messages[0]["Body"]

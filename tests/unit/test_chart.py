@@ -48,6 +48,7 @@ SETTINGS_VALUES = {
     "cluster_id": "relay.clusterId",
     "namespaces": "relay.namespaces",
     "initial_sync_mode": "relay.initialSyncMode",
+    "label_keys": "relay.labelKeys",
     "request_timeout_seconds": "relay.requestTimeoutSeconds",
     "watch_timeout_seconds": "relay.watchTimeoutSeconds",
     "inactivity_timeout_seconds": "relay.inactivityTimeoutSeconds",

@@ -331,7 +331,7 @@ def _edge_lines() -> list[bytes]:
     a["status"]["conditions"][1]["lastProbeTime"] = "2026-11-20T09:02:00Z"
     lines.append(_compact("MODIFIED", a))
     labels = a["metadata"].pop("labels")  # non-canonical: labels after managedFields, and changed
-    a["metadata"]["labels"] = {**labels, "rollout": "2"}
+    a["metadata"]["labels"] = {**labels, "version": "2"}
     a["status"]["containerStatuses"] = [container_status(restarts=1, last_terminated=("OOMKilled", 137))]
     lines.append(_compact("MODIFIED", a))
     a["metadata"]["deletionTimestamp"] = "2026-11-20T09:05:00Z"  # being deleted
@@ -374,7 +374,7 @@ def test_the_fast_path_reads_what_bends_its_layout() -> None:
     ]
     assert ("condition.Ready", "True", "False") in transitions[1]
     assert ("restart_count", 0, 1) in transitions[2]
-    assert bodies[2]["payload"]["labels"]["rollout"] == "2"
+    assert bodies[2]["payload"]["labels"]["version"] == "2"
     assert ("terminating", False, True) in transitions[3]
     assert bodies[4]["payload"]["watch_type"] == "DELETED"
     # And conditions that go away are no transition (only ones that appear or change are)

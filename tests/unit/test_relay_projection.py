@@ -127,7 +127,7 @@ def test_pod_without_identity_is_a_bad_watch_event(missing: str, reason: str) ->
 def test_wrongly_typed_values_are_ignored_not_trusted() -> None:
     # Given a pod whose fields have unexpected types (a buggy or hostile object)
     raw = pod(containers=[container_status() | {"restartCount": "7", "ready": "yes"}])
-    raw["metadata"]["labels"] = {"ok": "yes", "bad": {"nested": True}}
+    raw["metadata"]["labels"] = {"app": "yes", "tier": {"nested": True}}
 
     # When projected
     event = project_pod(raw, watch_type="MODIFIED")
@@ -135,7 +135,7 @@ def test_wrongly_typed_values_are_ignored_not_trusted() -> None:
     # Then the bad values fall back to their defaults instead of leaking through
     assert event.containers[0].restart_count == 0
     assert event.containers[0].ready is False
-    assert event.labels == {"ok": "yes"}
+    assert event.labels == {"app": "yes"}
 
 
 def test_event_about_a_pod_is_projected() -> None:
