@@ -1,5 +1,6 @@
 """`python -m bench`: run the benchmarks and merge their figures into bench/results.json.
-`python -m bench hooks` runs the hooks section alone.
+`python -m bench hooks` runs the hooks section alone; `python -m bench e2e [options]` the end-to-end
+load alone (bench/e2e.py).
 
 Run from the repository root; the shared package, the relay and the root are put on the path here,
 so no PYTHONPATH is needed (the Makefile sets it anyway).
@@ -20,7 +21,7 @@ for path in _PATHS:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench import cost, delivery, hooks, host, processor
+    from bench import cost, delivery, e2e, hooks, host, processor
 
     sections = (argv if argv is not None else sys.argv[1:]) or ["all"]
     if sections == ["hooks"]:  # one section alone (it records the host reference of its own run)
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if sections == ["cost"]:  # `python -m bench cost`: the cost section alone
         cost.main()
+        return
+    if sections[0] == "e2e":  # one section alone: the load takes minutes
+        e2e.main(sections[1:])
         return
 
     host.main()  # host_reference_ms: the speed of this host today, to compare figures across runs
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     delivery.main()  # local stack: restate_requests_per_1000_events, delivery_p99_ms
     hooks.main()  # hooks_us_per_event: match + render + dedup decision, AWS stubbed
     cost.main()  # local stack: cost_usd_per_million_events (counts of a realistic mix x bench/prices.json)
+    e2e.main([])  # local stack: e2e_lines_per_s_local (20,000 generated lines)
 
 
 if __name__ == "__main__":

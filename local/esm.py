@@ -20,6 +20,8 @@ count exceeds maxReceiveCount.
 
 `drain([pollers], until_idle=...)` runs pollers side by side (one thread each, like concurrent
 Lambda pollers) until every source queue stays empty, nothing is in flight and no invocation runs.
+`with running([pollers]): ...` runs them in the background while the body fills the queues (a big
+replay: moto's SQS slows as a queue grows, so it is drained while it is filled).
 """
 
 from __future__ import annotations
@@ -430,22 +432,10 @@ class DrainTimeout(TimeoutError):
     """The queues did not become idle before the deadline."""
 
 
-def drain(
-    pollers: Sequence[SqsPoller],
-    *,
-    until_idle: float = 0.5,
-    timeout: float = 60.0,
-    poll_interval: float = 0.05,
-) -> DrainResult:
-    """Run `pollers` side by side until every source queue has stayed empty (nothing visible, in
-    flight or delayed) and no poller was busy for `until_idle` seconds. Raises DrainTimeout
-    (naming the queues still holding messages) if that does not happen within `timeout` seconds."""
-    started = time.monotonic()
-    before = [
-        (p.stats.invocations, p.stats.received, p.stats.failed, p.stats.handler_errors) for p in pollers
-    ]
-    stop = threading.Event()
-    crashed: list[BaseException] = []
+def _start(
+    pollers: Sequence[SqsPoller], stop: threading.Event, crashed: list[BaseException], poll_interval: float
+) -> list[threading.Thread]:
+    """One thread per poller, polling until `stop`; a poller that raises sets `stop` and is noted."""
 
     def loop(poller: SqsPoller) -> None:
         try:
@@ -462,6 +452,47 @@ def drain(
     ]
     for thread in threads:
         thread.start()
+    return threads
+
+
+def _stop(pollers: Sequence[SqsPoller], stop: threading.Event, threads: list[threading.Thread]) -> None:
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=max(30.0, max((p.timeout_seconds for p in pollers), default=0)))
+
+
+@contextlib.contextmanager
+def running(pollers: Sequence[SqsPoller], *, poll_interval: float = 0.05) -> Iterator[None]:
+    """Run `pollers` in the background while the body runs; stopped when it ends (a batch under way
+    is finished first). A poller that crashed meanwhile is raised then."""
+    stop = threading.Event()
+    crashed: list[BaseException] = []
+    threads = _start(pollers, stop, crashed, poll_interval)
+    try:
+        yield
+    finally:
+        _stop(pollers, stop, threads)
+    if crashed:
+        raise RuntimeError(f"a poller crashed: {crashed[0]!r}") from crashed[0]
+
+
+def drain(
+    pollers: Sequence[SqsPoller],
+    *,
+    until_idle: float = 0.5,
+    timeout: float = 60.0,
+    poll_interval: float = 0.05,
+) -> DrainResult:
+    """Run `pollers` side by side until every source queue has stayed empty (nothing visible, in
+    flight or delayed) and no poller was busy for `until_idle` seconds. Raises DrainTimeout
+    (naming the queues still holding messages) if that does not happen within `timeout` seconds."""
+    started = time.monotonic()
+    before = [
+        (p.stats.invocations, p.stats.received, p.stats.failed, p.stats.handler_errors) for p in pollers
+    ]
+    stop = threading.Event()
+    crashed: list[BaseException] = []
+    threads = _start(pollers, stop, crashed, poll_interval)
     try:
         idle_since: float | None = None
         while True:
@@ -480,9 +511,7 @@ def drain(
                 raise DrainTimeout(f"queues not idle after {timeout:.0f}s: {left}")
             time.sleep(poll_interval)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=max(30.0, max((p.timeout_seconds for p in pollers), default=0)))
+        _stop(pollers, stop, threads)
     after = [(p.stats.invocations, p.stats.received, p.stats.failed, p.stats.handler_errors) for p in pollers]
     return DrainResult(
         invocations=sum(a[0] - b[0] for a, b in zip(after, before, strict=True)),

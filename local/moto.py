@@ -1,9 +1,12 @@
 """moto in server mode (`moto_server`) on a free loopback port: SQS, DynamoDB, SSM, CloudWatch for
 the local stack, reached by boto3 through `AWS_ENDPOINT_URL`, exactly as deployed code reaches AWS.
+Started as `python -m local.moto_server`: moto's server with its SQS cost per call made independent
+of the queue's length (see that module), so a big replay does not crawl.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,7 +15,7 @@ from typing import Any
 import boto3
 import httpx
 
-from local.processes import ManagedProcess, ProcessError, ServerProcess, free_port, http_ok
+from local.processes import ROOT, ManagedProcess, ProcessError, ServerProcess, free_port, http_ok
 
 #: Credentials and region moto accepts; never real ones.
 DUMMY_AWS_ENV: Mapping[str, str] = {
@@ -26,7 +29,8 @@ DUMMY_AWS_ENV: Mapping[str, str] = {
 
 
 class MotoServer(ServerProcess):
-    """`moto_server -H 127.0.0.1 -p <port>` (as `python -m moto.server`); `endpoint_url` once started."""
+    """`python -m local.moto_server -H 127.0.0.1 -p <port>` (moto's server, SQS patched); `endpoint_url`
+    once started."""
 
     name = "moto"
 
@@ -49,8 +53,10 @@ class MotoServer(ServerProcess):
         self.port = self.fixed_port or free_port()
         return ManagedProcess(
             "moto",
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
             log_path=self.log_dir / "moto.log",
+            env={**os.environ, "PYTHONPATH": str(ROOT)},  # for local.moto_server
+            cwd=ROOT,
         ).start()
 
     def _ready(self, proc: ManagedProcess) -> None:

@@ -3,6 +3,9 @@ and the manager do their work, and tell what happened to every event.
 
     python -m local.run --replay events/replay/sample-stream.jsonl [--summary out.json]
 
+A big file is replayed while the functions drain the queues (moto's SQS slows as a queue fills),
+with a progress line every 2,000 lines and every 5 s of the final drain.
+
 Exit codes: 0 the run completed (every queue drained); 1 the pipeline did not settle (a queue never
 emptied, or a poller crashed: see the logs); 2 bad arguments. Everything started is stopped on exit,
 on Ctrl-C and on SIGTERM.
@@ -11,11 +14,15 @@ on Ctrl-C and on SIGTERM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from local.esm import DrainTimeout
 from local.processes import ROOT, ProcessError, install_sigterm_handler, new_run_dir
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=[logging.FileHandler(run_dir / "run.log")],
     )
-    say = print  # the report goes to stdout; the functions' own output goes to functions.log
+    say = _printer(sys.stdout)  # the report goes to stdout; the functions' own output goes to functions.log
     say(f"starting the local stack (logs in {_rel(run_dir)}) ...", flush=True)
     started = time.monotonic()
     with (run_dir / "functions.log").open("w", encoding="utf-8") as function_log:
@@ -82,9 +89,22 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if args.hooks:
                     say(stack.apply_hooks(ROOT / args.hooks).rstrip(), flush=True)
-                result = stack.replay(replay, cluster_id=args.cluster_id, recorded_time=True)
+                replayed = time.monotonic()
+
+                def progress(lines: int) -> None:
+                    say(
+                        f"  {lines:,} lines in {time.monotonic() - replayed:.0f}s; {stack.progress()}",
+                        flush=True,
+                    )
+
+                with stack.pumping():  # drained while it is filled
+                    result = stack.replay(
+                        replay, cluster_id=args.cluster_id, recorded_time=True, progress=progress
+                    )
+                say(f"replayed in {time.monotonic() - replayed:.1f}s; draining ...", flush=True)
                 try:
-                    pumped = stack.pump_until_idle(timeout=args.timeout)
+                    with ticking(5.0, lambda: say(f"  draining: {stack.progress()}", flush=True)):
+                        pumped = stack.pump_until_idle(timeout=args.timeout)
                 except DrainTimeout as exc:
                     log.exception("pipeline did not settle")
                     say(f"error: the pipeline did not settle: {exc} (see {_rel(run_dir)})", file=sys.stderr)
@@ -121,6 +141,34 @@ def main(argv: list[str] | None = None) -> int:
         say(f"Summary: {args.summary}")
     say(f"Done in {summary['seconds']:.1f}s; everything the run started is stopped.")
     return 0
+
+
+def _printer(stdout: IO[str]) -> Callable[..., None]:
+    """print() to `stdout` as it is now: while a function runs (in a poller's thread) sys.stdout is
+    its log file, and progress is printed meanwhile."""
+
+    def say(*parts: object, file: IO[str] | None = None, flush: bool = False) -> None:
+        print(*parts, file=file or stdout, flush=flush)
+
+    return say
+
+
+@contextlib.contextmanager
+def ticking(every: float, tick: Callable[[], None]) -> Iterator[None]:
+    """`tick()` every `every` seconds while the body runs (progress of a long drain)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            tick()
+
+    thread = threading.Thread(target=loop, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _rel(path: Path) -> str:

@@ -48,7 +48,15 @@ import httpx
 
 from local import cfn
 from local.agent import AgentServer
-from local.esm import INVOKE_LOCK, DrainResult, MappingSource, SqsPoller, drain, function_environment
+from local.esm import (
+    INVOKE_LOCK,
+    DrainResult,
+    MappingSource,
+    SqsPoller,
+    drain,
+    function_environment,
+    running,
+)
 from local.lambda_runtime import FUNCTIONS_DIR, LambdaContext, load_function_module
 from local.moto import MotoServer
 from local.processes import ROOT, ProcessError, ServerProcess, new_run_dir
@@ -431,13 +439,16 @@ class LocalStack:
         enroll: bool = True,
         relay_version: str | None = None,
         recorded_time: bool = False,
+        progress: Callable[[int], None] | None = None,
+        progress_every: int = 2000,
     ) -> ReplayResult:
         """Replay a watch-event file through the relay's real code (Relay + SqsSink → pod-events on
         moto), as `python -m podwatch_relay replay` does (enroll first unless `enroll=False`).
 
         `recorded_time`: the relay's clock is the recording's (`RecordedClock`), so `observed_at`
         is when each change happened, not when it is replayed (what `make run` shows); off, it is
-        the wall clock (latency measurements)."""
+        the wall clock (latency measurements). `progress(lines)` is called every `progress_every`
+        lines (a big file: `make run` shows how far it got)."""
         from podwatch.models import utcnow
         from podwatch_relay import __version__ as relay_default_version
         from podwatch_relay.pipeline import Relay
@@ -457,6 +468,8 @@ class LocalStack:
                 raw = line.encode() if isinstance(line, str) else line
                 if outcome != "ignored:blank":
                     lines.append(LineOutcome(line_no=0, outcome=outcome, **_describe_line(raw)))
+                    if progress is not None and len(lines) % progress_every == 0:
+                        progress(len(lines))
                 return outcome
 
         clock = RecordedClock() if recorded_time else None
@@ -532,6 +545,18 @@ class LocalStack:
             self._function_output(),
         ):
             return call(module)
+
+    def pumping(self) -> contextlib.AbstractContextManager[None]:
+        """Every event source mapping runs in the background while the body runs (replay a big file
+        and drain at once; moto's SQS slows as a queue fills). `pump_until_idle` settles the rest."""
+        return running([p for ps in self.pollers.values() for p in ps])
+
+    def progress(self) -> str:
+        """How far the pipeline got: records each function's mappings handled so far."""
+        return ", ".join(
+            f"{lid.removesuffix('Function').lower()} {sum(p.stats.received for p in ps):,} records"
+            for lid, ps in self.pollers.items()
+        )
 
     def pump_until_idle(self, timeout: float = 60.0, *, until_idle: float = 0.5) -> DrainResult:
         """Run every event source mapping until all source queues are empty and nothing runs."""

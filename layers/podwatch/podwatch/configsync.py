@@ -157,11 +157,20 @@ def _fetch(
             )
             continue
         except (TransientError, DeliveryRejected) as exc:
-            result.fetch_failed[cluster] = f"{exc.reason}: {exc}"
+            body = getattr(exc, "body", "")  # the manager's last answer, when there was one
+            result.fetch_failed[cluster] = f"{exc.reason}: {exc}" + (
+                f" (answer: {body[:200]})" if body else ""
+            )
             result.tally.add(telemetry.CONFIG_FETCH_FAILED)
             log.warning(
                 "remote config could not be fetched; the last good config stays",
-                extra={"cluster_id": cluster, "reason": exc.reason, "error": str(exc)},
+                extra={
+                    "cluster_id": cluster,
+                    "reason": exc.reason,
+                    "error": str(exc),
+                    "status_code": getattr(exc, "status_code", None),
+                    "response_body": body,
+                },
             )
             continue
         fetched[cluster] = config
