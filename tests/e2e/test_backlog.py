@@ -25,6 +25,15 @@ REPLICAS = 27
 BACKLOG_S = 20 * 60  # longer than the default 900 s cooldown
 
 
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack of its own: this module runs the processor's clock ahead for a while."""
+    with LocalStack(
+        run_dir=tmp_path_factory.mktemp("backlog"), max_batching_window_seconds=0.5, retry_delay_seconds=1
+    ) as stack:
+        yield stack
+
+
 def make_load() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_load", ROOT / "events/replay/make_load.py")
     assert spec is not None
