@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmarks and merge their figures into bench/results.json.
 `python -m bench hooks` runs the hooks section alone; `python -m bench e2e [options]` the end-to-end
-load alone (bench/e2e.py).
+load alone (bench/e2e.py); `python -m bench history` the event history's section alone.
 
 Run from the repository root; the shared package, the relay and the root are put on the path here,
 so no PYTHONPATH is needed (the Makefile sets it anyway).
@@ -21,7 +21,7 @@ for path in _PATHS:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench import cost, delivery, e2e, hooks, host, processor
+    from bench import cost, delivery, e2e, history, hooks, host, processor
 
     sections = (argv if argv is not None else sys.argv[1:]) or ["all"]
     if sections == ["hooks"]:  # one section alone (it records the host reference of its own run)
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if sections[0] == "e2e":  # one section alone: the load takes minutes
         e2e.main(sections[1:])
+        return
+    if sections == ["history"]:  # `python -m bench history`: the event history's section alone
+        history.main()
         return
 
     host.main()  # host_reference_ms: the speed of this host today, to compare figures across runs
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     hooks.main()  # hooks_us_per_event: match + render + dedup decision, AWS stubbed
     cost.main()  # local stack: cost_usd_per_million_events (counts of a realistic mix x bench/prices.json)
     e2e.main([])  # local stack: e2e_lines_per_s_local (20,000 generated lines)
+    history.main()  # history_wcu_per_event, history_query_us_per_page, history_cost_usd_per_million_events
 
 
 if __name__ == "__main__":

@@ -27,6 +27,12 @@ byte-identical. Edit this script, not the JSON files:
     events/hooks/batch.json       notifications as the hooks queue gets them: one as the processor
                                   writes it, one wrapped in an EventBridge event (`detail`), and a
                                   body that is not JSON (quarantined as `malformed`)
+    events/history_writer/batch.json   the history messages of processor/batch.json (its pods and
+                                  Event; the crash loop's with its classification attribute)
+    events/history_writer/poison.json  the bodies of processor/poison.json on the history queue (the
+                                  good three stored, the rest quarantined with their reasons)
+    events/history/events.json    GET /clusters/prod-eu-1/api/v1/events?namespace=payments&limit=50
+    events/history/object.json    GET /clusters/prod-eu-1/api/v1/events/payments/pod/payments-api-...
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ POD_EVENTS_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-pod-events"
 HOOKS_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-hooks"
 DELIVERIES_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-deliveries"
 FANOUT_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-fanout"
+HISTORY_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:podwatch-local-history"
 
 
 def _uid(name: str) -> str:
@@ -536,6 +543,63 @@ def hooks_batch() -> list[str]:
     return [crash.model_dump_json(), json.dumps(wrapped, separators=(",", ":")), "not json"]
 
 
+def history_batch() -> dict[str, Any]:
+    """The processor's history messages for processor/batch.json: each pod and Event body as it
+    arrived (not the heartbeat), the crash loop's with its classification attribute."""
+    bodies = [b for b in processor_batch() if '"kind":"heartbeat"' not in b]
+    sample = event(bodies, queue_arn=HISTORY_ARN)
+    classification = [
+        {
+            "eventType": "crash-loop",
+            "decision": "forwarded",
+            "reason": "opened",
+            "incidentId": f"{CLUSTER}/payments/payments-api-84c6d9f7b8-tq5vn/api/crash-loop",
+        }
+    ]
+    sample["Records"][0]["messageAttributes"] = {
+        "classification": {
+            "stringValue": json.dumps(classification, separators=(",", ":")),
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        }
+    }
+    return sample
+
+
+def http_get(path: str, query: dict[str, str]) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) GET, as the history function receives it."""
+    raw_query = "&".join(f"{k}={v}" for k, v in query.items())
+    epoch_ms = int(T0.timestamp() * 1000)
+    return {
+        "version": "2.0",
+        "routeKey": "GET /{proxy+}",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": {"accept": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        "queryStringParameters": query or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "http": {
+                "method": "GET",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.10",
+                "userAgent": "awscurl",
+            },
+            "requestId": f"req-{hashlib.sha256(path.encode()).hexdigest()[:12]}",
+            "routeKey": "GET /{proxy+}",
+            "stage": "$default",
+            "time": T0.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": epoch_ms,
+        },
+        "isBase64Encoded": False,
+    }
+
+
 def write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
@@ -557,6 +621,19 @@ def main() -> None:
     write(ROOT / "fanout" / "batch.json", event(deliver_batch(), queue_arn=FANOUT_ARN))
     write(ROOT / "fanout" / "poison.json", event(deliver_poison(), queue_arn=FANOUT_ARN, first=101))
     write(ROOT / "hooks" / "batch.json", event(hooks_batch(), queue_arn=HOOKS_ARN))
+    write(ROOT / "history_writer" / "batch.json", history_batch())
+    write(
+        ROOT / "history_writer" / "poison.json",
+        event(processor_poison(), queue_arn=HISTORY_ARN, first=101),
+    )
+    write(
+        ROOT / "history" / "events.json",
+        http_get(f"/clusters/{CLUSTER}/api/v1/events", {"namespace": "payments", "limit": "50"}),
+    )
+    write(
+        ROOT / "history" / "object.json",
+        http_get(f"/clusters/{CLUSTER}/api/v1/events/payments/pod/payments-api-84c6d9f7b8-tq5vn", {}),
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from local.esm import DrainTimeout
+from local.historyapi import examples, recording_clock
 from local.processes import ROOT, ProcessError, install_sigterm_handler, new_run_dir
 from local.report import build_summary, render
 from local.stack import DEFAULT_CLUSTER_ID, LocalStack
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.exception("pipeline did not settle")
                     say(f"error: the pipeline did not settle: {exc} (see {_rel(run_dir)})", file=sys.stderr)
                     return 1
+                history = _history(stack, result.bodies, stack.delivered(args.cluster_id))
                 summary = build_summary(
                     replay_path=_rel(replay),
                     cluster_id=args.cluster_id,
@@ -131,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             say("interrupted: the local stack is stopped", file=sys.stderr)
             return 130
+    summary["history"] = history
     summary["seconds"] = round(time.monotonic() - started, 2)
     summary["log_files"] = sorted(p.name for p in run_dir.iterdir() if p.is_file())
     say("")
     say(render(summary, verbose_events=not args.quiet))
+    say(render_history(history))
     if args.summary:
         Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
         Path(args.summary).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
@@ -169,6 +173,28 @@ def ticking(every: float, tick: Callable[[], None]) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
+def _history(stack: LocalStack, bodies: list[str], delivered: list[dict[str, Any]]) -> dict[str, Any]:
+    """The history API on loopback (the recording's clock) and two example queries, run now: the
+    stack stops when the run ends, so the answers are what the report shows."""
+    api = stack.serve_history_api(clock=recording_clock(bodies))
+    subject = delivered[0] if delivered else None
+    shown = examples(api.url, subject["namespace"], subject["pod"]) if subject else []
+    return {
+        "api_url": api.url,
+        "records": len(stack.history_items()),
+        "examples": [e.as_dict() for e in shown],
+    }
+
+
+def render_history(history: dict[str, Any]) -> str:
+    lines = [
+        f"History: {history['records']} records stored; the history API served on {history['api_url']}"
+        " (stopped with the stack). Two queries it answered:"
+    ]
+    for example in history["examples"]:
+        lines += ["", f"  $ {example['command']}", f"  {example['status']}, {example['total']} records"]
+        lines += [f"    {line.rstrip()}" for line in example["lines"]]
+    return "\n".join(lines)
 
 
 def _rel(path: Path) -> str:

@@ -57,6 +57,7 @@ from local.esm import (
     function_environment,
     running,
 )
+from local.historyapi import HistoryApiServer
 from local.lambda_runtime import FUNCTIONS_DIR, LambdaContext, load_function_module
 from local.moto import MotoServer
 from local.processes import ROOT, ProcessError, ServerProcess, new_run_dir
@@ -195,6 +196,7 @@ class LocalPorts:
     restate_admin: int = 19070
     restate_node: int = 15122
     manager: int = 19080
+    history_api: int = 18090
 
 
 class LocalStack:
@@ -292,6 +294,11 @@ class LocalStack:
                 else {}
             ),
             **({"ClusterIds": self.cluster_id} if "ClusterIds" in template.get("Parameters", {}) else {}),
+            **(
+                {"HistoryDefaultClusterId": self.cluster_id}
+                if "HistoryDefaultClusterId" in template.get("Parameters", {})
+                else {}
+            ),
             **self.parameters,
         }
         self.provisioned = cfn.provision(
@@ -698,6 +705,35 @@ class LocalStack:
 
     def restate_requests(self) -> int:
         return int(self.restate_stats()["requests"])
+
+    def serve_history_api(self, *, clock: Callable[[], Any] | None = None, port: int = 0) -> HistoryApiServer:
+        """The history API (the template's HistoryFunction) on loopback until the stack stops;
+        `clock`: the function's "now" (`make run`: the recording's); `port`: 0 = a free one."""
+        if clock is not None:
+            self.in_function(
+                "HistoryFunction", lambda m: m.set_dependencies(m.build_dependencies(clock=clock))
+            )
+        server = HistoryApiServer(lambda event: self.invoke("HistoryFunction", event), port=port).start()
+        self._stack.callback(server.stop)
+        return server
+
+    def history_items(self) -> list[dict[str, Any]]:
+        """Every item of the history table (a Scan: tests and the report only)."""
+        dynamodb = self._require_moto().client("dynamodb")
+        table = self._require().physical("HistoryTable")
+        items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"TableName": table}
+        while True:
+            answer = dynamodb.scan(**request)
+            items += answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                return items
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def _require_moto(self) -> MotoServer:
+        if self.moto is None:
+            raise ProcessError("the local stack is not started")
+        return self.moto
 
     def poller_stats(self) -> dict[str, list[dict[str, Any]]]:
         return {lid: [p.stats.as_dict() for p in ps] for lid, ps in self.pollers.items()}

@@ -38,8 +38,9 @@ def stack_file(runs: Path) -> Path:
     return runs / "current" / "stack.json"
 
 
-def describe(stack: LocalStack) -> dict[str, Any]:
-    """What the CLI (and a person) needs to reach the running stack."""
+def describe(stack: LocalStack, history_api_url: str | None = None) -> dict[str, Any]:
+    """What the CLI (and a person) needs to reach the running stack; the history API served on
+    loopback stands in for the template's HistoryApiUrl output (moto has no API Gateway)."""
     provisioned, moto, restate, manager = stack.provisioned, stack.moto, stack.restate, stack.manager
     if provisioned is None or moto is None or restate is None or manager is None:
         raise ProcessError("the local stack is not started")
@@ -47,7 +48,10 @@ def describe(stack: LocalStack) -> dict[str, Any]:
         "stack_name": provisioned.stack_name,
         "region": provisioned.region,
         "endpoint_url": moto.endpoint_url,
-        "outputs": provisioned.outputs(),
+        "outputs": {
+            **provisioned.outputs(),
+            **({"HistoryApiUrl": history_api_url} if history_api_url else {}),
+        },
         "restate_ingress_url": restate.ingress_url,
         "restate_admin_url": restate.admin_url,
         "manager_url": manager.uri,
@@ -65,8 +69,9 @@ def serve(runs: Path, ports: LocalPorts | None) -> int:
         return 1
     stop = threading.Event()
     with LocalStack(run_dir=new_run_dir(runs), ports=ports) as stack:
+        history_api = stack.serve_history_api(port=ports.history_api if ports else 0)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(describe(stack), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(describe(stack, history_api.url), indent=2) + "\n", encoding="utf-8")
         try:
             while not stop.is_set():
                 try:

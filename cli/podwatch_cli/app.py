@@ -8,6 +8,8 @@
     podwatch --stack podwatch-prod config set dedup_cooldown_seconds=600
     podwatch --stack podwatch-prod clusters forget old-cluster-1
     podwatch --stack podwatch-prod hooks apply -f hook.yaml
+    podwatch --stack podwatch-prod events --namespace shop --since 1h
+    podwatch --stack podwatch-prod events pod shop/web-x
 
 Exit codes: 0 done; 1 refused, invalid or not found (nothing changed); 2 bad arguments; 3 AWS
 could not be reached or answered with an error.
@@ -21,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -28,6 +31,7 @@ from podwatch.errors import PERMANENT_REASONS, TransientError
 from podwatch_cli import __version__
 from podwatch_cli import config as config_cmd
 from podwatch_cli import dlq as dlq_cmd
+from podwatch_cli import events as events_cmd
 from podwatch_cli import hooks as hooks_cmd
 from podwatch_cli import status as status_cmd
 from podwatch_cli.stack import (
@@ -149,7 +153,10 @@ def _parser() -> argparse.ArgumentParser:
         " sending messages back to the queue they came from.",
     )
     dlq_commands = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
-    queue_help = "which DLQ: pod-events (processor), deliveries (deliver), fanout (bus), hooks, all (default)"
+    queue_help = (
+        "which DLQ: pod-events (processor), deliveries (deliver), fanout (bus), hooks, history (history"
+        " writer), all (default)"
+    )
 
     def queue_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--queue", choices=[*DLQ_CHOICES, "all"], default="all", help=queue_help)
@@ -240,6 +247,35 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="khook-style status: activeEvents (firstSeen, lastSeen, firing|resolved), calls"
     )
     hook_status.add_argument("name", nargs="?", metavar="[NAMESPACE/]NAME", help="one hook (default: all)")
+
+    # ---------------------------------------------------------------- events
+    events = commands.add_parser(
+        "events",
+        help="the event history: what happened, by time or to one object (and the Events about it)",
+        description="Queries the stack's history API (output HistoryApiUrl, SigV4-signed; or --api-url)."
+        " Without an object: the newest records first, filtered. With one (`events pod shop/web-x`): that"
+        " object's history and the Kubernetes Events about it.",
+    )
+    events.add_argument("object_kind", nargs="?", metavar="KIND", help="pod (pods, Pod) for one object")
+    events.add_argument("object_ref", nargs="?", metavar="NAMESPACE/NAME", help="the object, e.g. shop/web-x")
+    events.add_argument("--namespace", "-n", help="only this namespace")
+    events.add_argument(
+        "--since", help="how far back: 30m, 1h, 2d (default: the API's, 24 h / the retention)"
+    )
+    events.add_argument("--kind", dest="filter_kind", help="only this kind of record: pod, event")
+    events.add_argument("--reason", help="only this reason (BackOff, CrashLoopBackOff, Evicted, ...)")
+    events.add_argument("--limit", type=int, help="records per page (API default 100, at most 1000)")
+    events.add_argument("--all", dest="follow", action="store_true", help="follow the cursor: every page")
+    events.add_argument("--json", action="store_true", help="JSON instead of a table")
+    events.add_argument(
+        "--api-url",
+        default=os.environ.get("PODWATCH_HISTORY_URL"),
+        help="the history API (default: the stack's HistoryApiUrl; env PODWATCH_HISTORY_URL); an http://"
+        " loopback URL (the local stack) is not signed",
+    )
+    events.add_argument(
+        "--token", default=os.environ.get("PODWATCH_HISTORY_TOKEN"), help="a JWT, for a JWT-protected API"
+    )
     for command in (
         get,
         validate,
@@ -253,6 +289,7 @@ def _parser() -> argparse.ArgumentParser:
         hooks_list,
         delete,
         hook_status,
+        events,
     ):
         add_target_options(command, top=False)
     return parser
@@ -290,6 +327,8 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         # a file (or stdin) is validated offline: no stack, no credentials, no network
         return config_cmd.cmd_validate(None, None, args.file, out=out, err=err)
     clients = Clients(_target(args))
+    if args.command == "events":
+        return _events(args, clients, out)
     stack = resolve(clients.target, clients)
     if args.command == "config":
         ssm, name = clients("ssm"), stack.config_parameter
@@ -355,6 +394,36 @@ def _hooks(args: argparse.Namespace, clients: Clients, table: str | None, out: I
     return hooks_cmd.cmd_status(store, args.name, out=out, err=err)
 
 
+def _events(args: argparse.Namespace, clients: Clients, out: IO[str]) -> int:
+    url = args.api_url or resolve(clients.target, clients).outputs.get("HistoryApiUrl")
+    if not url:
+        raise StackError("the stack has no HistoryApiUrl output: pass --api-url")
+    local = urlsplit(url).hostname in {"127.0.0.1", "localhost", "::1"}
+    signed = not (local or args.token)
+    client = events_cmd.HistoryClient(
+        url,
+        credentials=clients.session.get_credentials() if signed else None,
+        region=clients.session.region_name if signed else None,
+        token=args.token,
+    )
+    try:
+        return events_cmd.cmd_events(
+            client,
+            kind=args.object_kind,
+            ref=args.object_ref,
+            namespace=args.namespace,
+            since=args.since,
+            filter_kind=args.filter_kind,
+            reason=args.reason,
+            limit=args.limit,
+            follow=args.follow,
+            as_json=args.json,
+            out=out,
+        )
+    finally:
+        client.close()
+
+
 def main(argv: Sequence[str] | None = None, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     args = _parser().parse_args(argv)
@@ -363,7 +432,7 @@ def main(argv: Sequence[str] | None = None, *, out: IO[str] | None = None, err: 
     except config_cmd.ConfigRefused as exc:
         err.write(f"podwatch: {exc}\n")
         return 1
-    except StackError as exc:
+    except (StackError, events_cmd.EventsError) as exc:
         err.write(f"podwatch: {exc}\n")
         return 1
     except (ClientError, BotoCoreError, TransientError) as exc:

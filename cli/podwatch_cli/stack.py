@@ -38,6 +38,8 @@ QUEUES: Mapping[str, tuple[str, str]] = {
     "FanoutDLQ": ("fanout-dlq", "FanoutDLQUrl"),
     "HooksQueue": ("hooks", "HooksQueueUrl"),
     "HooksDLQ": ("hooks-dlq", "HooksDLQUrl"),
+    "HistoryQueue": ("history", "HistoryQueueUrl"),
+    "HistoryDLQ": ("history-dlq", "HistoryDLQUrl"),
 }
 #: DLQ logical id -> the queue it is the dead-letter queue of (where a redrive sends messages back)
 DLQ_SOURCES: Mapping[str, str] = {
@@ -45,6 +47,7 @@ DLQ_SOURCES: Mapping[str, str] = {
     "DeliveriesDLQ": "DeliveriesQueue",
     "FanoutDLQ": "FanoutQueue",
     "HooksDLQ": "HooksQueue",
+    "HistoryDLQ": "HistoryQueue",
 }
 #: DLQ short names on the command line (`--queue pod-events`) -> DLQ logical id
 DLQ_CHOICES: Mapping[str, str] = {
@@ -52,6 +55,7 @@ DLQ_CHOICES: Mapping[str, str] = {
     "deliveries": "DeliveriesDLQ",
     "fanout": "FanoutDLQ",
     "hooks": "HooksDLQ",
+    "history": "HistoryDLQ",
 }
 
 #: Connect / read timeouts and retries of every AWS call the CLI makes.

@@ -42,6 +42,7 @@ from podwatch.lazy import Lazy
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
 
+    from podwatch.historyfeed import HistoryOutbox
     from podwatch.processing import Decision, ProcessorDeps
     from podwatch.settings import ProcessorSettings
 
@@ -62,6 +63,8 @@ _METRIC_OF_ACTION = {
     "control": telemetry.CONTROL,
 }
 _BROKEN_DOWN_BY_REASON = {"filtered", "quarantined", "control"}
+#: envelope kinds that go to the history queue (with HISTORY_QUEUE_URL set)
+_HISTORY_KINDS = {"pod", "k8s_event"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         else None
     )
     outbox = Outbox(sqs=deps.processing.sqs, queue_url=deps.processing.deliveries_queue_url, fanout=fanout)
+    history = _history_outbox(deps)
     decided: dict[str, list[Decision]] = {}
 
     def record_handler(record: SQSRecord) -> list[Decision]:
@@ -177,12 +181,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             outbox=outbox,
         )
         decided[record.message_id] = decisions
+        first = decisions[0]
+        if history is not None and first.record.kind in _HISTORY_KINDS and first.action != "quarantined":
+            history.add(record.message_id, record.body, decisions)
         return decisions
 
     try:
         with processor(records, record_handler, context):
             processor.process()
             failed = outbox.flush()
+            # after the notifications went: the history side path never delays them
+            if history is not None:
+                failed = {**history.flush(), **failed}
             fail_records(processor, failed)
         for message_id, decisions in decided.items():
             if message_id not in failed:
@@ -196,6 +206,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             tally.add(telemetry.METADATA_FAILED, value=deps.processing.metadata.take_failures())
         tally.emit(metrics)
         audit.flush_filtered()
+
+
+def _history_outbox(deps: Dependencies) -> HistoryOutbox | None:
+    if not deps.settings.history_queue_url:
+        return None
+    from podwatch.historyfeed import HistoryOutbox
+
+    return HistoryOutbox(sqs=deps.processing.sqs, queue_url=deps.settings.history_queue_url)
 
 
 def _count(tally: telemetry.Tally, decisions: list[Decision]) -> None:

@@ -152,7 +152,8 @@ def test_make_run_writes_the_summary(tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("layers/podwatch", "relay", ".")),
+        # the Makefile's PYTHONPATH
+        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("layers/podwatch", "relay", "cli", ".")),
     }
     env.pop("AWS_ENDPOINT_URL", None)
     proc = subprocess.run(
@@ -192,6 +193,17 @@ def test_make_run_writes_the_summary(tmp_path: Path) -> None:
     # the replay keeps the recording's time: no pod looks Pending for the days since it was recorded
     assert "pending-too-long" not in proc.stdout
     assert Path(ROOT / summary["logs"] / "restate.log").is_file()
+    # the history: every forwarded line stored, the API's URL and two queries with their answers
+    history = summary["history"]
+    assert history["records"] == summary["relay_forwarded"]
+    assert history["api_url"].startswith("http://127.0.0.1:")
+    assert history["api_url"] in proc.stdout
+    listed, one = history["examples"]
+    assert (listed["status"], one["status"]) == (200, 200)
+    assert listed["total"] > 0
+    assert one["total"] > 0
+    assert listed["command"] in proc.stdout
+    assert one["command"] in proc.stdout
 
 
 def test_a_sample_event_invoked_directly_reaches_the_manager(local_stack: LocalStack) -> None:

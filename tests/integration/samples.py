@@ -31,6 +31,8 @@ FUNCTION_OF = {
     "config_sync": "ConfigSyncFunction",
     "fanout": "FanoutFunction",
     "hooks": "HooksFunction",
+    "history_writer": "HistoryWriterFunction",
+    "history": "HistoryFunction",
 }
 #: what the processor forwards besides notifications (control commands for the manager)
 CONTROL_KINDS = frozenset({"enroll"})
@@ -56,6 +58,11 @@ class Expect:
     summary: dict[str, Any] = field(default_factory=dict)
     #: fanout: events a rule on the bus delivered, by detail-type
     published: dict[str, int] = field(default_factory=dict)
+    #: history-writer: records stored (its HistoryWritten metric)
+    written: int = 0
+    #: history API: the answer's status and the lists its body has
+    status: int = 0
+    lists: tuple[str, ...] = ()
 
 
 EXPECTED: dict[str, Expect] = {
@@ -95,6 +102,14 @@ EXPECTED: dict[str, Expect] = {
     # no Hook applied in the sample stack: the notifications match nothing (no call), the plain and
     # the EventBridge-wrapped body both parse, the body that is not JSON is quarantined
     "hooks/batch.json": Expect(quarantined={"malformed": 1}),
+    # the pods and the Event of processor/batch.json, healthy ones too
+    "history_writer/batch.json": Expect(written=8),
+    "history_writer/poison.json": Expect(
+        written=3, quarantined={"malformed": 2, "unknown_kind": 1, "unsupported_schema_version": 1}
+    ),
+    # an empty table: 200 with empty lists (the same as for an unknown object)
+    "history/events.json": Expect(status=200, lists=("events",)),
+    "history/object.json": Expect(status=200, lists=("watchEvents", "relatedEvents")),
     "config_sync/sync-now.json": Expect(
         summary={
             "clusters": ["prod-eu-1", "staging-us-2"],
@@ -186,6 +201,16 @@ def emf_namespaces(out: str) -> set[str]:
     }
 
 
+def emf_values(out: str, name: str) -> list[float]:
+    """The values of metric `name` in a handler's EMF output."""
+    return [
+        value
+        for line in out.splitlines()
+        if line.startswith("{") and '"_aws"' in line and name in json.loads(line)
+        for value in json.loads(line)[name]
+    ]
+
+
 def quarantine_reasons(messages: list[dict[str, Any]]) -> dict[str, int]:
     return dict(Counter(m["MessageAttributes"]["reason"]["StringValue"] for m in messages))
 
@@ -210,8 +235,18 @@ def check_outcome(
         assert RemoteConfig.from_json(stored_config) == MANAGER_CONFIG
         assert emf_namespaces(out) == {namespace}
         return
+    if folder == "history":
+        assert response["statusCode"] == expect.status
+        body = json.loads(response["body"])
+        assert all(body[name] == [] for name in expect.lists), body
+        assert emf_namespaces(out) == {namespace}
+        return
     assert len(response["batchItemFailures"]) == expect.failures
-    if folder == "fanout":
+    if folder == "history_writer":
+        assert emf_values(out, "HistoryWritten") == [expect.written]
+        assert quarantine_reasons(drain("HistoryDLQ")) == expect.quarantined
+        assert manager.calls == []
+    elif folder == "fanout":
         events = [json.loads(m["Body"]) for m in drain(BUS_TARGET)]
         assert dict(Counter(e["detail-type"] for e in events)) == expect.published
         assert {e["source"] for e in events} == {"podwatch"}

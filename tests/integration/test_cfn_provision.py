@@ -21,6 +21,16 @@ SOURCE_TO_DLQ = {
     "DeliveriesQueue": "DeliveriesDLQ",
     "FanoutQueue": "FanoutDLQ",
     "HooksQueue": "HooksDLQ",
+    "HistoryQueue": "HistoryDLQ",
+}
+#: maxReceiveCount by source queue (deliveries: the DeliveriesMaxReceiveCount default, a manager
+#: outage of ~3 h, 45 x 240 s; history: HISTORY_MAX_RECEIVES)
+MAX_RECEIVES = {
+    "PodEventsQueue": 5,
+    "DeliveriesQueue": 45,
+    "FanoutQueue": 5,
+    "HooksQueue": 45,
+    "HistoryQueue": 10,
 }
 
 
@@ -54,9 +64,7 @@ def test_queues_exist_with_the_template_attributes(stack: Provisioned, clients: 
         )["Attributes"]
         redrive = json.loads(attributes["RedrivePolicy"])
         assert redrive["deadLetterTargetArn"] == stack.arn(dlq)
-        # deliveries: the DeliveriesMaxReceiveCount default, a manager outage of ~3 h (45 x 240 s)
-        # hooks: 45 receives x 180 s, an agent down for ~2 h
-        assert int(redrive["maxReceiveCount"]) == (45 if source in ("DeliveriesQueue", "HooksQueue") else 5)
+        assert int(redrive["maxReceiveCount"]) == MAX_RECEIVES[source]
         assert attributes["MaximumMessageSize"] == "262144"
         assert attributes["SqsManagedSseEnabled"] == "true"
         assert int(attributes["VisibilityTimeout"]) >= 180
@@ -84,6 +92,20 @@ def test_dedup_table_has_ttl_sse_and_backups(stack: Provisioned, clients: AwsCli
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "purge_at")
     backups = clients.dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_history_table_has_its_time_index_and_ttl(stack: Provisioned, clients: AwsClients) -> None:
+    name = stack.physical("HistoryTable")
+    table = clients.dynamodb.describe_table(TableName=name)["Table"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by-time"
+    assert index["Projection"]["ProjectionType"] == "ALL"
+    ttl = clients.dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "x")
 
 
 def test_parameter_holds_the_default_remote_config(stack: Provisioned, clients: AwsClients) -> None:
@@ -130,10 +152,17 @@ def test_functions_see_the_provisioned_resources(clients: AwsClients, stack_name
         "ConfigSyncFunction": ("functions/config_sync", "app.lambda_handler", 60),
         "FanoutFunction": ("functions/fanout", "app.lambda_handler", 30),
         "HooksFunction": ("functions/hooks", "app.lambda_handler", 30),
+        "HistoryWriterFunction": ("functions/history_writer", "app.lambda_handler", 30),
+        "HistoryFunction": ("functions/history", "app.lambda_handler", 20),
     }
     hooks = stack.function_environment("HooksFunction")
     assert hooks["HOOKS_TABLE_NAME"] == stack.physical("HooksTable")
     assert hooks["QUARANTINE_QUEUE_URL"] == stack.queue_urls()["HooksDLQ"]
+    assert processor["HISTORY_QUEUE_URL"] == stack.physical("HistoryQueue")
+    history = stack.function_environment("HistoryFunction")
+    assert history["HISTORY_TABLE_NAME"] == stack.physical("HistoryTable")
+    (writes,) = stack.event_sources("HistoryWriterFunction")
+    assert (writes.queue_logical_id, writes.batch_size) == ("HistoryQueue", 100)
     assert stack.outputs()["PodEventsQueueUrl"] == stack.physical("PodEventsQueue")
     assert "RelayPolicyArn" not in stack.outputs()  # IAM is not created locally
     # the notifications bus exists (EventBridge) and the fan-out function is told its name

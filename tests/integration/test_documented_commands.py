@@ -8,7 +8,8 @@ and from inline code spans. Placeholders are filled from the stack (PLACEHOLDERS
 `${AWS::StackName}` with its name, `<message-id>` / `<id>` / `<ids>` with a real DLQ message id (a
 cluster id after `clusters forget`), `<cluster-id>` with a cluster it knows; a placeholder not in the
 table fails the test. The shell is an operator's with PODWATCH_STACK, PODWATCH_ENDPOINT_URL and
-AWS_REGION exported (commands written without `--stack` rely on that), in a folder holding the
+AWS_REGION exported (commands written without `--stack` rely on that) and PODWATCH_HISTORY_URL at
+the stack's history API (served on loopback: moto has no API Gateway), in a folder holding the
 `new-config.json` and the `hook.yaml` (khook's README Hook, `kagent/basic-pod-monitoring`, also
 applied beforehand) a command names; a confirmation prompt is answered `y`. Every command must
 exit 0.
@@ -31,10 +32,12 @@ import yaml
 from moto.server import ThreadedMotoServer
 
 from local.cfn import ROOT, AwsClients, Provisioned, load_template, provision
+from local.historyapi import HistoryApiServer
 from local.lambda_runtime import LambdaContext, load_event, load_function_module
 from podwatch.hooks.rules import parse_hook
 from podwatch.hooks.state import HookStore
 from podwatch.models import RemoteConfig
+from podwatch.settings import HistoryApiSettings
 from podwatch_cli.app import main
 
 pytestmark = pytest.mark.integration
@@ -193,10 +196,24 @@ def filled(command: str, seeded: dict[str, str]) -> list[str]:
     return shlex.split(text)
 
 
+@pytest.fixture(scope="module")
+def history_api(stack: Provisioned, clients: AwsClients) -> Iterator[str]:
+    """The stack's history API on loopback (a deployed stack's HistoryApiUrl: moto has no API Gateway)."""
+    module = load_function_module("history", fresh=True)
+    settings = HistoryApiSettings(
+        history_table_name=stack.physical("HistoryTable"), history_default_cluster="prod-eu-1"
+    )
+    module.set_dependencies(module.build_dependencies(settings, dynamodb=clients.dynamodb))
+    with HistoryApiServer(lambda event: module.lambda_handler(event, LambdaContext())) as server:
+        yield server.url
+    module.reset()
+
+
 @pytest.mark.parametrize("command", documented())
 def test_a_documented_command_works_as_written(
     command: str,
     seeded: dict[str, str],
+    history_api: str,
     endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -205,6 +222,7 @@ def test_a_documented_command_works_as_written(
     monkeypatch.setenv("PODWATCH_STACK", STACK)
     monkeypatch.setenv("PODWATCH_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("PODWATCH_HISTORY_URL", history_api)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "new-config.json").write_text(RemoteConfig(version="v2").to_json())
     (tmp_path / "hook.yaml").write_text(HOOK_FILE.read_text())

@@ -123,8 +123,20 @@ class Aws:
                 "QUARANTINE_QUEUE_URL": p["PodEventsDLQ"],
                 "FANOUT_QUEUE_URL": p["FanoutQueue"],
                 "AUDIT_FILTERED": "each",
+                "HISTORY_QUEUE_URL": p["HistoryQueue"],
             },
             "fanout": {"EVENT_BUS_NAME": p["NotificationsBus"], "QUARANTINE_QUEUE_URL": p["FanoutDLQ"]},
+            "history_writer": {
+                "HISTORY_TABLE_NAME": p["HistoryTable"],
+                "QUARANTINE_QUEUE_URL": p["HistoryDLQ"],
+                "RETENTION_DAYS": "14",
+                "HISTORY_MAX_RECEIVES": "10",
+            },
+            "history": {
+                "HISTORY_TABLE_NAME": p["HistoryTable"],
+                "RETENTION_DAYS": "14",
+                "HISTORY_DEFAULT_CLUSTER": "",
+            },
             "deliver": {
                 **common,
                 **restate,
@@ -179,8 +191,19 @@ def aws() -> Iterator[Aws]:
             "FanoutQueue": "fanout",
             "FanoutDLQ": "fanout-dlq",
             "HooksDLQ": "hooks-dlq",
+            "HistoryQueue": "history",
+            "HistoryDLQ": "history-dlq",
         }.items():
             physical[lid] = sqs.create_queue(QueueName=f"{STACK}-{name}")["QueueUrl"]
+        physical["HistoryTable"] = f"{STACK}-history"
+        history = load_template()["Resources"]["HistoryTable"]["Properties"]  # its keys and index
+        dynamodb.create_table(
+            TableName=physical["HistoryTable"],
+            KeySchema=history["KeySchema"],
+            AttributeDefinitions=history["AttributeDefinitions"],
+            GlobalSecondaryIndexes=history["GlobalSecondaryIndexes"],
+            BillingMode="PAY_PER_REQUEST",
+        )
         events = boto3.client("events", region_name="us-east-1")
         physical["NotificationsBus"] = f"{STACK}-notifications"
         events.create_event_bus(Name=physical["NotificationsBus"])

@@ -301,8 +301,9 @@ def test_every_sqs_event_source_caps_its_concurrency_by_a_parameter(template: di
         "DeliverFunction": {"Ref": "DeliverMaximumConcurrency"},
         "FanoutFunction": 2,  # a side path, not a tuning knob
         "HooksFunction": {"Ref": "HooksMaximumConcurrency"},
+        "HistoryWriterFunction": {"Ref": "HistoryWriterMaximumConcurrency"},
     }
-    for parameter in (caps["ProcessorFunction"], caps["DeliverFunction"]):
+    for parameter in (caps["ProcessorFunction"], caps["DeliverFunction"], caps["HistoryWriterFunction"]):
         spec = template["Parameters"][parameter["Ref"]]
         assert spec["MinValue"] == 2, "Lambda's minimum for MaximumConcurrency"
         assert 2 <= spec["Default"] <= spec["MaxValue"] == 1000
@@ -313,7 +314,7 @@ def test_every_sqs_event_source_caps_its_concurrency_by_a_parameter(template: di
 
 def test_every_sqs_event_source_reports_batch_item_failures(template: dict[str, Any]) -> None:
     events = list(sqs_events(template))
-    assert {fid for fid, _, _ in events} == set(FUNCTION_COLUMNS)
+    assert {fid for fid, _, _ in events} == {*FUNCTION_COLUMNS, "HistoryWriterFunction"}
     for fid, name, properties in events:
         assert properties.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], f"{fid}.{name}"
 
@@ -325,14 +326,15 @@ def test_every_queue_but_a_dlq_redrives_to_a_dlq(template: dict[str, Any]) -> No
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
-    assert dlqs == {"PodEventsDLQ", "DeliveriesDLQ", "FanoutDLQ", "HooksDLQ"}
+    assert dlqs == {"PodEventsDLQ", "DeliveriesDLQ", "FanoutDLQ", "HooksDLQ", "HistoryDLQ"}
+    receives = {"DeliveriesQueue": {"Ref": "DeliveriesMaxReceiveCount"}, "HooksQueue": 45, "HistoryQueue": 10}
     for lid, queue in queues.items():
         p = queue["Properties"]
         if lid in dlqs:
             assert "RedrivePolicy" not in p, f"{lid} is a DLQ and must not redrive further"
             assert p["MessageRetentionPeriod"] == 14 * 24 * 3600, lid
         else:
-            expected = {"DeliveriesQueue": {"Ref": "DeliveriesMaxReceiveCount"}, "HooksQueue": 45}.get(lid, 5)
+            expected = receives.get(lid, 5)
             assert p["RedrivePolicy"]["maxReceiveCount"] == expected, lid
             dlq = getatt_target(p["RedrivePolicy"]["deadLetterTargetArn"])
             # a message keeps its age in the DLQ: the DLQ must keep it longer than the source did
@@ -473,6 +475,7 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
         {"Fn::GetAtt": ["DeliveriesQueue", "Arn"]},
         {"Fn::GetAtt": ["PodEventsDLQ", "Arn"]},
         {"Fn::GetAtt": ["FanoutQueue", "Arn"]},
+        {"Fn::GetAtt": ["HistoryQueue", "Arn"]},
     ]
     assert set(processor) >= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     dedup, metadata = {"Fn::GetAtt": ["DedupTable", "Arn"]}, {"Fn::GetAtt": ["MetadataTable", "Arn"]}
@@ -501,6 +504,18 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     token_grant = props(template, "DeliverFunctionRole")["Policies"][0]["PolicyDocument"]["Statement"]
     conditional = next(s for s in token_grant if s["Action"] == "ssm:GetParameter")["Resource"][1]
     assert conditional["Fn::If"][0] == "HasRestateToken"
+
+    history_table = {"Fn::GetAtt": ["HistoryTable", "Arn"]}
+    writer = grants("HistoryWriterFunctionRole")
+    assert writer["sqs:ReceiveMessage"] == [{"Fn::GetAtt": ["HistoryQueue", "Arn"]}]
+    assert writer["sqs:SendMessage"] == [{"Fn::GetAtt": ["HistoryDLQ", "Arn"]}]
+    assert [a for a in writer if a.startswith("dynamodb:")] == ["dynamodb:BatchWriteItem"]
+    assert writer["dynamodb:BatchWriteItem"] == [history_table]
+    # the API function reads only: Query on the table and its time index, nothing else
+    api = grants("HistoryFunctionRole")
+    assert [a for a in api if not a.startswith(("logs:", "xray:"))] == ["dynamodb:Query"]
+    assert api["dynamodb:Query"] == [history_table, {"Fn::Sub": "${HistoryTable.Arn}/index/by-time"}]
+    assert not any(action.startswith("dynamodb:") for action in deliver)
 
 
 # --------------------------------------------------------------------------- samconfig.toml

@@ -50,6 +50,8 @@ class ProcessorSettings(_Settings):
     fanout_queue_url: str | None = None
     #: audit of filtered decisions: a line each, or one summary line per invocation (podwatch.audit)
     audit_filtered: Literal["each", "summary"] = "each"
+    #: the history queue (podwatch.historyfeed); unset: no history is written
+    history_queue_url: str | None = None
 
 
 class DeliverSettings(_Settings):
@@ -119,3 +121,24 @@ class HooksSettings(_Settings):
     hook_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     #: how long the applied rules are cached per execution environment
     rules_max_age_seconds: int = Field(default=30, ge=0, le=3600)
+
+
+class HistoryWriterSettings(_Settings):
+    """The history writer (history queue → history table)."""
+
+    history_table_name: str = Field(min_length=1)
+    #: the history DLQ: bad input and records still failing on their last receive, with the reason
+    quarantine_queue_url: str = Field(min_length=1)
+    #: items expire this many days after the event's own time (TTL attribute `x`)
+    retention_days: int = Field(default=14, ge=1, le=365)
+    #: the history queue's maxReceiveCount (template: keep equal)
+    history_max_receives: int = Field(default=10, ge=1, le=1000)
+
+
+class HistoryApiSettings(_Settings):
+    """The history API function (reads only)."""
+
+    history_table_name: str = Field(min_length=1)
+    retention_days: int = Field(default=14, ge=1, le=365)
+    #: the cluster of `/api/v1/...` (other clusters: `/clusters/<id>/api/v1/...`); unset: required in the path
+    history_default_cluster: str | None = None

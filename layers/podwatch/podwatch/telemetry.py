@@ -201,3 +201,18 @@ HOOKS_METRICS = frozenset(
         HOOK_BREAKER_OPENED,
     }
 )
+
+# Event history (issue 16). Added after the rest, like the names above.
+#: history-writer: items written to the history table (one per record)
+HISTORY_WRITTEN = "HistoryWritten"
+#: history-writer: items DynamoDB left unprocessed (throttling) or refused, retried inside the invocation
+HISTORY_THROTTLED = "HistoryThrottled"
+#: the history-writer's metrics (Retried: records returned to SQS; Quarantined(reason): to the history DLQ)
+HISTORY_WRITER_METRICS = frozenset({RECEIVED, HISTORY_WRITTEN, HISTORY_THROTTLED, RETRIED, QUARANTINED})
+#: history API: list and object queries answered (200)
+HISTORY_QUERIES = "HistoryQueries"
+#: history API: requests refused with 400 (a bad parameter)
+HISTORY_BAD_REQUESTS = "HistoryBadRequests"
+#: history API: requests that failed on the table (503)
+HISTORY_QUERY_FAILED = "HistoryQueryFailed"
+HISTORY_METRICS = frozenset({HISTORY_QUERIES, HISTORY_BAD_REQUESTS, HISTORY_QUERY_FAILED})

@@ -1,0 +1,340 @@
+"""Event history benchmark: what storing and querying the history costs.
+
+history_wcu_per_event                 write units per stored transition: every item the relay's
+                                      messages become (the `make run` sample and the relay
+                                      bench's heavy 7-container pods, through the relay's own
+                                      code), ceil(size / 1 KB) in the table plus the same in the
+                                      time index (projection ALL). Goal <= 2.
+history_query_us_per_page             CPU of the history function's handler for one 100-record
+                                      page of `GET /api/v1/events` (a next page: cursor given),
+                                      DynamoDB's Query pages stubbed with those real items
+                                      spread over the 16 shards of a day. Goal <= 5,000 us.
+history_cost_usd_per_million_events   writes, storage for RetentionDays (table, index, point-in-
+                                      time recovery), SQS requests (processor -> history queue
+                                      -> writer) and the writer's Lambda time, at list prices,
+                                      from the counts and sizes measured here. Goal <= $1.50.
+
+python -m bench history          # this section alone (merged into bench/results.json)
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "events" / "replay" / "sample-stream.jsonl"
+GOALS = {
+    "history_wcu_per_event": 2,
+    "history_query_us_per_page": 5000,
+    "history_cost_usd_per_million_events": 1.50,
+}
+#: list prices, us-east-1, on-demand (DynamoDB since 2024-11; SQS standard; Lambda arm64)
+PRICES = {
+    "dynamodb_write_per_million_wru": 0.625,
+    "dynamodb_storage_per_gb_month": 0.25,
+    "dynamodb_pitr_per_gb_month": 0.20,
+    "sqs_per_million_requests": 0.40,
+    "lambda_arm_per_gb_second": 0.0000133334,
+    "lambda_per_million_invocations": 0.20,
+}
+#: DynamoDB counts 100 bytes of overhead per item in a table and per entry in an index (storage)
+ITEM_OVERHEAD = 100
+RETENTION_DAYS = 14
+DAYS_PER_MONTH = 30.44
+#: the history-writer: batch size 100 (template); memory 512 MB; BatchWriteItem ~10 ms per 25 items
+WRITER_BATCH, WRITER_MEMORY_GB, BATCH_WRITE_WALL_S = 100, 0.5, 0.010
+PAGE, ROUNDS = 100, 60
+
+
+def _bodies(path: Path, *, heavy: bool) -> list[str]:
+    """The SQS bodies the relay's own code makes of a watch stream (recorded clock)."""
+    from podwatch_relay.pipeline import Relay
+    from podwatch_relay.replay import RecordedClock, replay_file
+    from podwatch_relay.sink import FileSink
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = Path(tmp) / "stream.jsonl"
+        if heavy:
+            from bench import relay_stream
+
+            stream.write_bytes(b"\n".join(relay_stream.build_stream(pods=200, rounds=3)) + b"\n")
+        else:
+            stream.write_bytes(path.read_bytes())
+        out = Path(tmp) / "bodies.jsonl"
+        clock = RecordedClock()
+        relay = Relay(sink=FileSink(path=str(out)), cluster_id="bench", relay_version="bench", clock=clock)
+        replay_file(stream, relay, clock=clock)
+        return out.read_text().splitlines()
+
+
+def _items(bodies: list[str]) -> list[dict[str, Any]]:
+    """History items, with the classification a troubled pod gets (as the processor attaches it)."""
+    from podwatch.classify import classify
+    from podwatch.history import Classification, item_of
+    from podwatch.models import KubeEventEnvelope, PodEnvelope
+    from podwatch.wire import parse_envelope
+
+    items = []
+    for body in bodies:
+        envelope = parse_envelope(body)
+        if not isinstance(envelope, PodEnvelope | KubeEventEnvelope):
+            continue
+        classes = [
+            Classification(
+                f.event_type.value, "forwarded", "opened", f"bench/ns/pod/{f.container}/{f.event_type}"
+            )
+            for f in classify(envelope, pending_too_long_s=0)
+        ]
+        items.append(item_of(envelope, classes))
+    return items
+
+
+def write_units(items: list[dict[str, Any]]) -> dict[str, Any]:
+    from podwatch.history import item_size
+
+    sizes = [item_size(i) for i in items]
+    units = [2 * math.ceil(size / 1024) for size in sizes]  # table + time index (projection ALL)
+    return {
+        "wcu_per_event": round(statistics.fmean(units), 3),
+        "item_bytes_avg": round(statistics.fmean(sizes)),
+        "item_bytes_max": max(sizes),
+        "trimmed": sum(1 for i in items if i.get("tr")),
+        "items": len(items),
+    }
+
+
+class StubDynamoDB:
+    """DynamoDB's Query over in-memory items (pages of `Limit`, newest first): the handler's own
+    work is what is measured, not moto's or the network's."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        from podwatch.historystore import to_attributes
+
+        self.partitions: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        for item in items:
+            self.partitions[item["tk"]].append((item["sk"], to_attributes(item)))
+        for rows in self.partitions.values():
+            rows.sort(key=lambda row: row[0], reverse=True)
+        self.keys = {tk: [_Desc(sk) for sk, _ in rows] for tk, rows in self.partitions.items()}
+
+    def query(self, **request: Any) -> dict[str, Any]:
+        values = request["ExpressionAttributeValues"]
+        key, low, high = values[":pk"]["S"], values[":lo"]["S"], values[":hi"]["S"]
+        rows = self.partitions.get(key, [])
+        keys = self.keys.get(key, [])  # ascending negated order: bisect on the newest-first list
+        start = request.get("ExclusiveStartKey", {}).get("sk", {}).get("S")
+        top = min(high, start) if start is not None else high
+        first = (
+            bisect.bisect_left(keys, _Desc(top)) if start is None else bisect.bisect_right(keys, _Desc(top))
+        )
+        last = bisect.bisect_right(keys, _Desc(low))
+        if request.get("Select") == "COUNT":
+            return {"Count": last - first}
+        end = min(last, first + request["Limit"])
+        answer: dict[str, Any] = {"Items": [attributes for _, attributes in rows[first:end]]}
+        if end < last:
+            answer["LastEvaluatedKey"] = {"tk": {"S": key}, "sk": {"S": rows[end - 1][0]}}
+        return answer
+
+
+class _Desc:
+    """A sort key compared the other way round (the stub's partitions are newest first)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.key > other.key
+
+
+def _spread(items: list[dict[str, Any]], day: datetime, copies: int) -> list[dict[str, Any]]:
+    """The real items, `copies` times, renamed over many pods and spread over one day's shards."""
+    from podwatch.history import iso, object_key, shard_of, time_key
+
+    out = []
+    for n in range(copies):
+        for i, item in enumerate(items):
+            name = f"pod-{n}-{i}"
+            moment = day + timedelta(seconds=(n * len(items) + i) * 7 % 86_000)
+            out.append(
+                {
+                    **item,
+                    "pk": object_key("bench", "shop", "pod", name),
+                    "n": name,
+                    "sk": f"{iso(moment)}##ev-{n}-{i}",
+                    "tk": time_key("bench", day.date().isoformat(), shard_of("bench", "shop", name)),
+                    "x": int((day + timedelta(days=30)).timestamp()),
+                }
+            )
+    return out
+
+
+def query_cpu(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU of the handler for one page (a first page, with its count; and the next pages)."""
+    from bench.processor import stdout_to_devnull
+    from local.historyapi import http_api_event
+    from local.lambda_runtime import LambdaContext, load_function_module
+    from podwatch.settings import HistoryApiSettings
+
+    for name, value in {
+        "POWERTOOLS_SERVICE_NAME": "podwatch-history",
+        "POWERTOOLS_METRICS_NAMESPACE": "Podwatch/bench",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        os.environ.setdefault(name, value)
+    day = datetime(2026, 11, 20, tzinfo=UTC)
+    module = load_function_module("history", fresh=True)
+    settings = HistoryApiSettings(history_table_name="bench-history", history_default_cluster="bench")
+    stub = StubDynamoDB(_spread(items, day, copies=40))
+    module.set_dependencies(
+        module.build_dependencies(settings, dynamodb=stub, clock=lambda: day + timedelta(days=1))
+    )
+    query = f"/api/v1/events?start=2026-11-20T00:00:00Z&end=2026-11-20T23:59:59Z&limit={PAGE}"
+    context = LambdaContext()
+
+    def page(path: str) -> tuple[float, dict[str, Any]]:
+        started = time.process_time()
+        answer = module.lambda_handler(http_api_event("GET", path, {}), context)
+        return time.process_time() - started, answer
+
+    first, next_ = [], []
+    with stdout_to_devnull():  # the EMF lines (their making is measured, not the terminal)
+        page(query)  # warm-up: the first invocation builds what a cold start would
+        for _ in range(ROUNDS):
+            cpu, answer = page(query)
+            first.append(cpu)
+            cursor = json.loads(answer["body"])["nextCursor"]
+            cpu, answer = page(f"{query}&cursor={cursor}")
+            next_.append(cpu)
+            assert len(json.loads(answer["body"])["events"]) == PAGE
+    module.reset()
+    return {
+        "us_per_page": round(statistics.median(next_) * 1e6),
+        "us_first_page_with_count": round(statistics.median(first) * 1e6),
+        "records_stubbed": sum(len(rows) for rows in stub.partitions.values()),
+    }
+
+
+def sqs_requests_per_event(bodies: list[str]) -> float:
+    """Processor → history queue (SendMessageBatch, billed per 64 KB) + the writer's receives and
+    deletes (10 messages a call, as the event source polls)."""
+    sizes = [len(b.encode()) for b in bodies]
+    sends = 0.0
+    for start in range(0, len(sizes), 10):
+        sends += max(1, math.ceil(sum(sizes[start : start + 10]) / 65536))
+    receives = math.ceil(len(bodies) / 10) * max(1, math.ceil(statistics.fmean(sizes) * 10 / 65536))
+    deletes = math.ceil(len(bodies) / 10)
+    return (sends + receives + deletes) / len(bodies)
+
+
+def writer_cpu_s_per_event(bodies: list[str]) -> float:
+    """The writer's own CPU per record (parse + item), measured; the calls' wall time is added apart."""
+    from podwatch.historyfeed import HistoryMessage, WriterDeps, write_history
+    from podwatch.historystore import HistoryWriter
+
+    class Accepting:
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            return {"UnprocessedItems": {}}
+
+    deps = WriterDeps(
+        writer=HistoryWriter(table_name="t", client=Accepting()),
+        sqs=None,
+        quarantine_queue_url="",
+        retention_days=RETENTION_DAYS,
+        max_receives=10,
+    )
+    messages = [HistoryMessage(str(i), b, None, 1) for i, b in enumerate(bodies)]
+    started = time.process_time()
+    for _ in range(5):
+        write_history(messages, deps)
+    return (time.process_time() - started) / (5 * len(messages))
+
+
+def cost(items: list[dict[str, Any]], units: dict[str, Any], bodies: list[str]) -> dict[str, Any]:
+    from podwatch.history import item_size
+
+    per_million = 1_000_000
+    months = RETENTION_DAYS / DAYS_PER_MONTH
+    table_bytes = statistics.fmean(item_size(i) + ITEM_OVERHEAD for i in items)
+    index_bytes = table_bytes  # projection ALL: the same attributes again, plus the overhead
+    gb = per_million / 1e9
+    writes = units["wcu_per_event"] * PRICES["dynamodb_write_per_million_wru"]
+    storage = (table_bytes + index_bytes) * gb * months * PRICES["dynamodb_storage_per_gb_month"]
+    pitr = table_bytes * gb * months * PRICES["dynamodb_pitr_per_gb_month"]
+    sqs_requests = sqs_requests_per_event(bodies)
+    sqs = sqs_requests * PRICES["sqs_per_million_requests"]
+    lambda_s = writer_cpu_s_per_event(bodies) + BATCH_WRITE_WALL_S / 25
+    compute = per_million * lambda_s * WRITER_MEMORY_GB * PRICES["lambda_arm_per_gb_second"]
+    invocations = PRICES["lambda_per_million_invocations"] / WRITER_BATCH
+    parts = {
+        "writes": writes,
+        "storage": storage,
+        "pitr": pitr,
+        "sqs": sqs,
+        "lambda": compute + invocations,
+    }
+    return {
+        "usd_per_million_events": round(sum(parts.values()), 3),
+        "parts_usd": {k: round(v, 4) for k, v in parts.items()},
+        "sqs_requests_per_event": round(sqs_requests, 3),
+        "stored_bytes_per_event": round(table_bytes + index_bytes),
+        "writer_ms_per_event": round(lambda_s * 1000, 3),
+        "prices": PRICES,
+        "retention_days": RETENTION_DAYS,
+    }
+
+
+def run() -> dict[str, Any]:
+    sample = _bodies(SAMPLE, heavy=False)
+    heavy = _bodies(SAMPLE, heavy=True)
+    items = _items(sample) + _items(heavy)
+    bodies = [b for b in sample + heavy if '"kind":"pod"' in b or '"kind":"k8s_event"' in b]
+    units = write_units(items)
+    query = query_cpu(_items(sample))
+    spend = cost(items, units, bodies)
+    return {
+        "history_wcu_per_event": units["wcu_per_event"],
+        "history_query_us_per_page": query["us_per_page"],
+        "history_cost_usd_per_million_events": spend["usd_per_million_events"],
+        "history_bench": {
+            "items": {
+                **units,
+                "sample_items": len(_items(sample)),
+                "heavy_items": len(_items(heavy)),
+                "sources": "events/replay/sample-stream.jsonl + bench.relay_stream (200 pods x 3 rounds)",
+            },
+            "query": query,
+            "cost": spend,
+        },
+    }
+
+
+def main() -> None:
+    from bench.processor import merge_results
+
+    figures = run()
+    merge_results(figures)
+    for key, goal in GOALS.items():
+        value = figures[key]
+        verdict = "ok" if value <= goal else "MISSES GOAL"
+        print(f"{key:36} {value:>9}   goal <= {goal:<6} {verdict}")
+    detail = figures["history_bench"]
+    print(f"  items: {detail['items']}")
+    print(f"  query: {detail['query']}")
+    print(f"  cost parts (USD per million events): {detail['cost']['parts_usd']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""History API: API Gateway HTTP API → Powertools' event handler → the history table (reads only).
+
+Thin on purpose: the logic is `podwatch.historyapi`. Routes (also under `/clusters/<cluster>` for a
+cluster other than HISTORY_DEFAULT_CLUSTER):
+
+    GET /api/v1/events?start=&end=&namespace=&kind=&name=&reason=&eventType=&limit=&cursor=
+    GET /api/v1/events/<namespace>/<kind>/<name>
+    GET /api/v1/health
+
+A bad parameter answers 400 with {"error", "parameter"}; a table failure 503. The local stack
+serves this same handler on loopback (local/historyapi.py).
+
+For tests and the local stack:
+    build_dependencies(settings=None, *, dynamodb=None) -> Dependencies
+    set_dependencies(deps) / dependencies() / reset()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic_core import to_json
+
+from podwatch import aws, historyapi, telemetry
+from podwatch.errors import TransientError
+from podwatch.historystore import HistoryReader
+from podwatch.lazy import Lazy
+from podwatch.settings import HistoryApiSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    settings: HistoryApiSettings
+    reader: HistoryReader
+    #: "now" of a query (defaults and what has expired); `make run` uses the recording's clock
+    clock: Callable[[], datetime] = field(default=_utcnow)
+
+
+def build_dependencies(
+    settings: HistoryApiSettings | None = None,
+    *,
+    dynamodb: Any = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Dependencies:
+    settings = settings or HistoryApiSettings.from_env()
+    client = dynamodb or aws.client("dynamodb")
+    reader = HistoryReader(table_name=settings.history_table_name, client=client)
+    return Dependencies(settings, reader, clock or _utcnow)
+
+
+_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies())
+
+
+def dependencies() -> Dependencies:
+    return _deps.get()
+
+
+def set_dependencies(deps: Dependencies | None) -> None:
+    _deps.set(deps)
+
+
+def reset() -> None:
+    set_dependencies(None)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
+    # pydantic's serializer (Rust): a page of 1000 records is a few hundred KB of JSON
+    return Response(status, content_types.APPLICATION_JSON, to_json(body).decode(), headers=headers)
+
+
+def _params() -> dict[str, str]:
+    return dict(app.current_event.query_string_parameters or {})
+
+
+def _cluster(cluster: str | None) -> str:
+    chosen = cluster or dependencies().settings.history_default_cluster
+    if not chosen:
+        raise historyapi.BadRequest(
+            "cluster", "this stack has no default cluster: use /clusters/<id>/api/v1/..."
+        )
+    return chosen
+
+
+@app.get("/api/v1/events")
+@app.get("/clusters/<cluster>/api/v1/events")
+def list_events(cluster: str | None = None) -> Response[str]:
+    deps = dependencies()
+    page = historyapi.list_events(
+        deps.reader,
+        _params(),
+        cluster=_cluster(cluster),
+        now=deps.clock(),
+        retention_days=deps.settings.retention_days,
+    )
+    telemetry.count(metrics, telemetry.HISTORY_QUERIES)
+    return _json(200, page.body(), page.headers())
+
+
+@app.get("/api/v1/events/<namespace>/<kind>/<name>")
+@app.get("/clusters/<cluster>/api/v1/events/<namespace>/<kind>/<name>")
+def object_view(namespace: str, kind: str, name: str, cluster: str | None = None) -> Response[str]:
+    deps = dependencies()
+    view = historyapi.object_view(
+        deps.reader,
+        namespace,
+        kind,
+        name,
+        _params(),
+        cluster=_cluster(cluster),
+        now=deps.clock(),
+        retention_days=deps.settings.retention_days,
+    )
+    telemetry.count(metrics, telemetry.HISTORY_QUERIES)
+    return _json(200, view)
+
+
+@app.get("/api/v1/health")
+@app.get("/clusters/<cluster>/api/v1/health")
+def health(cluster: str | None = None) -> Response[str]:
+    return _json(200, {"status": "ok", "retentionDays": dependencies().settings.retention_days})
+
+
+@app.exception_handler(historyapi.BadRequest)  # type: ignore[untyped-decorator]  # Powertools' is untyped
+def bad_request(exc: historyapi.BadRequest) -> Response[str]:
+    telemetry.count(metrics, telemetry.HISTORY_BAD_REQUESTS)
+    return _json(400, {"error": str(exc), "parameter": exc.parameter})
+
+
+@app.exception_handler(TransientError)  # type: ignore[untyped-decorator]
+def unavailable(exc: TransientError) -> Response[str]:
+    logger.warning("history query failed", extra={"error": str(exc)})
+    telemetry.count(metrics, telemetry.HISTORY_QUERY_FAILED)
+    return _json(503, {"error": "the history table did not answer; retry"}, {"Retry-After": "1"})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

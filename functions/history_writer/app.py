@@ -1,0 +1,110 @@
+"""History writer: history queue → history table (BatchWriteItem), never in the notifications' way.
+
+Thin on purpose: the logic is `podwatch.historyfeed.write_history`. The record handler only reads
+each record; the batch is written at once after (BatchWriteItem, 25 items a call, throttled items
+retried with backoff). A record whose item could not be written becomes a batch item failure (SQS
+retries it; the put is idempotent); on its last receive it goes to the history DLQ with the reason
+instead. Bad input goes there at once.
+
+For tests and the local stack:
+    build_dependencies(settings=None, *, dynamodb=None, sqs=None, sleep=None) -> WriterDeps
+    set_dependencies(deps) / dependencies() / reset()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from podwatch import aws, telemetry
+from podwatch.historyfeed import CLASSIFICATION_ATTRIBUTE, HistoryMessage, WriterDeps, write_history
+from podwatch.historystore import HistoryWriter
+from podwatch.lazy import Lazy
+from podwatch.processing import fail_records
+from podwatch.settings import HistoryWriterSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
+
+
+def build_dependencies(
+    settings: HistoryWriterSettings | None = None,
+    *,
+    dynamodb: Any = None,
+    sqs: Any = None,
+    sleep: Callable[[float], None] | None = None,
+) -> WriterDeps:
+    """Settings from the environment and boto3 clients, unless given."""
+    settings = settings or HistoryWriterSettings.from_env()
+    writer = HistoryWriter(table_name=settings.history_table_name, client=dynamodb or aws.client("dynamodb"))
+    if sleep is not None:
+        writer.sleep = sleep
+    return WriterDeps(
+        writer=writer,
+        sqs=sqs or aws.client("sqs"),
+        quarantine_queue_url=settings.quarantine_queue_url,
+        retention_days=settings.retention_days,
+        max_receives=settings.history_max_receives,
+    )
+
+
+_deps: Lazy[WriterDeps] = Lazy(lambda: build_dependencies())
+
+
+def dependencies() -> WriterDeps:
+    return _deps.get()
+
+
+def set_dependencies(deps: WriterDeps | None) -> None:
+    _deps.set(deps)
+
+
+def reset() -> None:
+    set_dependencies(None)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    deps = dependencies()
+    records: list[dict[str, Any]] = event.get("Records") or []
+    tally = telemetry.Tally()
+    tally.add(telemetry.RECEIVED, value=len(records))
+    messages: list[HistoryMessage] = []
+
+    def record_handler(record: SQSRecord) -> None:
+        # the raw attribute: SQSMessageAttributes.get answers a plain dict, not the typed attribute
+        attribute = (record.raw_event.get("messageAttributes") or {}).get(CLASSIFICATION_ATTRIBUTE) or {}
+        messages.append(
+            HistoryMessage(
+                message_id=record.message_id,
+                body=record.body,
+                classification=attribute.get("stringValue"),
+                receive_count=int(record.attributes.approximate_receive_count or 1),
+            )
+        )
+
+    try:
+        with processor(records, record_handler, context):
+            processor.process()
+            outcome = write_history(messages, deps)
+            fail_records(processor, outcome.retry)
+        tally.add(telemetry.HISTORY_WRITTEN, value=outcome.written)
+        tally.add(telemetry.HISTORY_THROTTLED, value=outcome.throttled)
+        for reason, count in outcome.quarantined.items():
+            tally.add(telemetry.QUARANTINED, reason=reason, value=count)
+        return processor.response()
+    finally:
+        tally.add(telemetry.RETRIED, value=len(processor.fail_messages))
+        tally.emit(metrics)
