@@ -173,6 +173,8 @@ def ticking(every: float, tick: Callable[[], None]) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
+
+
 def _history(stack: LocalStack, bodies: list[str], delivered: list[dict[str, Any]]) -> dict[str, Any]:
     """The history API on loopback (the recording's clock) and two example queries, run now: the
     stack stops when the run ends, so the answers are what the report shows."""
