@@ -38,15 +38,22 @@ GOALS = {
     "history_query_us_per_page": 5000,
     "history_cost_usd_per_million_events": 1.50,
 }
-#: list prices, us-east-1, on-demand (DynamoDB since 2024-11; SQS standard; Lambda arm64)
-PRICES = {
-    "dynamodb_write_per_million_wru": 0.625,
-    "dynamodb_storage_per_gb_month": 0.25,
-    "dynamodb_pitr_per_gb_month": 0.20,
-    "sqs_per_million_requests": 0.40,
-    "lambda_arm_per_gb_second": 0.0000133334,
-    "lambda_per_million_invocations": 0.20,
+#: list prices: bench/prices.json (shared with `python -m bench cost`), by the names used here
+PRICE_NAMES = {
+    "dynamodb_write_per_million_wru": "dynamodb_on_demand_usd_per_million_wru",
+    "dynamodb_storage_per_gb_month": "dynamodb_storage_usd_per_gb_month",
+    "dynamodb_pitr_per_gb_month": "dynamodb_pitr_usd_per_gb_month",
+    "sqs_per_million_requests": "sqs_usd_per_million_requests",
+    "lambda_arm_per_gb_second": "lambda_arm64_usd_per_gb_second",
+    "lambda_per_million_invocations": "lambda_usd_per_million_invocations",
 }
+
+
+def load_prices() -> dict[str, float]:
+    listed = json.loads((ROOT / "bench" / "prices.json").read_text())["prices"]
+    return {name: float(listed[key]["value"]) for name, key in PRICE_NAMES.items()}
+
+
 #: DynamoDB counts 100 bytes of overhead per item in a table and per entry in an index (storage)
 ITEM_OVERHEAD = 100
 RETENTION_DAYS = 14
@@ -265,19 +272,21 @@ def writer_cpu_s_per_event(bodies: list[str]) -> float:
 def cost(items: list[dict[str, Any]], units: dict[str, Any], bodies: list[str]) -> dict[str, Any]:
     from podwatch.history import item_size
 
+    prices = load_prices()
+
     per_million = 1_000_000
     months = RETENTION_DAYS / DAYS_PER_MONTH
     table_bytes = statistics.fmean(item_size(i) + ITEM_OVERHEAD for i in items)
     index_bytes = table_bytes  # projection ALL: the same attributes again, plus the overhead
     gb = per_million / 1e9
-    writes = units["wcu_per_event"] * PRICES["dynamodb_write_per_million_wru"]
-    storage = (table_bytes + index_bytes) * gb * months * PRICES["dynamodb_storage_per_gb_month"]
-    pitr = table_bytes * gb * months * PRICES["dynamodb_pitr_per_gb_month"]
+    writes = units["wcu_per_event"] * prices["dynamodb_write_per_million_wru"]
+    storage = (table_bytes + index_bytes) * gb * months * prices["dynamodb_storage_per_gb_month"]
+    pitr = table_bytes * gb * months * prices["dynamodb_pitr_per_gb_month"]
     sqs_requests = sqs_requests_per_event(bodies)
-    sqs = sqs_requests * PRICES["sqs_per_million_requests"]
+    sqs = sqs_requests * prices["sqs_per_million_requests"]
     lambda_s = writer_cpu_s_per_event(bodies) + BATCH_WRITE_WALL_S / 25
-    compute = per_million * lambda_s * WRITER_MEMORY_GB * PRICES["lambda_arm_per_gb_second"]
-    invocations = PRICES["lambda_per_million_invocations"] / WRITER_BATCH
+    compute = per_million * lambda_s * WRITER_MEMORY_GB * prices["lambda_arm_per_gb_second"]
+    invocations = prices["lambda_per_million_invocations"] / WRITER_BATCH
     parts = {
         "writes": writes,
         "storage": storage,
@@ -291,12 +300,16 @@ def cost(items: list[dict[str, Any]], units: dict[str, Any], bodies: list[str]) 
         "sqs_requests_per_event": round(sqs_requests, 3),
         "stored_bytes_per_event": round(table_bytes + index_bytes),
         "writer_ms_per_event": round(lambda_s * 1000, 3),
-        "prices": PRICES,
+        "prices": "bench/prices.json",
         "retention_days": RETENTION_DAYS,
     }
 
 
 def run() -> dict[str, Any]:
+    from bench.host import host_reference
+
+    reference = host_reference()["host_reference_ms"]  # this run's own: the file's is left alone
+    load = [round(x, 1) for x in os.getloadavg()]
     sample = _bodies(SAMPLE, heavy=False)
     heavy = _bodies(SAMPLE, heavy=True)
     items = _items(sample) + _items(heavy)
@@ -317,6 +330,8 @@ def run() -> dict[str, Any]:
             },
             "query": query,
             "cost": spend,
+            "host_reference_ms": reference,
+            "load_average_at_start": load,
         },
     }
 
