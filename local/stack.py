@@ -668,6 +668,10 @@ class LocalStack:
             store.put_rule(hook, now_s=int(time.time()), source="local")
             types = ", ".join(c.eventType for c in hook.spec.eventConfigurations)
             out.write(f"hook {hook.key} applied: {types}\n")
+        if "HooksFunction" in self.function_modules:
+            # deployed, new rules reach a warm function within RULES_MAX_AGE_SECONDS; the local
+            # stack's one execution environment re-reads them at once, so a replay right after sees them
+            self.in_function("HooksFunction", lambda module: module.reset())
         return out.getvalue()
 
     def hook_calls(self) -> list[dict[str, Any]]:
