@@ -16,9 +16,12 @@ from kubernetes.config import new_client_from_config
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from local.cfn import AwsClients
 from tests.fakeapi import FakeKubeApi
 from tests.integration.relay_harness import Harness
 from tests.integration.relay_processes import Queue
+
+MOTO_REGION = "us-east-1"
 
 
 @pytest.fixture
@@ -49,6 +52,18 @@ def moto_server() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoint(moto_server: str) -> str:
+    """The moto server's URL, for tests that provision the template's stack on it."""
+    return moto_server
+
+
+@pytest.fixture(scope="module")
+def clients(endpoint: str) -> AwsClients:
+    """Clients of that server, in the region every such test uses."""
+    return AwsClients.for_endpoint(endpoint, region=MOTO_REGION)
 
 
 @pytest.fixture

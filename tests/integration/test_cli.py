@@ -17,7 +17,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from local.cfn import ROOT, AwsClients, Provisioned, load_template, provision
 from local.lambda_runtime import LambdaContext, load_event, load_function_module, sqs_event
@@ -29,22 +28,6 @@ pytestmark = pytest.mark.integration
 REGION = "us-east-1"
 #: indexes of the bad records in events/processor/poison.json and the reasons they are quarantined for
 POISON_REASONS = {"malformed": 2, "unknown_kind": 1, "unsupported_schema_version": 1}
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def clients(endpoint: str) -> AwsClients:
-    return AwsClients.for_endpoint(endpoint, region=REGION)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from local.cfn import AwsClients, Provisioned, load_template, provision, provision_functions
 from local.lambda_runtime import ROOT
@@ -47,22 +46,6 @@ pytestmark = pytest.mark.integration
 REGION = "us-east-1"
 INVOKE = Path(__file__).with_name("lambda_invoke.py")
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def clients(endpoint: str) -> AwsClients:
-    return AwsClients.for_endpoint(endpoint, region=REGION)
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from typing import Any
 
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from local.cfn import ROOT, AwsClients, Provisioned, load_template, provision
 from local.historyapi import HistoryApiServer
@@ -92,22 +91,6 @@ def test_the_docs_name_commands_of_every_kind() -> None:
 
 
 # --------------------------------------------------------------------------- the stack
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def clients(endpoint: str) -> AwsClients:
-    return AwsClients.for_endpoint(endpoint, region=REGION)
 
 
 @pytest.fixture(scope="module")

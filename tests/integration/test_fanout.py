@@ -15,13 +15,11 @@ import re
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from local.cfn import ROOT, AwsClients, Provisioned, load_template, parse_template, provision
 from local.lambda_runtime import LambdaContext, load_event, load_function_module
@@ -30,22 +28,6 @@ from tests.integration.samples import emf_namespaces, subscribe_queue
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def clients(endpoint: str) -> AwsClients:
-    return AwsClients.for_endpoint(endpoint, region=REGION)
 
 
 @pytest.fixture

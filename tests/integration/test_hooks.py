@@ -25,7 +25,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from local.agent import AgentServer
 from local.cfn import AwsClients, Provisioned, load_template, provision
@@ -40,17 +39,6 @@ pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
 HOOKS = Path(__file__).resolve().parents[2] / "events" / "hooks" / "rules"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
