@@ -11,7 +11,9 @@ sends a DELETED for every pod gone meanwhile) instead of re-forwarding every pod
   could still lose; an older one only costs duplicates, which the cloud side drops.
 * Loaded at start (`restore`), before any watch: the newest file of the directory (replicas sharing
   a volume read each other's), if it is of this cluster; pods outside the watched namespaces and
-  entries that do not parse are skipped (counted).
+  entries that do not parse are skipped (counted). A file that is no checkpoint at all (not JSON,
+  or JSON of another shape) is logged as an error and moved aside (`<name>.json.corrupt`): the
+  relay starts from the next newest, or from a full list, never fails for it.
 See docs/internals.md ("Relay failover") for how it and the standby's hold window share the work.
 """
 
@@ -32,7 +34,7 @@ from podwatch_relay._json import dumps, loads
 from podwatch_relay.outbox import safe_name
 from podwatch_relay.pipeline import Relay
 from podwatch_relay.sink import Progress
-from podwatch_relay.state import Container, Snapshot
+from podwatch_relay.snapshot import Container, Snapshot
 
 log = logging.getLogger("podwatch_relay.checkpoint")
 
@@ -103,16 +105,40 @@ def _pod(raw: Any) -> tuple[str, Snapshot]:
         raise TypeError("terminating must be a bool")
     pairs = tuple((str(t), str(s)) for t, s in conditions)
     parts = tuple(map(_container, containers))
-    return uid, (namespace, name, _str(phase), _str(reason), terminating, pairs, parts)
+    return uid, Snapshot(namespace, name, _str(phase), _str(reason), terminating, pairs, parts)
+
+
+class CorruptCheckpoint(ValueError):
+    """A file of the checkpoint directory that is JSON but not a checkpoint of any format."""
+
+
+def _body(text: str | bytes) -> dict[str, Any] | None:
+    """The checkpoint's top-level object; None when it is a checkpoint of another format (a newer
+    relay's: left for it); `CorruptCheckpoint` (or the decoder's `ValueError`) when it is none."""
+    body = loads(text)
+    if not isinstance(body, dict):
+        raise CorruptCheckpoint(f"a JSON {type(body).__name__}, not an object")
+    version = body.get("format")
+    if type(version) is not int:
+        raise CorruptCheckpoint("no format number")
+    if version != FORMAT:
+        return None
+    if not isinstance(body.get("cluster_id"), str):
+        raise CorruptCheckpoint("no cluster_id")
+    for key in ("pods", "events"):
+        if not isinstance(body.get(key, []), list):
+            raise CorruptCheckpoint(f"{key} is not a list")
+    return body
 
 
 def decode(
     text: str | bytes, *, cluster_id: str, namespaces: Collection[str] | None, path: Path | None = None
 ) -> Loaded | None:
-    """Parse a checkpoint; None if it is not one of this cluster. Pods outside `namespaces` (None:
-    all) and entries that do not parse are skipped and counted."""
-    body = loads(text)
-    if not isinstance(body, dict) or body.get("format") != FORMAT or body.get("cluster_id") != cluster_id:
+    """Parse a checkpoint; None if it is not one of this cluster (or of this format), and
+    `CorruptCheckpoint` if it is not a checkpoint at all. Pods outside `namespaces` (None: all)
+    and entries that do not parse are skipped and counted."""
+    body = _body(text)
+    if body is None or body["cluster_id"] != cluster_id:
         return None
     pods: list[tuple[str, Snapshot]] = []
     events: list[tuple[str, int]] = []
@@ -123,7 +149,7 @@ def decode(
         except (TypeError, ValueError):
             skipped += 1
             continue
-        if namespaces is not None and snapshot[0] not in namespaces:
+        if namespaces is not None and snapshot.namespace not in namespaces:
             skipped += 1
             continue
         pods.append((uid, snapshot))
@@ -135,6 +161,21 @@ def decode(
     return Loaded(path or Path(), str(body.get("written_at")), pods, events, skipped)
 
 
+def _set_aside(path: Path, exc: ValueError) -> None:
+    """Move a corrupt checkpoint out of the way (`<name>.corrupt`: no longer a `*.json`), so the
+    relay starts from a full list now and the file is kept for a look."""
+    aside = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, aside)
+    except OSError as move_error:
+        aside = path
+        log.warning("corrupt checkpoint not moved", extra={"path": str(path), "error": str(move_error)[:200]})
+    log.error(
+        "checkpoint corrupt: moved aside, starting from a full list",
+        extra={"path": str(path), "moved_to": str(aside), "error": str(exc)[:200]},
+    )
+
+
 def newest(directory: Path, *, cluster_id: str, namespaces: Collection[str] | None) -> Loaded | None:
     """The most recently written checkpoint of `directory` that belongs to this cluster."""
     try:
@@ -144,8 +185,11 @@ def newest(directory: Path, *, cluster_id: str, namespaces: Collection[str] | No
     for path in files:
         try:
             loaded = decode(path.read_bytes(), cluster_id=cluster_id, namespaces=namespaces, path=path)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             log.warning("checkpoint unreadable: skipped", extra={"path": str(path), "error": str(exc)[:200]})
+            continue
+        except ValueError as exc:  # not JSON, or JSON that is no checkpoint (CorruptCheckpoint)
+            _set_aside(path, exc)
             continue
         if loaded is not None:
             return loaded

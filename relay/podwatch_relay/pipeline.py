@@ -48,9 +48,6 @@ from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
 from podwatch_relay.fit import FITS_CHARS, fit
 from podwatch_relay.projection import (
     StatusParts,
-    _intern,
-    _time_text,
-    now_text,
     parts_troubled,
     pod_identity,
     pod_meta,
@@ -59,21 +56,20 @@ from podwatch_relay.projection import (
     project_event,
     status_conditions,
     status_parts,
-    time_text,
     typed_pod_payload,
 )
 from podwatch_relay.redact import DEFAULT_LABEL_KEYS, LabelAllowlist
 from podwatch_relay.sink import SendResult, Sink
+from podwatch_relay.snapshot import Snapshot, intern, new_snapshot, snapshot_raw
 from podwatch_relay.state import (
     Change,
     EventTracker,
     PodTracker,
-    Snapshot,
     StatusHash,
     change_payload,
     payload_troubled,
-    snapshot_raw,
 )
+from podwatch_relay.timetext import canonical_time, now_text, time_text
 
 log = logging.getLogger("podwatch_relay.pipeline")
 
@@ -319,7 +315,7 @@ class Relay:
             # updates leave both in place, so two comparisons replace two scans of the line. Used
             # only where the key is found again, and the status's place only if its text proves it
             # (below). A line with nothing to go by scans.
-            hint = record[9] if record is not None and hints else None
+            hint = record.place if record is not None and hints else None
             at = spec_at = -1
             if hint is not None:
                 at = end - (hint >> 32)
@@ -380,8 +376,8 @@ class Relay:
             rest_hash = hash((line[start:cond_at], line[cond_end:stop]))
             conditions_hash = hash(conditions_text)
             match = 0  # 2: the same status text, 1: the same but for its conditions array
-            if record is not None and record[7] == rest_hash:
-                match = 2 if record[8] == conditions_hash else 1
+            if record is not None and record.rest_hash == rest_hash:
+                match = 2 if record.conditions_hash == conditions_hash else 1
             if (
                 hinted
                 and match != 2
@@ -399,24 +395,27 @@ class Relay:
                 except ValueError:
                     match = 0  # not the whole array after all (or untyped): decode the status
                 else:
-                    if record is not None and conditions == record[5]:
+                    if record is not None and conditions == record.conditions:
                         match = 2
             if match == 2 and record is not None:  # (there is one when match is not 0)
-                if record[8] != conditions_hash or record[9] != status_hash[2]:
+                if record.conditions_hash != conditions_hash or record.place != status_hash[2]:
                     tracker.restamp(uid, record, status_hash)
             else:
                 try:
                     parts = status_parts(line[start:stop])
                 except ValueError:
                     return None  # not the top-level status after all: the full path decides
-                snapshot: Snapshot = (
-                    _intern(namespace_text.decode()),
-                    name_text.decode(),
-                    parts.phase,
-                    parts.reason,
-                    False,
-                    parts.conditions,
-                    parts.containers,
+                snapshot: Snapshot = new_snapshot(
+                    Snapshot,
+                    (
+                        intern(namespace_text.decode()),
+                        name_text.decode(),
+                        parts.phase,
+                        parts.reason,
+                        False,
+                        parts.conditions,
+                        parts.containers,
+                    ),
                 )
                 if not tracker.unchanged(uid, snapshot, status_hash):
                     return self._fast_changed(
@@ -474,14 +473,17 @@ class Relay:
         if not (namespace and name and meta.uid):
             return None  # the full path says which is missing
         if snapshot is None:
-            snapshot = (
-                _intern(namespace),
-                name,
-                parts.phase,
-                parts.reason,
-                _time_text(meta.deletionTimestamp) is not None,
-                parts.conditions,
-                parts.containers,
+            snapshot = new_snapshot(
+                Snapshot,
+                (
+                    intern(namespace),
+                    name,
+                    parts.phase,
+                    parts.reason,
+                    canonical_time(meta.deletionTimestamp) is not None,
+                    parts.conditions,
+                    parts.containers,
+                ),
             )
         elif (namespace, name) != snapshot[:2] or meta.uid != uid:
             return None  # a key given twice in the metadata: the last one counts, as in the full path
@@ -672,7 +674,7 @@ class Relay:
             meta,
             node,
             status,
-            containers=snapshot[6],
+            containers=snapshot.containers,
             watch_type=watch_type,
             initial_sync=initial_sync,
             observed_at=self._now_text(),

@@ -13,18 +13,15 @@ name only the fields read, see "typed pods" below), with the same result.
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from datetime import datetime
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 from msgspec import UNSET, UnsetType
 from pydantic import ValidationError
 
 from podwatch.models import (
-    ContainerKind,
     InvolvedObject,
     KubeEvent,
     PodEvent,
@@ -35,53 +32,19 @@ from podwatch.models import (
 from podwatch_relay._json import fragment, unfragment
 from podwatch_relay.errors import BadWatchEvent
 from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist, redact
-
-if TYPE_CHECKING:
-    from podwatch_relay.state import Conditions, Container
+from podwatch_relay.snapshot import (
+    CONTAINER_LISTS,
+    SHARED,
+    Conditions,
+    Container,
+    intern,
+    share,
+    share_container,
+    snapshot_raw,
+)
+from podwatch_relay.timetext import KNOWN_TIMES, canonical_time, time_text
 
 Json = dict[str, Any]
-
-#: Where each kind of container status lives in `status`.
-_CONTAINER_LISTS: tuple[tuple[str, ContainerKind], ...] = (
-    ("initContainerStatuses", "init"),
-    ("containerStatuses", "app"),
-    ("ephemeralContainerStatuses", "ephemeral"),
-)
-
-
-_intern = sys.intern
-#: Values the tracker shares between pods (`state`): container tuples, container sets, condition
-#: sets. Bounded: when it is full it starts over (values already shared stay shared; new ones are
-#: shared again). Here, not in `state`, because the typed fast path below builds them too.
-_SHARED: dict[Any, Any] = {}
-_SHARED_MAX = 1 << 16
-
-
-def _share[T](value: T) -> T:
-    got = _SHARED.get(value)
-    if got is None:
-        if len(_SHARED) >= _SHARED_MAX:
-            _SHARED.clear()
-        _SHARED[value] = got = value
-    return got
-
-
-def _share_container(c: Container) -> Container:
-    got = _SHARED.get(c)
-    if got is None:
-        kind, name, state, reason, ready, restarts, last_reason, last_finished = c
-        c = (
-            kind,
-            _intern(name),
-            state,
-            _intern(reason) if reason else None,
-            ready,
-            restarts,
-            _intern(last_reason) if last_reason else None,
-            last_finished,
-        )
-        got = _share(c)
-    return got
 
 
 def _dict(value: Any) -> Json:
@@ -131,58 +94,6 @@ def _required(meta: Json, key: str, kind: str) -> str:
 # tests/unit/test_relay_pipeline.py checks that both give byte-identical envelopes.
 
 
-def time_text(value: datetime) -> str:
-    """A datetime as pydantic serializes it (ISO 8601, `Z` for UTC)."""
-    if value.tzinfo is UTC:  # the clock's: formatting it naive is cheaper than trimming `+00:00`
-        return value.replace(tzinfo=None).isoformat() + "Z"
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-#: The last second `now_text` formatted: (seconds since the epoch, `YYYY-MM-DDTHH:MM:SS`).
-_SECOND: tuple[int, str] = (0, "1970-01-01T00:00:00")
-
-
-def now_text() -> str:
-    """`time_text(utcnow())`, formatting the date and time of day once per second (the same
-    clock and the same microseconds: `datetime.now` truncates the clock's nanoseconds)."""
-    global _SECOND
-    second, nanos = divmod(time.time_ns(), 1_000_000_000)
-    known, text = _SECOND
-    if second != known:
-        text = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
-        _SECOND = (second, text)
-    micros = nanos // 1000
-    return "%s.%06dZ" % (text, micros) if micros else text + "Z"  # noqa: UP031  # the fastest
-
-
-#: Times seen recently (a pod's creation and transition times repeat in every update), bounded.
-_TIMES: dict[str, str | None] = {}
-
-
-def _time_text(value: Any) -> str | None:
-    """An RFC 3339 time from the API server as `time_text` writes it; None when it is not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    known = _TIMES.get(value, _TIMES)
-    if known is not _TIMES:
-        return known  # type: ignore[return-value]
-    try:
-        parsed: datetime | None = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        text = None
-    elif len(value) == 20 and value[19] == "Z":  # `2026-11-20T09:00:00Z`: already canonical
-        text = value
-    else:
-        text = time_text(parsed)
-    if len(_TIMES) >= 4096:
-        _TIMES.clear()
-    _TIMES[value] = text
-    return text
-
-
 def _put(out: Json, key: str, value: Any) -> None:
     if value is not None:
         out[key] = value
@@ -205,7 +116,7 @@ def container_troubled(payload: Json) -> bool:
 
 def _container_payload(raw: Json, known: Container) -> Json:
     """A container status as `ContainerStatus` serializes it. `known` is its compact form (see
-    `state.snapshot_raw`), which holds the values read the same way here: name, kind, state, ready,
+    `snapshot.snapshot_raw`), which holds the values read the same way here: name, kind, state, ready,
     restart count, last termination reason and end. The `_str`/`_int`/`_dict` checks are inlined:
     this is the hot loop of a forwarded pod."""
     kind, name, state, _, ready, restarts, last_reason, last_finished = known
@@ -255,7 +166,7 @@ def _condition_payload(raw: Json) -> Json | None:
         out["reason"] = redact(reason)
     if isinstance(message, str) and message:
         out["message"] = truncate(redact(message))
-    changed = _time_text(get("lastTransitionTime"))
+    changed = canonical_time(get("lastTransitionTime"))
     if changed is not None:
         out["last_transition_time"] = changed
     return out
@@ -301,7 +212,7 @@ def pod_identity(meta: Any) -> tuple[str, str, str]:
 
 def pod_terminating(meta: Any) -> bool:
     """Whether a pod is being deleted (its payload has `deleted_at`), from its raw `metadata`."""
-    return _time_text(_dict(meta).get("deletionTimestamp")) is not None
+    return canonical_time(_dict(meta).get("deletionTimestamp")) is not None
 
 
 def pod_payload(
@@ -317,7 +228,7 @@ def pod_payload(
 ) -> Json:
     """The `PodEvent` of a pod as the plain dict it serializes to, from the pod's `metadata`, its
     `spec.nodeName` and its `status` (the only parts read): no models, no validation cost.
-    `containers` are the compact containers of the same `status` (`state.snapshot_raw`), which
+    `containers` are the compact containers of the same `status` (`snapshot.snapshot_raw`), which
     hold part of what is read of them; `observed_at` may be given as `time_text` writes it.
     Free text is redacted, labels kept by `allowlist` (`redact`)."""
     namespace, name, uid = pod_identity(meta)  # so `meta` is a dict
@@ -340,14 +251,15 @@ def pod_payload(
     ]
     if isinstance(node, str) and node:
         out["node"] = node
-    raw_containers = [raw for key, _ in _CONTAINER_LISTS for raw in _list(get(key)) if isinstance(raw, dict)]
+    raw_containers = [raw for key, _ in CONTAINER_LISTS for raw in _list(get(key)) if isinstance(raw, dict)]
     out["containers"] = [
         _container_payload(raw, known) for raw, known in zip(raw_containers, containers, strict=True)
     ]
     out["conditions"] = [
         c for raw in _list(get("conditions")) if isinstance(raw, dict) if (c := _condition_payload(raw))
     ]
-    created, deleted = _time_text(meta.get("creationTimestamp")), _time_text(meta.get("deletionTimestamp"))
+    created = canonical_time(meta.get("creationTimestamp"))
+    deleted = canonical_time(meta.get("deletionTimestamp"))
     if created is not None:
         out["created_at"] = created
     if deleted is not None:
@@ -521,12 +433,12 @@ def status_parts(text: bytes) -> StatusParts:
     return _new_parts(  # StatusParts(...) without its Python-level __new__
         StatusParts,
         (
-            _intern(phase) if phase else None,
-            _intern(redact(reason)) if reason else None,
+            intern(phase) if phase else None,
+            intern(redact(reason)) if reason else None,
             truncate(redact(message)) if message else None,
             conditions,
             condition_payloads,
-            _SHARED.get(shared) or _share(shared),
+            SHARED.get(shared) or share(shared),
             payloads,
         ),
     )
@@ -579,7 +491,7 @@ def _container_entry(
 
 
 def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]:
-    """A container's snapshot tuple (as `state.snapshot_raw` reads it) and payload (as
+    """A container's snapshot tuple (as `snapshot.snapshot_raw` reads it) and payload (as
     `_container_payload` writes it)."""
     state, reason, detail = "unknown", None, None
     raw_state = raw.state
@@ -600,9 +512,9 @@ def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]
     last_reason = last_finished = None
     if last is not None:
         last_reason = redact(last.reason) if last.reason else None
-        last_finished = _time_text(last.finishedAt)
+        last_finished = canonical_time(last.finishedAt)
     restarts = raw.restartCount if raw.restartCount is not None else 0
-    container = _share_container(
+    container = share_container(
         (kind, raw.name or "", state, reason, raw.ready is True, restarts, last_reason, last_finished)
     )
     out: Json = {"name": container[1], "kind": kind}
@@ -631,12 +543,12 @@ def _container_parts(kind: str, raw: _ContainerStatus) -> tuple[Container, Json]
 
 
 def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, list[Json]]:
-    """The snapshot's conditions (as `state.conditions_raw` reads them) and their payloads (as
-    `_condition_payload` writes them). The cache of `_time_text` is read inline, and a payload
+    """The snapshot's conditions (as `snapshot.conditions_raw` reads them) and their payloads (as
+    `_condition_payload` writes them). The cache of `canonical_time` is read inline, and a payload
     with neither reason nor message (most) is built at once."""
     pairs: list[tuple[str, str]] = []
     payloads: list[Json] = []
-    times = _TIMES
+    times = KNOWN_TIMES
     for c in raw or ():
         kind, status = c.type, c.status
         if kind and status:
@@ -644,7 +556,7 @@ def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, l
             when = c.lastTransitionTime
             changed: Any = times.get(when, times) if when else None
             if changed is times:
-                changed = _time_text(when)
+                changed = canonical_time(when)
             reason, message = c.reason, c.message
             if reason or message:
                 out: Json = {"type": kind, "status": status}
@@ -661,7 +573,7 @@ def _conditions_parts(raw: tuple[_Condition, ...] | None) -> tuple[Conditions, l
             payloads.append(out)
     pairs.sort()
     shared = tuple(pairs)
-    return _SHARED.get(shared) or _share(shared), payloads
+    return SHARED.get(shared) or share(shared), payloads
 
 
 def pod_meta(text: bytes) -> PodMeta:
@@ -707,7 +619,7 @@ def typed_pod_payload(
         out["node"] = node
     out["containers"] = container_payloads  # lists of its own (of shared items)
     out["conditions"] = condition_payloads
-    created, deleted = _time_text(meta.creationTimestamp), _time_text(meta.deletionTimestamp)
+    created, deleted = canonical_time(meta.creationTimestamp), canonical_time(meta.deletionTimestamp)
     if created is not None:
         out["created_at"] = created
     if deleted is not None:
@@ -729,8 +641,6 @@ def project_pod(
     allowlist: LabelAllowlist = DEFAULT_ALLOWLIST,
 ) -> PodEvent:
     """The compact `PodEvent` of a raw Pod object (transitions are the tracker's business)."""
-    from podwatch_relay.state import snapshot_raw  # state imports this module
-
     if not isinstance(obj, dict):
         raise BadWatchEvent("pod object is not a JSON object", reason="pod-not-an-object")
     meta, status = obj.get("metadata"), obj.get("status")
@@ -739,7 +649,7 @@ def project_pod(
         meta,
         _dict(obj.get("spec")).get("nodeName"),
         status,
-        containers=snapshot_raw(namespace, name, pod_terminating(meta), status)[6],
+        containers=snapshot_raw(namespace, name, pod_terminating(meta), status).containers,
         watch_type=watch_type,
         initial_sync=initial_sync,
         observed_at=observed_at or utcnow(),

@@ -1,17 +1,11 @@
 """What the relay remembers between watch events, and what it therefore forwards.
 
-`PodTracker` keeps, per pod uid, only what diffing needs, as plain tuples (no dicts, no models, no
-labels): a few short strings and ints per container. Identical container states, container sets
-and condition sets are stored once and shared between pods (the replicas of a healthy Deployment
-are all alike), strings are interned, and a pod's name is the only string of its own. A pod is
-forwarded when something that matters changed (phase, reason, conditions, container states,
-reasons, restart counts, readiness, termination) with the `transitions` seen; an update that only
-touches metadata (resourceVersion, annotations, managedFields, labels) is suppressed.
-
-The tracker also keeps hashes of each pod's raw `status` text when the pipeline has it: of the
-text without its `conditions` array, and of that array. An update whose status is byte-identical
-(most metadata-only updates) is suppressed without decoding anything; one where only the
-conditions array changed (a probe or transition time) by decoding that array alone.
+`PodTracker` keeps, per pod uid, a `Record`: the pod's compact `snapshot.Snapshot` (shared,
+interned tuples: no dicts, no models, no labels) and the hashes of its raw `status` text the fast
+path compares. It decides what is worth forwarding: a pod whose phase, reason,
+conditions, container states, reasons, restart counts, readiness or termination changed goes out
+with the `transitions` seen (`changes`); an update that only touches metadata (resourceVersion,
+annotations, managedFields, labels) is suppressed.
 
 `EventTracker` keeps the last count seen per core/v1 Event uid, bounded, so an Event re-sent
 unchanged (a relist, a metadata update) is not forwarded twice.
@@ -23,164 +17,55 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from podwatch.models import ContainerStatus, KubeEvent, PodCondition, PodEvent, Transition, WatchType
-from podwatch_relay.projection import (
-    _SHARED,
-    _intern,
-    _share,
-    _share_container,
-    _time_text,
-    container_troubled,
-    time_text,
+from podwatch_relay.projection import container_troubled
+from podwatch_relay.snapshot import (
+    Conditions,
+    Container,
+    Snapshot,
+    new_snapshot,
+    shared_snapshot,
+    snapshot_of_event,
 )
-from podwatch_relay.redact import redact
 
-#: One container: (kind, name, state, reason of that state, ready, restart count,
-#: lastState.terminated reason, lastState.terminated finishedAt as `time_text` writes it).
-Container = tuple[str, str, str, str | None, bool, int, str | None, str | None]
-Conditions = tuple[tuple[str, str], ...]
-#: One pod: (namespace, name, phase, reason, terminating, conditions sorted by type, containers).
-Snapshot = tuple[str, str, str | None, str | None, bool, Conditions, tuple[Container, ...]]
 #: What the pipeline knows of a pod's raw watch line, to compare the next one without decoding it:
 #: the hashes of its `status` text as the pipeline cuts it (the text without its `conditions`
 #: array, that array's text), and where it cut the line (`(end - status) << 32 | (spec - head)`:
 #: the status key's distance from the end of the line, the spec key's from the end of the line's
 #: head), where the next line of the pod most likely has them too.
 StatusHash = tuple[int, int, int]
-#: What the tracker holds per uid: the snapshot's fields, then the three `StatusHash` values (None
-#: when the pod came without its raw status text: a list item, a model, a pod being deleted).
-_Record = tuple[
-    str,
-    str,
-    str | None,
-    str | None,
-    bool,
-    Conditions,
-    tuple[Container, ...],
-    int | None,
-    int | None,
-    int | None,
-]
+
+
+class Record(NamedTuple):
+    """What the tracker holds per uid: the `Snapshot`'s fields, then the `StatusHash` (Nones when
+    the pod came without its raw status text: a list item, a model, a pod being deleted). A
+    NamedTuple: as small as the tuple it is, and read by name."""
+
+    namespace: str
+    name: str
+    phase: str | None
+    reason: str | None
+    terminating: bool
+    conditions: Conditions
+    containers: tuple[Container, ...]
+    #: hash of the status text without its conditions array
+    rest_hash: int | None
+    #: hash of the conditions array's text
+    conditions_hash: int | None
+    #: where the line was cut (see `StatusHash`)
+    place: int | None
+
+
+#: `Record(*fields)` without the NamedTuple's Python-level `__new__`
+_new_record = tuple.__new__
+
 #: A transition before it becomes a `Transition` or a JSON object: (field, container, from, to).
 Change = tuple[str, str | None, str | int | bool | None, str | int | bool | None]
 
-_CONTAINER_LISTS = (
-    ("initContainerStatuses", "init"),
-    ("containerStatuses", "app"),
-    ("ephemeralContainerStatuses", "ephemeral"),
-)
-_STATES = ("waiting", "running", "terminated")
-_REASON_STATES = frozenset({"waiting", "terminated"})
 _EMPTY_CONTAINER: Container = ("", "", "", None, False, 0, None, None)
 _NO_HASH: tuple[None, None, None] = (None, None, None)
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def snapshot_raw(namespace: str, name: str, terminating: bool, status: Any) -> Snapshot:
-    """The compact memory of a pod from its raw `status` dict (what `projection.pod_payload` reads
-    for these fields, so the tracker and the forwarded payload agree). The type checks of the
-    projection's helpers are inlined: this runs for every status that changed."""
-    if not isinstance(status, dict):
-        status = {}
-    containers: list[Container] = []
-    for key, kind in _CONTAINER_LISTS:
-        raw_list = status.get(key)
-        if not isinstance(raw_list, list):
-            continue
-        for raw in raw_list:
-            if not isinstance(raw, dict):
-                continue
-            get = raw.get
-            state, reason = "unknown", None
-            state_obj = get("state")
-            if isinstance(state_obj, dict):
-                for candidate in _STATES:
-                    if candidate in state_obj:
-                        state = candidate
-                        if candidate != "running":
-                            detail = state_obj[candidate]
-                            if isinstance(detail, dict):
-                                reason = detail.get("reason")
-                                reason = redact(reason) if isinstance(reason, str) and reason else None
-                        break
-            last_reason = last_finished = None
-            last_state = get("lastState")
-            if isinstance(last_state, dict) and last_state:
-                last = last_state.get("terminated")
-                if isinstance(last, dict):
-                    text = last.get("reason")
-                    last_reason = redact(text) if isinstance(text, str) and text else None
-                    last_finished = _time_text(last.get("finishedAt"))
-            cname, restarts = get("name"), get("restartCount")
-            container: Container = (
-                kind,
-                cname if isinstance(cname, str) else "",
-                state,
-                reason,
-                get("ready") is True,
-                restarts if type(restarts) is int else 0,
-                last_reason,
-                last_finished,
-            )
-            containers.append(_SHARED.get(container) or _share_container(container))
-    phase, reason = _text(status.get("phase")), _text(status.get("reason"))
-    reason = redact(reason) if reason else None
-    return (
-        _intern(namespace),
-        name,
-        _intern(phase) if phase else None,
-        _intern(reason) if reason else None,
-        terminating,
-        conditions_raw(status.get("conditions")),
-        _share(tuple(containers)),
-    )
-
-
-def conditions_raw(raw_conditions: Any) -> Conditions:
-    """The snapshot's conditions from the raw `status.conditions` value: (type, status) pairs,
-    sorted by type, shared between pods."""
-    conditions = []
-    if isinstance(raw_conditions, list):
-        for raw in raw_conditions:
-            if isinstance(raw, dict):
-                ctype, value = raw.get("type"), raw.get("status")
-                if isinstance(ctype, str) and ctype and isinstance(value, str) and value:
-                    conditions.append((ctype, value))
-    conditions.sort()
-    return _share(tuple(conditions))
-
-
-def _snapshot(event: PodEvent) -> Snapshot:
-    """The compact memory of a `PodEvent` (the model path; the pipeline uses `snapshot_raw`)."""
-    containers = tuple(
-        _share_container(
-            (
-                c.kind,
-                c.name,
-                c.state,
-                c.reason if c.state in _REASON_STATES else None,
-                c.ready,
-                c.restart_count,
-                c.last_termination_reason,
-                time_text(c.last_finished_at) if c.last_finished_at else None,
-            )
-        )
-        for c in event.containers
-    )
-    return (
-        _intern(event.namespace),
-        event.name,
-        event.phase,
-        event.reason,
-        event.deleted_at is not None,
-        _share(tuple(sorted((c.type, c.status) for c in event.conditions))),
-        _share(containers),
-    )
 
 
 #: The transitions of a pod seen for the first time, by its snapshot less namespace and name: the
@@ -188,7 +73,7 @@ def _snapshot(event: PodEvent) -> Snapshot:
 _FIRST_SEEN: dict[Any, tuple[Change, ...]] = {}
 
 
-def changes(old: Snapshot | _Record | None, new: Snapshot) -> list[Change]:
+def changes(old: Snapshot | Record | None, new: Snapshot) -> list[Change]:
     """The transitions from `old` to `new`; an unknown `old` compares against an empty pod."""
     if old is None:
         key = new[2:]
@@ -201,7 +86,7 @@ def changes(old: Snapshot | _Record | None, new: Snapshot) -> list[Change]:
     return _changes(old, new)
 
 
-def _changes(old: Snapshot | _Record | None, new: Snapshot) -> list[Change]:
+def _changes(old: Snapshot | Record | None, new: Snapshot) -> list[Change]:
     out: list[Change] = []
     _, _, phase, reason, terminating, conditions, containers = new
     if old is None:
@@ -299,7 +184,7 @@ class PodTracker:
     """The last compact projection per pod uid; decides what is worth forwarding."""
 
     def __init__(self) -> None:
-        self._pods: dict[str, _Record] = {}
+        self._pods: dict[str, Record] = {}
         self._names: dict[str, dict[str, str]] = {}  # namespace -> name -> uid
         self.stats = TrackerStats()
 
@@ -327,34 +212,15 @@ class PodTracker:
             return list(self._pods)
         return list(self._names.get(namespace, {}).values())
 
-    def record(self, uid: str) -> _Record | None:
+    def record(self, uid: str) -> Record | None:
         """What the tracker holds for `uid`: its snapshot's fields, then its `StatusHash` (Nones
         when it has none). For the pipeline, which compares a line's status with it."""
         return self._pods.get(uid)
 
-    def status_match(self, uid: str, status_hash: StatusHash) -> int:
-        """How the raw status text of `uid` compares with the one the tracker last saw: 2 the same
-        (nothing that matters changed), 1 the same but for its conditions array (see
-        `conditions_unchanged`), 0 different or unknown."""
-        record = self._pods.get(uid)
-        if record is None or record[7] != status_hash[0]:
-            return 0
-        return 2 if record[8] == status_hash[1] else 1
-
-    def conditions_unchanged(self, uid: str, conditions: Conditions, status_hash: StatusHash) -> bool:
-        """True when `uid` is known with the same raw status text but for its conditions array
-        (`status_match` gave 1), and `conditions` (of the new array) are what the tracker holds: the
-        update changes nothing that matters. The status hash kept is updated."""
-        record = self._pods.get(uid)
-        if record is None or record[7] != status_hash[0] or record[5] != conditions:
-            return False
-        self.restamp(uid, record, status_hash)
-        return True
-
-    def restamp(self, uid: str, record: _Record, status_hash: StatusHash) -> None:
+    def restamp(self, uid: str, record: Record, status_hash: StatusHash) -> None:
         """Keep `status_hash` for `uid`, whose `record` (as `record` gave it) still holds: its new
         raw status changed nothing that matters."""
-        self._pods[uid] = record[:7] + status_hash
+        self._pods[uid] = _new_record(Record, record[:7] + status_hash)
 
     def unchanged(self, uid: str, snapshot: Snapshot, status_hash: StatusHash | None = None) -> bool:
         """True when `uid` is known and `snapshot` equals what the tracker holds for it: the update
@@ -363,7 +229,7 @@ class PodTracker:
         if record is None or record[:7] != snapshot:
             return False
         if status_hash is not None and record[7:] != status_hash:
-            self._pods[uid] = snapshot + status_hash
+            self._pods[uid] = _new_record(Record, snapshot + status_hash)
         return True
 
     def vanished(
@@ -406,22 +272,12 @@ class PodTracker:
 
     def snapshots(self) -> dict[str, Snapshot]:
         """Every pod's compact memory by uid (what a checkpoint keeps; the status hashes are not)."""
-        return {uid: record[:7] for uid, record in self._pods.items()}
+        return {uid: new_snapshot(Snapshot, record[:7]) for uid, record in self._pods.items()}
 
     def restore(self, uid: str, snapshot: Snapshot) -> None:
         """Remember `uid` as `snapshot` (from a checkpoint) without forwarding anything: the next
         list diffs against it, and `reconcile` finds it gone if the list does not have it."""
-        namespace, name, phase, reason, terminating, conditions, containers = snapshot
-        shared: Snapshot = (
-            _intern(namespace),
-            name,
-            _intern(phase) if phase else None,
-            _intern(reason) if reason else None,
-            terminating,
-            _share(tuple(sorted(conditions))),
-            _share(tuple(_share_container(c) for c in containers)),
-        )
-        self.observe_snapshot(uid, shared, "ADDED")
+        self.observe_snapshot(uid, shared_snapshot(snapshot), "ADDED")
 
     def forget_all(self, uids: Iterable[str]) -> int:
         count = 0
@@ -434,11 +290,11 @@ class PodTracker:
     def forget(self, uid: str) -> None:
         pod = self._pods.pop(uid, None)
         if pod is not None:
-            names = self._names.get(pod[0])
-            if names is not None and names.get(pod[1]) == uid:
-                del names[pod[1]]
+            names = self._names.get(pod.namespace)
+            if names is not None and names.get(pod.name) == uid:
+                del names[pod.name]
                 if not names:
-                    del self._names[pod[0]]
+                    del self._names[pod.namespace]
             self.stats.forgotten += 1
         self.stats.pods = len(self._pods)
 
@@ -468,7 +324,7 @@ class PodTracker:
             self.forget(previous_uid)
             self.stats.replaced += 1
             names = self._names.setdefault(namespace, {})
-        self._pods[uid] = snapshot + status_hash if status_hash is not None else snapshot + _NO_HASH
+        self._pods[uid] = _new_record(Record, snapshot + (status_hash or _NO_HASH))
         names[snapshot[1]] = uid
         self.stats.pods = len(self._pods)
         if old is not None and not found:
@@ -478,7 +334,7 @@ class PodTracker:
     def observe(self, event: PodEvent) -> PodEvent | None:
         """`event` with its transitions when it matters, None when nothing that matters changed
         (see `observe_snapshot`)."""
-        found = self.observe_snapshot(event.uid, _snapshot(event), event.watch_type)
+        found = self.observe_snapshot(event.uid, snapshot_of_event(event), event.watch_type)
         if found is None:
             return None
         transitions = [Transition(field=f, container=c, old=o, new=n) for f, c, o, n in found]

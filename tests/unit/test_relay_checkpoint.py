@@ -165,6 +165,66 @@ def test_the_write_is_atomic_a_torn_file_is_skipped_for_the_next_newest(tmp_path
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        '{"pods": 5}',
+        '"checkpoint"',
+        '{"format": "1", "cluster_id": "cluster-1"}',
+        '{"format": 1, "cluster_id": 7, "pods": []}',
+        '{"format": 1, "cluster_id": "cluster-1", "pods": 5}',
+        '{"format": 1, "cluster_id": "cluster-1", "pods": [], "events": {"e1": 2}}',
+    ],
+)
+def test_a_corrupt_checkpoint_is_moved_aside_with_a_clear_error_and_the_relay_starts_from_a_list(
+    tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a checkpoint directory whose only file is valid JSON but no checkpoint
+    (tmp_path / "relay-0.json").write_text(text)
+
+    # When a new relay restores from it
+    relay = relay_with(Collecting())
+    with caplog.at_level("ERROR", logger="podwatch_relay.checkpoint"):
+        loaded = Checkpointer(relay=relay, progress=Marks(), directory=tmp_path, owner="relay-0").restore(
+            None
+        )
+
+    # Then nothing is restored (the first list forwards every pod), the error says what happened
+    # and where the file went, and the file is out of the way of the next start, kept for a look
+    assert loaded is None
+    assert len(relay.tracker) == 0
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "checkpoint corrupt: moved aside, starting from a full list"
+    assert record.moved_to == str(tmp_path / "relay-0.json.corrupt")  # type: ignore[attr-defined]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["relay-0.json.corrupt"]
+    assert (tmp_path / "relay-0.json.corrupt").read_text() == text
+    listed(relay, [pod("shop", "a")])
+    assert relay.stats.forwarded == 1
+
+
+def test_a_corrupt_newest_checkpoint_gives_way_to_the_next_newest(tmp_path: Path) -> None:
+    relay = relay_with(Collecting())
+    listed(relay, [pod("shop", "a")])
+    assert Checkpointer(relay=relay, progress=Marks(), directory=tmp_path, owner="relay-0").tick()
+    (tmp_path / "relay-1.json").write_text('{"format": 1, "cluster_id": "cluster-1", "pods": 5}')
+    fresh = relay_with(Collecting())
+    loaded = Checkpointer(relay=fresh, progress=Marks(), directory=tmp_path, owner="relay-1").restore(None)
+    assert loaded is not None
+    assert loaded.path.name == "relay-0.json"
+    assert len(fresh.tracker) == 1
+    assert (tmp_path / "relay-1.json.corrupt").exists()
+
+
+def test_a_checkpoint_of_another_format_is_left_for_the_relay_that_wrote_it(tmp_path: Path) -> None:
+    (tmp_path / "relay-0.json").write_text('{"format": 2, "cluster_id": "cluster-1", "pods": {}}')
+    relay = relay_with(Collecting())
+    assert (
+        Checkpointer(relay=relay, progress=Marks(), directory=tmp_path, owner="relay-0").restore(None) is None
+    )
+    assert (tmp_path / "relay-0.json").exists()
+
+
 # --------------------------------------------------------------------------- Progress marks
 
 

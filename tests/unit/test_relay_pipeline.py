@@ -12,7 +12,7 @@ import pytest
 from podwatch import ids
 from podwatch.models import EnrollEnvelope, KubeEventEnvelope, PodEnvelope
 from podwatch.wire import parse_envelope
-from podwatch_relay import projection
+from podwatch_relay import timetext
 from podwatch_relay.errors import SinkUnavailable
 from podwatch_relay.pipeline import Relay, _pod_event_id
 from podwatch_relay.sink import SendResult
@@ -389,9 +389,9 @@ def test_pod_event_id_is_the_shared_one() -> None:
 
 def test_now_text_is_time_text_of_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     for nanos in (1_795_000_000_123_456_789, 1_795_000_000_000_000_999, 1_795_000_001_000_001_000):
-        monkeypatch.setattr(projection.time, "time_ns", lambda nanos=nanos: nanos)
+        monkeypatch.setattr(timetext.time, "time_ns", lambda nanos=nanos: nanos)
         expected = datetime.fromtimestamp(nanos // 1000 / 1e6, UTC).replace(microsecond=nanos // 1000 % 10**6)
-        assert projection.now_text() == projection.time_text(expected)
+        assert timetext.now_text() == timetext.time_text(expected)
 
 
 def test_pod_being_deleted_is_not_suppressed_by_the_status_hash(relay: Relay, sink: RecordingSink) -> None:

@@ -28,7 +28,7 @@ from podwatch_relay.projection import (
     typed_pod_payload,
 )
 from podwatch_relay.sink import SendResult
-from podwatch_relay.state import conditions_raw, snapshot_raw
+from podwatch_relay.snapshot import conditions_raw, snapshot_raw
 from tests.fakeapi.pods import container_status, pod
 
 RUNNING = {"running": {"startedAt": "2026-11-20T09:00:10Z"}}
