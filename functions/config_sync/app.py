@@ -2,10 +2,12 @@
 
 Thin on purpose: the logic is `podwatch.configsync.sync`. The clusters are the stack's
 (`CLUSTER_IDS`); an invocation may name others with `{"cluster_ids": ["c1", ...]}` (a manual
-"sync now"). The scheduled event itself carries nothing the function needs.
+"sync now"). The scheduled event itself carries nothing the function needs. Import and Tracer:
+the kit's policies (podwatch.kit); the Tracer also patches httpx (Restate calls).
 
 For tests and the local stack:
     build_dependencies(settings=None, *, ssm=None, lambda_client=None, dynamodb=None, http=None)
+        -> ConfigSyncDependencies
     set_dependencies(deps) / dependencies() / reset()
 """
 
@@ -13,34 +15,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools import single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from podwatch import aws, telemetry
-from podwatch.configsync import ConfigSyncDeps, SyncResult, sync
-from podwatch.control import ClusterRegistry
-from podwatch.lazy import Lazy
-from podwatch.restate import RestateClient, ssm_token_source
-from podwatch.settings import ConfigSyncSettings
+from podwatch import kit, telemetry
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
+if TYPE_CHECKING:
+    import httpx
 
+    from podwatch.configsync import ConfigSyncDeps, SyncResult
+    from podwatch.restate import RestateClient
+    from podwatch.settings import ConfigSyncSettings
+
+logger, tracer, metrics = kit.tools()
 
 #: what the sync needs after the fetches (the parameter, the mapping, the heartbeat scan, metrics)
 REST_OF_SYNC_MS = 5000
 
 
 @dataclass(frozen=True, slots=True)
-class Dependencies:
+class ConfigSyncDependencies:
     settings: ConfigSyncSettings
     restate: RestateClient
     sync: ConfigSyncDeps
@@ -54,29 +51,24 @@ def build_dependencies(
     dynamodb: Any = None,
     http: httpx.Client | None = None,
     **restate_options: Any,
-) -> Dependencies:
+) -> ConfigSyncDependencies:
+    """Settings from the environment, boto3 clients and the Restate client, unless given."""
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    from podwatch import aws
+    from podwatch.configsync import ConfigSyncDeps
+    from podwatch.control import ClusterRegistry
+    from podwatch.settings import ConfigSyncSettings
+
     settings = settings or ConfigSyncSettings.from_env()
     ssm = ssm or aws.client("ssm")
-    token = (
-        ssm_token_source(SSMProvider(boto3_client=ssm), settings.restate_token_parameter_name)
-        if settings.restate_token_parameter_name
-        else None
-    )
-    restate = RestateClient(
-        base_url=settings.restate_ingress_url,
-        config_path=settings.restate_config_path,
-        connect_timeout=settings.restate_connect_timeout_seconds,
-        read_timeout=settings.restate_read_timeout_seconds,
-        token=token,
-        http=http,
-        **restate_options,
-    )
+    restate = kit.restate_client(settings, SSMProvider(boto3_client=ssm), http=http, **restate_options)
     registry = (
         ClusterRegistry(table_name=settings.clusters_table_name, client=dynamodb or aws.client("dynamodb"))
         if settings.clusters_table_name
         else None
     )
-    return Dependencies(
+    return ConfigSyncDependencies(
         settings=settings,
         restate=restate,
         sync=ConfigSyncDeps(
@@ -91,20 +83,14 @@ def build_dependencies(
     )
 
 
-_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies(), close=lambda d: d.restate.close())
-
-
-def dependencies() -> Dependencies:
-    """The dependencies of this execution environment, built on first use."""
-    return _deps.get()
-
-
-def set_dependencies(deps: Dependencies | None) -> None:
-    _deps.set(deps)
-
-
-def reset() -> None:
-    set_dependencies(None)
+_deps: kit.Environment[ConfigSyncDependencies] = kit.Environment(
+    lambda: build_dependencies(), tracer=tracer, patch=kit.AWS_AND_HTTP, close=lambda d: d.restate.close()
+)
+#: the dependencies of this execution environment, built on first use
+dependencies = _deps.get
+set_dependencies = _deps.set
+#: forget dependencies (the Restate client, its breaker)
+reset = _deps.reset
 
 
 def _emit(result: SyncResult, has_registry: bool) -> None:
@@ -138,6 +124,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     # a fetch starts only if it can finish, retries included, with time to spare for the rest
     needed_ms = deps.restate.worst_call_seconds * 1000 + REST_OF_SYNC_MS
+    from podwatch.configsync import sync
+
     result = sync(
         clusters,
         deps=deps.sync,

@@ -6,9 +6,12 @@ same partial response itself, `{"batchItemFailures": [{"itemIdentifier": message
 the per-record result (failed chunks' records; quarantined records are handled, not failures).
 
 For tests and the local stack:
-    build_dependencies(settings=None, *, sqs=None, ssm=None, http=None, breaker=None) -> Dependencies
+    build_dependencies(settings=None, *, sqs=None, ssm=None, http=None, breaker=None)
+        -> DeliverDependencies
     set_dependencies(deps) / dependencies() / reset()
     dependencies().restate.stats  →  requests made to the Restate ingress, total and by status code
+
+Import and Tracer: the kit's policies (podwatch.kit); the Tracer also patches httpx (Restate calls).
 
 Metrics of an invocation (podwatch.telemetry, besides the tally's counts): DeliveryLatency, one
 value per delivered notification; CircuitState, the breaker at the end (1 open, 0 closed; every
@@ -19,33 +22,30 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import pybreaker
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from podwatch import aws, config, telemetry
-from podwatch.delivery import DeliverDeps, DeliveryResult, deliver_records
-from podwatch.lazy import Lazy
-from podwatch.restate import RestateClient, ssm_token_source
-from podwatch.settings import DeliverSettings
+from podwatch import kit, telemetry
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
+if TYPE_CHECKING:
+    import httpx
+    import pybreaker
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    from podwatch.delivery import DeliverDeps, DeliveryResult
+    from podwatch.restate import RestateClient
+    from podwatch.settings import DeliverSettings
+
+logger, tracer, metrics = kit.tools()
 
 #: Do not start a call with less than this left beyond the timeouts of one request.
 SAFETY_MARGIN_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class Dependencies:
+class DeliverDependencies:
     settings: DeliverSettings
     restate: RestateClient
     delivery: DeliverDeps
@@ -60,29 +60,19 @@ def build_dependencies(
     http: httpx.Client | None = None,
     breaker: pybreaker.CircuitBreaker | None = None,
     **restate_options: Any,
-) -> Dependencies:
+) -> DeliverDependencies:
     """Settings from the environment, boto3 clients and the Restate client, unless given.
     `restate_options` go to RestateClient (max_tries, backoff_base, ...)."""
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    from podwatch import aws
+    from podwatch.delivery import DeliverDeps
+    from podwatch.settings import DeliverSettings
+
     settings = settings or DeliverSettings.from_env()
     parameters = SSMProvider(boto3_client=ssm or aws.client("ssm"))
-    token = (
-        ssm_token_source(parameters, settings.restate_token_parameter_name)
-        if settings.restate_token_parameter_name
-        else None
-    )
-    restate = RestateClient(
-        base_url=settings.restate_ingress_url,
-        notify_path=settings.restate_notify_path,
-        enroll_path=settings.restate_enroll_path,
-        config_path=settings.restate_config_path,
-        connect_timeout=settings.restate_connect_timeout_seconds,
-        read_timeout=settings.restate_read_timeout_seconds,
-        token=token,
-        http=http,
-        breaker=breaker,
-        **restate_options,
-    )
-    return Dependencies(
+    restate = kit.restate_client(settings, parameters, http=http, breaker=breaker, **restate_options)
+    return DeliverDependencies(
         settings=settings,
         restate=restate,
         delivery=DeliverDeps(
@@ -95,22 +85,18 @@ def build_dependencies(
     )
 
 
-_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies(), close=lambda d: d.restate.close())
-
-
-def dependencies() -> Dependencies:
-    """The dependencies of this execution environment, built on first use."""
-    return _deps.get()
-
-
-def set_dependencies(deps: Dependencies | None) -> None:
-    _deps.set(deps)
-
-
-def reset() -> None:
-    """Forget dependencies (Parameters cache, Restate client, breaker state) and the last good config."""
-    set_dependencies(None)
-    config.reset_last_good()
+_deps: kit.Environment[DeliverDependencies] = kit.Environment(
+    lambda: build_dependencies(),
+    tracer=tracer,
+    patch=kit.AWS_AND_HTTP,
+    close=lambda d: d.restate.close(),
+    forget=kit.forget_remote_config,
+)
+#: the dependencies of this execution environment, built on first use
+dependencies = _deps.get
+set_dependencies = _deps.set
+#: forget dependencies (Parameters cache, Restate client, breaker state) and the last good config
+reset = _deps.reset
 
 
 def _status_class(status: str) -> str:
@@ -139,6 +125,9 @@ def emit_metrics(
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
+    from podwatch import config
+    from podwatch.delivery import deliver_records
+
     remote, _current = config.load_remote_config(
         parameter_name=deps.settings.config_parameter_name,
         max_age=deps.settings.config_max_age_seconds,

@@ -8,10 +8,11 @@ cluster other than HISTORY_DEFAULT_CLUSTER):
     GET /api/v1/health
 
 A bad parameter answers 400 with {"error", "parameter"}; a table failure 503. The local stack
-serves this same handler on loopback (local/historyapi.py).
+serves this same handler on loopback (local/historyapi.py). Import and Tracer: the kit's policies
+(podwatch.kit).
 
 For tests and the local stack:
-    build_dependencies(settings=None, *, dynamodb=None) -> Dependencies
+    build_dependencies(settings=None, *, dynamodb=None, clock=None) -> HistoryApiDependencies
     set_dependencies(deps) / dependencies() / reset()
 """
 
@@ -20,22 +21,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic_core import to_json
 
-from podwatch import aws, historyapi, telemetry
+# historyapi at import: its BadRequest is an exception handler's key (it creates no client)
+from podwatch import historyapi, kit, telemetry
 from podwatch.errors import TransientError
-from podwatch.historystore import HistoryReader
-from podwatch.lazy import Lazy
-from podwatch.settings import HistoryApiSettings
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+if TYPE_CHECKING:
+    from podwatch.historystore import HistoryReader
+    from podwatch.settings import HistoryApiSettings
+
+logger, tracer, metrics = kit.tools()
 app = APIGatewayHttpResolver()
 
 
@@ -44,7 +44,7 @@ def _utcnow() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class Dependencies:
+class HistoryApiDependencies:
     settings: HistoryApiSettings
     reader: HistoryReader
     #: "now" of a query (defaults and what has expired); `make run` uses the recording's clock
@@ -56,26 +56,23 @@ def build_dependencies(
     *,
     dynamodb: Any = None,
     clock: Callable[[], datetime] | None = None,
-) -> Dependencies:
+) -> HistoryApiDependencies:
+    """Settings from the environment and the boto3 client, unless given."""
+    from podwatch import aws
+    from podwatch.historystore import HistoryReader
+    from podwatch.settings import HistoryApiSettings
+
     settings = settings or HistoryApiSettings.from_env()
     client = dynamodb or aws.client("dynamodb")
     reader = HistoryReader(table_name=settings.history_table_name, client=client)
-    return Dependencies(settings, reader, clock or _utcnow)
+    return HistoryApiDependencies(settings, reader, clock or _utcnow)
 
 
-_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies())
-
-
-def dependencies() -> Dependencies:
-    return _deps.get()
-
-
-def set_dependencies(deps: Dependencies | None) -> None:
-    _deps.set(deps)
-
-
-def reset() -> None:
-    set_dependencies(None)
+_deps: kit.Environment[HistoryApiDependencies] = kit.Environment(lambda: build_dependencies(), tracer=tracer)
+#: the dependencies of this execution environment, built on first use
+dependencies = _deps.get
+set_dependencies = _deps.set
+reset = _deps.reset
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:

@@ -4,7 +4,7 @@ Thin on purpose: the logic is `podwatch.historyfeed.write_history`. The record h
 each record; the batch is written at once after (BatchWriteItem, 25 items a call, throttled items
 retried with backoff). A record whose item could not be written becomes a batch item failure (SQS
 retries it; the put is idempotent); on its last receive it goes to the history DLQ with the reason
-instead. Bad input goes there at once.
+instead. Bad input goes there at once. Import and Tracer: the kit's policies (podwatch.kit).
 
 For tests and the local stack:
     build_dependencies(settings=None, *, dynamodb=None, sqs=None, sleep=None) -> WriterDeps
@@ -14,27 +14,21 @@ For tests and the local stack:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from podwatch import aws, telemetry
-from podwatch.historyfeed import CLASSIFICATION_ATTRIBUTE, HistoryMessage, WriterDeps, write_history
-from podwatch.historystore import HistoryWriter
-from podwatch.lazy import Lazy
-from podwatch.processing import fail_records
-from podwatch.settings import HistoryWriterSettings
+from podwatch import kit, telemetry
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+if TYPE_CHECKING:
+    from podwatch.historyfeed import HistoryMessage, WriterDeps
+    from podwatch.settings import HistoryWriterSettings
+
+logger, tracer, metrics = kit.tools()
 processor = BatchProcessor(event_type=EventType.SQS)
-copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
 
 
 def build_dependencies(
@@ -45,6 +39,11 @@ def build_dependencies(
     sleep: Callable[[float], None] | None = None,
 ) -> WriterDeps:
     """Settings from the environment and boto3 clients, unless given."""
+    from podwatch import aws
+    from podwatch.historyfeed import WriterDeps
+    from podwatch.historystore import HistoryWriter
+    from podwatch.settings import HistoryWriterSettings
+
     settings = settings or HistoryWriterSettings.from_env()
     writer = HistoryWriter(table_name=settings.history_table_name, client=dynamodb or aws.client("dynamodb"))
     if sleep is not None:
@@ -58,19 +57,11 @@ def build_dependencies(
     )
 
 
-_deps: Lazy[WriterDeps] = Lazy(lambda: build_dependencies())
-
-
-def dependencies() -> WriterDeps:
-    return _deps.get()
-
-
-def set_dependencies(deps: WriterDeps | None) -> None:
-    _deps.set(deps)
-
-
-def reset() -> None:
-    set_dependencies(None)
+_deps: kit.Environment[WriterDeps] = kit.Environment(lambda: build_dependencies(), tracer=tracer)
+#: the dependencies of this execution environment, built on first use
+dependencies = _deps.get
+set_dependencies = _deps.set
+reset = _deps.reset
 
 
 @logger.inject_lambda_context
@@ -78,6 +69,8 @@ def reset() -> None:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
+    from podwatch.historyfeed import CLASSIFICATION_ATTRIBUTE, HistoryMessage, write_history
+
     records: list[dict[str, Any]] = event.get("Records") or []
     tally = telemetry.Tally()
     tally.add(telemetry.RECEIVED, value=len(records))
@@ -95,16 +88,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             )
         )
 
+    retried = len(records)  # unless a response says otherwise, Lambda retries the whole batch
     try:
         with processor(records, record_handler, context):
             processor.process()
             outcome = write_history(messages, deps)
-            fail_records(processor, outcome.retry)
+        response = kit.item_failures(processor, outcome.retry)
+        retried = len(response["batchItemFailures"])
         tally.add(telemetry.HISTORY_WRITTEN, value=outcome.written)
         tally.add(telemetry.HISTORY_THROTTLED, value=outcome.throttled)
         for reason, count in outcome.quarantined.items():
             tally.add(telemetry.QUARANTINED, reason=reason, value=count)
-        return processor.response()
+        return response
     finally:
-        tally.add(telemetry.RETRIED, value=len(processor.fail_messages))
+        tally.add(telemetry.RETRIED, value=retried)
         tally.emit(metrics)

@@ -4,62 +4,38 @@ one agent (A2A) or webhook call per matching hook, deduplicated per hook in the 
 Thin on purpose: the logic is `podwatch.hooks.engine.handle_records`. Like deliver, this handler
 builds the partial batch response itself from the per-record result (a record fails when one of its
 hook calls must be retried; rejected calls and malformed records are quarantined and handled).
+Import and Tracer: the kit's policies (podwatch.kit); the Tracer also patches httpx (hook calls).
 
 For tests and the local stack:
     build_dependencies(settings=None, *, dynamodb=None, sqs=None, ssm=None, secretsmanager=None,
-                       http=None) -> Dependencies
+                       http=None) -> HooksDependencies
     set_dependencies(deps) / dependencies() / reset()
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from podwatch import aws, telemetry
-from podwatch.hooks.engine import HooksDeps, handle_records
-from podwatch.hooks.match import HookIndex
-from podwatch.hooks.state import HookStore
-from podwatch.hooks.targets import TargetClient, secret_reader
-from podwatch.lazy import Lazy
-from podwatch.settings import HooksSettings
+from podwatch import kit, telemetry
+
+if TYPE_CHECKING:
+    import httpx
+
+    from podwatch.hooks.engine import HooksDeps
+    from podwatch.hooks.targets import TargetClient
+    from podwatch.settings import HooksSettings
 
 #: Do not start a record with less than this left beyond the timeouts of its calls.
 SAFETY_MARGIN_MS = 1000
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
-
-
-class RuleCache:
-    """The applied rules, indexed, re-read from the hooks table at most every `max_age` seconds."""
-
-    def __init__(self, store: HookStore, max_age: float) -> None:
-        self.store, self.max_age = store, max_age
-        self._lock = threading.Lock()
-        self._index: HookIndex | None = None
-        self._read_at = 0.0
-
-    def __call__(self) -> HookIndex:
-        with self._lock:
-            if self._index is None or time.monotonic() - self._read_at >= self.max_age:
-                self._index = HookIndex(self.store.rules())
-                self._read_at = time.monotonic()
-            return self._index
+logger, tracer, metrics = kit.tools()
 
 
 @dataclass(frozen=True, slots=True)
-class Dependencies:
+class HooksDependencies:
     settings: HooksSettings
     hooks: HooksDeps
     targets: TargetClient
@@ -73,8 +49,16 @@ def build_dependencies(
     ssm: Any = None,
     secretsmanager: Any = None,
     http: httpx.Client | None = None,
-) -> Dependencies:
+) -> HooksDependencies:
     """Settings from the environment, boto3 clients and the target client, unless given."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+
+    from podwatch import aws
+    from podwatch.hooks.engine import HooksDeps, RuleCache
+    from podwatch.hooks.state import HookStore
+    from podwatch.hooks.targets import TargetClient, secret_reader
+    from podwatch.settings import HooksSettings
+
     settings = settings or HooksSettings.from_env()
     store = HookStore(table_name=settings.hooks_table_name, client=dynamodb or aws.client("dynamodb"))
     secrets = secret_reader(
@@ -98,23 +82,17 @@ def build_dependencies(
         agent_protocol=settings.a2a_protocol,
         lease_seconds=int(settings.hook_connect_timeout_seconds + settings.hook_read_timeout_seconds) * 2,
     )
-    return Dependencies(settings=settings, hooks=hooks, targets=targets)
+    return HooksDependencies(settings=settings, hooks=hooks, targets=targets)
 
 
-_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies(), close=lambda d: d.targets.close())
-
-
-def dependencies() -> Dependencies:
-    return _deps.get()
-
-
-def set_dependencies(deps: Dependencies | None) -> None:
-    _deps.set(deps)
-
-
-def reset() -> None:
-    """Forget dependencies (rule cache, breakers, secret caches)."""
-    set_dependencies(None)
+_deps: kit.Environment[HooksDependencies] = kit.Environment(
+    lambda: build_dependencies(), tracer=tracer, patch=kit.AWS_AND_HTTP, close=lambda d: d.targets.close()
+)
+#: the dependencies of this execution environment, built on first use
+dependencies = _deps.get
+set_dependencies = _deps.set
+#: forget dependencies (rule cache, breakers, secret caches)
+reset = _deps.reset
 
 
 @logger.inject_lambda_context
@@ -127,6 +105,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     needed_ms = (
         2 * (deps.settings.hook_connect_timeout_seconds + deps.settings.hook_read_timeout_seconds) * 1000
     )
+    from podwatch.hooks.engine import handle_records
+
     result = handle_records(
         event.get("Records") or [],
         deps.hooks,

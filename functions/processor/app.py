@@ -4,22 +4,18 @@ Thin on purpose: the logic is `podwatch.processing.process_record`. This module 
 tools, builds its dependencies on the first invocation (settings from the environment, boto3
 clients) and reports partial batch failures: a record fails when its handler raised (a transient
 error) or when a notification it produced was not taken by the batched send at the end
-(`Outbox.flush`, SendMessageBatch); SQS retries it, and the retry passes dedup as the same event.
+(`NotificationOutbox.flush`, SendMessageBatch); SQS retries it, and the retry passes dedup as the same event.
 
 Records are parsed by `parse_envelope` inside the record handler rather than by a BatchProcessor
 `model=`: a model failure would be a batch item failure (retried until the DLQ, reason lost), while
 a bad body must be quarantined at once with its reason and reported as handled.
 
-Cold start: importing this module builds the Powertools tools (module level, as the handler
-decorators need them) and nothing that only an invocation needs. The processing layer (pydantic and
-the wire models, dedup, enrichment, the remote config) is imported by the first invocation, and
-boto3 (with Powertools Parameters, which imports it) by `build_dependencies`, with the clients; the
-Tracer patches botocore there too, just before the clients exist (`auto_patch=False`: patching every
-library X-Ray supports would import requests, httpx, sqlite3, ... into a function that uses none of
-them, and botocore at import). `python -m bench` reports the import and that first invocation.
+Import and Tracer: the kit's policies (podwatch.kit): the processing layer (pydantic and the wire
+models, dedup, enrichment, the remote config), boto3 and the clients come with the first invocation;
+`python -m bench` reports the import and that first invocation.
 
 For tests and the local stack:
-    build_dependencies(settings=None, *, dynamodb=None, sqs=None, ssm=None) -> Dependencies
+    build_dependencies(settings=None, *, dynamodb=None, sqs=None, ssm=None) -> ProcessorDependencies
     set_dependencies(deps) / dependencies() / reset()
 """
 
@@ -29,15 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from podwatch import audit, telemetry
-from podwatch.lazy import Lazy
+from podwatch import audit, kit, telemetry
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -46,13 +39,9 @@ if TYPE_CHECKING:
     from podwatch.processing import Decision, ProcessorDeps
     from podwatch.settings import ProcessorSettings
 
-logger = Logger()
-tracer = Tracer(auto_patch=False)  # botocore is patched by `build_dependencies` (module docstring)
-metrics = Metrics()
+logger, tracer, metrics = kit.tools()
 processor = BatchProcessor(event_type=EventType.SQS)
-# The layer logs on stdlib loggers under `podwatch`: the same JSON lines. The audit trail (one line
-# per decision) gets a lean formatter of the same shape, reading this logger's keys.
-copy_config_to_registered_loggers(source_logger=logger, include={"podwatch"})
+# The audit trail (one line per decision) gets a lean formatter of the logger's shape, reading its keys.
 audit.install(logger.registered_formatter, getattr(logger.registered_handler, "stream", None))
 
 _METRIC_OF_ACTION = {
@@ -68,7 +57,7 @@ _HISTORY_KINDS = {"pod", "k8s_event"}
 
 
 @dataclass(frozen=True, slots=True)
-class Dependencies:
+class ProcessorDependencies:
     settings: ProcessorSettings
     processing: ProcessorDeps
     #: Powertools Parameters provider over the injected SSM client: its cache is the config cache.
@@ -81,10 +70,9 @@ def build_dependencies(
     dynamodb: Any = None,
     sqs: Any = None,
     ssm: Any = None,
-) -> Dependencies:
+) -> ProcessorDependencies:
     """Settings from the environment and boto3 clients, unless given."""
-    # Imported here, not at module import (see the module docstring): boto3, Parameters, pydantic
-    # and the processing layer are most of a cold start, and only an invocation needs them.
+    # Imported here, not at module import (the kit's import policy)
     from aws_lambda_powertools.utilities.parameters import SSMProvider
 
     from podwatch import aws
@@ -94,7 +82,6 @@ def build_dependencies(
     from podwatch.processing import ProcessorDeps
     from podwatch.settings import ProcessorSettings
 
-    tracer.patch(["botocore"])  # X-Ray subsegments for the AWS calls (a no-op while tracing is off)
     settings = settings or ProcessorSettings.from_env()
     audit.summarize_filtered(settings.audit_filtered == "summary")
     sqs = sqs or aws.client("sqs")
@@ -104,7 +91,7 @@ def build_dependencies(
         if settings.metadata_table_name
         else None
     )
-    return Dependencies(
+    return ProcessorDependencies(
         settings=settings,
         processing=ProcessorDeps(
             dedup=DedupStore(table_name=settings.dedup_table_name, client=dynamodb),
@@ -124,24 +111,14 @@ def build_dependencies(
     )
 
 
-_deps: Lazy[Dependencies] = Lazy(lambda: build_dependencies())
-
-
-def dependencies() -> Dependencies:
-    """The dependencies of this execution environment, built on first use."""
-    return _deps.get()
-
-
-def set_dependencies(deps: Dependencies | None) -> None:
-    _deps.set(deps)
-
-
-def reset() -> None:
-    """Forget dependencies (and with them the Parameters cache) and the last good remote config."""
-    from podwatch import config
-
-    set_dependencies(None)
-    config.reset_last_good()
+_deps: kit.Environment[ProcessorDependencies] = kit.Environment(
+    lambda: build_dependencies(), tracer=tracer, forget=kit.forget_remote_config
+)
+#: the dependencies of this execution environment, built on first use
+dependencies = _deps.get
+set_dependencies = _deps.set
+#: forget dependencies (and with them the Parameters cache) and the last good remote config
+reset = _deps.reset
 
 
 @logger.inject_lambda_context
@@ -151,7 +128,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     deps = dependencies()  # the first invocation imports the processing layer (module docstring)
     from podwatch import config
     from podwatch.fanout import Forwarder
-    from podwatch.processing import Outbox, fail_records, process_record
+    from podwatch.processing import NotificationOutbox, process_record
 
     remote, _current = config.load_remote_config(
         parameter_name=deps.settings.config_parameter_name,
@@ -167,7 +144,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         if deps.settings.fanout_queue_url
         else None
     )
-    outbox = Outbox(sqs=deps.processing.sqs, queue_url=deps.processing.deliveries_queue_url, fanout=fanout)
+    outbox = NotificationOutbox(
+        sqs=deps.processing.sqs, queue_url=deps.processing.deliveries_queue_url, fanout=fanout
+    )
     history = _history_outbox(deps)
     decided: dict[str, list[Decision]] = {}
 
@@ -186,6 +165,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             history.add(record.message_id, record.body, decisions)
         return decisions
 
+    retried = len(records)  # unless a response says otherwise, Lambda retries the whole batch
     try:
         with processor(records, record_handler, context):
             processor.process()
@@ -193,13 +173,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             # after the notifications went: the history side path never delays them
             if history is not None:
                 failed = {**history.flush(), **failed}
-            fail_records(processor, failed)
+        response = kit.item_failures(processor, failed)
+        retried = len(response["batchItemFailures"])
         for message_id, decisions in decided.items():
             if message_id not in failed:
                 _count(tally, decisions)
-        return processor.response()
+        return response
     finally:
-        tally.add(telemetry.RETRIED, value=len(processor.fail_messages))
+        tally.add(telemetry.RETRIED, value=retried)
         if fanout is not None:
             tally.add(telemetry.FANOUT_FAILED, value=fanout.failed)
         if deps.processing.metadata is not None:
@@ -208,7 +189,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         audit.flush_filtered()
 
 
-def _history_outbox(deps: Dependencies) -> HistoryOutbox | None:
+def _history_outbox(deps: ProcessorDependencies) -> HistoryOutbox | None:
     if not deps.settings.history_queue_url:
         return None
     from podwatch.historyfeed import HistoryOutbox

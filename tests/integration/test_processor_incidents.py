@@ -33,7 +33,7 @@ from podwatch.models import (
     RemoteConfig,
     Transition,
 )
-from podwatch.processing import Outbox, ProcessorDeps, process_record
+from podwatch.processing import NotificationOutbox, ProcessorDeps, process_record
 from podwatch.wire import encode_envelope
 from tests.integration.test_processor_moto import (  # noqa: F401 (fixtures)
     METADATA_TABLE,
@@ -479,7 +479,7 @@ def test_two_concurrent_batches_racing_on_one_key_forward_exactly_once(
                 bodies = [
                     crash_looping_pod(replica(str(n)), rv=str(1000 * worker + 10 * n + i)) for i in (1, 2)
                 ]
-                outbox = Outbox(sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
+                outbox = NotificationOutbox(sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
                 barrier.wait(timeout=10)
                 for body in bodies:
                     process_record(body, deps=deps, config=config, now=datetime.now(UTC), outbox=outbox)

@@ -1,5 +1,5 @@
 """Batched forwarding without AWS: the Outbox's SendMessageBatch chunks, the mapping of refused
-entries back to their records, and fail_records on a real Powertools BatchProcessor."""
+entries back to their records, and kit.item_failures on a real Powertools BatchProcessor."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from botocore.exceptions import ClientError
 from local.lambda_runtime import sqs_event
 from podwatch import audit
 from podwatch.errors import TransientError
+from podwatch.kit import item_failures
 from podwatch.models import Notification, RemoteConfig
-from podwatch.processing import MAX_BATCH_ENTRIES, Outbox, fail_records, process_record
+from podwatch.processing import MAX_BATCH_ENTRIES, NotificationOutbox, process_record
 from tests.unit.test_processor_decisions import NOW, FakeSQS, deps, two_troubled_containers
 
 
@@ -36,7 +37,7 @@ def trail() -> Iterator[Trail]:
     logging.getLogger(audit.AUDIT_LOGGER).removeHandler(handler)
 
 
-def queue_records(outbox: Outbox, sqs: FakeSQS, n: int) -> None:
+def queue_records(outbox: NotificationOutbox, sqs: FakeSQS, n: int) -> None:
     d = deps(sqs=sqs)
     for i in range(n):
         process_record(
@@ -51,7 +52,7 @@ def queue_records(outbox: Outbox, sqs: FakeSQS, n: int) -> None:
 
 def test_notifications_wait_for_the_flush_and_go_in_batches_of_ten(trail: Trail) -> None:
     sqs = FakeSQS()
-    outbox = Outbox(sqs=sqs, queue_url="https://sqs/deliveries")
+    outbox = NotificationOutbox(sqs=sqs, queue_url="https://sqs/deliveries")
     queue_records(outbox, sqs, 11)  # two notifications each
     assert (sqs.sent, len(outbox), trail.actions) == ([], 22, [])  # nothing sent or audited yet
 
@@ -66,7 +67,7 @@ def test_notifications_wait_for_the_flush_and_go_in_batches_of_ten(trail: Trail)
 
 def test_large_notifications_split_a_batch_by_size() -> None:
     sqs = FakeSQS()
-    outbox = Outbox(sqs=sqs, queue_url="q")
+    outbox = NotificationOutbox(sqs=sqs, queue_url="q")
     queue_records(outbox, sqs, 5)
     big = "x" * 60_000  # four of these fill a 240 KiB batch
     outbox._pending = [
@@ -81,7 +82,7 @@ def test_large_notifications_split_a_batch_by_size() -> None:
 
 def test_a_refused_entry_fails_its_record_only(trail: Trail) -> None:
     sqs = FakeSQS(refuse={3})  # the 4th entry: the second notification of record m1
-    outbox = Outbox(sqs=sqs, queue_url="q")
+    outbox = NotificationOutbox(sqs=sqs, queue_url="q")
     queue_records(outbox, sqs, 3)
     failed = outbox.flush()
     assert set(failed) == {"m1"}
@@ -92,7 +93,7 @@ def test_a_refused_entry_fails_its_record_only(trail: Trail) -> None:
 
 def test_a_failed_call_fails_every_record_of_its_chunk_with_the_cause() -> None:
     sqs = FakeSQS(fail=True)
-    outbox = Outbox(sqs=sqs, queue_url="q")
+    outbox = NotificationOutbox(sqs=sqs, queue_url="q")
     queue_records(outbox, FakeSQS(), 2)
     failed = outbox.flush()
     assert set(failed) == {"m0", "m1"}
@@ -101,7 +102,7 @@ def test_a_failed_call_fails_every_record_of_its_chunk_with_the_cause() -> None:
     )
 
 
-def test_fail_records_turns_finished_records_into_batch_item_failures() -> None:
+def test_item_failures_adds_finished_records_to_the_processors_response() -> None:
     processor = BatchProcessor(event_type=EventType.SQS)
     event = sqs_event(["a", "b", "c"])
     ids = [r["messageId"] for r in event["Records"]]
@@ -112,12 +113,14 @@ def test_fail_records_turns_finished_records_into_batch_item_failures() -> None:
 
     with processor(event["Records"], handler):
         processor.process()
-        fail_records(processor, {ids[0]: TransientError("refused")})
-    assert processor.response() == {"batchItemFailures": [{"itemIdentifier": i} for i in (ids[2], ids[0])]}
-    assert len(processor.success_messages) == 1
+    response = item_failures(processor, {ids[0]: TransientError("refused"), ids[2]: TransientError("x")})
+    assert response == {"batchItemFailures": [{"itemIdentifier": i} for i in (ids[2], ids[0])]}
+    # the processor's own lists are left as its record handler made them
+    assert len(processor.success_messages) == 2
+    assert len(processor.fail_messages) == 1
 
 
-def test_fail_records_of_every_record_fails_the_whole_batch() -> None:
+def test_item_failures_of_every_record_fails_the_whole_batch() -> None:
     from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
     processor = BatchProcessor(event_type=EventType.SQS)
@@ -126,7 +129,7 @@ def test_fail_records_of_every_record_fails_the_whole_batch() -> None:
     def run() -> None:
         with processor(event["Records"], lambda record: None):
             processor.process()
-            fail_records(processor, {event["Records"][0]["messageId"]: TransientError("refused")})
+        item_failures(processor, {event["Records"][0]["messageId"]: TransientError("refused")})
 
     # like a batch whose every record raised: Lambda retries the whole batch
     with pytest.raises(BatchProcessingError):

@@ -18,10 +18,11 @@
                                                            no_cooldown | resolved)
 
 Forwarding is batched per invocation: `process_record` puts a record's notifications in the
-`Outbox`, and the handler flushes it once every record is decided, in SendMessageBatch calls of up
-to 10. A record with a notification SQS did not take becomes a batch item failure (`fail_records`);
-SQS retries it, and the retry passes dedup as `same_event`, because its event_id opened the window
-(or resolved the incident). A forwarded decision is audited once SQS took its notification.
+`NotificationOutbox`, and the handler flushes it once every record is decided, in SendMessageBatch
+calls of up to 10. A record with a notification SQS did not take becomes a batch item failure
+(`podwatch.kit.item_failures`); SQS retries it, and the retry passes dedup as `same_event`, because
+its event_id opened the window (or resolved the incident). A forwarded decision is audited once SQS
+took its notification.
 
 Errors: a PermanentError of the input is quarantined here and never raised; a TransientError
 (DynamoDB throttling, SQS send failure) is raised, so the record becomes a batch item failure and
@@ -31,13 +32,11 @@ SQS retries it. Every other decision is written to the audit log (`podwatch.audi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
@@ -108,7 +107,7 @@ def process_record(
     config: RemoteConfig,
     now: datetime,
     message_id: str | None = None,
-    outbox: Outbox | None = None,
+    outbox: NotificationOutbox | None = None,
 ) -> list[Decision]:
     """Decide what happens to one pod-events message; raises only TransientError.
 
@@ -197,7 +196,7 @@ def process_record(
         if outbox is not None:
             outbox.add(message_id or "", decisions)
         else:
-            single = Outbox(sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
+            single = NotificationOutbox(sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
             single.add(message_id or "", decisions)
             for error in single.flush().values():
                 raise error
@@ -354,7 +353,7 @@ def _entry(entry_id: str, notification: Notification) -> dict[str, Any]:
 
 
 @dataclass
-class Outbox:
+class NotificationOutbox:
     """The notifications of one invocation, sent together by `flush` (SendMessageBatch)."""
 
     sqs: Any
@@ -423,24 +422,6 @@ class Outbox:
                     reason="forward_failed",
                 ),
             )
-
-
-def fail_records(processor: BatchProcessor, failures: Mapping[str, BaseException]) -> None:
-    """Turn records that the record handler finished but whose notifications SQS did not take into
-    batch item failures of `processor` (inside its context, before it builds the response)."""
-    if not failures:
-        return
-    kept: list[Any] = []
-    for raw in processor.success_messages:
-        message_id = raw.get("messageId") if isinstance(raw, dict) else getattr(raw, "message_id", None)
-        error = failures.get(message_id or "")
-        if error is None:
-            kept.append(raw)
-            continue
-        log.warning("record returned to SQS: %s", error, extra={"message_id": message_id})
-        processor.fail_messages.append(SQSRecord(raw) if isinstance(raw, dict) else raw)
-        processor.exceptions.append((type(error), error, error.__traceback__))
-    processor.success_messages[:] = kept
 
 
 def _peek(body: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal, Self
+from typing import Literal, Self, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -54,21 +54,44 @@ class ProcessorSettings(_Settings):
     history_queue_url: str | None = None
 
 
-class DeliverSettings(_Settings):
-    config_parameter_name: str = Field(min_length=1)
-    config_max_age_seconds: int = Field(default=60, ge=0, le=3600)
+class RestatePaths(TypedDict, total=False):
+    """The path arguments of `podwatch.restate.RestateClient` a function's settings configure."""
+
+    config_path: str
+    notify_path: str
+    enroll_path: str
+
+
+class RestateSettings(_Settings):
+    """What a function that calls the Restate ingress needs of it (`podwatch.kit.restate_client`)."""
+
     restate_ingress_url: str = Field(min_length=1)
-    restate_notify_path: str = DEFAULT_NOTIFY_PATH
-    restate_enroll_path: str = DEFAULT_ENROLL_PATH
     restate_config_path: str = DEFAULT_CONFIG_PATH
     restate_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     restate_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     #: Optional SSM SecureString holding a bearer token (Restate Cloud); its value is never logged.
     restate_token_parameter_name: str | None = None
+
+    def restate_paths(self) -> RestatePaths:
+        return {"config_path": self.restate_config_path}
+
+
+class DeliverSettings(RestateSettings):
+    config_parameter_name: str = Field(min_length=1)
+    config_max_age_seconds: int = Field(default=60, ge=0, le=3600)
+    restate_notify_path: str = DEFAULT_NOTIFY_PATH
+    restate_enroll_path: str = DEFAULT_ENROLL_PATH
     quarantine_queue_url: str = Field(min_length=1)
     #: the deliveries queue's maxReceiveCount: a record still failing at that receive is quarantined
     #: with its reason and the manager's last answer; unset: SQS moves it to the DLQ bare
     max_receive_count: int | None = Field(default=None, ge=1, le=1000)
+
+    def restate_paths(self) -> RestatePaths:
+        return {
+            **super().restate_paths(),
+            "notify_path": self.restate_notify_path,
+            "enroll_path": self.restate_enroll_path,
+        }
 
 
 class FanoutSettings(_Settings):
@@ -78,7 +101,7 @@ class FanoutSettings(_Settings):
     quarantine_queue_url: str = Field(min_length=1)
 
 
-class ConfigSyncSettings(_Settings):
+class ConfigSyncSettings(RestateSettings):
     """The config-sync function (scheduled): the manager's remote config → SSM parameter → the
     deliveries event source mapping; how long ago each cluster was heard of."""
 
@@ -91,11 +114,6 @@ class ConfigSyncSettings(_Settings):
     deliveries_event_source_mapping_id: str | None = None
     #: a cluster not heard of (enroll/heartbeat) for longer than this counts as silent
     silent_after_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
-    restate_ingress_url: str = Field(min_length=1)
-    restate_config_path: str = DEFAULT_CONFIG_PATH
-    restate_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
-    restate_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    restate_token_parameter_name: str | None = None
 
     @property
     def clusters(self) -> list[str]:

@@ -16,6 +16,8 @@ done (`last_ok`, `last_rejected`), so one failing hook never calls another twice
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +35,23 @@ from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, EventType, Notification, 
 from podwatch.quarantine import send_to_quarantine
 
 log = logging.getLogger(__name__)
+
+
+class RuleCache:
+    """The applied rules, indexed, re-read from the hooks table at most every `max_age` seconds."""
+
+    def __init__(self, store: HookStore, max_age: float) -> None:
+        self.store, self.max_age = store, max_age
+        self._lock = threading.Lock()
+        self._index: HookIndex | None = None
+        self._read_at = 0.0
+
+    def __call__(self) -> HookIndex:
+        with self._lock:
+            if self._index is None or time.monotonic() - self._read_at >= self.max_age:
+                self._index = HookIndex(self.store.rules())
+                self._read_at = time.monotonic()
+            return self._index
 
 
 @dataclass(frozen=True, slots=True)
