@@ -10,6 +10,7 @@
     podwatch --stack podwatch-prod hooks apply -f hook.yaml
     podwatch --stack podwatch-prod events --namespace shop --since 1h
     podwatch --stack podwatch-prod events pod shop/web-x
+    podwatch --stack podwatch-prod mcp [--transport http --port 8000]
 
 Exit codes: 0 done; 1 refused, invalid or not found (nothing changed); 2 bad arguments; 3 AWS
 could not be reached or answered with an error.
@@ -103,6 +104,19 @@ def add_target_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
             default=default(None),
             help=f"explicit {lid} (URL or name)",
         )
+
+
+def history_api_options(parser: argparse.ArgumentParser) -> None:
+    """--api-url and --token: how `events` and `mcp` reach the history API."""
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("PODWATCH_HISTORY_URL"),
+        help="the history API (default: the stack's HistoryApiUrl; env PODWATCH_HISTORY_URL); an http://"
+        " loopback URL (the local stack) is not signed",
+    )
+    parser.add_argument(
+        "--token", default=os.environ.get("PODWATCH_HISTORY_TOKEN"), help="a JWT, for a JWT-protected API"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -267,15 +281,32 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=int, help="records per page (API default 100, at most 1000)")
     events.add_argument("--all", dest="follow", action="store_true", help="follow the cursor: every page")
     events.add_argument("--json", action="store_true", help="JSON instead of a table")
-    events.add_argument(
-        "--api-url",
-        default=os.environ.get("PODWATCH_HISTORY_URL"),
-        help="the history API (default: the stack's HistoryApiUrl; env PODWATCH_HISTORY_URL); an http://"
-        " loopback URL (the local stack) is not signed",
+    history_api_options(events)
+
+    # ---------------------------------------------------------------- mcp
+    mcp = commands.add_parser(
+        "mcp",
+        help="the event history as an MCP server for agents (stdio, or streamable HTTP)",
+        description="An MCP server (tools query_events, object_history, open_incidents; a resource per"
+        " incident, podwatch://incidents/{id}) answering from the stack's history API, like `events`."
+        " stdio (default): an MCP client runs this command. --transport http: streamable HTTP at"
+        " http://HOST:PORT/mcp, for a kagent RemoteMCPServer (docs/operations.md).",
     )
-    events.add_argument(
-        "--token", default=os.environ.get("PODWATCH_HISTORY_TOKEN"), help="a JWT, for a JWT-protected API"
+    mcp.add_argument(
+        "--transport", choices=["stdio", "http"], default="stdio", help="stdio (default) or streamable HTTP"
     )
+    mcp.add_argument(
+        "--host", default="127.0.0.1", help="HTTP: the address to listen on (127.0.0.1; 0.0.0.0 in a pod)"
+    )
+    mcp.add_argument("--port", type=int, default=8000, help="HTTP: the port (8000)")
+    mcp.add_argument("--path", default="/mcp", help="HTTP: the endpoint's path (/mcp)")
+    mcp.add_argument(
+        "--cluster",
+        default=os.environ.get("PODWATCH_CLUSTER"),
+        help="the cluster the tools ask about unless told (default: the API's HistoryDefaultClusterId;"
+        " env PODWATCH_CLUSTER)",
+    )
+    history_api_options(mcp)
     for command in (
         get,
         validate,
@@ -290,6 +321,7 @@ def _parser() -> argparse.ArgumentParser:
         delete,
         hook_status,
         events,
+        mcp,
     ):
         add_target_options(command, top=False)
     return parser
@@ -329,6 +361,8 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     clients = Clients(_target(args))
     if args.command == "events":
         return _events(args, clients, out)
+    if args.command == "mcp":
+        return _mcp(args, clients)
     stack = resolve(clients.target, clients)
     if args.command == "config":
         ssm, name = clients("ssm"), stack.config_parameter
@@ -394,18 +428,41 @@ def _hooks(args: argparse.Namespace, clients: Clients, table: str | None, out: I
     return hooks_cmd.cmd_status(store, args.name, out=out, err=err)
 
 
-def _events(args: argparse.Namespace, clients: Clients, out: IO[str]) -> int:
+def history_client(args: argparse.Namespace, clients: Clients) -> events_cmd.HistoryClient:
+    """The history API client of `events` and `mcp`: SigV4-signed with the profile's credentials, a
+    bearer --token, or unsigned for a loopback URL (the local stack)."""
     url = args.api_url or resolve(clients.target, clients).outputs.get("HistoryApiUrl")
     if not url:
         raise StackError("the stack has no HistoryApiUrl output: pass --api-url")
     local = urlsplit(url).hostname in {"127.0.0.1", "localhost", "::1"}
     signed = not (local or args.token)
-    client = events_cmd.HistoryClient(
+    return events_cmd.HistoryClient(
         url,
         credentials=clients.session.get_credentials() if signed else None,
         region=clients.session.region_name if signed else None,
         token=args.token,
     )
+
+
+def _mcp(args: argparse.Namespace, clients: Clients) -> int:
+    from podwatch_cli import mcp_server  # the MCP SDK takes about a second to import: only for this command
+
+    client = history_client(args, clients)
+    try:
+        mcp_server.serve(
+            mcp_server.History(client, cluster=args.cluster),
+            transport=args.transport,
+            host=args.host,
+            port=args.port,
+            path=args.path,
+        )
+    finally:
+        client.close()
+    return 0
+
+
+def _events(args: argparse.Namespace, clients: Clients, out: IO[str]) -> int:
+    client = history_client(args, clients)
     try:
         return events_cmd.cmd_events(
             client,

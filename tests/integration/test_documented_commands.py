@@ -12,7 +12,8 @@ AWS_REGION exported (commands written without `--stack` rely on that) and PODWAT
 the stack's history API (served on loopback: moto has no API Gateway), in a folder holding the
 `new-config.json` and the `hook.yaml` (khook's README Hook, `kagent/basic-pod-monitoring`, also
 applied beforehand) a command names; a confirmation prompt is answered `y`. Every command must
-exit 0.
+exit 0. `podwatch mcp` commands serve until stopped: tests/e2e/test_mcp.py runs them with an MCP
+client.
 """
 
 from __future__ import annotations
@@ -75,11 +76,16 @@ def commands_in_template() -> set[str]:
     return {m.strip() for text in texts for m in _INLINE.findall(" ".join(text.split()))}
 
 
+def is_mcp(command: str) -> bool:
+    """`podwatch mcp ...` serves until stopped: tests/e2e/test_mcp.py runs those with an MCP client."""
+    return "mcp" in shlex.split(command)
+
+
 def documented() -> list[str]:
     found = commands_in_template()
     for doc in DOCS:
         found |= commands_in_markdown(doc.read_text(encoding="utf-8"))
-    return sorted(found)
+    return sorted(c for c in found if not is_mcp(c))
 
 
 def test_the_docs_name_commands_of_every_kind() -> None:
