@@ -177,7 +177,7 @@ def _containers(snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
     """A record without its full snapshot: for a pod its phase, node, restarts and containers' states;
-    for an Event its type, count, message and first/last seen. About a quarter of the record."""
+    for an Event its type, count, message and first/last seen. About 30 % of the record's JSON."""
     ref = record["objectRef"]
     out: dict[str, Any] = {
         "id": record["id"],

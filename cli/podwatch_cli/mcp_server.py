@@ -66,7 +66,7 @@ Since = Annotated[
 Full = Annotated[
     bool,
     Field(
-        description="true: each record with its whole pod snapshot (labels, conditions, owners): 4x longer"
+        description="true: each record with its whole pod snapshot (labels, conditions, owners): 3.5x longer"
     ),
 ]
 
