@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (directory of the package, its import name)
 PACKAGES: list[tuple[str, str]] = [
     ("relay/podwatch_relay", "podwatch_relay"),
+    ("cli/podwatch_cli", "podwatch_cli"),
 ]
 
 
