@@ -15,6 +15,11 @@ byte-identical. Edit this script, not the JSON files:
     events/processor/lifecycle.json  an incident's life: three replicas of a Deployment crash-loop,
                                   one repeats, then all three are running and ready again
                                   (recovered; delivered when the remote config enables it)
+    events/processor/kinds.json   other kinds (`object`, `hook` envelopes): a rollout (Deployment,
+                                  ReplicaSet), a node going NotReady and one under memory pressure
+                                  (delivered), the first node Ready again (recovered: filtered unless
+                                  enabled), a Hook applied then deleted in the cluster, and an object
+                                  without its uid and a Hook with an unknown event type (quarantined)
     events/deliver/batch.json     notifications for two clusters, as the processor forwards them
     events/deliver/poison.json    a body cut off mid-write, notifications that fail validation (an
                                   unknown event type, no cluster_id, a wrong schema version) and an
@@ -51,10 +56,14 @@ from podwatch.models import (
     EventType,
     HeartbeatEnvelope,
     HeartbeatPayload,
+    HookEnvelope,
+    HookObject,
     InvolvedObject,
     KubeEvent,
     KubeEventEnvelope,
+    KubeObject,
     Notification,
+    ObjectEnvelope,
     OwnerReference,
     PodCondition,
     PodEnvelope,
@@ -455,6 +464,205 @@ def processor_poison() -> list[str]:
     ]
 
 
+def object_envelope(obj: KubeObject) -> str:
+    event_id = ids.object_event_id(CLUSTER, obj.kind, obj.uid, obj.resource_version, obj.watch_type)
+    return encode_envelope(
+        ObjectEnvelope(
+            event_id=event_id, cluster_id=CLUSTER, relay_version=RELAY_VERSION, sent_at=T0, payload=obj
+        )
+    )
+
+
+def hook_envelope(hook: HookObject) -> str:
+    event_id = ids.object_event_id(CLUSTER, "Hook", hook.uid, hook.resource_version, hook.watch_type)
+    return encode_envelope(
+        HookEnvelope(
+            event_id=event_id, cluster_id=CLUSTER, relay_version=RELAY_VERSION, sent_at=T0, payload=hook
+        )
+    )
+
+
+def rollout() -> list[KubeObject]:
+    """The Deployment and ReplicaSet that own `crash_loop_pod` (payments-api, hash 84c6d9f7b8)."""
+    deployment = KubeObject(
+        api_version="apps/v1",
+        kind="Deployment",
+        namespace="payments",
+        name="payments-api",
+        uid=_uid("deployment/payments-api"),
+        labels={"app.kubernetes.io/name": "payments-api"},
+        snapshot={"replicas": 3, "image": ["registry.example.com/payments-api:2.4.1"], "revision": "7"},
+        created_at=T0 - timedelta(days=30),
+        watch_type="MODIFIED",
+        resource_version="48190",
+        observed_at=T0 - timedelta(minutes=3),
+        transitions=[
+            Transition(
+                field="image",
+                old="registry.example.com/payments-api:2.4.0",
+                new="registry.example.com/payments-api:2.4.1",
+            )
+        ],
+    )
+    replicaset = KubeObject(
+        api_version="apps/v1",
+        kind="ReplicaSet",
+        namespace="payments",
+        name="payments-api-84c6d9f7b8",
+        uid=_uid("payments-api"),
+        labels={"app.kubernetes.io/name": "payments-api", "pod-template-hash": "84c6d9f7b8"},
+        owner_references=[
+            OwnerReference(kind="Deployment", name="payments-api", uid=deployment.uid, controller=True)
+        ],
+        snapshot={"replicas": 3, "readyReplicas": 0, "image": ["registry.example.com/payments-api:2.4.1"]},
+        created_at=T0 - timedelta(minutes=3),
+        watch_type="ADDED",
+        resource_version="48191",
+        observed_at=T0 - timedelta(minutes=3),
+    )
+    return [deployment, replicaset]
+
+
+NODE = "ip-10-0-12-34.eu-west-1.compute.internal"
+
+
+def node(name: str, rv: str, conditions: list[PodCondition], **kw: Any) -> KubeObject:
+    """A Node as the relay projects it; the conditions of a healthy kubelet unless given."""
+    return KubeObject(
+        api_version="v1",
+        kind="Node",
+        name=name,
+        uid=_uid(f"node/{name}"),
+        labels={"kubernetes.io/hostname": name.split(".")[0], "topology.kubernetes.io/zone": "eu-west-1a"},
+        conditions=conditions,
+        snapshot={"unschedulable": False, "kubeletVersion": "v1.31.2"},
+        created_at=T0 - timedelta(days=9),
+        resource_version=rv,
+        observed_at=T0,
+        **kw,
+    )
+
+
+def _node_conditions(ready: str, reason: str, message: str, **pressure: str) -> list[PodCondition]:
+    healthy = {
+        "MemoryPressure": ("KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        "DiskPressure": ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        "PIDPressure": ("KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    }
+    out = []
+    for kind, (ok_reason, ok_message) in healthy.items():
+        status = pressure.get(kind, "False")
+        bad = status != "False"
+        out.append(
+            PodCondition(
+                type=kind,
+                status=status,
+                reason=f"KubeletHas{kind}" if bad and status == "True" else reason if bad else ok_reason,
+                message=f"kubelet has {kind.replace('Pressure', '').lower()} pressure"
+                if status == "True"
+                else message
+                if bad
+                else ok_message,
+                last_transition_time=T0 - timedelta(days=9),
+            )
+        )
+    out.append(
+        PodCondition(type="Ready", status=ready, reason=reason, message=message, last_transition_time=T0)
+    )
+    return out
+
+
+def node_trouble() -> list[KubeObject]:
+    lost = node(
+        NODE,
+        "48500",
+        _node_conditions("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status."),
+        transitions=[Transition(field="condition.Ready", old="True", new="Unknown")],
+    )
+    squeezed_name = "ip-10-0-40-7.eu-west-1.compute.internal"
+    squeezed = node(
+        squeezed_name,
+        "48501",
+        _node_conditions("True", "KubeletReady", "kubelet is posting ready status", MemoryPressure="True"),
+        transitions=[Transition(field="condition.MemoryPressure", old="False", new="True")],
+    )
+    back = node(
+        NODE,
+        "48530",
+        _node_conditions("True", "KubeletReady", "kubelet is posting ready status"),
+        transitions=[Transition(field="condition.Ready", old="Unknown", new="True")],
+    )
+    return [lost, squeezed, back.model_copy(update={"observed_at": T0 + timedelta(minutes=6)})]
+
+
+HOOK_DOC: dict[str, Any] = {
+    "apiVersion": "kagent.dev/v1alpha2",
+    "kind": "Hook",
+    "metadata": {"name": "node-triage", "namespace": "kagent"},
+    "spec": {
+        "clusterWide": True,
+        "eventConfigurations": [
+            {
+                "eventType": "node-not-ready",
+                "agentRef": {"name": "k8s-agent"},
+                "prompt": "Node {{.ResourceName}} is not ready ({{.Reason}}): {{.Message}}",
+            }
+        ],
+    },
+}
+
+
+def hooks_in_cluster() -> tuple[HookObject, HookObject, HookObject]:
+    """A Hook applied in the cluster, a bad one (unknown event type), and the first deleted."""
+    applied = HookObject(
+        namespace="kagent",
+        name="node-triage",
+        uid=_uid("hook/node-triage"),
+        hook=HOOK_DOC,
+        watch_type="ADDED",
+        resource_version="48600",
+        observed_at=T0,
+    )
+    bad_doc = json.loads(json.dumps(HOOK_DOC))
+    bad_doc["metadata"]["name"] = "typo"
+    bad_doc["spec"]["eventConfigurations"][0]["eventType"] = "node-on-fire"
+    bad = HookObject(
+        namespace="kagent",
+        name="typo",
+        uid=_uid("hook/typo"),
+        hook=bad_doc,
+        resource_version="48601",
+        observed_at=T0,
+    )
+    deleted = applied.model_copy(
+        update={
+            "watch_type": "DELETED",
+            "resource_version": "48700",
+            "observed_at": T0 + timedelta(minutes=1),
+        }
+    )
+    return applied, bad, deleted
+
+
+def processor_kinds() -> list[str]:
+    deployment, replicaset = rollout()
+    lost, squeezed, back = node_trouble()
+    applied, bad_hook, deleted = hooks_in_cluster()
+    no_uid = json.loads(object_envelope(replicaset.model_copy(update={"resource_version": "48199"})))
+    del no_uid["payload"]["uid"]
+    return [
+        object_envelope(deployment),
+        object_envelope(replicaset),
+        object_envelope(lost),
+        object_envelope(squeezed),
+        object_envelope(back),
+        hook_envelope(applied),
+        hook_envelope(bad_hook),
+        json.dumps(no_uid, separators=(",", ":")),
+        hook_envelope(deleted),
+    ]
+
+
 def notification(
     envelope_body: str, event_type: EventType, reason: str, container: str | None
 ) -> Notification:
@@ -616,6 +824,7 @@ def main() -> None:
         ROOT / "processor" / "lifecycle.json",
         event(processor_lifecycle(), queue_arn=POD_EVENTS_ARN, first=301),
     )
+    write(ROOT / "processor" / "kinds.json", event(processor_kinds(), queue_arn=POD_EVENTS_ARN, first=401))
     write(ROOT / "deliver" / "batch.json", event(deliver_batch(), queue_arn=DELIVERIES_ARN))
     write(ROOT / "deliver" / "poison.json", event(deliver_poison(), queue_arn=DELIVERIES_ARN, first=101))
     write(ROOT / "fanout" / "batch.json", event(deliver_batch(), queue_arn=FANOUT_ARN))

@@ -53,7 +53,7 @@ _METRIC_OF_ACTION = {
 }
 _BROKEN_DOWN_BY_REASON = {"filtered", "quarantined", "control"}
 #: envelope kinds that go to the history queue (with HISTORY_QUEUE_URL set)
-_HISTORY_KINDS = {"pod", "k8s_event"}
+_HISTORY_KINDS = {"pod", "k8s_event", "object"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,7 @@ def build_dependencies(
     from podwatch import aws
     from podwatch.control import ClusterRegistry, ControlHandler
     from podwatch.dedup import DedupStore
+    from podwatch.hooks.state import HookStore
     from podwatch.metadata import MetadataStore
     from podwatch.processing import ProcessorDeps
     from podwatch.settings import ProcessorSettings
@@ -105,6 +106,9 @@ def build_dependencies(
                 deliveries_queue_url=settings.deliveries_queue_url,
             )
             if settings.clusters_table_name
+            else None,
+            hooks=HookStore(table_name=settings.hooks_table_name, client=dynamodb)
+            if settings.hooks_table_name
             else None,
         ),
         parameters=SSMProvider(boto3_client=ssm or aws.client("ssm")),

@@ -78,6 +78,13 @@ EXPECTED: dict[str, Expect] = {
     # three replicas crash-loop: an incident each (the default dedup scope is the pod), the repeat
     # is deduplicated, and `recovered` is not enabled by default (filtered)
     "processor/lifecycle.json": Expect(forwarded={"crash-loop": 3}),
+    # history-only objects (filtered history_only), two nodes in trouble, the first one's recovery
+    # (recovered is not enabled by default), a Hook applied then deleted (control), and a bad
+    # object and a bad Hook
+    "processor/kinds.json": Expect(
+        forwarded={"node-not-ready": 1, "node-memory-pressure": 1},
+        quarantined={"invalid_hook": 1, "malformed": 1},
+    ),
     "deliver/batch.json": Expect(received={"NotifyPodEvents": 5}),
     "deliver/enroll.json": Expect(received={"Enroll": 1, "NotifyPodEvents": 1}),
     "deliver/poison.json": Expect(received={"NotifyPodEvents": 3}, quarantined={"malformed": 5}),

@@ -124,6 +124,7 @@ class Aws:
                 "FANOUT_QUEUE_URL": p["FanoutQueue"],
                 "AUDIT_FILTERED": "each",
                 "HISTORY_QUEUE_URL": p["HistoryQueue"],
+                "HOOKS_TABLE_NAME": p["HooksTable"],
             },
             "fanout": {"EVENT_BUS_NAME": p["NotificationsBus"], "QUARANTINE_QUEUE_URL": p["FanoutDLQ"]},
             "history_writer": {

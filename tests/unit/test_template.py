@@ -479,8 +479,11 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     ]
     assert set(processor) >= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     dedup, metadata = {"Fn::GetAtt": ["DedupTable", "Arn"]}, {"Fn::GetAtt": ["MetadataTable", "Arn"]}
-    assert processor["dynamodb:PutItem"] == [metadata]
+    hooks = {"Fn::GetAtt": ["HooksTable", "Arn"]}
+    assert processor["dynamodb:PutItem"] == [metadata, hooks]
     assert processor["dynamodb:GetItem"] == [metadata]
+    # Hooks watched in the cluster: a rule put, or deleted with its events (podwatch.hooks.cluster)
+    assert processor["dynamodb:DeleteItem"] == processor["dynamodb:Query"] == [hooks]
     clusters = {"Fn::GetAtt": ["ClustersTable", "Arn"]}
     # metadata rows are only ever put whole; dedup and cluster items only ever updated, conditionally
     # (podwatch.dedup, podwatch.control)

@@ -111,6 +111,26 @@ with the container's configuration (`Error: container has runAsNonRoot and image
 root`, `Error: couldn't find key K in Secret ns/s`, `Error: configmap "c" not found`: 4). Words
 such as "image" inside a message never decide the type.
 
+Node trouble (`object` envelopes of kind Node; one finding per troubled condition, `NODE_CONDITIONS`):
+
+    ================  ===========================  ==========================  ===========================
+    source            Kubernetes condition         event type                  when
+    ================  ===========================  ==========================  ===========================
+    node              Ready                        node-not-ready              status False or Unknown
+    node              MemoryPressure               node-memory-pressure        status True
+    node              DiskPressure                 node-disk-pressure          status True
+    node              PIDPressure                  node-pid-pressure           status True
+    node              NetworkUnavailable           node-network-unavailable    status True
+    node              Recovered                    recovered                   a `condition.<type>`
+                                                                               transition back to the
+                                                                               healthy status
+    ================  ===========================  ==========================  ===========================
+
+The reason is the condition's own (`KubeletNotReady`, `NodeStatusUnknown`, `KubeletHasDiskPressure`,
+...), else the condition type. A node first seen (initial sync) in trouble is trouble (its incident
+is open or opens); it recovers only through a transition the relay saw. Every other kind of object
+is history only, never trouble.
+
 Never trouble: a DELETED pod or Event (its end is not new trouble), control envelopes
 (enroll, heartbeat), Events about other objects than Pods, a Succeeded pod, and anything not in the
 table. A pod being deleted (`deleted_at`) is never `pending-too-long` nor `not-ready-too-long`.
@@ -153,6 +173,8 @@ from podwatch.models import (
     HeartbeatEnvelope,
     KubeEvent,
     KubeEventEnvelope,
+    KubeObject,
+    ObjectEnvelope,
     PodCondition,
     PodEnvelope,
     PodEvent,
@@ -239,6 +261,12 @@ REASON_TABLE: tuple[Rule, ...] = (
     Rule("pod", "Pending", T.PENDING_TOO_LONG, "phase Pending longer than the threshold"),
     Rule("pod", "NotReady", T.NOT_READY_TOO_LONG, "Running, Ready=False longer than the threshold"),
     Rule("container", "Recovered", T.RECOVERED, "running and ready again after trouble"),
+    Rule("node", "Ready", T.NODE_NOT_READY, "status False or Unknown"),
+    Rule("node", "MemoryPressure", T.NODE_MEMORY_PRESSURE, "status True"),
+    Rule("node", "DiskPressure", T.NODE_DISK_PRESSURE, "status True"),
+    Rule("node", "PIDPressure", T.NODE_PID_PRESSURE, "status True"),
+    Rule("node", "NetworkUnavailable", T.NODE_NETWORK_UNAVAILABLE, "status True"),
+    Rule("node", "Recovered", T.RECOVERED, "a condition transition back to the healthy status"),
     Rule("k8s_event", "Unhealthy", T.PROBE_FAILED),
     Rule("k8s_event", "FailedScheduling", T.UNSCHEDULABLE),
     Rule("k8s_event", "OOMKilling", T.OOM_KILL),
@@ -292,6 +320,10 @@ CONTAINER_TERMINATED = _lookup("container", TERMINATED)
 POD_REASONS = _lookup("pod", POD_REASON)
 #: `DisruptionTarget` condition reasons → type
 DISRUPTION_REASONS = _lookup("condition", DISRUPTION)
+#: Node condition type → type (`Recovered` is the end of one, not a condition)
+NODE_CONDITIONS = {k: v for k, v in _lookup("node").items() if v is not EventType.RECOVERED}
+#: the healthy status of each node condition (Ready is the one that is good when True)
+NODE_HEALTHY_STATUS = {kind: "True" if kind == "Ready" else "False" for kind in NODE_CONDITIONS}
 #: Kubernetes Event reasons with one meaning (BackOff and Failed are told apart by their message)
 KUBE_EVENT_SIMPLE: dict[str, EventType] = {
     r.reason: r.event_type
@@ -329,7 +361,7 @@ def table_type(table: dict[str, EventType], reason: str | None) -> EventType | N
 
 
 def classify(
-    envelope: PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope,
+    envelope: PodEnvelope | KubeEventEnvelope | ObjectEnvelope | EnrollEnvelope | HeartbeatEnvelope,
     *,
     pending_too_long_s: int | None = None,
     thresholds: Thresholds | None = None,
@@ -343,6 +375,8 @@ def classify(
         return classify_pod(envelope.payload, thresholds=limits)
     if isinstance(envelope, KubeEventEnvelope):
         return classify_kube_event(envelope.payload)
+    if isinstance(envelope, ObjectEnvelope):
+        return classify_node(envelope.payload)
     return []
 
 
@@ -585,3 +619,34 @@ def classify_kube_event(event: KubeEvent) -> list[Finding]:
         return []
     container = container_from_field_path(event.involved_object.field_path)
     return [Finding(event_type, event.reason, container, event.message)]
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+def classify_node(node: KubeObject) -> list[Finding]:
+    """A Node's troubled conditions, then the ends of troubles its transitions show; [] for any
+    other kind and for a deleted node (see "Node trouble" above)."""
+    if node.kind != "Node" or node.api_version != "v1" or node.watch_type == "DELETED":
+        return []
+    findings: list[Finding] = []
+    recovered: list[Finding] = []
+    for cond in node.conditions:
+        event_type = NODE_CONDITIONS.get(cond.type)
+        if event_type is None:
+            continue
+        if cond.status != NODE_HEALTHY_STATUS[cond.type]:
+            findings.append(Finding(event_type, cond.reason or cond.type, None, cond.message))
+        elif not node.initial_sync and _condition_cleared(node, cond.type):
+            recovered.append(
+                Finding(EventType.RECOVERED, cond.reason or cond.type, None, cond.message, event_type)
+            )
+    return findings + recovered
+
+
+def _condition_cleared(node: KubeObject, condition: str) -> bool:
+    field = f"condition.{condition}"
+    healthy = NODE_HEALTHY_STATUS[condition]
+    return any(
+        t.field == field and t.new == healthy and t.old not in (None, healthy) for t in node.transitions
+    )

@@ -79,7 +79,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from podwatch.classify import Finding
 from podwatch.enrich import subject_of, workload_name_for
 from podwatch.errors import TransientError
-from podwatch.models import MAX_AFFECTED_PODS, KubeEventEnvelope, PodEnvelope
+from podwatch.models import MAX_AFFECTED_PODS, KubeEventEnvelope, ObjectEnvelope, PodEnvelope
 
 DedupScope = Literal["container", "pod", "workload"]
 
@@ -172,17 +172,22 @@ class Outcome:
 
 
 def dedup_key(
-    finding: Finding, envelope: PodEnvelope | KubeEventEnvelope, scope: DedupScope = "container"
+    finding: Finding,
+    envelope: PodEnvelope | KubeEventEnvelope | ObjectEnvelope,
+    scope: DedupScope = "container",
 ) -> str:
     """`cluster/namespace/pod/container/type` (container scope, the default), `cluster/namespace/pod/type`
-    (pod scope) or `cluster/namespace/workload:<name>/type` (workload scope: all replicas are one).
+    (pod scope) or `cluster/namespace/workload:<name>/type` (workload scope: all replicas are one);
+    a node's condition trouble is `cluster/node:<name>/type` whatever the scope.
 
     Kubernetes names cannot contain "/", so the parts cannot run into each other. A Kubernetes Event
     about a container yields the same key as the pod status showing the same trouble. A `recovered`
     finding's key is the key of the trouble it ends (`Finding.resolves`).
     """
-    namespace, pod = subject_of(envelope)
     event_type = finding.resolves or finding.event_type
+    if isinstance(envelope, ObjectEnvelope):  # a node's condition: one incident per node, any scope
+        return f"{envelope.cluster_id}/node:{envelope.payload.name}/{event_type}"
+    namespace, pod = subject_of(envelope)
     prefix = f"{envelope.cluster_id}/{namespace}"
     if scope == "workload":
         return f"{prefix}/workload:{workload_name_for(envelope)}/{event_type}"

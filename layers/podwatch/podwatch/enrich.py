@@ -24,6 +24,7 @@ from podwatch.models import (
     MAX_AFFECTED_PODS,
     KubeEventEnvelope,
     Notification,
+    ObjectEnvelope,
     PodEnvelope,
     PodEvent,
     RemoteConfig,
@@ -101,17 +102,19 @@ def workload_name_for(envelope: PodEnvelope | KubeEventEnvelope) -> str:
     return guess_workload_name(envelope.payload.involved_object.name)
 
 
-def subject_of(envelope: PodEnvelope | KubeEventEnvelope) -> tuple[str, str]:
-    """(namespace, pod name) the envelope is about."""
+def subject_of(envelope: PodEnvelope | KubeEventEnvelope | ObjectEnvelope) -> tuple[str, str]:
+    """(namespace, pod name) the envelope is about; an object's: ("" if cluster-scoped, its name)."""
     if isinstance(envelope, PodEnvelope):
         return envelope.payload.namespace, envelope.payload.name
+    if isinstance(envelope, ObjectEnvelope):
+        return envelope.payload.namespace or "", envelope.payload.name
     obj = envelope.payload.involved_object
     return obj.namespace or envelope.payload.namespace, obj.name
 
 
 def build_notification(
     finding: Finding,
-    envelope: PodEnvelope | KubeEventEnvelope,
+    envelope: PodEnvelope | KubeEventEnvelope | ObjectEnvelope,
     *,
     config: RemoteConfig,
     dedup_key: str,
@@ -174,6 +177,12 @@ def build_notification(
             workload_name=workload.name if workload else None,
             transitions=[t for t in pod.transitions if t.container in (None, finding.container)],
             observed_at=pod.observed_at,
+        )
+    if isinstance(envelope, ObjectEnvelope):  # a node's condition: `pod` names the node (the resource)
+        node = envelope.payload
+        transitions = [t for t in node.transitions if t.field.startswith("condition.")]
+        return Notification(
+            **common, source="node", node=node.name, transitions=transitions, observed_at=node.observed_at
         )
     event = envelope.payload
     return Notification(

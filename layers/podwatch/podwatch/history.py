@@ -18,7 +18,11 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from podwatch.models import KubeEventEnvelope, PodEnvelope
+from podwatch.classify import NODE_HEALTHY_STATUS
+from podwatch.models import KubeEventEnvelope, ObjectEnvelope, PodEnvelope
+
+#: what the history stores: pods, Kubernetes Events, and every other watched kind (`object`)
+HistoryEnvelope = PodEnvelope | KubeEventEnvelope | ObjectEnvelope
 
 #: who the watch event service names as the author of every record
 USER = "system:k8s-watcher"
@@ -30,11 +34,20 @@ SHARDS = 16
 NAMESPACE_SPREAD = 4
 #: an item above this is trimmed (free text first) so that it costs one write unit
 ITEM_BUDGET_BYTES = 1000
+#: an `object`'s item may take up to 4 write units before its snapshot loses entries (largest first):
+#: a Deployment's spec is what changed, so it is worth more than one unit
+OBJECT_ITEM_BUDGET_BYTES = 4000
 TRIMMED_TEXT = 160
 DEFAULT_RETENTION_DAYS = 14
 #: known plural and singular spellings of kinds, as an object key spells them (lower-case singular)
 _KIND_SPELLINGS = {
     "pods": "pod",
+    "configmaps": "configmap",
+    "persistentvolumeclaims": "persistentvolumeclaim",
+    "persistentvolumes": "persistentvolume",
+    "horizontalpodautoscalers": "horizontalpodautoscaler",
+    "poddisruptionbudgets": "poddisruptionbudget",
+    "customresourcedefinitions": "customresourcedefinition",
     "events": "event",
     "deployments": "deployment",
     "replicasets": "replicaset",
@@ -135,16 +148,16 @@ def decode_classification(raw: str | None) -> list[Classification]:
     ]
 
 
-def event_time(envelope: PodEnvelope | KubeEventEnvelope) -> datetime:
-    """When it happened: a pod's observation; an Event's last (series/eventTime fold into it at the
-    relay), else first timestamp, else its observation."""
-    if isinstance(envelope, PodEnvelope):
+def event_time(envelope: HistoryEnvelope) -> datetime:
+    """When it happened: a pod's (an object's) observation; an Event's last (series/eventTime fold
+    into it at the relay), else first timestamp, else its observation."""
+    if isinstance(envelope, PodEnvelope | ObjectEnvelope):
         return envelope.payload.observed_at
     event = envelope.payload
     return event.last_timestamp or event.first_timestamp or event.observed_at
 
 
-def _snapshot(envelope: PodEnvelope | KubeEventEnvelope) -> dict[str, Any]:
+def _snapshot(envelope: HistoryEnvelope) -> dict[str, Any]:
     # resourceVersion and the watch bookkeeping are not part of what the object was
     return envelope.payload.model_dump(
         mode="json",
@@ -223,6 +236,16 @@ def _drop_condition_messages(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {**snapshot, "conditions": conditions} if conditions else snapshot
 
 
+def _drop_largest_field(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """An object's projected fields (`snapshot.snapshot`) less its largest entry, named in `dropped`."""
+    fields: dict[str, Any] = dict(snapshot.get("snapshot") or {})
+    if not fields:
+        return snapshot
+    largest = max(fields, key=lambda name: len(json.dumps(fields[name], separators=(",", ":"))))
+    del fields[largest]
+    return {**snapshot, "snapshot": fields, "dropped": [*snapshot.get("dropped", []), largest]}
+
+
 def item_size(item: Mapping[str, Any]) -> int:
     """DynamoDB's size of an item: attribute names plus values (numbers counted as text)."""
     size = 0
@@ -238,7 +261,7 @@ def item_size(item: Mapping[str, Any]) -> int:
 
 
 def item_of(
-    envelope: PodEnvelope | KubeEventEnvelope,
+    envelope: HistoryEnvelope,
     classes: Sequence[Classification] = (),
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
@@ -247,16 +270,22 @@ def item_of(
     payload = envelope.payload
     when = event_time(envelope)
     cluster = envelope.cluster_id
+    namespace = payload.namespace or ""  # "" for a cluster-scoped object (a Node)
     if isinstance(envelope, PodEnvelope):
-        own_kind, subject_kind, subject_name = "Pod", "pod", payload.name
-        uid = payload.uid
+        own_kind, subject_kind, subject_name = "Pod", "pod", envelope.payload.name
+        uid = envelope.payload.uid
         reason = _pod_reason(envelope)
+    elif isinstance(envelope, ObjectEnvelope):
+        obj = envelope.payload
+        own_kind, subject_kind, subject_name, uid = obj.kind, obj.kind, obj.name, obj.uid
+        reason = _node_reason(envelope)
     else:
         involved = envelope.payload.involved_object
         own_kind, subject_kind, subject_name = "Event", involved.kind, involved.name
         uid = envelope.payload.uid
         reason = envelope.payload.reason
-    namespace = payload.namespace
+        # stored with what it is about: a cluster-scoped object's (a Node's) Event names no namespace
+        namespace = involved.namespace or (namespace if involved.kind == "Pod" else "")
     item: dict[str, Any] = {
         "pk": object_key(cluster, namespace, subject_kind, subject_name),
         "sk": f"{iso(when)}#{_sequence(payload.resource_version)}#{envelope.event_id}",
@@ -283,6 +312,13 @@ def item_of(
         snapshot = trim(snapshot)
         item["s1"] = pack(snapshot, classification)
         item["tr"] = 1
+    # an object still over its budget loses its projected fields, largest first
+    while isinstance(envelope, ObjectEnvelope) and item_size(item) > OBJECT_ITEM_BUDGET_BYTES:
+        smaller = _drop_largest_field(snapshot)
+        if smaller is snapshot:
+            break
+        snapshot = smaller
+        item["s1"] = pack(snapshot, classification)
     return item
 
 
@@ -298,6 +334,15 @@ def _pod_reason(envelope: PodEnvelope) -> str | None:
     if pod.reason:
         return pod.reason
     return next((c.reason for c in pod.containers if c.reason), None)
+
+
+def _node_reason(envelope: ObjectEnvelope) -> str | None:
+    """A Node's reason: its first troubled condition's (KubeletNotReady, ...); other kinds have none."""
+    obj = envelope.payload
+    if obj.kind != "Node":
+        return None
+    troubled = (c for c in obj.conditions if c.type in NODE_HEALTHY_STATUS)
+    return next((c.reason or c.type for c in troubled if c.status != NODE_HEALTHY_STATUS[c.type]), None)
 
 
 def record_of(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@
     history queue ──▶ history-writer: parse → item (podwatch.history) → BatchWriteItem (retries)
                                        └ bad input, or the last receive failing ──▶ history DLQ + reason
 
-The processor sends every pod and Kubernetes Event message it read (healthy ones too: history is
+The processor sends every pod, Kubernetes Event and `object` message it read (healthy ones too: history is
 what happened) as it arrived, with its classification in a message attribute; the table is never
 in the processor's path. docs/internals.md ("History") says why this shape.
 """
@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from podwatch.errors import PermanentError, TransientError
 from podwatch.history import Classification, decode_classification, encode_classification, item_of
 from podwatch.historystore import HistoryWriter, Item
-from podwatch.models import KubeEventEnvelope, PodEnvelope
+from podwatch.models import KubeEventEnvelope, ObjectEnvelope, PodEnvelope
 from podwatch.quarantine import send_to_quarantine
 from podwatch.wire import parse_envelope
 
@@ -172,7 +172,7 @@ def write_history(messages: Sequence[HistoryMessage], deps: WriterDeps) -> Write
 
 def _item(message: HistoryMessage, retention_days: int) -> Item:
     envelope = parse_envelope(message.body)
-    if not isinstance(envelope, PodEnvelope | KubeEventEnvelope):
+    if not isinstance(envelope, PodEnvelope | KubeEventEnvelope | ObjectEnvelope):
         raise PermanentError(f"{envelope.kind} messages have no history", reason="not_history")
     return item_of(envelope, decode_classification(message.classification), retention_days=retention_days)
 

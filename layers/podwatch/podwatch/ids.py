@@ -2,6 +2,7 @@
 
 * event_id: the same however often a thing is re-sent, different for every real change.
   Pod: cluster + uid + resourceVersion of the change. Kubernetes Event: cluster + uid + count.
+  Any other object (and a Hook): cluster + kind + uid + resourceVersion of the change.
 * notification_id: one piece of trouble found in one event (event + type + container).
 * idempotency key: derived from the content of a delivery (its notification ids), so a retried
   batch takes effect once at Restate and a different batch never reuses a key.
@@ -30,6 +31,11 @@ def pod_event_id(cluster_id: str, uid: str, resource_version: str, watch_type: s
 def kube_event_id(cluster_id: str, uid: str, count: int | None, series_count: int | None = None) -> str:
     """A core/v1 Event occurrence: the same Event object counts up as it recurs."""
     return _digest("k8s_event", cluster_id, uid, count, series_count)
+
+
+def object_event_id(cluster_id: str, kind: str, uid: str, resource_version: str, watch_type: str = "") -> str:
+    """A change of any other watched object (`object` and `hook` envelopes), as a pod's."""
+    return _digest("object", cluster_id, kind, uid, resource_version, watch_type)
 
 
 def control_event_id(kind: str, cluster_id: str, *parts: object) -> str:

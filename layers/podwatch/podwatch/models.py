@@ -3,7 +3,9 @@ defines what crosses a boundary.
 
 Wire shapes:
 
-* pod-events queue: one `Envelope` per SQS message (JSON). `kind` selects the payload model.
+* pod-events queue: one `Envelope` per SQS message (JSON). `kind` selects the payload model:
+  `pod`, `k8s_event`, `object` (any other watched kind, history only), `hook` (a khook Hook in the
+  cluster), `enroll`, `heartbeat` (docs/internals.md, "Pod-events envelopes").
 * deliveries queue: one `Notification` per SQS message (JSON).
 * SSM parameter: one `RemoteConfig` (JSON).
 * Restate ingress: `NotifyPodEventsRequest` (a list of `Notification`), `EnrollRequest`,
@@ -21,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     TypeAdapter,
     field_serializer,
     field_validator,
@@ -83,6 +86,12 @@ class EventType(StrEnum):
     NODE_LOST = "node-lost"
     ADMISSION_REJECTED = "admission-rejected"
     NOT_READY_TOO_LONG = "not-ready-too-long"
+    # Node trouble: a node's condition (`object` envelopes of kind Node; `classify.NODE_CONDITIONS`)
+    NODE_NOT_READY = "node-not-ready"
+    NODE_MEMORY_PRESSURE = "node-memory-pressure"
+    NODE_DISK_PRESSURE = "node-disk-pressure"
+    NODE_PID_PRESSURE = "node-pid-pressure"
+    NODE_NETWORK_UNAVAILABLE = "node-network-unavailable"
 
 
 WatchType = Literal["ADDED", "MODIFIED", "DELETED"]
@@ -146,12 +155,14 @@ class Transition(_Model):
 
 
 class Trimmed(_Model):
-    """What the relay cut from a pod's payload to fit the SQS message limit (`fit.py`)."""
+    """What the relay cut from a pod's (or object's) payload to fit the SQS message limit (`fit.py`)."""
 
     #: messages cut short (to 160 characters) or, if that was not enough, removed
     messages: int = 0
     #: containers left out beyond the cap (those in trouble are kept first)
     containers: int = 0
+    #: `object` envelopes: top-level `snapshot` entries removed (largest first)
+    fields: int = 0
 
 
 class PodEvent(_Model):
@@ -218,6 +229,59 @@ class KubeEvent(_Model):
     _trim_message = field_validator("message")(classmethod(lambda cls, v: truncate(v)))
 
 
+# --------------------------------------------------------------------------- other kinds (history only)
+
+
+class KubeObject(_Model):
+    """Any watched object other than a Pod or an Event (Deployment, ReplicaSet, Node, a custom
+    resource, ...), as the relay's projection for its kind has it. History only: it never becomes a
+    notification, except a Node's condition trouble (`classify`, "Node trouble").
+
+    `snapshot` holds the spec/status fields that matter for the kind, as JSON (never resourceVersion,
+    managedFields, the last-applied annotation, Secret objects, ConfigMap values — key names and a
+    hash of each — or env values); `conditions` holds `status.conditions` typed (a Node's Ready,
+    MemoryPressure, ...; never lastHeartbeatTime/lastProbeTime, which change without news)."""
+
+    #: `apps/v1`, `v1`, `example.com/v1beta1`
+    api_version: str = Field(min_length=1, max_length=317)
+    #: the Kubernetes Kind, as the API spells it (`Deployment`, `Node`)
+    kind: str = Field(min_length=1, max_length=63)
+    #: None for a cluster-scoped object (Node, Namespace, PersistentVolume, ...)
+    namespace: str | None = None
+    name: str = Field(min_length=1, max_length=253)
+    uid: str = Field(min_length=1, max_length=128)
+    labels: dict[str, str] = Field(default_factory=dict)
+    labels_omitted: int | None = None
+    owner_references: list[OwnerReference] = Field(default_factory=list)
+    conditions: list[PodCondition] = Field(default_factory=list)
+    snapshot: dict[str, JsonValue] = Field(default_factory=dict)
+    created_at: AwareDatetime | None = None
+    deleted_at: AwareDatetime | None = None
+    watch_type: WatchType = "MODIFIED"
+    resource_version: str = ""
+    observed_at: AwareDatetime = Field(default_factory=utcnow)
+    initial_sync: bool = False
+    #: what changed since the relay's previous projection (`condition.Ready` False → True, ...)
+    transitions: list[Transition] = Field(default_factory=list)
+    trimmed: Trimmed | None = None
+
+
+class HookObject(_Model):
+    """A khook `Hook` (kagent.dev/v1alpha2) watched in the cluster: ADDED/MODIFIED apply it to the
+    hooks rule store, DELETED removes it, as `podwatch hooks apply|delete` do. `hook` is the object
+    as the cluster has it (apiVersion, kind, metadata, spec; status and managedFields dropped); the
+    processor validates it (`hooks.rules.parse_hook`) and quarantines it with the problems if bad."""
+
+    namespace: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=253)
+    uid: str = Field(min_length=1, max_length=128)
+    hook: dict[str, JsonValue] | None = None
+    watch_type: WatchType = "MODIFIED"
+    resource_version: str = ""
+    observed_at: AwareDatetime = Field(default_factory=utcnow)
+    initial_sync: bool = False
+
+
 # --------------------------------------------------------------------------- control payloads
 
 
@@ -260,6 +324,16 @@ class KubeEventEnvelope(_EnvelopeBase):
     payload: KubeEvent
 
 
+class ObjectEnvelope(_EnvelopeBase):
+    kind: Literal["object"] = "object"
+    payload: KubeObject
+
+
+class HookEnvelope(_EnvelopeBase):
+    kind: Literal["hook"] = "hook"
+    payload: HookObject
+
+
 class EnrollEnvelope(_EnvelopeBase):
     kind: Literal["enroll"] = "enroll"
     payload: EnrollPayload
@@ -293,15 +367,13 @@ class OversizeEnvelope(_EnvelopeBase):
     payload: OversizePayload
 
 
-Envelope = Annotated[
-    PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope,
-    Field(discriminator="kind"),
-]
-ENVELOPE_KINDS = frozenset({"pod", "k8s_event", "enroll", "heartbeat"})
-#: built on first use, as the models are (`_Model`)
-EnvelopeAdapter: TypeAdapter[PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope] = (
-    TypeAdapter(Envelope, config=ConfigDict(defer_build=True))
+AnyEnvelope = (
+    PodEnvelope | KubeEventEnvelope | ObjectEnvelope | HookEnvelope | EnrollEnvelope | HeartbeatEnvelope
 )
+Envelope = Annotated[AnyEnvelope, Field(discriminator="kind")]
+ENVELOPE_KINDS = frozenset({"pod", "k8s_event", "object", "hook", "enroll", "heartbeat"})
+#: built on first use, as the models are (`_Model`)
+EnvelopeAdapter: TypeAdapter[AnyEnvelope] = TypeAdapter(Envelope, config=ConfigDict(defer_build=True))
 
 
 # --------------------------------------------------------------------------- deliveries
@@ -319,7 +391,8 @@ class Notification(_Model):
     #: the Kubernetes reason behind the type (CrashLoopBackOff, OOMKilled, Unhealthy, ...)
     reason: str
     message: str | None = None
-    source: Literal["pod", "k8s_event"]
+    #: `node`: a Node's condition trouble; `namespace` and `pod` are then "" and `node` names it
+    source: Literal["pod", "k8s_event", "node"]
     dedup_key: str
     namespace: str
     pod: str
@@ -391,6 +464,11 @@ DEFAULT_ENABLED_REASONS: frozenset[EventType] = frozenset(
         EventType.ADMISSION_REJECTED,
         EventType.NOT_READY_TOO_LONG,
         EventType.PENDING_TOO_LONG,
+        EventType.NODE_NOT_READY,
+        EventType.NODE_MEMORY_PRESSURE,
+        EventType.NODE_DISK_PRESSURE,
+        EventType.NODE_PID_PRESSURE,
+        EventType.NODE_NETWORK_UNAVAILABLE,
     }
 )
 

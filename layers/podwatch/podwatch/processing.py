@@ -3,10 +3,11 @@
     parse_envelope ──PermanentError──▶ quarantined (original body → quarantine queue, handled)
         │
         ├─ enroll / heartbeat ──▶ control (logged and counted; Restate calls come with enrollment)
+        ├─ hook ──▶ control hook_applied | hook_deleted | hook_absent (hooks table, `hooks.cluster`)
         ▼
     pod metadata row (when it is news: `metadata`)
         ▼
-    classify ──no finding──▶ filtered (healthy | deleted)
+    classify ──no finding──▶ filtered (healthy | deleted; an `object`: history_only)
         │ per finding
         ├─ namespace ignored ──▶ filtered ignored_namespace
         ├─ type not enabled ───▶ filtered disabled:<type>
@@ -35,7 +36,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
@@ -54,13 +55,18 @@ from podwatch.models import (
     SUPPORTED_SCHEMA_VERSIONS,
     EnvelopeAdapter,
     EventType,
+    HookEnvelope,
     KubeEventEnvelope,
     Notification,
+    ObjectEnvelope,
     PodEnvelope,
     RemoteConfig,
 )
 from podwatch.quarantine import send_to_quarantine
 from podwatch.wire import AnyEnvelope, may_hold_surrogates, parse_envelope
+
+if TYPE_CHECKING:
+    from podwatch.hooks.state import HookStore
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +83,8 @@ class ProcessorDeps:
     metadata: MetadataStore | None = None
     #: enroll/heartbeat handling (`podwatch.control`); None: control messages are only audited
     control: ControlHandler | None = None
+    #: the hooks table, for `hook` envelopes; None: they are quarantined (`hooks_not_configured`)
+    hooks: HookStore | None = None
 
 
 class Decision(NamedTuple):
@@ -123,24 +131,15 @@ def process_record(
     except ValueError as exc:  # PydanticSerializationError: what was read cannot be written again
         unwritable = MalformedMessage(f"payload cannot be serialised: {exc}")
         return [_quarantine(body, unwritable, deps=deps, config=config, message_id=message_id)]
-    if not isinstance(envelope, (PodEnvelope, KubeEventEnvelope)):
+    if isinstance(envelope, HookEnvelope):
+        try:
+            return [_hook(envelope, payload_hash, deps=deps, config=config, now=now)]
+        except PermanentError as exc:
+            return [_quarantine(body, exc, deps=deps, config=config, message_id=message_id)]
+    if not isinstance(envelope, (PodEnvelope, KubeEventEnvelope, ObjectEnvelope)):
         if deps.control is not None:
             deps.control.handle(envelope, now)
-        record = AuditRecord(
-            action="control",
-            reason=envelope.kind,
-            event_id=envelope.event_id,
-            kind=envelope.kind,
-            namespace=None,
-            pod=None,
-            event_type=None,
-            notification_id=None,
-            dedup_key=None,
-            payload_sha256=payload_hash,
-            config_version=config.version,
-        )
-        audit.emit(record)
-        return [Decision(record)]
+        return [_control(envelope, envelope.kind, payload_hash, config)]
     if (
         deps.metadata is not None
         and isinstance(envelope, PodEnvelope)
@@ -161,7 +160,8 @@ def process_record(
     facts = _Facts(envelope, payload_hash, config.version)
     if not findings:
         deleted = envelope.payload.watch_type == "DELETED"
-        record = facts.record("filtered", "deleted" if deleted else "healthy")
+        why = "history_only" if isinstance(envelope, ObjectEnvelope) else "deleted" if deleted else "healthy"
+        record = facts.record("filtered", why)
         audit.emit(record)
         return [Decision(record)]
     decisions: list[Decision] = []
@@ -230,7 +230,10 @@ class _Facts:
     __slots__ = ("config_version", "event_id", "kind", "namespace", "payload_hash", "pod")
 
     def __init__(
-        self, envelope: PodEnvelope | KubeEventEnvelope, payload_hash: str, config_version: str
+        self,
+        envelope: PodEnvelope | KubeEventEnvelope | ObjectEnvelope,
+        payload_hash: str,
+        config_version: str,
     ) -> None:
         self.event_id = envelope.event_id
         self.kind = envelope.kind
@@ -264,7 +267,7 @@ class _Facts:
 
 def _decide(
     finding: Finding,
-    envelope: PodEnvelope | KubeEventEnvelope,
+    envelope: PodEnvelope | KubeEventEnvelope | ObjectEnvelope,
     *,
     facts: _Facts,
     deps: ProcessorDeps,
@@ -322,6 +325,47 @@ def _decide(
         notification_id=nid,
     )
     return Decision(facts.record("forwarded", reason, finding, key, nid), notification)
+
+
+def _hook(
+    envelope: HookEnvelope, payload_hash: str, *, deps: ProcessorDeps, config: RemoteConfig, now: datetime
+) -> Decision:
+    """Apply or delete a Hook watched in the cluster (`hooks.cluster`); PermanentError if it is bad."""
+    from podwatch.hooks.cluster import apply_hook_object  # only hook envelopes need the rules' models
+
+    if deps.hooks is None:
+        raise PermanentError(
+            "a hook envelope arrived but the processor has no hooks table (HOOKS_TABLE_NAME)",
+            reason="hooks_not_configured",
+        )
+    hook = envelope.payload
+    outcome = apply_hook_object(deps.hooks, hook, now_s=int(now.timestamp()))
+    return _control(envelope, outcome, payload_hash, config, subject=(hook.namespace, hook.name))
+
+
+def _control(
+    envelope: AnyEnvelope,
+    reason: str,
+    payload_hash: str,
+    config: RemoteConfig,
+    subject: tuple[str | None, str | None] = (None, None),
+) -> Decision:
+    """The audited decision of a message that is no event (enroll, heartbeat, a Hook's change)."""
+    record = AuditRecord(
+        action="control",
+        reason=reason,
+        event_id=envelope.event_id,
+        kind=envelope.kind,
+        namespace=subject[0],
+        pod=subject[1],
+        event_type=None,
+        notification_id=None,
+        dedup_key=None,
+        payload_sha256=payload_hash,
+        config_version=config.version,
+    )
+    audit.emit(record)
+    return Decision(record)
 
 
 def _incident(state: str, outcome: Outcome) -> Incident:

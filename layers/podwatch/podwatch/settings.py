@@ -44,6 +44,8 @@ class ProcessorSettings(_Settings):
     metadata_table_name: str | None = None
     #: clusters table (enroll/heartbeat last-seen, enrolled relay versions); unset: control is only audited
     clusters_table_name: str | None = None
+    #: hooks table, for Hooks watched in the cluster (`hook` envelopes); unset: they are quarantined
+    hooks_table_name: str | None = None
     deliveries_queue_url: str = Field(min_length=1)
     quarantine_queue_url: str = Field(min_length=1)
     #: fan-out queue (podwatch.fanout): every forwarded notification, for the EventBridge bus; unset: none

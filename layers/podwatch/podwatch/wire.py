@@ -20,14 +20,11 @@ from podwatch.models import (
     MAX_MESSAGE_BYTES,
     OVERSIZE_KIND,
     SUPPORTED_SCHEMA_VERSIONS,
-    EnrollEnvelope,
+    AnyEnvelope,
     EnvelopeAdapter,
-    HeartbeatEnvelope,
-    KubeEventEnvelope,
-    PodEnvelope,
 )
 
-AnyEnvelope = PodEnvelope | KubeEventEnvelope | EnrollEnvelope | HeartbeatEnvelope
+__all__ = ["AnyEnvelope", "encode_envelope", "loads", "may_hold_surrogates", "parse_envelope"]
 
 
 #: Deepest nesting `loads` accepts: envelopes and answers nest < 20 levels; deeper input would make

@@ -8,4 +8,5 @@ Modules:
     state    the hooks table: rules, and per-hook dedup / status items (DynamoDB)
     targets  the A2A (wire 0.3 and 1.0) and webhook clients, breaker per target
     engine   one batch of hooks-queue records → calls, dedup decisions, DLQ (docs/internals.md)
+    cluster  a Hook applied or deleted in the cluster (`hook` envelope) → the rules (the processor)
 """
