@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (directory of the package, its import name)
 PACKAGES: list[tuple[str, str]] = [
     ("relay/podwatch_relay", "podwatch_relay"),
+    ("layers/podwatch/podwatch", "podwatch"),
+    ("functions", "functions"),
     ("cli/podwatch_cli", "podwatch_cli"),
+    ("local", "local"),
 ]
 
 

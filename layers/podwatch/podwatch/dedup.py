@@ -1,69 +1,11 @@
 """Dedup and incidents: what counts as a repeat of the same trouble inside the cooldown (DynamoDB, TTL).
 
-A dedup key names *what* the trouble is; the event_id names *which* observation of it. One item per
-key is the current incident of that trouble:
-
-    pk           S   the dedup key
-    event_id     S   the event that opened the incident (its window)
-    expires_at   N   epoch seconds when the window closes (conditions compare it)
-    purge_at     N   the table's TTL attribute: the window's end + INCIDENT_RETENTION_S, so an
-                     incident whose window closed can still be resolved (and a retry of its
-                     resolving event recognised) for that long (counted from the processor's
-                     clock when the event was observed earlier: a backlog is not purged early)
-    opened_at    N   epoch seconds when the window opened
-    state        S   firing | resolved
-    count        N   occurrences folded into the incident (1 when opened; at least once: a retried
-                     duplicate may count twice)
-    pods         SS  affected pod names, at most MAX_AFFECTED_PODS (workload scope: the replicas)
-    unlisted     N   occurrences from pods that did not fit in `pods` (absent while none)
-    recovered    SS  workload scope: listed pods that recovered since (a pod in trouble again leaves it)
-    resolved_at  N   when a `recovered` event resolved the incident
-    resolved_by  S   that event's id
-
-Trouble (`DedupStore.claim`), every write conditional, so DynamoDB serialises racing invocations:
-
-* open — UpdateItem (SET every incident attribute anew, REMOVE the old incident's) if
-  `attribute_not_exists(pk) OR ((expires_at < :now OR state = resolved) AND event_id <> :eid)` (the
-  window is over, or the incident resolved: news — unless this event is the one that opened it, a
-  retry of the opener after the window or the resolution; the condition compares the window's end
-  itself) → `Claim.OPENED`; the new incident replaces the old one, but keeps `resolved_by` (below);
-* repeat — UpdateItem `ADD count, pods` if the window is open, firing and opened by another event
-  → `Claim.DUPLICATE`; when `pods` is full the pod is counted in `unlisted` instead;
-* a failed condition returns the stored item (`ReturnValuesOnConditionCheckFailure`), which tells
-  the rest without a read: an incident opened by *this* event (its window open or not, resolved or
-  not) is a Lambda/SQS retry of the same message → `Claim.SAME_EVENT` (passes, no write), so a retry
-  is never mistaken for a duplicate, nor for news after the incident resolved.
-
-Which write is tried first comes from a per-process hint (the windows this process saw open): an
-event of a known open window tries the repeat first, anything else tries the open first. The hint
-only picks the order (each write checks the item itself), so a stale hint costs a call, never a
-wrong answer. Usually one call per event; two when the hint is wrong.
-
-Recovery (`DedupStore.resolve`, for a `recovered` finding; key = the key of the trouble it ends):
-
-* container/pod scope — UpdateItem `SET state = resolved` if the incident is firing, whether or not
-  its window is still open (a pod that crash-looped for an hour and recovers after the cooldown
-  still resolves what the manager was told is firing), up to INCIDENT_RETENTION_S after the window
-  → `Claim.RESOLVED` (with the incident's count and pods); a retry of the resolving event
-  → `Claim.SAME_EVENT`, also once a later incident of the key has opened (an open keeps
-  `resolved_by`, and the condition refuses the event that resolved the one before: a retried
-  recovery never resolves trouble seen after it); nothing firing → `Claim.NO_INCIDENT`;
-* workload scope — the pod joins `recovered` if it is listed in `pods`; the incident resolves when
-  every listed pod has recovered (a second, conditional write), otherwise
-  → `Claim.PARTIAL_RECOVERY`. Pods beyond the MAX_AFFECTED_PODS names (`unlisted`) cannot be
-  followed one by one: the incident resolves when the listed ones have, and an unlisted replica
-  still in trouble opens a new incident with its next occurrence (the open condition above).
-
-Windows run on the event's own time (`window_time`): `:now` in every condition, `opened_at`,
-`expires_at`, `purge_at` and `resolved_at` are the time the relay observed the trouble, so a backlog
-that reaches the processor after the cooldown still folds an occurrence into the incident it belongs
-to. A relay clock that lies is not believed beyond FUTURE_TOLERANCE_S ahead of the processor's clock
-or PAST_TOLERANCE_S behind it: the processor's clock is used instead, and the record is counted.
-
-Not exactly once: `count` — a duplicate whose record is retried by SQS after its write counts twice.
-Remembered per key: the opener of the current incident and the last resolver only — a retry that
-arrives after two more incidents of its key came and went is judged as new (SQS retries a record
-for minutes, incidents last the cooldown at least).
+A dedup key (`dedup_key`) names *what* the trouble is; the event_id names *which* observation of it.
+One item per key is the current incident of that trouble. `DedupStore.claim` decides a trouble
+finding (opened, duplicate, same event), `DedupStore.resolve` a recovery (resolved, partial, no
+incident), each with conditional writes so DynamoDB serialises racing invocations; windows run on the
+event's own time (`window_time`). The item's attributes and the state machine (conditions, the
+write-order hint, retries, what is not exactly once) are specified in docs/internals.md, "Dedup item".
 """
 
 from __future__ import annotations
@@ -77,9 +19,9 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from podwatch.classify import Finding
-from podwatch.enrich import subject_of, workload_name_for
 from podwatch.errors import TransientError
 from podwatch.models import MAX_AFFECTED_PODS, KubeEventEnvelope, ObjectEnvelope, PodEnvelope
+from podwatch.workload import subject_of, workload_name_for
 
 DedupScope = Literal["container", "pod", "workload"]
 
@@ -200,7 +142,9 @@ def dedup_key(
 
 
 @dataclass(frozen=True, slots=True)
-class _Item:
+class _StoredIncident:
+    """A dedup item as DynamoDB answered it (a failed condition's old item, or the updated one)."""
+
     event_id: str | None
     expires_at: int
     opened_at: int | None
@@ -212,7 +156,7 @@ class _Item:
     resolved_by: str | None
 
     @classmethod
-    def of(cls, raw: dict[str, Any] | None) -> _Item | None:
+    def of(cls, raw: dict[str, Any] | None) -> _StoredIncident | None:
         if not raw:
             return None
         return cls(
@@ -298,7 +242,7 @@ class DedupStore:
 
     def _open(
         self, key: str, event_id: str, now_s: int, cooldown_s: int, pod: str | None, *, purge_from: int
-    ) -> tuple[bool, _Item | None]:
+    ) -> tuple[bool, _StoredIncident | None]:
         values: dict[str, Any] = {
             ":eid": {"S": event_id},
             ":exp": {"N": str(now_s + cooldown_s)},
@@ -320,7 +264,9 @@ class DedupStore:
             ExpressionAttributeValues=values,
         )
 
-    def _repeat(self, key: str, event_id: str, now_s: int, pod: str | None) -> tuple[bool, _Item | None]:
+    def _repeat(
+        self, key: str, event_id: str, now_s: int, pod: str | None
+    ) -> tuple[bool, _StoredIncident | None]:
         if pod is not None:
             podset = {"SS": [pod]}
             values: dict[str, Any] = {
@@ -407,7 +353,7 @@ class DedupStore:
         return self._not_resolved(item, event_id)
 
     @staticmethod
-    def _not_resolved(old: _Item | None, event_id: str) -> Outcome:
+    def _not_resolved(old: _StoredIncident | None, event_id: str) -> Outcome:
         if old is not None and old.resolved_by == event_id:
             # a retry of the event that resolved the incident (or the one before a newer incident:
             # its notification is sent again, as the retry of the record may be for a failed send)
@@ -416,7 +362,7 @@ class DedupStore:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _write(self, operation: str, key: str, **request: Any) -> tuple[bool, _Item | None]:
+    def _write(self, operation: str, key: str, **request: Any) -> tuple[bool, _StoredIncident | None]:
         """(True, new item if asked) or (False, the stored item) when the condition failed."""
         try:
             answer = getattr(self._client, operation)(
@@ -425,7 +371,7 @@ class DedupStore:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                return False, _Item.of(exc.response.get("Item"))
+                return False, _StoredIncident.of(exc.response.get("Item"))
             raise TransientError(
                 f"dedup {operation} of {key!r} failed: {code or exc}", reason="dedup_unavailable"
             ) from exc
@@ -433,7 +379,7 @@ class DedupStore:
             raise TransientError(
                 f"dedup {operation} of {key!r} failed: {exc}", reason="dedup_unavailable"
             ) from exc
-        return True, _Item.of(answer.get("Attributes"))
+        return True, _StoredIncident.of(answer.get("Attributes"))
 
     def _remember(self, key: str, event_id: str, expires_at: int) -> None:
         self._hints[key] = (event_id, expires_at)

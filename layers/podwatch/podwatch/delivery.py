@@ -70,7 +70,9 @@ class DeliveryResult:
 
 
 @dataclass(slots=True)
-class _Item:
+class _PendingNotification:
+    """One notification to deliver, with every record of this batch that carries it."""
+
     notification: Notification
     #: every record carrying this notification (a processor retry may have sent it twice)
     records: list[tuple[str, str]]  # (message id, body)
@@ -201,10 +203,10 @@ class _Batch:
 
 def _sort(
     batch: _Batch, records: Sequence[Mapping[str, Any]]
-) -> tuple[list[_Command], dict[str, dict[str, _Item]]]:
+) -> tuple[list[_Command], dict[str, dict[str, _PendingNotification]]]:
     """Parse the records: enroll commands, and notifications by cluster (a repeat once); a record
     that is neither is quarantined."""
-    by_cluster: dict[str, dict[str, _Item]] = {}
+    by_cluster: dict[str, dict[str, _PendingNotification]] = {}
     commands: list[_Command] = []
     for record in records:
         message_id, body = str(record["messageId"]), str(record["body"])
@@ -232,7 +234,7 @@ def _sort(
         items = by_cluster.setdefault(notification.cluster_id, {})
         item = items.get(notification.notification_id)
         if item is None:
-            item = items[notification.notification_id] = _Item(notification, [])
+            item = items[notification.notification_id] = _PendingNotification(notification, [])
         item.records.append((message_id, body))
         item.redrive = max(item.redrive, redrive_count(record))
         item.receive = max(item.receive, receive_count(record))
@@ -240,7 +242,7 @@ def _sort(
 
 
 def _deliver_chunk(
-    batch: _Batch, cluster_id: str, chunk: list[_Item], chunk_records: list[tuple[str, str]]
+    batch: _Batch, cluster_id: str, chunk: list[_PendingNotification], chunk_records: list[tuple[str, str]]
 ) -> None:
     result, deps = batch.result, batch.deps
     try:

@@ -1,22 +1,18 @@
-"""Enrichment: who a piece of trouble belongs to, and the `Notification` that tells the manager.
+"""Enrichment: the `Notification` that tells the manager about one finding, with who it belongs to.
 
 * project id / workload id: pod labels named by `RemoteConfig.project_label_key` / `workload_label_key`;
-* workload kind / name: the controller owner reference, walked up one level by name
-  (ReplicaSet `x-<pod-template-hash>` → Deployment `x`; Job `x-<scheduled minutes>` → CronJob `x`;
-  StatefulSet, DaemonSet and anything else as they are);
+* workload kind / name: `podwatch.workload` (the controller owner, walked up one level);
 * Kubernetes Events carry no labels or owners: the pod's row in the metadata table (`metadata`,
-  written from the pod's own events) supplies ids and workload when it exists; otherwise the
-  workload is guessed from the pod name (the generated suffixes Kubernetes appends) for dedup keys.
+  written from the pod's own events) supplies ids and workload when it exists;
 * incident fields (state, count, affected pods) come from the dedup item (`dedup.Outcome`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 from podwatch import ids
 from podwatch.classify import Finding
@@ -26,9 +22,9 @@ from podwatch.models import (
     Notification,
     ObjectEnvelope,
     PodEnvelope,
-    PodEvent,
     RemoteConfig,
 )
+from podwatch.workload import subject_of, workload_of
 
 if TYPE_CHECKING:
     from podwatch.metadata import PodMetadata
@@ -43,73 +39,6 @@ class Incident:
     pods: Sequence[str] = ()
     pod_count: int | None = None
     opened_at: int | None = None
-
-
-#: Kubernetes' rand.SafeEncodeString alphabet: pod-template-hash and generateName suffixes use it.
-_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
-_RS_NAME = re.compile(rf"^(?P<name>.+)-(?:{_SAFE}{{6,10}}|\d{{6,10}})$")
-_CRONJOB_JOB = re.compile(r"^(?P<name>.+)-\d{8,}$")
-_DEPLOYMENT_POD = re.compile(rf"^(?P<name>.+)-{_SAFE}{{6,10}}-{_SAFE}{{5}}$")
-_GENERATED_POD = re.compile(rf"^(?P<name>.+)-{_SAFE}{{5}}$")
-_STATEFUL_POD = re.compile(r"^(?P<name>.+)-\d+$")
-
-POD_TEMPLATE_HASH = "pod-template-hash"
-
-
-class Workload(NamedTuple):
-    kind: str
-    name: str
-
-
-def workload_of(pod: PodEvent) -> Workload | None:
-    """The workload that owns the pod, from its controller owner reference; None for a bare pod."""
-    if not pod.owner_references:
-        return None
-    owner = next((o for o in pod.owner_references if o.controller), pod.owner_references[0])
-    if owner.kind == "ReplicaSet":
-        template_hash = pod.labels.get(POD_TEMPLATE_HASH)
-        if template_hash and owner.name.endswith(f"-{template_hash}"):
-            return Workload("Deployment", owner.name[: -len(template_hash) - 1])
-        match = _RS_NAME.match(owner.name)
-        return Workload("Deployment", match.group("name")) if match else Workload("ReplicaSet", owner.name)
-    if owner.kind == "Job":
-        match = _CRONJOB_JOB.match(owner.name)
-        return Workload("CronJob", match.group("name")) if match else Workload("Job", owner.name)
-    return Workload(owner.kind, owner.name)
-
-
-def guess_workload_name(pod_name: str) -> str:
-    """Best effort from a pod name alone (Kubernetes Events): strips the generated suffixes, and
-    names a CronJob's pod (`<cronjob>-<scheduled minutes>-<suffix>`) by its CronJob, as
-    `workload_of` names it from the pod's Job owner, so both give one workload-scope dedup key."""
-    match = _DEPLOYMENT_POD.match(pod_name)
-    if match:
-        return match.group("name")
-    match = _GENERATED_POD.match(pod_name)
-    if match:
-        owner = match.group("name")  # a DaemonSet, or a Job (which a CronJob may own)
-        cronjob = _CRONJOB_JOB.match(owner)
-        return cronjob.group("name") if cronjob else owner
-    match = _STATEFUL_POD.match(pod_name)
-    return match.group("name") if match else pod_name
-
-
-def workload_name_for(envelope: PodEnvelope | KubeEventEnvelope) -> str:
-    """The workload name used by workload-scoped dedup keys (the pod name for a bare pod)."""
-    if isinstance(envelope, PodEnvelope):
-        workload = workload_of(envelope.payload)
-        return workload.name if workload else envelope.payload.name
-    return guess_workload_name(envelope.payload.involved_object.name)
-
-
-def subject_of(envelope: PodEnvelope | KubeEventEnvelope | ObjectEnvelope) -> tuple[str, str]:
-    """(namespace, pod name) the envelope is about; an object's: ("" if cluster-scoped, its name)."""
-    if isinstance(envelope, PodEnvelope):
-        return envelope.payload.namespace, envelope.payload.name
-    if isinstance(envelope, ObjectEnvelope):
-        return envelope.payload.namespace or "", envelope.payload.name
-    obj = envelope.payload.involved_object
-    return obj.namespace or envelope.payload.namespace, obj.name
 
 
 def build_notification(

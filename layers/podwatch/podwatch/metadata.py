@@ -33,8 +33,8 @@ from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from podwatch.enrich import workload_of
 from podwatch.models import PodEvent, RemoteConfig
+from podwatch.workload import workload_of
 
 log = logging.getLogger(__name__)
 

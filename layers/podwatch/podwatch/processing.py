@@ -46,7 +46,7 @@ from podwatch.audit import Action, AuditRecord
 from podwatch.classify import Finding, Thresholds, classify
 from podwatch.control import ControlHandler
 from podwatch.dedup import Claim, DedupStore, Outcome, dedup_key, window_time
-from podwatch.enrich import Incident, build_notification, subject_of
+from podwatch.enrich import Incident, build_notification
 from podwatch.errors import MalformedMessage, PermanentError, TransientError
 from podwatch.fanout import Forwarder
 from podwatch.metadata import MetadataStore, PodMetadata
@@ -64,6 +64,7 @@ from podwatch.models import (
 )
 from podwatch.quarantine import send_to_quarantine
 from podwatch.wire import AnyEnvelope, may_hold_surrogates, parse_envelope
+from podwatch.workload import subject_of
 
 if TYPE_CHECKING:
     from podwatch.hooks.state import HookStore
