@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from podwatch.enrich import guess_workload_name
+from podwatch.workload import guess_workload_name
 
 FIRING, RESOLVED, POD_DELETED = "firing", "resolved", "pod-deleted"
 RECOVERED = "recovered"
