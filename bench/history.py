@@ -3,16 +3,22 @@
 history_wcu_per_event                 write units per stored transition: every item the relay's
                                       messages become (the `make run` sample and the relay
                                       bench's heavy 7-container pods, through the relay's own
-                                      code), ceil(size / 1 KB) in the table plus the same in the
-                                      time index (projection ALL). Goal <= 2.
+                                      code), ceil(size / 1 KB) in the table plus ceil(entry /
+                                      1 KB) in the time index (projection INCLUDE: keys and
+                                      history.TIME_INDEX_ATTRIBUTES). Goal <= 2.
 history_query_us_per_page             CPU of the history function's handler for one 100-record
                                       page of `GET /api/v1/events` (a next page: cursor given),
-                                      DynamoDB's Query pages stubbed with those real items
-                                      spread over the 16 shards of a day. Goal <= 5,000 us.
-history_cost_usd_per_million_events   writes, storage for RetentionDays (table, index, point-in-
-                                      time recovery), SQS requests (processor -> history queue
-                                      -> writer) and the writer's Lambda time, at list prices,
-                                      from the counts and sizes measured here. Goal <= $1.50.
+                                      DynamoDB stubbed with those real items spread over the 16
+                                      shards of a day: Query pages of the index's projection,
+                                      then BatchGetItem of the page's items. Goal <= 5,000 us.
+history_cost_usd_per_million_events   writes, storage for RetentionDays (table, index; point-in-
+                                      time recovery when HistoryPointInTimeRecovery=true: off by
+                                      default), SQS requests (processor -> history queue, packs
+                                      of one invocation's records -> writer) and the writer's
+                                      Lambda time, at list prices, from the counts and sizes
+                                      measured here. Goal <= $1.50. The same items priced as the
+                                      design was before (index ALL, PITR on, a message a record)
+                                      are printed with it: `cost.before`, lever by lever.
 
 python -m bench history          # this section alone (merged into bench/results.json)
 """
@@ -58,8 +64,12 @@ def load_prices() -> dict[str, float]:
 ITEM_OVERHEAD = 100
 RETENTION_DAYS = 14
 DAYS_PER_MONTH = 30.44
-#: the history-writer: batch size 100 (template); memory 512 MB; BatchWriteItem ~10 ms per 25 items
-WRITER_BATCH, WRITER_MEMORY_GB, BATCH_WRITE_WALL_S = 100, 0.5, 0.010
+#: the history-writer: batch size 10 messages (template); memory 512 MB; BatchWriteItem ~10 ms per 25
+#: items. The processor: ProcessorBatchSize 10 (template default), so a pack holds <= 10 records
+WRITER_BATCH, WRITER_MEMORY_GB, BATCH_WRITE_WALL_S = 10, 0.5, 0.010
+PROCESSOR_BATCH = 10
+#: SQS bills a request per 64 KiB chunk of its payload
+SQS_CHUNK = 64 * 1024
 PAGE, ROUNDS = 100, 60
 
 
@@ -106,33 +116,55 @@ def _items(bodies: list[str]) -> list[dict[str, Any]]:
     return items
 
 
+def index_entry(item: dict[str, Any]) -> dict[str, Any]:
+    """What the time index holds of an item: its keys and history.TIME_INDEX_ATTRIBUTES."""
+    from podwatch.history import TIME_INDEX_ATTRIBUTES
+
+    kept = {"pk", "sk", "tk", *TIME_INDEX_ATTRIBUTES}
+    return {k: v for k, v in item.items() if k in kept}
+
+
 def write_units(items: list[dict[str, Any]]) -> dict[str, Any]:
     from podwatch.history import item_size
 
     sizes = [item_size(i) for i in items]
-    units = [2 * math.ceil(size / 1024) for size in sizes]  # table + time index (projection ALL)
+    entries = [item_size(index_entry(i)) for i in items]
+    units = [
+        math.ceil(size / 1024) + math.ceil(entry / 1024) for size, entry in zip(sizes, entries, strict=True)
+    ]
     return {
         "wcu_per_event": round(statistics.fmean(units), 3),
         "item_bytes_avg": round(statistics.fmean(sizes)),
         "item_bytes_max": max(sizes),
+        "index_entry_bytes_avg": round(statistics.fmean(entries)),
+        "index_entry_bytes_max": max(entries),
         "trimmed": sum(1 for i in items if i.get("tr")),
         "items": len(items),
     }
 
 
 class StubDynamoDB:
-    """DynamoDB's Query over in-memory items (pages of `Limit`, newest first): the handler's own
-    work is what is measured, not moto's or the network's."""
+    """DynamoDB's Query of the time index (pages of `Limit`, newest first, its projection) and
+    BatchGetItem over in-memory items: the handler's own work is what is measured, not moto's or
+    the network's."""
 
     def __init__(self, items: list[dict[str, Any]]) -> None:
         from podwatch.historystore import to_attributes
 
         self.partitions: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        self.table: dict[tuple[str, str], dict[str, Any]] = {}
         for item in items:
-            self.partitions[item["tk"]].append((item["sk"], to_attributes(item)))
+            self.partitions[item["tk"]].append((item["sk"], to_attributes(index_entry(item))))
+            self.table[(item["pk"], item["sk"])] = to_attributes(item)
         for rows in self.partitions.values():
             rows.sort(key=lambda row: row[0], reverse=True)
         self.keys = {tk: [_Desc(sk) for sk, _ in rows] for tk, rows in self.partitions.items()}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        ((name, request),) = RequestItems.items()
+        assert len(request["Keys"]) <= 100
+        found = [self.table[(k["pk"]["S"], k["sk"]["S"])] for k in request["Keys"]]
+        return {"Responses": {name: found}, "UnprocessedKeys": {}}
 
     def query(self, **request: Any) -> dict[str, Any]:
         values = request["ExpressionAttributeValues"]
@@ -234,21 +266,56 @@ def query_cpu(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def sqs_requests_per_event(bodies: list[str]) -> float:
-    """Processor → history queue (SendMessageBatch, billed per 64 KB) + the writer's receives and
-    deletes (10 messages a call, as the event source polls)."""
-    sizes = [len(b.encode()) for b in bodies]
-    sends = 0.0
-    for start in range(0, len(sizes), 10):
-        sends += max(1, math.ceil(sum(sizes[start : start + 10]) / 65536))
-    receives = math.ceil(len(bodies) / 10) * max(1, math.ceil(statistics.fmean(sizes) * 10 / 65536))
-    deletes = math.ceil(len(bodies) / 10)
-    return (sends + receives + deletes) / len(bodies)
+class RecordingSqs:
+    """SendMessageBatch that takes everything and keeps each call's message sizes."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.bodies: list[str] = []
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append([len(e["MessageBody"].encode()) for e in Entries])
+        self.bodies += [e["MessageBody"] for e in Entries]
+        return {"Successful": [{"Id": e["Id"], "MessageId": "m"} for e in Entries], "Failed": []}
 
 
-def writer_cpu_s_per_event(bodies: list[str]) -> float:
-    """The writer's own CPU per record (parse + item), measured; the calls' wall time is added apart."""
-    from podwatch.historyfeed import HistoryMessage, WriterDeps, write_history
+def history_messages(bodies: list[str], *, packed: bool = True) -> RecordingSqs:
+    """What the processor sends to the history queue for `bodies`, PROCESSOR_BATCH records an
+    invocation: its own HistoryOutbox's packs (packed=False: a message a record, the earlier design)."""
+    from podwatch.historyfeed import HistoryOutbox
+
+    sqs = RecordingSqs()
+    for start in range(0, len(bodies), PROCESSOR_BATCH):
+        chunk = bodies[start : start + PROCESSOR_BATCH]
+        if packed:
+            outbox = HistoryOutbox(sqs=sqs, queue_url="history")
+            for n, body in enumerate(chunk):
+                outbox.add(f"m{start + n}", body, [])
+            assert outbox.flush() == {}
+        else:
+            sqs.send_message_batch(
+                QueueUrl="history", Entries=[{"Id": str(n), "MessageBody": b} for n, b in enumerate(chunk)]
+            )
+    return sqs
+
+
+def sqs_requests_per_event(sent: RecordingSqs, events: int) -> float:
+    """Processor → history queue (SendMessageBatch, billed per 64 KiB chunk of a call's payload) +
+    the writer's receives (10 messages a call, as the event source polls, billed the same way) and
+    deletes (a DeleteMessageBatch a receive)."""
+    sends = sum(max(1, math.ceil(sum(call) / SQS_CHUNK)) for call in sent.calls)
+    sizes = [size for call in sent.calls for size in call]
+    receives = sum(
+        max(1, math.ceil(sum(sizes[start : start + 10]) / SQS_CHUNK)) for start in range(0, len(sizes), 10)
+    )
+    deletes = math.ceil(len(sizes) / 10)
+    return (sends + receives + deletes) / events
+
+
+def writer_cpu_s_per_event(sent: RecordingSqs, events: int) -> float:
+    """The writer's own CPU per record (unpack + parse + item), measured; the calls' wall time is
+    added apart."""
+    from podwatch.historyfeed import WriterDeps, messages_of, write_history
     from podwatch.historystore import HistoryWriter
 
     class Accepting:
@@ -262,46 +329,99 @@ def writer_cpu_s_per_event(bodies: list[str]) -> float:
         retention_days=RETENTION_DAYS,
         max_receives=10,
     )
-    messages = [HistoryMessage(str(i), b, None, 1) for i, b in enumerate(bodies)]
     started = time.process_time()
     for _ in range(5):
+        messages = [m for i, body in enumerate(sent.bodies) for m in messages_of(str(i), body, None, 1)]
+        assert len(messages) == events
         write_history(messages, deps)
-    return (time.process_time() - started) / (5 * len(messages))
+    return (time.process_time() - started) / (5 * events)
 
 
 def cost(items: list[dict[str, Any]], units: dict[str, Any], bodies: list[str]) -> dict[str, Any]:
+    """The bill per million stored transitions as deployed now, and the same items priced as the
+    design was before (index ALL, PITR on, a message a record), lever by lever."""
     from podwatch.history import item_size
 
     prices = load_prices()
+    table_bytes = statistics.fmean(item_size(i) + ITEM_OVERHEAD for i in items)
+    index_bytes = statistics.fmean(item_size(index_entry(i)) + ITEM_OVERHEAD for i in items)
+    packed, single = history_messages(bodies), history_messages(bodies, packed=False)
+    now = _parts(
+        prices, units["wcu_per_event"], table_bytes, index_bytes, pitr=False, sent=packed, events=len(bodies)
+    )
+    before = _parts(  # the writer's batch was 100 messages then
+        prices, 2.0, table_bytes, table_bytes, pitr=True, sent=single, events=len(bodies), writer_batch=100
+    )
+    n = len(bodies)
+    levers = {  # each alone, against `before`
+        "pitr_off": _parts(
+            prices, 2.0, table_bytes, table_bytes, pitr=False, sent=single, events=n, writer_batch=100
+        ),
+        "packs": _parts(prices, 2.0, table_bytes, table_bytes, pitr=True, sent=packed, events=n),
+        "index_include": _parts(
+            prices,
+            units["wcu_per_event"],
+            table_bytes,
+            index_bytes,
+            pitr=True,
+            sent=single,
+            events=n,
+            writer_batch=100,
+        ),
+    }
+    total = round(sum(now["parts"].values()), 3)
+    return {
+        "usd_per_million_events": total,
+        "parts_usd": {k: round(v, 4) for k, v in now["parts"].items()},
+        "sqs_requests_per_event": now["sqs_requests_per_event"],
+        "records_per_message": round(len(bodies) / len(packed.bodies), 2),
+        "stored_bytes_per_event": round(table_bytes + index_bytes),
+        "writer_ms_per_event": now["writer_ms_per_event"],
+        "before": {
+            "usd_per_million_events": round(sum(before["parts"].values()), 3),
+            "parts_usd": {k: round(v, 4) for k, v in before["parts"].items()},
+            "sqs_requests_per_event": before["sqs_requests_per_event"],
+            "design": "index projection ALL, point-in-time recovery on, one history message a record",
+        },
+        "saved_by_lever_usd": {
+            name: round(sum(before["parts"].values()) - sum(lever["parts"].values()), 4)
+            for name, lever in levers.items()
+        },
+        "prices": "bench/prices.json",
+        "retention_days": RETENTION_DAYS,
+    }
 
+
+def _parts(
+    prices: dict[str, float],
+    wcu: float,
+    table_bytes: float,
+    index_bytes: float,
+    *,
+    pitr: bool,
+    sent: RecordingSqs,
+    events: int,
+    writer_batch: int = WRITER_BATCH,
+) -> dict[str, Any]:
     per_million = 1_000_000
     months = RETENTION_DAYS / DAYS_PER_MONTH
-    table_bytes = statistics.fmean(item_size(i) + ITEM_OVERHEAD for i in items)
-    index_bytes = table_bytes  # projection ALL: the same attributes again, plus the overhead
     gb = per_million / 1e9
-    writes = units["wcu_per_event"] * prices["dynamodb_write_per_million_wru"]
-    storage = (table_bytes + index_bytes) * gb * months * prices["dynamodb_storage_per_gb_month"]
-    pitr = table_bytes * gb * months * prices["dynamodb_pitr_per_gb_month"]
-    sqs_requests = sqs_requests_per_event(bodies)
-    sqs = sqs_requests * prices["sqs_per_million_requests"]
-    lambda_s = writer_cpu_s_per_event(bodies) + BATCH_WRITE_WALL_S / 25
+    sqs_requests = sqs_requests_per_event(sent, events)
+    lambda_s = writer_cpu_s_per_event(sent, events) + BATCH_WRITE_WALL_S / 25
     compute = per_million * lambda_s * WRITER_MEMORY_GB * prices["lambda_arm_per_gb_second"]
-    invocations = prices["lambda_per_million_invocations"] / WRITER_BATCH
+    records_per_invocation = writer_batch * events / len(sent.bodies)
+    invocations = prices["lambda_per_million_invocations"] / records_per_invocation
     parts = {
-        "writes": writes,
-        "storage": storage,
-        "pitr": pitr,
-        "sqs": sqs,
+        "writes": wcu * prices["dynamodb_write_per_million_wru"],
+        "storage": (table_bytes + index_bytes) * gb * months * prices["dynamodb_storage_per_gb_month"],
+        "pitr": table_bytes * gb * months * prices["dynamodb_pitr_per_gb_month"] if pitr else 0.0,
+        "sqs": sqs_requests * prices["sqs_per_million_requests"],
         "lambda": compute + invocations,
     }
     return {
-        "usd_per_million_events": round(sum(parts.values()), 3),
-        "parts_usd": {k: round(v, 4) for k, v in parts.items()},
+        "parts": parts,
         "sqs_requests_per_event": round(sqs_requests, 3),
-        "stored_bytes_per_event": round(table_bytes + index_bytes),
         "writer_ms_per_event": round(lambda_s * 1000, 3),
-        "prices": "bench/prices.json",
-        "retention_days": RETENTION_DAYS,
     }
 
 
@@ -349,6 +469,9 @@ def main() -> None:
     print(f"  items: {detail['items']}")
     print(f"  query: {detail['query']}")
     print(f"  cost parts (USD per million events): {detail['cost']['parts_usd']}")
+    before = detail["cost"]["before"]
+    print(f"  before ({before['design']}): {before['usd_per_million_events']} {before['parts_usd']}")
+    print(f"  saved by each lever alone (USD per million events): {detail['cost']['saved_by_lever_usd']}")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ byte-identical. Edit this script, not the JSON files:
     events/hooks/batch.json       notifications as the hooks queue gets them: one as the processor
                                   writes it, one wrapped in an EventBridge event (`detail`), and a
                                   body that is not JSON (quarantined as `malformed`)
-    events/history_writer/batch.json   the history messages of processor/batch.json (its pods and
-                                  Event; the crash loop's with its classification attribute)
+    events/history_writer/batch.json   the history message of processor/batch.json: one pack of its
+                                  pods and Event (the crash loop's with its classification)
     events/history_writer/poison.json  the bodies of processor/poison.json on the history queue (the
                                   good three stored, the rest quarantined with their reasons)
     events/history/events.json    GET /clusters/prod-eu-1/api/v1/events?namespace=payments&limit=50
@@ -752,10 +752,10 @@ def hooks_batch() -> list[str]:
 
 
 def history_batch() -> dict[str, Any]:
-    """The processor's history messages for processor/batch.json: each pod and Event body as it
-    arrived (not the heartbeat), the crash loop's with its classification attribute."""
-    bodies = [b for b in processor_batch() if '"kind":"heartbeat"' not in b]
-    sample = event(bodies, queue_arn=HISTORY_ARN)
+    """The processor's history message for processor/batch.json: one pack (podwatch.historyfeed)
+    of each pod and Event body as it arrived (not the heartbeat), the crash loop's classified."""
+    from podwatch.historyfeed import pack, pack_record
+
     classification = [
         {
             "eventType": "crash-loop",
@@ -764,15 +764,16 @@ def history_batch() -> dict[str, Any]:
             "incidentId": f"{CLUSTER}/payments/payments-api-84c6d9f7b8-tq5vn/api/crash-loop",
         }
     ]
-    sample["Records"][0]["messageAttributes"] = {
-        "classification": {
-            "stringValue": json.dumps(classification, separators=(",", ":")),
-            "stringListValues": [],
-            "binaryListValues": [],
-            "dataType": "String",
-        }
-    }
-    return sample
+    records = [
+        pack_record(
+            record(body, n, queue_arn=POD_EVENTS_ARN)["messageId"],
+            body,
+            json.dumps(classification, separators=(",", ":")) if n == 1 else None,
+        )
+        for n, body in enumerate(processor_batch(), start=1)
+        if '"kind":"heartbeat"' not in body
+    ]
+    return event([pack(records)], queue_arn=HISTORY_ARN)
 
 
 def http_get(path: str, query: dict[str, str]) -> dict[str, Any]:

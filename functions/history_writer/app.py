@@ -1,10 +1,11 @@
 """History writer: history queue → history table (BatchWriteItem), never in the notifications' way.
 
 Thin on purpose: the logic is `podwatch.historyfeed.write_history`. The record handler only reads
-each record; the batch is written at once after (BatchWriteItem, 25 items a call, throttled items
-retried with backoff). A record whose item could not be written becomes a batch item failure (SQS
-retries it; the put is idempotent); on its last receive it goes to the history DLQ with the reason
-instead. Bad input goes there at once. Import and Tracer: the kit's policies (podwatch.kit).
+each SQS record (a pack of the processor's records, or a single one); the batch is written at once
+after (BatchWriteItem, 25 items a call, throttled items retried with backoff). A message with a
+record whose item could not be written becomes a batch item failure (SQS retries it; the put is
+idempotent); on its last receive the failing records go to the history DLQ with the reason instead.
+Bad input goes there at once. Import and Tracer: the kit's policies (podwatch.kit).
 
 For tests and the local stack:
     build_dependencies(settings=None, *, dynamodb=None, sqs=None, sleep=None) -> WriterDeps
@@ -69,22 +70,21 @@ reset = _deps.reset
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
-    from podwatch.historyfeed import CLASSIFICATION_ATTRIBUTE, HistoryMessage, write_history
+    from podwatch.historyfeed import CLASSIFICATION_ATTRIBUTE, HistoryMessage, messages_of, write_history
 
     records: list[dict[str, Any]] = event.get("Records") or []
     tally = telemetry.Tally()
-    tally.add(telemetry.RECEIVED, value=len(records))
     messages: list[HistoryMessage] = []
 
     def record_handler(record: SQSRecord) -> None:
         # the raw attribute: SQSMessageAttributes.get answers a plain dict, not the typed attribute
         attribute = (record.raw_event.get("messageAttributes") or {}).get(CLASSIFICATION_ATTRIBUTE) or {}
-        messages.append(
-            HistoryMessage(
-                message_id=record.message_id,
-                body=record.body,
-                classification=attribute.get("stringValue"),
-                receive_count=int(record.attributes.approximate_receive_count or 1),
+        messages.extend(
+            messages_of(
+                record.message_id,
+                record.body,
+                attribute.get("stringValue"),
+                int(record.attributes.approximate_receive_count or 1),
             )
         )
 
@@ -92,6 +92,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     try:
         with processor(records, record_handler, context):
             processor.process()
+            tally.add(telemetry.RECEIVED, value=len(messages))  # records (a pack holds several)
             outcome = write_history(messages, deps)
         response = kit.item_failures(processor, outcome.retry)
         retried = len(response["batchItemFailures"])

@@ -103,7 +103,13 @@ def test_history_table_has_its_time_index_and_ttl(stack: Provisioned, clients: A
     ]
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "by-time"
-    assert index["Projection"]["ProjectionType"] == "ALL"
+    # the keys and what the list filters read (podwatch.history.TIME_INDEX_ATTRIBUTES), not the snapshot
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["k", "n", "r", "et", "wt", "x"],
+    }
+    backups = clients.dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"  # the default
     ttl = clients.dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "x")
 
@@ -162,7 +168,7 @@ def test_functions_see_the_provisioned_resources(clients: AwsClients, stack_name
     history = stack.function_environment("HistoryFunction")
     assert history["HISTORY_TABLE_NAME"] == stack.physical("HistoryTable")
     (writes,) = stack.event_sources("HistoryWriterFunction")
-    assert (writes.queue_logical_id, writes.batch_size) == ("HistoryQueue", 100)
+    assert (writes.queue_logical_id, writes.batch_size) == ("HistoryQueue", 10)  # packs: ~10 records each
     assert stack.outputs()["PodEventsQueueUrl"] == stack.physical("PodEventsQueue")
     assert "RelayPolicyArn" not in stack.outputs()  # IAM is not created locally
     # the notifications bus exists (EventBridge) and the fan-out function is told its name

@@ -7,6 +7,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -371,6 +372,34 @@ def test_batch_parameters_default_to_the_remote_config(template: dict[str, Any])
 # --------------------------------------------------------------------------- state
 
 
+def test_the_time_index_holds_the_keys_and_what_the_list_filters_read(template: dict[str, Any]) -> None:
+    from podwatch import history, historyapi
+
+    (index,) = props(template, "HistoryTable")["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == history.TIME_INDEX
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": list(history.TIME_INDEX_ATTRIBUTES),
+    }
+    # every attribute a list filter names is in the index (a filter on a missing one matches nothing)
+    every = {"start": "", "namespace": "ns", "kind": "pod", "name": "n", "reason": "r", "eventType": "x"}
+    names = set()
+    for event_type in ("crash-loop", "MODIFIED"):
+        where = historyapi.list_filter({**every, "eventType": event_type}, datetime.now(UTC), "c")
+        names |= set(where.names.values())
+    assert names <= {"pk", "sk", "tk", *history.TIME_INDEX_ATTRIBUTES}
+
+
+def test_history_pitr_is_a_parameter_off_by_default(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["HistoryPointInTimeRecovery"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["false", "true"])
+    pitr = props(template, "HistoryTable")["PointInTimeRecoverySpecification"]
+    assert pitr == {"PointInTimeRecoveryEnabled": {"Fn::If": ["HistoryPitr", True, False]}}
+    assert template["Conditions"]["HistoryPitr"] == {
+        "Fn::Equals": [{"Ref": "HistoryPointInTimeRecovery"}, "true"]
+    }
+
+
 def test_queues_and_table_are_encrypted_at_rest(template: dict[str, Any]) -> None:
     for lid, queue in resources_of(template, "AWS::SQS::Queue").items():
         assert queue["Properties"].get("SqsManagedSseEnabled") is True, lid
@@ -514,10 +543,12 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     assert writer["sqs:SendMessage"] == [{"Fn::GetAtt": ["HistoryDLQ", "Arn"]}]
     assert [a for a in writer if a.startswith("dynamodb:")] == ["dynamodb:BatchWriteItem"]
     assert writer["dynamodb:BatchWriteItem"] == [history_table]
-    # the API function reads only: Query on the table and its time index, nothing else
+    # the API function reads only: Query on the table and its time index, a page's items by key
     api = grants("HistoryFunctionRole")
-    assert [a for a in api if not a.startswith(("logs:", "xray:"))] == ["dynamodb:Query"]
+    reads = ["dynamodb:Query", "dynamodb:BatchGetItem"]
+    assert [a for a in api if not a.startswith(("logs:", "xray:"))] == reads
     assert api["dynamodb:Query"] == [history_table, {"Fn::Sub": "${HistoryTable.Arn}/index/by-time"}]
+    assert api["dynamodb:BatchGetItem"] == [history_table]
     assert not any(action.startswith("dynamodb:") for action in deliver)
 
 

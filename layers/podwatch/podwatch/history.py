@@ -29,6 +29,9 @@ USER = "system:k8s-watcher"
 VERBS = {"ADDED": "create", "MODIFIED": "update", "DELETED": "delete"}
 #: GSI `by-time`: the time index, partitioned by cluster, day and shard
 TIME_INDEX = "by-time"
+#: what the time index holds besides the keys (template: Projection INCLUDE): the attributes the
+#: list's filters read, so the index stays small; a page's items are then read by key
+TIME_INDEX_ATTRIBUTES = ("k", "n", "r", "et", "wt", "x")
 #: shards of one cluster's day in the time index; a namespace spreads over NAMESPACE_SPREAD of them
 SHARDS = 16
 NAMESPACE_SPREAD = 4

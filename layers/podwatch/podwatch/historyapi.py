@@ -244,7 +244,16 @@ def list_events(
         if has_more and page
         else None
     )
-    return Page([record_of(i) for i in page], total, has_more, next_cursor)
+    return Page(_records(reader, page), total, has_more, next_cursor)
+
+
+def _records(reader: HistoryReader, entries: list[Item]) -> list[dict[str, Any]]:
+    """The records of a page's time-index entries, read from the table by key (the index holds only
+    the keys and the filter attributes). An entry whose item is gone (TTL deleted it between the two
+    reads) is left out: it had expired."""
+    keys = [(str(e["pk"]), str(e["sk"])) for e in entries]
+    items = reader.items(keys)
+    return [record_of(items[key]) for key in keys if key in items]
 
 
 def _newest_first(

@@ -1,28 +1,32 @@
 """The side path into the history table, kept out of the notifications' way.
 
-    processor ── HistoryOutbox (SendMessageBatch, after the notifications went) ──▶ SQS history
-    history queue ──▶ history-writer: parse → item (podwatch.history) → BatchWriteItem (retries)
+    processor ── HistoryOutbox (packs, SendMessageBatch, after the notifications went) ──▶ SQS history
+    history queue ──▶ history-writer: unpack → item (podwatch.history) → BatchWriteItem (retries)
                                        └ bad input, or the last receive failing ──▶ history DLQ + reason
 
-The processor sends every pod, Kubernetes Event and `object` message it read (healthy ones too: history is
-what happened) as it arrived, with its classification in a message attribute; the table is never
-in the processor's path. docs/internals.md ("History") says why this shape.
+The processor sends every pod, Kubernetes Event and `object` message it read (healthy ones too:
+history is what happened) as it arrived, with its classification, packed: the records of one
+invocation go in as few messages of at most one SQS billing chunk (64 KiB) as they fit. The writer
+reads a pack or a single message (a redriven record, a record too big for a pack) alike. The table
+is never in the processor's path. docs/internals.md ("History") says why this shape and gives the
+pack's format.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from podwatch.errors import PermanentError, TransientError
+from podwatch.errors import MalformedMessage, PermanentError, TransientError
 from podwatch.history import Classification, decode_classification, encode_classification, item_of
 from podwatch.historystore import HistoryWriter, Item
 from podwatch.models import KubeEventEnvelope, ObjectEnvelope, PodEnvelope
 from podwatch.quarantine import send_to_quarantine
-from podwatch.wire import parse_envelope
+from podwatch.wire import loads, parse_envelope
 
 #: message attribute holding the processor's classification (JSON, `history.encode_classification`)
 CLASSIFICATION_ATTRIBUTE = "classification"
@@ -31,6 +35,11 @@ MAX_BATCH_ENTRIES = 10
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_BATCH_BYTES = 250 * 1024
 _ATTRIBUTE_ROOM = 2048
+#: a pack's `kind`; a pack fills at most one 64 KiB chunk, what SQS bills as one request
+PACK_KIND = "history_pack"
+PACK_BYTES = 64 * 1024 - 1024
+_PACK_HEAD = '{"kind":"' + PACK_KIND + '","v":1,"records":['
+_PACK_TAIL = "]}"
 
 
 class _DecisionLike(Protocol):
@@ -54,61 +63,105 @@ def classification_of(decisions: Iterable[_DecisionLike]) -> list[Classification
     ]
 
 
+def pack_record(record_id: str, body: str, classification: str | None) -> str:
+    """One record of a pack, as JSON text: its source message id, classification and body."""
+    entry: dict[str, str] = {"id": record_id, "body": body}
+    if classification:
+        entry["c"] = classification
+    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+
+
+def pack(records: Sequence[str]) -> str:
+    """A pack's body from records made by `pack_record`."""
+    return _PACK_HEAD + ",".join(records) + _PACK_TAIL
+
+
 @dataclass
 class HistoryOutbox:
-    """The history messages of one processor invocation, sent by `flush` after the notifications."""
+    """The history records of one processor invocation, packed and sent by `flush` after the
+    notifications."""
 
     sqs: Any
     queue_url: str
-    _pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: (record id, its JSON text in a pack) of what is queued; a record too big for a pack: single
+    _records: list[tuple[str, str]] = field(default_factory=list)
+    _singles: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     #: messages sent without their classification (the body alone filled the message)
     unclassified: int = 0
+    #: messages sent by the last `flush` (packs and single records)
+    messages_sent: int = 0
 
     def add(self, record_id: str, body: str, decisions: Sequence[_DecisionLike]) -> None:
         """Queue one pod or Kubernetes Event message, as it arrived, with its classification."""
-        entry: dict[str, Any] = {"MessageBody": body}
         classes = classification_of(decisions)
-        if classes:
+        value = encode_classification(classes) if classes else None
+        text = pack_record(record_id, body, value)
+        if len(text.encode()) + len(_PACK_HEAD) + len(_PACK_TAIL) <= PACK_BYTES:
+            self._records.append((record_id, text))
+            return
+        entry: dict[str, Any] = {"MessageBody": body}  # too big for a pack: sent on its own
+        if value is not None:
             if len(body.encode()) + _ATTRIBUTE_ROOM <= MAX_MESSAGE_BYTES:
-                value = encode_classification(classes)
                 entry["MessageAttributes"] = {
                     CLASSIFICATION_ATTRIBUTE: {"DataType": "String", "StringValue": value}
                 }
             else:
                 self.unclassified += 1
-        self._pending.append((record_id, entry))
+        self._singles.append((record_id, entry))
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._records) + len(self._singles)
 
     def flush(self) -> dict[str, TransientError]:
         """Send what is queued; the records SQS did not take, with their errors (batch item failures)."""
-        pending, self._pending = self._pending, []
+        messages = self._packs() + [([record_id], entry) for record_id, entry in self._singles]
+        self._records, self._singles = [], []
+        self.messages_sent = len(messages)
         failed: dict[str, TransientError] = {}
-        chunk: list[tuple[str, dict[str, Any]]] = []
+        chunk: list[tuple[list[str], dict[str, Any]]] = []
         size = 0
-        for record_id, entry in pending:
+        for record_ids, entry in messages:
             entry_size = len(entry["MessageBody"].encode()) + _ATTRIBUTE_ROOM
             if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + entry_size > MAX_BATCH_BYTES):
                 self._send(chunk, failed)
                 chunk, size = [], 0
-            chunk.append((record_id, entry))
+            chunk.append((record_ids, entry))
             size += entry_size
         if chunk:
             self._send(chunk, failed)
         return failed
 
-    def _send(self, chunk: list[tuple[str, dict[str, Any]]], failed: dict[str, TransientError]) -> None:
+    def _packs(self) -> list[tuple[list[str], dict[str, Any]]]:
+        packs: list[tuple[list[str], dict[str, Any]]] = []
+        ids: list[str] = []
+        texts: list[str] = []
+        size = len(_PACK_HEAD) + len(_PACK_TAIL)
+        for record_id, text in self._records:
+            text_size = len(text.encode()) + 1
+            if texts and size + text_size > PACK_BYTES:
+                packs.append((ids, {"MessageBody": pack(texts)}))
+                ids, texts, size = [], [], len(_PACK_HEAD) + len(_PACK_TAIL)
+            ids.append(record_id)
+            texts.append(text)
+            size += text_size
+        if texts:
+            packs.append((ids, {"MessageBody": pack(texts)}))
+        return packs
+
+    def _send(self, chunk: list[tuple[list[str], dict[str, Any]]], failed: dict[str, TransientError]) -> None:
         entries = [{**entry, "Id": str(i)} for i, (_, entry) in enumerate(chunk)]
         try:
             answer = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except (ClientError, BotoCoreError) as exc:
-            for record_id, _ in chunk:
-                failed.setdefault(record_id, _enqueue_failed(str(exc)))
+            for record_ids, _ in chunk:
+                for record_id in record_ids:
+                    failed.setdefault(record_id, _enqueue_failed(str(exc)))
             return
         for problem in answer.get("Failed") or []:
-            record_id = chunk[int(problem["Id"])][0]
-            failed.setdefault(record_id, _enqueue_failed(f"{problem.get('Code')}: {problem.get('Message')}"))
+            for record_id in chunk[int(problem["Id"])][0]:
+                failed.setdefault(
+                    record_id, _enqueue_failed(f"{problem.get('Code')}: {problem.get('Message')}")
+                )
 
 
 def _enqueue_failed(detail: str) -> TransientError:
@@ -120,12 +173,46 @@ def _enqueue_failed(detail: str) -> TransientError:
 
 @dataclass(frozen=True, slots=True)
 class HistoryMessage:
-    """One history-queue message as the writer needs it."""
+    """One history record as the writer needs it: `message_id` is the SQS message that carried it
+    (a pack carries several), `record_id` the pod-events message it came from (quarantine names it)."""
 
     message_id: str
     body: str
     classification: str | None
     receive_count: int
+    record_id: str | None = None
+    #: why a pack could not be read (its record is then the whole pack, quarantined as malformed)
+    problem: str | None = None
+
+
+def messages_of(
+    message_id: str, body: str, classification: str | None, receive_count: int
+) -> list[HistoryMessage]:
+    """The records of one history-queue message: a pack's, or the message itself (a single record)."""
+    if not body.startswith(_PACK_HEAD):
+        return [HistoryMessage(message_id, body, classification, receive_count)]
+    try:
+        records = _pack_records(body)
+    except MalformedMessage as exc:
+        return [HistoryMessage(message_id, body, None, receive_count, problem=str(exc))]
+    return [
+        HistoryMessage(message_id, entry["body"], entry.get("c"), receive_count, record_id=entry["id"])
+        for entry in records
+    ]
+
+
+def _pack_records(body: str) -> list[dict[str, str]]:
+    raw = loads(body)
+    records = raw.get("records") if isinstance(raw, dict) else None
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict)
+        and isinstance(r.get("id"), str)
+        and isinstance(r.get("body"), str)
+        and isinstance(r.get("c", ""), str)
+        for r in records
+    ):
+        raise MalformedMessage("a history pack needs records of {id, body, c?} strings")
+    return records
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,32 +232,34 @@ class WriteOutcome:
     throttled: int = 0
     #: reason -> records quarantined
     quarantined: dict[str, int] = field(default_factory=dict)
-    #: message id -> error, for the records to retry (batch item failures)
+    #: message id -> error, for the messages to retry (batch item failures; a pack whole)
     retry: dict[str, TransientError] = field(default_factory=dict)
 
 
 def write_history(messages: Sequence[HistoryMessage], deps: WriterDeps) -> WriteOutcome:
-    """Write one batch of history messages; raises only TransientError (of the DLQ itself)."""
+    """Write one batch of history records; raises only TransientError (of the DLQ itself). A record
+    that failed sends its SQS message back (a pack's other records are put again: idempotent)."""
     outcome = WriteOutcome()
     items: list[tuple[str, Item]] = []
-    for message in messages:
+    for n, message in enumerate(messages):
         try:
-            items.append((message.message_id, _item(message, deps.retention_days)))
+            items.append((str(n), _item(message, deps.retention_days)))
         except PermanentError as exc:
             _quarantine(message, exc.reason, str(exc), deps, outcome)
     result = deps.writer.write(items)
     outcome.written, outcome.throttled = result.written, result.throttled
-    by_id = {m.message_id: m for m in messages}
-    for message_id, error in result.failed.items():
-        message = by_id[message_id]
+    for position, error in result.failed.items():
+        message = messages[int(position)]
         if message.receive_count >= deps.max_receives:
             _quarantine(message, error.reason, str(error), deps, outcome)
         else:
-            outcome.retry[message_id] = error
+            outcome.retry.setdefault(message.message_id, error)
     return outcome
 
 
 def _item(message: HistoryMessage, retention_days: int) -> Item:
+    if message.problem is not None:
+        raise MalformedMessage(f"unreadable history pack: {message.problem}")
     envelope = parse_envelope(message.body)
     if not isinstance(envelope, PodEnvelope | KubeEventEnvelope | ObjectEnvelope):
         raise PermanentError(f"{envelope.kind} messages have no history", reason="not_history")
@@ -186,6 +275,6 @@ def _quarantine(
         message.body,
         reason=reason,
         error=error,
-        source_message_id=message.message_id,
+        source_message_id=message.record_id or message.message_id,
     )
     outcome.quarantined[reason] = outcome.quarantined.get(reason, 0) + 1

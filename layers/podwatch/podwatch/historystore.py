@@ -15,8 +15,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from podwatch.errors import TransientError
 from podwatch.history import TIME_INDEX
 
-#: BatchWriteItem takes at most 25 puts per call
+#: BatchWriteItem takes at most 25 puts per call, BatchGetItem 100 keys
 MAX_BATCH = 25
+MAX_GET = 100
+#: BatchGetItem calls for keys left unprocessed (throttling), with backoff from this delay (s)
+GET_ATTEMPTS = 4
+GET_RETRY_DELAY = 0.02
 Item = dict[str, Any]
 
 
@@ -147,21 +151,26 @@ class Filter:
 
 
 class HistoryReader:
-    """Queries: one object's partition, one time-index partition (lazily, page by page), counts.
-    Every answer is newest first; expired items are left out by the caller's filter."""
+    """Queries: one object's partition, one time-index partition (lazily, page by page), counts,
+    and items by key (the time index holds only keys and filter attributes). Every answer is newest
+    first; expired items are left out by the caller's filter."""
 
-    def __init__(self, *, table_name: str, client: Any) -> None:
+    def __init__(self, *, table_name: str, client: Any, sleep: Callable[[float], None] = time.sleep) -> None:
         self.table_name = table_name
         self.client = client
-        #: Query calls made (the bench and the tests read it); counts run on several threads
+        self.sleep = sleep
+        #: Query and BatchGetItem calls made (the bench and the tests read them); counts run in threads
         self.calls = 0
         self._lock = threading.Lock()
 
     def _query(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._call("query", TableName=self.table_name, **request)
+
+    def _call(self, operation: str, **request: Any) -> dict[str, Any]:
         with self._lock:
             self.calls += 1
         try:
-            answer: dict[str, Any] = self.client.query(TableName=self.table_name, **request)
+            answer: dict[str, Any] = getattr(self.client, operation)(**request)
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"history query failed: {exc}", reason="query_failed") from exc
         return answer
@@ -196,6 +205,30 @@ class HistoryReader:
             if not last:
                 return
             request["ExclusiveStartKey"] = last
+
+    def items(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
+        """The table's items of `(pk, sk)` keys (BatchGetItem, 100 a call; keys DynamoDB leaves
+        unprocessed are asked again, a bounded number of times). A key without an item is absent."""
+        found: dict[tuple[str, str], Item] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), MAX_GET):
+            pending = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + MAX_GET]]
+            for attempt in range(GET_ATTEMPTS):
+                if attempt:
+                    self.sleep(GET_RETRY_DELAY * 2 ** (attempt - 1))
+                answer = self._call("batch_get_item", RequestItems={self.table_name: {"Keys": pending}})
+                for raw in answer.get("Responses", {}).get(self.table_name, []):
+                    item = from_attributes(raw)
+                    found[(str(item["pk"]), str(item["sk"]))] = item
+                pending = answer.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                if not pending:
+                    break
+            else:
+                raise TransientError(
+                    f"history read failed: {len(pending)} items unprocessed after {GET_ATTEMPTS} attempts",
+                    reason="query_failed",
+                )
+        return found
 
     def time_partition(self, key: str, low: str, high: str, where: Filter, page_size: int) -> Iterator[Item]:
         return self.partition(
