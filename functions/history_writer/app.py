@@ -70,7 +70,7 @@ reset = _deps.reset
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
-    from podwatch.historyfeed import CLASSIFICATION_ATTRIBUTE, HistoryMessage, messages_of, write_history
+    from podwatch.historyfeed import CLASSIFICATION_ATTRIBUTE, messages_of, write_history
 
     records: list[dict[str, Any]] = event.get("Records") or []
     tally = telemetry.Tally()
