@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from podwatch import kit, telemetry
@@ -123,7 +124,7 @@ def emit_metrics(
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
     from podwatch import config
     from podwatch.delivery import deliver_records
@@ -155,4 +156,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "breaker": deps.restate.breaker.current_state,
         },
     )
-    return result.batch_item_failures()
+    return kit.failed_items(result.failed)

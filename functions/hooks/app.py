@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from podwatch import kit, telemetry
@@ -98,7 +99,7 @@ reset = _deps.reset
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     deps = dependencies()
     trips_before = deps.targets.stats.breaker_opened
     # a record is started only if two calls at their timeouts still fit (a record may match several hooks)
@@ -122,4 +123,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "quarantined": len(result.quarantined),
         },
     )
-    return result.batch_item_failures()
+    return kit.failed_items(result.failed)

@@ -127,3 +127,10 @@ def test_restate_client_from_settings_takes_the_functions_paths_and_timeouts() -
         assert client.config_path == "/C/{cluster_id}"
     finally:
         client.close()
+
+
+def test_failed_items_is_the_sqs_partial_batch_response() -> None:
+    assert kit.failed_items(["m1", "m2"]) == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]
+    }
+    assert kit.failed_items([]) == {"batchItemFailures": []}

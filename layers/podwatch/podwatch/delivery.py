@@ -64,10 +64,6 @@ class DeliveryResult:
     #: manager's 2xx answer, never negative (the relay's clock may run ahead of this one)
     latencies_ms: list[float] = field(default_factory=list)
 
-    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
-        """The SQS partial batch response (ReportBatchItemFailures)."""
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
-
 
 @dataclass(slots=True)
 class _PendingNotification:

@@ -91,9 +91,6 @@ class PublishResult:
     quarantined: list[str] = field(default_factory=list)
     tally: telemetry.Tally = field(default_factory=telemetry.Tally)
 
-    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
-
 
 def bus_entry(notification: Notification, bus_name: str) -> dict[str, Any]:
     """The PutEvents entry of one notification (docs/internals.md, "Fan-out": the event shape)."""

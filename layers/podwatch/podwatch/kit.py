@@ -7,8 +7,8 @@ and a few lines of delegation:
   caches), built on the first invocation, replaceable by tests and the local stack, forgotten by
   `reset`;
 - `restate_client()`: the Restate ingress client from a function's settings;
-- `item_failures()`: a BatchProcessor's partial batch response plus the records that failed after
-  their handler returned.
+- `failed_items()`: the partial batch response of a function that decides failures itself;
+  `item_failures()`: a BatchProcessor's plus the records that failed after their handler returned.
 
 Two policies every function follows (why: docs/internals.md, "Handler kit"): importing a function
 builds its tools and nothing an invocation alone needs (settings, boto3, clients and the layer's
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -131,25 +131,29 @@ def restate_client(
     )
 
 
+def failed_items(message_ids: Iterable[str]) -> PartialItemFailureResponse:
+    """The SQS partial batch response (ReportBatchItemFailures) that returns `message_ids` to the queue."""
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
+
+
 def item_failures(
     processor: BatchProcessor, failed: Mapping[str, BaseException]
 ) -> PartialItemFailureResponse:
     """The SQS partial batch response: `processor`'s (after its context: the records whose handler
     raised) plus `failed`, the records whose handler returned but whose work failed after (a batched
     send at the end). Every record failed: BatchProcessingError, as Powertools does (Lambda retries)."""
-    items = list(processor.response()["batchItemFailures"])
-    reported = {item["itemIdentifier"] for item in items}
+    # SQS: an item identifier is the message id (a str)
+    reported = [str(item["itemIdentifier"]) for item in processor.response()["batchItemFailures"]]
     for message_id, error in failed.items():
         if message_id not in reported:
             log.warning("record returned to SQS: %s", error, extra={"message_id": message_id})
-            items.append({"itemIdentifier": message_id})
-            reported.add(message_id)
+            reported.append(message_id)
     if failed and len(reported) == len(processor.records) and processor.raise_on_entire_batch_failure:
         raise BatchProcessingError(
             msg=f"All records failed processing. {len(failed)} failed after their handler.",
             child_exceptions=[(type(e), e, e.__traceback__) for e in failed.values()],
         )
-    return {"batchItemFailures": items}
+    return failed_items(reported)
 
 
 def forget_remote_config() -> None:

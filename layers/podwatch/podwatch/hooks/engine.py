@@ -79,9 +79,6 @@ class HooksResult:
     #: what was called: hook, event type, message id, prompt (logged; the local report shows them)
     fired: list[dict[str, str]] = field(default_factory=list)
 
-    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
-
 
 def parse_body(body: str) -> Notification:
     """A Notification, sent as it is or wrapped in an EventBridge event (`detail`)."""
