@@ -1,6 +1,6 @@
 """Fixtures of the relay integration tests (test_relay_watch, test_relay_resilience; relay processes:
-test_relay_leader, test_relay_failover); a test module may override any of them (test_relay_leader
-has its own `queue`)."""
+test_relay_leader, test_relay_failover), the moto endpoint and the reference agent; a test module may
+override any of them (test_relay_leader has its own `queue`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from kubernetes.config import new_client_from_config
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from local.agent import AgentServer
 from local.cfn import AwsClients
 from tests.fakeapi import FakeKubeApi
 from tests.integration.relay_harness import Harness
@@ -77,3 +78,14 @@ def harness(api: CoreV1Api, queue: tuple[Any, str]) -> Iterator[Harness]:
     h = Harness(api=api, sqs=queue[0], queue_url=queue[1])
     yield h
     h.close()
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
+    """The reference A2A agent (local/agent.py), for the hooks tests (test_hooks, test_kinds_moto)."""
+    server = AgentServer(tmp_path_factory.mktemp("agent"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -225,7 +225,8 @@ def test_a_deleted_pods_history_is_still_answered_and_an_unknown_object_is_empty
     assert len(view["watchEvents"]) >= 2
     unknown = get(api, "/api/v1/events/shop/pod/never-was")
     assert unknown.status_code == 200
-    assert unknown.json() == {"object": None, "watchEvents": [], "relatedEvents": []}
+    # `owners` is the additive relations field (issue 19): an unknown object has none
+    assert unknown.json() == {"object": None, "watchEvents": [], "relatedEvents": [], "owners": []}
 
 
 def test_filters_by_namespace_kind_reason_and_event_type(

@@ -41,16 +41,6 @@ REGION = "us-east-1"
 HOOKS = Path(__file__).resolve().parents[2] / "events" / "hooks" / "rules"
 
 
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
-    server = AgentServer(tmp_path_factory.mktemp("agent"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def stack(endpoint: str, agent: AgentServer) -> Provisioned:
     agent.reset()

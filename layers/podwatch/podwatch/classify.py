@@ -117,7 +117,9 @@ Node trouble (`object` envelopes of kind Node; one finding per troubled conditio
     source            Kubernetes condition         event type                  when
     ================  ===========================  ==========================  ===========================
     node              Ready                        node-not-ready              status False or Unknown
-    node              MemoryPressure               node-memory-pressure        status True
+    node              MemoryPressure               node-memory-pressure        status True (Unknown is
+                                                                               not pressure: Ready says
+                                                                               the kubelet is silent)
     node              DiskPressure                 node-disk-pressure          status True
     node              PIDPressure                  node-pid-pressure           status True
     node              NetworkUnavailable           node-network-unavailable    status True
@@ -324,6 +326,12 @@ DISRUPTION_REASONS = _lookup("condition", DISRUPTION)
 NODE_CONDITIONS = {k: v for k, v in _lookup("node").items() if v is not EventType.RECOVERED}
 #: the healthy status of each node condition (Ready is the one that is good when True)
 NODE_HEALTHY_STATUS = {kind: "True" if kind == "Ready" else "False" for kind in NODE_CONDITIONS}
+#: the statuses that are trouble: Ready False or Unknown (the node controller's "stopped posting");
+#: a pressure only when True (Unknown pressure says nothing: the kubelet is silent, Ready tells it)
+NODE_TROUBLED_STATUS = {
+    kind: frozenset({"False", "Unknown"}) if kind == "Ready" else frozenset({"True"})
+    for kind in NODE_CONDITIONS
+}
 #: Kubernetes Event reasons with one meaning (BackOff and Failed are told apart by their message)
 KUBE_EVENT_SIMPLE: dict[str, EventType] = {
     r.reason: r.event_type
@@ -635,7 +643,7 @@ def classify_node(node: KubeObject) -> list[Finding]:
         event_type = NODE_CONDITIONS.get(cond.type)
         if event_type is None:
             continue
-        if cond.status != NODE_HEALTHY_STATUS[cond.type]:
+        if cond.status in NODE_TROUBLED_STATUS[cond.type]:
             findings.append(Finding(event_type, cond.reason or cond.type, None, cond.message))
         elif not node.initial_sync and _condition_cleared(node, cond.type):
             recovered.append(
@@ -645,8 +653,7 @@ def classify_node(node: KubeObject) -> list[Finding]:
 
 
 def _condition_cleared(node: KubeObject, condition: str) -> bool:
+    """A transition from a troubled status to the healthy one (Unknown → False is no recovery)."""
     field = f"condition.{condition}"
-    healthy = NODE_HEALTHY_STATUS[condition]
-    return any(
-        t.field == field and t.new == healthy and t.old not in (None, healthy) for t in node.transitions
-    )
+    healthy, troubled = NODE_HEALTHY_STATUS[condition], NODE_TROUBLED_STATUS[condition]
+    return any(t.field == field and t.new == healthy and t.old in troubled for t in node.transitions)

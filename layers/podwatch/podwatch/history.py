@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from podwatch.classify import NODE_HEALTHY_STATUS
+from podwatch.classify import NODE_TROUBLED_STATUS
 from podwatch.models import KubeEventEnvelope, ObjectEnvelope, PodEnvelope
 
 #: what the history stores: pods, Kubernetes Events, and every other watched kind (`object`)
@@ -344,8 +344,8 @@ def _node_reason(envelope: ObjectEnvelope) -> str | None:
     obj = envelope.payload
     if obj.kind != "Node":
         return None
-    troubled = (c for c in obj.conditions if c.type in NODE_HEALTHY_STATUS)
-    return next((c.reason or c.type for c in troubled if c.status != NODE_HEALTHY_STATUS[c.type]), None)
+    troubled = (c for c in obj.conditions if c.status in NODE_TROUBLED_STATUS.get(c.type, ()))
+    return next((c.reason or c.type for c in troubled), None)
 
 
 def record_of(item: Mapping[str, Any]) -> dict[str, Any]:

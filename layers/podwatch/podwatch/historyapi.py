@@ -4,6 +4,7 @@ wraps it in Powertools' event handler; the local stack serves the same handler o
     list_events(reader, params, cluster=..., now=...)   GET /api/v1/events
     object_view(reader, namespace, kind, name, params, cluster=..., now=...)
                                                          GET /api/v1/events/{namespace}/{kind}/{name}
+        (with the owner chain and, for a pod, its node's condition changes: `Span`)
 
 A bad parameter raises `BadRequest` naming it (the handler answers 400). Paging: newest first; the
 cursor is opaque (base64 of JSON) and carries a fingerprint of the query's filters and time range,
@@ -51,8 +52,32 @@ LIST_PARAMETERS = frozenset(
     {"start", "end", "namespace", "kind", "name", "reason", "eventType", "limit", "cursor"}
 )
 OBJECT_PARAMETERS = frozenset({"start", "end", "limit", "uid"})
-#: how an item spells a kind (`k`): the Kubernetes Kind
-_KIND_NAMES = {"pod": "Pod", "event": "Event"}
+#: how an item spells a kind (`k`): the Kubernetes Kind, for the kinds the relay watches by default;
+#: any other kind is matched as given when it has capitals (`CronTab`), else capitalised
+_KIND_NAMES = {
+    k.lower(): k
+    for k in (
+        "Pod",
+        "Event",
+        "Node",
+        "Namespace",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "Service",
+        "Ingress",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "PersistentVolume",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "CustomResourceDefinition",
+        "Hook",
+    )
+}
 #: sorts after every event id: `end` includes all records of its millisecond
 _AFTER = "#~"
 
@@ -67,7 +92,10 @@ class BadRequest(ValueError):
 
 def kind_name(kind: str) -> str:
     canonical = canonical_kind(kind)
-    return _KIND_NAMES.get(canonical, canonical[:1].upper() + canonical[1:])
+    if canonical in _KIND_NAMES:
+        return _KIND_NAMES[canonical]
+    given = kind.strip()
+    return given if given != given.lower() else canonical[:1].upper() + canonical[1:]
 
 
 def parse_time(parameter: str, value: str) -> datetime:
@@ -298,34 +326,133 @@ def object_view(
     retention_days: int = DEFAULT_RETENTION_DAYS,
 ) -> dict[str, Any]:
     """One object's history (`watchEvents`) and the Kubernetes Events about it (`relatedEvents`),
-    newest first, at most `limit` of each; an unknown object has empty lists and `object` null."""
+    newest first, at most `limit` of each; an unknown object has empty lists and `object` null.
+    Relations: `owners`, its owner chain (Pod → ReplicaSet → Deployment, Job → CronJob) with each
+    owner's recent changes, and for a pod `node`, its node's condition changes. `namespace` `_`
+    names a cluster-scoped object (a Node)."""
     _check_known(params, OBJECT_PARAMETERS)
     limit = parse_limit(params)
     start, end = _range(params, now, timedelta(days=retention_days))
-    parts, names = ["#x > :now"], {"#x": "x"}
-    values: dict[str, Any] = {":now": int(now.timestamp())}
-    if params.get("uid"):
-        parts.append("#uid = :uid")
-        names["#uid"] = "uid"
-        values[":uid"] = params["uid"]
-    items = reader.partition(
-        index=None,
-        key_name="pk",
-        key=object_key(cluster, namespace, kind, name),
-        low=iso(start),
-        high=iso(end) + _AFTER,
-        where=Filter(" AND ".join(parts), names, values),
-        page_size=min(MAX_LIMIT, 2 * limit),
-    )
-    watch: list[dict[str, Any]] = []
-    related: list[dict[str, Any]] = []
-    for item in items:
-        target = related if item["k"] == "Event" else watch
-        if len(target) < limit:
-            target.append(record_of(item))
-        if len(watch) >= limit and len(related) >= limit:
-            break
-    return {"object": _latest_object(watch), "watchEvents": watch, "relatedEvents": related}
+    span = Span(reader, cluster, start, end, now)
+    namespace = "" if namespace == CLUSTER_SCOPE else namespace
+    watch, related = span.records(namespace, kind, name, limit, uid=params.get("uid"))
+    latest = _latest_object(watch)
+    view: dict[str, Any] = {"object": latest, "watchEvents": watch, "relatedEvents": related}
+    snapshot = latest["snapshot"] if latest else {}
+    view["owners"] = span.owners(namespace, snapshot)
+    node = snapshot.get("node") if canonical_kind(kind) == "pod" else None
+    if isinstance(node, str) and node:
+        view["node"] = span.node(node)
+    return view
+
+
+#: the object view's namespace for a cluster-scoped object (`/api/v1/events/_/node/<name>`)
+CLUSTER_SCOPE = "_"
+#: recent changes listed per owner and for a pod's node; owners followed at most this deep
+RELATED_LIMIT = 10
+MAX_OWNER_DEPTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The object view's reads: one object partition each, within one time range."""
+
+    reader: HistoryReader
+    cluster: str
+    start: datetime
+    end: datetime
+    now: datetime
+
+    def records(
+        self, namespace: str, kind: str, name: str, limit: int, uid: str | None = None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(watch events, related Events) of one object, newest first, at most `limit` of each."""
+        parts, names = ["#x > :now"], {"#x": "x"}
+        values: dict[str, Any] = {":now": int(self.now.timestamp())}
+        if uid:
+            parts.append("#uid = :uid")
+            names["#uid"] = "uid"
+            values[":uid"] = uid
+        items = self.reader.partition(
+            index=None,
+            key_name="pk",
+            key=object_key(self.cluster, namespace, kind, name),
+            low=iso(self.start),
+            high=iso(self.end) + _AFTER,
+            where=Filter(" AND ".join(parts), names, values),
+            page_size=min(MAX_LIMIT, 2 * limit),
+        )
+        watch: list[dict[str, Any]] = []
+        related: list[dict[str, Any]] = []
+        for item in items:
+            target = related if item["k"] == "Event" else watch
+            if len(target) < limit:
+                target.append(record_of(item))
+            if len(watch) >= limit and len(related) >= limit:
+                break
+        return watch, related
+
+    def owners(self, namespace: str, snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The controller owner, its controller owner, ...: each with its recent changes (an owner
+        the history has no record of is listed with empty lists: it is not watched, or older)."""
+        chain: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        ref = controller_of(snapshot)
+        while ref is not None and len(chain) < MAX_OWNER_DEPTH and (ref["kind"], ref["name"]) not in seen:
+            seen.add((ref["kind"], ref["name"]))
+            watch, related = self.records(
+                namespace, ref["kind"], ref["name"], RELATED_LIMIT, uid=ref.get("uid")
+            )
+            latest = _latest_object(watch)
+            chain.append({**ref, "object": latest, "watchEvents": watch, "relatedEvents": related})
+            ref = controller_of(latest["snapshot"]) if latest else None
+        return chain
+
+    def node(self, name: str) -> dict[str, Any]:
+        """A pod's node: its newest state, its condition changes, its records and the Events about it."""
+        watch, related = self.records("", "node", name, RELATED_LIMIT)
+        return {
+            "name": name,
+            "object": _latest_object(watch),
+            "conditionChanges": condition_changes(watch),
+            "watchEvents": watch,
+            "relatedEvents": related,
+        }
+
+
+def controller_of(snapshot: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The controller owner reference of a snapshot (else its first), as `{kind, name, uid}`."""
+    refs = [r for r in snapshot.get("owner_references") or [] if isinstance(r, dict) and r.get("name")]
+    if not refs:
+        return None
+    ref = next((r for r in refs if r.get("controller")), refs[0])
+    return {"kind": str(ref.get("kind", "")), "name": str(ref["name"]), "uid": ref.get("uid")}
+
+
+def condition_changes(watch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `condition.<type>` transitions of an object's records, newest first, with the reason
+    and message the condition had then."""
+    changes: list[dict[str, Any]] = []
+    for record in watch:
+        snapshot = record.get("object") or {}
+        conditions = {c.get("type"): c for c in snapshot.get("conditions") or [] if isinstance(c, dict)}
+        for t in snapshot.get("transitions") or []:
+            field = str(t.get("field", ""))
+            if not field.startswith("condition."):
+                continue
+            kind = field.removeprefix("condition.")
+            now = conditions.get(kind, {})
+            changes.append(
+                {
+                    "timestamp": record["timestamp"],
+                    "type": kind,
+                    "from": t.get("from"),
+                    "to": t.get("to"),
+                    "reason": now.get("reason"),
+                    "message": now.get("message"),
+                }
+            )
+    return changes
 
 
 def _latest_object(watch: list[dict[str, Any]]) -> dict[str, Any] | None:
