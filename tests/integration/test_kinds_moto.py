@@ -426,7 +426,8 @@ def rollout() -> list[str]:
 
 
 def to_history(clients: AwsClients, stack: Provisioned, writer: ModuleType) -> int:
-    """What the processor sent to the history queue, written by the history-writer handler."""
+    """What the processor sent to the history queue (packs), written by the history-writer handler;
+    how many messages."""
     messages = drain(clients, stack, "HistoryQueue")
     records = [
         sqs_record(
@@ -448,7 +449,7 @@ def test_a_rollout_shows_its_owner_chain_and_the_pods_node_in_the_object_view(
     # Given a rollout replayed through the processor into the history
     bodies = rollout()
     process(processor, *bodies)
-    assert to_history(clients, stack, writer) == len(bodies)
+    assert to_history(clients, stack, writer) >= 1  # packed: several records a message
     assert drain(clients, stack, "HistoryDLQ") == []
     # When a new pod's history is asked for
     answer = httpx.get(f"{history_url}/api/v1/events/shop/pod/web-7d4b9c8f6d-x2x7q", timeout=60)
