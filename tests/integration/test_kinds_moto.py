@@ -256,6 +256,9 @@ def test_a_node_not_ready_is_delivered_once_resolves_and_fires_a_hook_applied_in
     # When the Hook is deleted in the cluster, the hooks function no longer has it
     process(processor, hook_body(NODE_HOOK, rv="30", watch_type="DELETED"))
     assert store.rules() == []
+    # and the old ADDED arriving late (SQS retried it after the delete) does not bring it back
+    process(processor, hook_body(NODE_HOOK, rv="10"))
+    assert store.rules() == []
     other = NODES["kots-2975-kubelet-stopped"]
     process(processor, node_body(other, 40))
     (later,) = notifications(clients, stack)

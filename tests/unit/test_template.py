@@ -515,8 +515,8 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     assert processor["dynamodb:DeleteItem"] == processor["dynamodb:Query"] == [hooks]
     clusters = {"Fn::GetAtt": ["ClustersTable", "Arn"]}
     # metadata rows are only ever put whole; dedup and cluster items only ever updated, conditionally
-    # (podwatch.dedup, podwatch.control)
-    assert processor["dynamodb:UpdateItem"] == [dedup, clusters]
+    # (podwatch.dedup, podwatch.control); so are the hooks table's `seen` items (podwatch.hooks.cluster)
+    assert processor["dynamodb:UpdateItem"] == [dedup, clusters, hooks]
     assert processor["logs:PutLogEvents"] == [{"Fn::GetAtt": ["ProcessorLogGroup", "Arn"]}]
     assert len(processor["ssm:GetParameter"]) == 1
 

@@ -340,7 +340,7 @@ def _hook(
             reason="hooks_not_configured",
         )
     hook = envelope.payload
-    outcome = apply_hook_object(deps.hooks, hook, now_s=int(now.timestamp()))
+    outcome = apply_hook_object(deps.hooks, hook, cluster=envelope.cluster_id, now_s=int(now.timestamp()))
     return _control(envelope, outcome, payload_hash, config, subject=(hook.namespace, hook.name))
 
 

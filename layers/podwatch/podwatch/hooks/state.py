@@ -4,6 +4,8 @@
                  of 10,000 characters exceed DynamoDB's 400 KB item), `applied_at` N, `source` S
     event item   pk "event#<namespace>/<name>", sk "<eventType>#<cluster>#<namespace>#<pod>" (the
                  per-hook dedup key), TTL `purge_at`; see docs/internals.md ("Hooks")
+    seen item    pk "seen", sk "<cluster>#<namespace>/<name>": `rv` N, the newest resourceVersion of a
+                 Hook watched in the cluster that was applied or deleted (`hooks.cluster`), TTL `purge_at`
 
 A call goes: `claim` (one conditional write: no window open, not this notification's success, no
 other invocation's live claim) → the agent → `succeeded` (the window starts now) or `failed` /
@@ -18,7 +20,7 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,6 +28,8 @@ from podwatch.errors import PermanentError, TransientError
 from podwatch.hooks.rules import Hook, HookInvalid, parse_hook
 
 RULE_PK = "rule"
+#: pk of the newest resourceVersion applied per Hook watched in a cluster (sk `<cluster>#<ns>/<name>`)
+SEEN_PK = "seen"
 #: an event item outlives its last activity this long (status shows resolved events meanwhile)
 RETENTION_S = 7 * 24 * 3600
 #: DynamoDB's item limit is 400 KB; keep room for the other attributes
@@ -76,6 +80,13 @@ class EventKey:
     @property
     def sk(self) -> str:
         return f"{self.event_type}#{self.cluster}#{self.namespace}#{self.resource}"
+
+
+class ItemKey(NamedTuple):
+    """The key of an item that is no hook event (a `seen` item)."""
+
+    pk: str
+    sk: str
 
 
 def window_message_id(key: EventKey, generation: int) -> str:
@@ -164,6 +175,18 @@ class HookStore:
             except (PermanentError, ValueError, zlib.error) as exc:
                 problems[item["sk"]["S"]] = str(exc)
         return hooks, problems
+
+    def advance_seen(self, cluster: str, key: str, resource_version: int, *, now_s: int) -> bool:
+        """Record that the cluster's Hook `key` reached `resource_version`; False when a newer change
+        was seen already (a stale envelope: SQS reordered or retried it). The same version again is
+        True, so a retried change is applied again (idempotent)."""
+        ok, _ = self._conditional(
+            ItemKey(SEEN_PK, f"{cluster}#{key}"),
+            UpdateExpression="SET rv = :rv, purge_at = :purge",
+            ConditionExpression="attribute_not_exists(rv) OR rv <= :rv",
+            ExpressionAttributeValues={":rv": _n(resource_version), ":purge": _n(now_s + RETENTION_S)},
+        )
+        return ok
 
     # ------------------------------------------------------------------ events
 
@@ -265,7 +288,7 @@ class HookStore:
             **extra,
         )
 
-    def _conditional(self, key: EventKey, **request: Any) -> tuple[bool, dict[str, Any]]:
+    def _conditional(self, key: EventKey | ItemKey, **request: Any) -> tuple[bool, dict[str, Any]]:
         try:
             answer = self._client.update_item(
                 TableName=self.table_name,
