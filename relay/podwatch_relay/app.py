@@ -36,7 +36,10 @@ from podwatch_relay import __version__
 from podwatch_relay.checkpoint import Checkpointer
 from podwatch_relay.deadlines import Deadlines, look_again_periodically
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
+from podwatch_relay.kinds import KindSpec
 from podwatch_relay.leader import LeaderCollector, LeaderElector, StandbyGate, election_from_settings
+from podwatch_relay.objects import ObjectRelay
+from podwatch_relay.objectwatch import ObjectGroup, start_objects
 from podwatch_relay.ops import Health, OpsServer, RelayCollector, metrics_registry
 from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
@@ -244,6 +247,42 @@ def _restore_checkpoint(settings: RelaySettings, relay: Relay, progress: Progres
     return checkpointer
 
 
+def _object_watchers(
+    settings: RelaySettings,
+    relay: Relay,
+    group: WatchGroup,
+    *,
+    api: CoreV1Api,
+    stop: threading.Event,
+    factory: Callable[..., ListWatcher],
+) -> tuple[ObjectGroup, ListWatcher | None]:
+    """The watchers of the configured kinds (started) and of CRDs (to start), into the relay's sink."""
+    selected = None
+    if settings.namespace_selector is not None:
+        selected = lambda namespace: namespace in group.namespaces  # noqa: E731  # label mode only
+
+    def make_relay(spec: KindSpec) -> ObjectRelay:
+        return ObjectRelay(
+            spec=spec,
+            sink=relay.sink,
+            cluster_id=relay.cluster_id,
+            relay_version=__version__,
+            allowlist=relay.allowlist,
+            namespace_filter=selected,
+        )
+
+    return start_objects(
+        kinds=settings.kind_specs,
+        patterns=settings.group_patterns,
+        hooks=settings.watch_hooks,
+        api=api,
+        stop=stop,
+        factory=factory,
+        make_relay=make_relay,
+        namespaces=settings.namespace_list,
+    )
+
+
 def run_watch(
     args: argparse.Namespace, settings: RelaySettings, *, stop: threading.Event | None = None
 ) -> int:
@@ -304,9 +343,10 @@ def run_watch(
         elector.on_stopped_leading = lambda _reason: stop.set()
     factory = _watcher_factory(settings)
     group = WatchGroup(api=api, relay=relay, stop=stop, factory=factory)
+    objects, crd_watcher = _object_watchers(settings, relay, group, api=api, stop=stop, factory=factory)
     collector = RelayCollector(
         relay=relay,
-        watchers=group.watchers,
+        watchers=lambda: [*group.watchers(), *objects.watchers()],
         outbox=outbox,
         sink_stats=getattr(sqs, "stats", None),
         checkpoint=None if checkpointer is None else checkpointer.stats,
@@ -314,7 +354,11 @@ def run_watch(
     registry = metrics_registry(
         collector, *([LeaderCollector(elector=elector, gate=gate)] if elector and gate else [])
     )
-    health = Health(watchers=group.watchers, stall_seconds=settings.health_stall_seconds)
+    # Custom resources aside: a group the RBAC does not grant must not make the relay unready.
+    health = Health(
+        watchers=lambda: [*group.watchers(), *objects.watchers(builtin_only=True)],
+        stall_seconds=settings.health_stall_seconds,
+    )
     if elector is not None:
         # Only a replica that finished its initial list (and so can diff) stands for election.
         elector.eligible = lambda: health.readyz()[0]
@@ -347,6 +391,8 @@ def run_watch(
     else:
         for namespace in settings.namespace_list or (None,):
             group.start_scope(namespace)
+    if crd_watcher is not None:
+        group.add_watcher(crd_watcher)
     threading.Thread(
         target=send_heartbeats,
         args=(relay, stop, settings.heartbeat_interval_seconds, started_at),
@@ -381,8 +427,10 @@ def run_watch(
         # (from the last renewal it saw) then covers everything this process did not send.
         elector.join(timeout=min(settings.request_timeout_seconds, settings.shutdown_grace_seconds / 4))
     group.stop_all(join=min(2.0, settings.shutdown_grace_seconds / 4))
+    objects.stop_all()
     try:
         relay.flush()
+        objects.flush()
     except (SinkUnavailable, SinkRejected):
         log.exception("could not hand the last envelopes to the outbox")
     drained = outbox.close(timeout=max(0.0, deadline - time.monotonic()))

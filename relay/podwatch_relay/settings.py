@@ -8,6 +8,13 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from podwatch.models import MAX_MESSAGE_BYTES
+from podwatch_relay.kinds import BUILTIN, KindError, KindSpec, check_kinds
+
+#: The kinds watched for the history by default: close to what the watch event service watched.
+DEFAULT_KINDS = (
+    "Pod,Event,Node,Namespace,Deployment,ReplicaSet,StatefulSet,DaemonSet,Job,CronJob,Service,Ingress,"
+    "ConfigMap,PersistentVolumeClaim,PersistentVolume,HorizontalPodAutoscaler,PodDisruptionBudget"
+)
 
 #: SendMessageBatch accepts at most 256 KiB for the whole request. The margin covers what SQS
 #: counts besides our bodies (entry ids, attributes we may add) so a full batch is never refused.
@@ -42,6 +49,23 @@ class RelaySettings(BaseSettings):
     `pod-template-hash`, ...: relay/README.md): name the keys the remote config takes the project and
     workload ids from (`project_label_key`, `workload_label_key`). A comma list; every other label
     stays in the cluster and is only counted (`labels_omitted`)."""
+
+    kinds: str = Field(default=DEFAULT_KINDS, max_length=4096)
+    """Kinds watched for the history besides pods (a comma list; `Pod` and `Event`, the pod path,
+    are always watched): each forwarded as history-only `object` records, projected by its
+    allow-list (relay/README.md). `Secret` is refused, whatever else is listed; an unknown kind
+    too. Empty: pods and their Events only."""
+
+    custom_resource_groups: str = Field(default="", max_length=4096)
+    """API groups of custom resources to watch for the history (a comma list, `fnmatch` wildcards:
+    `*.example.com`); none by default. The relay watches CustomResourceDefinitions and starts and
+    stops a watcher per matching CRD as they come and go. Of a custom resource only its metadata
+    and status conditions/phase are forwarded, never its spec."""
+
+    watch_hooks: bool = False
+    """Watch khook `Hook` objects (hooks.kagent.dev) and forward them as hook rules (`hook`
+    envelopes), so `kubectl apply -f hook.yaml` works as with khook. Started only when the CRD
+    exists (and when it appears). Needs read access to hooks.kagent.dev and CRDs."""
 
     initial_sync_mode: Literal["all", "troubled"] = "all"
     """What the list at start (and every relist) forwards for pods the relay has not seen: `all`,
@@ -190,6 +214,14 @@ class RelaySettings(BaseSettings):
             return "*"
         return ",".join(dict.fromkeys(names))
 
+    @field_validator("kinds")
+    @classmethod
+    def _check_kinds(cls, value: str) -> str:
+        try:
+            return ",".join(check_kinds(k.strip() for k in value.split(",") if k.strip()))
+        except KindError as exc:
+            raise ValueError(str(exc)) from exc
+
     @model_validator(mode="after")
     def _check_backoff(self) -> RelaySettings:
         if self.reconnect_backoff_max_seconds < self.reconnect_backoff_seconds:
@@ -215,6 +247,16 @@ class RelaySettings(BaseSettings):
     def label_key_list(self) -> tuple[str, ...]:
         """The configured label keys, without blanks and repeats."""
         return tuple(dict.fromkeys(k.strip() for k in self.label_keys.split(",") if k.strip()))
+
+    @property
+    def kind_specs(self) -> tuple[KindSpec, ...]:
+        """The configured kinds the object watchers handle (not `Pod`/`Event`: the pod path's)."""
+        return tuple(BUILTIN[k] for k in self.kinds.split(",") if k in BUILTIN)
+
+    @property
+    def group_patterns(self) -> tuple[str, ...]:
+        """The configured custom resource group patterns, without blanks and repeats."""
+        return tuple(dict.fromkeys(g.strip() for g in self.custom_resource_groups.split(",") if g.strip()))
 
     @property
     def namespace_list(self) -> tuple[str, ...] | None:

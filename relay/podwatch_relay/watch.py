@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import urllib3
-from kubernetes.client import ApiClient, CoreV1Api, VersionApi
+from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi, VersionApi
 from kubernetes.client.exceptions import ApiException
 
 from podwatch_relay._json import loads
@@ -45,15 +45,22 @@ RETRYABLE = (urllib3.exceptions.HTTPError, OSError)
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """A watched collection of the core/v1 API."""
+    """A watched collection: of the core/v1 API (`group` ""), or of any API group."""
 
     plural: str
     kind: str
     field_selector: str | None = None
     label_selector: str | None = None
+    group: str = ""
+    version: str = "v1"
+    #: cluster-scoped (nodes, persistentvolumes): never listed per namespace
+    cluster_scoped: bool = False
+    #: after each list, the consumer learns which uids exist (`Consumer.reconcile`): what it knew
+    #: and the list no longer has went while nobody watched
+    reconciles: bool = False
 
 
-PODS = Resource("pods", "Pod")
+PODS = Resource("pods", "Pod", reconciles=True)
 #: Only Events about pods: the API server filters, so the relay never sees the rest.
 POD_EVENTS = Resource("events", "Event", field_selector="involvedObject.kind=Pod")
 
@@ -62,7 +69,45 @@ def namespaces_matching(label_selector: str) -> Resource:
     """Namespaces (cluster-scoped) selected by a label selector. The API server sends ADDED when a
     namespace starts matching (created, or labelled) and DELETED when it stops (deleted, or the
     label removed), so one watch drives the per-namespace watchers."""
-    return Resource("namespaces", "Namespace", label_selector=label_selector)
+    return Resource(
+        "namespaces", "Namespace", label_selector=label_selector, cluster_scoped=True, reconciles=True
+    )
+
+
+#: List/watch calls of the core/v1 collections the relay may watch, (all namespaces, one
+#: namespace) by plural. Secrets are not here: no configuration can make the relay read them.
+_CORE_CALLS: dict[str, tuple[str, str | None]] = {
+    "pods": ("list_pod_for_all_namespaces", "list_namespaced_pod"),
+    "events": ("list_event_for_all_namespaces", "list_namespaced_event"),
+    "namespaces": ("list_namespace", None),
+    "nodes": ("list_node", None),
+    "persistentvolumes": ("list_persistent_volume", None),
+    "services": ("list_service_for_all_namespaces", "list_namespaced_service"),
+    "configmaps": ("list_config_map_for_all_namespaces", "list_namespaced_config_map"),
+    "persistentvolumeclaims": (
+        "list_persistent_volume_claim_for_all_namespaces",
+        "list_namespaced_persistent_volume_claim",
+    ),
+}
+
+
+def list_call(api: CoreV1Api, resource: Resource, namespace: str | None, **kwargs: Any) -> Any:
+    """The raw list/watch call of `resource` in `namespace` (None: all, or cluster-scoped):
+    CoreV1Api's for the core group, CustomObjectsApi's (`/apis/{group}/{version}/{plural}`) for
+    the others."""
+    if resource.group:
+        custom = CustomObjectsApi(api.api_client)
+        if namespace is None or resource.cluster_scoped:
+            return custom.list_cluster_custom_object(
+                resource.group, resource.version, resource.plural, **kwargs
+            )
+        return custom.list_namespaced_custom_object(
+            resource.group, resource.version, namespace, resource.plural, **kwargs
+        )
+    every, one = _CORE_CALLS[resource.plural]
+    if namespace is None or one is None:
+        return getattr(api, every)(**kwargs)
+    return getattr(api, one)(namespace, **kwargs)
 
 
 class Consumer(Protocol):
@@ -261,15 +306,7 @@ class ListWatcher:
             kwargs["label_selector"] = self.resource.label_selector
         kwargs["_preload_content"] = False
         try:
-            if self.resource.plural == "namespaces":
-                return self.api.list_namespace(**kwargs)
-            if self.resource.plural == "pods":
-                if self.namespace is None:
-                    return self.api.list_pod_for_all_namespaces(**kwargs)
-                return self.api.list_namespaced_pod(self.namespace, **kwargs)
-            if self.namespace is None:
-                return self.api.list_event_for_all_namespaces(**kwargs)
-            return self.api.list_namespaced_event(self.namespace, **kwargs)
+            return list_call(self.api, self.resource, self.namespace, **kwargs)
         except ApiException as exc:
             if _status(exc) == 410:
                 raise WatchExpired(f"{self.scope}: {exc.reason}") from exc
@@ -310,10 +347,10 @@ class ListWatcher:
             raise urllib3.exceptions.ProtocolError(f"{self.scope}: list response without a resourceVersion")
         self.stats.lists += 1
         self.stats.last_progress = time.monotonic()
-        if self.resource.plural in {"pods", "namespaces"}:
+        if self.resource.reconciles:
             # What the relay knew here and the list no longer has is gone: say so (synthetic DELETED).
             gone = self.relay.reconcile(self.namespace, seen, version)
-            forwarded += gone if self.resource.plural == "pods" else 0
+            forwarded += gone if self.resource.plural != "namespaces" else 0
         self.stats.initial_forwarded += forwarded
         self._flush()
         self.synced.set()

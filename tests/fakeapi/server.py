@@ -33,7 +33,10 @@ it get the 410 ERROR), `drop_connections()` (close every open watch stream), `fa
 write is applied) lets a test slip another writer in between a client's read and its write.
 
 Extending it (more kinds): add a `ResourceType` to `RESOURCES` (the key is `(group/version prefix,
-plural)`); `WRITABLE` lists the plurals `POST`/`PUT` accept.
+plural)`); `WRITABLE` lists the plurals `POST`/`PUT` accept. **Custom resources**: `put` of a
+`CustomResourceDefinition` serves its kind (each served version) from then on, as the real server
+does once the CRD is established; `delete` of the CRD deletes its objects first (a DELETED each),
+then stops serving the kind (requests for it answer 404).
 """
 
 from __future__ import annotations
@@ -81,8 +84,35 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
         ResourceType("Pod", "pods", namespaced=True),
         ResourceType("Event", "events", namespaced=True),
         ResourceType("ConfigMap", "configmaps", namespaced=True),
+        ResourceType("Secret", "secrets", namespaced=True),
+        ResourceType("Service", "services", namespaced=True),
+        ResourceType("PersistentVolumeClaim", "persistentvolumeclaims", namespaced=True),
+        ResourceType("PersistentVolume", "persistentvolumes", namespaced=False),
+        ResourceType("Node", "nodes", namespaced=False),
         ResourceType("Namespace", "namespaces", namespaced=False),
         ResourceType("Lease", "leases", namespaced=True, prefix="/apis/coordination.k8s.io/v1"),
+        ResourceType("Deployment", "deployments", namespaced=True, prefix="/apis/apps/v1"),
+        ResourceType("ReplicaSet", "replicasets", namespaced=True, prefix="/apis/apps/v1"),
+        ResourceType("StatefulSet", "statefulsets", namespaced=True, prefix="/apis/apps/v1"),
+        ResourceType("DaemonSet", "daemonsets", namespaced=True, prefix="/apis/apps/v1"),
+        ResourceType("Job", "jobs", namespaced=True, prefix="/apis/batch/v1"),
+        ResourceType("CronJob", "cronjobs", namespaced=True, prefix="/apis/batch/v1"),
+        ResourceType("Ingress", "ingresses", namespaced=True, prefix="/apis/networking.k8s.io/v1"),
+        ResourceType(
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            namespaced=True,
+            prefix="/apis/autoscaling/v2",
+        ),
+        ResourceType(
+            "PodDisruptionBudget", "poddisruptionbudgets", namespaced=True, prefix="/apis/policy/v1"
+        ),
+        ResourceType(
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            namespaced=False,
+            prefix="/apis/apiextensions.k8s.io/v1",
+        ),
     )
 }
 #: plurals that `POST` (create) and `PUT` (replace) accept over HTTP
@@ -223,6 +253,9 @@ class FakeKubeApi:
         self._watches: set[int] = set()
         self._open: dict[int, _Watch] = {}
         self._continues: dict[str, tuple[int, list[Obj]]] = {}
+        #: what this server serves: the built-in kinds, and the custom kinds of its CRDs
+        self.resources: dict[tuple[str, str], ResourceType] = dict(RESOURCES)
+        self.kinds: dict[str, ResourceType] = dict(KINDS)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -296,7 +329,7 @@ class FakeKubeApi:
     def put(self, obj: Obj) -> Obj:
         """Create or replace an object (by kind, namespace, name); ADDED or MODIFIED. Returns the
         stored copy, stamped with uid, creationTimestamp and the new resourceVersion."""
-        resource = KINDS[obj["kind"]]
+        resource = self.kinds[obj["kind"]]
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace") if resource.namespaced else None
@@ -311,11 +344,13 @@ class FakeKubeApi:
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", _now())
             self._record("MODIFIED" if old is not None else "ADDED", resource, key, obj)
+            if resource.kind == "CustomResourceDefinition":
+                self._serve(obj)
             return copy.deepcopy(obj)
 
     def update(self, kind: str, namespace: str | None, name: str, change: Callable[[Obj], None]) -> Obj:
         """Apply `change` to the stored object in place and record a MODIFIED."""
-        resource = KINDS[kind]
+        resource = self.kinds[kind]
         key = (resource.plural, namespace if resource.namespaced else None, name)
         with self._changed:
             obj = copy.deepcopy(self._objects[key])
@@ -324,15 +359,44 @@ class FakeKubeApi:
             return copy.deepcopy(obj)
 
     def delete(self, kind: str, namespace: str | None, name: str) -> Obj:
-        resource = KINDS[kind]
+        resource = self.kinds[kind]
         key = (resource.plural, namespace if resource.namespaced else None, name)
         with self._changed:
             obj = copy.deepcopy(self._objects[key])
+            if resource.kind == "CustomResourceDefinition":
+                self._unserve(obj)
             self._record("DELETED", resource, key, obj)
             return copy.deepcopy(obj)
 
+    def _serve(self, crd: Obj) -> None:
+        """Serve the custom kind a CRD defines, in each of its served versions."""
+        spec = crd["spec"]
+        names = spec["names"]
+        for version in spec.get("versions") or []:
+            if version.get("served", True):
+                resource = ResourceType(
+                    names["kind"],
+                    names["plural"],
+                    namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                    prefix=f"/apis/{spec['group']}/{version['name']}",
+                )
+                self.resources[(resource.prefix, resource.plural)] = resource
+                self.kinds.setdefault(resource.kind, resource)
+
+    def _unserve(self, crd: Obj) -> None:
+        """A CRD going: its objects are deleted first (DELETED each), then the kind is not served."""
+        spec = crd["spec"]
+        kind = spec["names"]["kind"]
+        for (plural, ns, name), _ in list(self._objects.items()):
+            if plural == spec["names"]["plural"] and self.kinds.get(kind) is not None:
+                self.delete(kind, ns, name)
+        prefix = f"/apis/{spec['group']}/"
+        for key in [k for k in self.resources if k[0].startswith(prefix) and k[1] == spec["names"]["plural"]]:
+            del self.resources[key]
+        self.kinds.pop(kind, None)
+
     def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
-        resource = KINDS[kind]
+        resource = self.kinds[kind]
         with self._lock:
             obj = self._objects.get((resource.plural, namespace if resource.namespaced else None, name))
             return copy.deepcopy(obj) if obj is not None else None
@@ -404,7 +468,7 @@ class FakeKubeApi:
         """Send `line` verbatim (e.g. not JSON) to every watch of `kind` from now on (no new
         resourceVersion: the stream merely carries garbage once)."""
         with self._changed:
-            resource = KINDS[kind]
+            resource = self.kinds[kind]
             self._history.append(HistoryEntry(self._rv, "RAW", resource, {}, raw=line))
             self._changed.notify_all()
 
@@ -541,7 +605,7 @@ class _Handler(BaseHTTPRequestHandler):
         prefix, ns, plural, name = match.group("prefix", "ns", "plural", "name")
         if plural is None and ns is not None:  # /api/v1/namespaces/{name}
             plural, name, ns = "namespaces", ns, None
-        resource = RESOURCES.get((prefix, plural or ""))
+        resource = self.fake.resources.get((prefix, plural or ""))
         if resource is None:
             self._send_json(404, _status(404, "NotFound", f"the server could not find {parts.path}"))
             return
@@ -573,7 +637,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         match = _PATH.match(parts.path)
-        resource = RESOURCES.get((match.group("prefix"), match.group("plural") or "")) if match else None
+        resource = (
+            self.fake.resources.get((match.group("prefix"), match.group("plural") or "")) if match else None
+        )
         if match is None or resource is None or resource.plural not in WRITABLE:
             code, body = 405, _status(405, "MethodNotAllowed", f"{method} {parts.path} is not supported")
         else:

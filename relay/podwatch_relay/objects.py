@@ -1,0 +1,296 @@
+"""History records of kinds other than pods: one `ObjectRelay` per watched kind and scope.
+
+An `ObjectRelay` is what a `watch.ListWatcher` feeds (a `watch.Consumer`), like the pod path's
+`Relay`: a watch event in, an outcome label out (`forwarded`, `suppressed`, `bookmark`, `relist`,
+`error:<code>`, `skipped:<why>`, `malformed:<why>`). Each object is projected by its kind's
+allow-list (`kinds.project_object`) and compared with what was forwarded last, by a digest of the
+projection: an update that changes nothing projected (a heartbeat, a resourceVersion, a
+managedFields timestamp) is suppressed. The relay keeps only (namespace, name, digest) per object,
+never the object.
+
+Records leave in the `object` envelope (`hook` for khook `Hook` objects), through the same sink as
+the pod path (the outbox, behind the standby gate), fitted to the message limit like every
+envelope (`fit`). A list reconciles: objects known here and absent from the list are forwarded
+as DELETED (they went while the relay was not watching).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from podwatch import ids
+from podwatch.models import SCHEMA_VERSION, WatchType, utcnow
+from podwatch_relay._json import dumps, error_reason, loads
+from podwatch_relay.errors import SinkRejected, SinkUnavailable
+from podwatch_relay.fit import FITS_CHARS, fit
+from podwatch_relay.kinds import KindSpec, project_object
+from podwatch_relay.pipeline import LineResult
+from podwatch_relay.projection import now_text, time_text
+from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist
+from podwatch_relay.sink import SendResult, Sink
+
+log = logging.getLogger("podwatch_relay.objects")
+
+_WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
+
+
+@dataclass(slots=True)
+class ObjectStats:
+    """Every input lands in exactly one of forwarded / suppressed / bookmarks / skipped /
+    malformed / errors (as `pipeline.RelayStats`)."""
+
+    input_events: int = 0
+    forwarded: int = 0
+    suppressed: int = 0
+    bookmarks: int = 0
+    skipped: int = 0
+    malformed: int = 0
+    errors: int = 0
+    #: DELETED forwarded for objects a list no longer returned
+    synthetic_deleted: int = 0
+    #: what the sink did with the forwarded envelopes
+    sent: int = 0
+    queued: int = 0
+    dropped: int = 0
+    trimmed: int = 0
+    oversize: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def digest_of(projection: dict[str, Any]) -> bytes:
+    """What identifies a projection: 8 bytes of BLAKE2b of its JSON (keys in their order, which
+    the projection fixes)."""
+    return hashlib.blake2b(dumps(projection).encode(), digest_size=8).digest()
+
+
+def object_event_id(cluster_id: str, uid: str, resource_version: str, watch_type: str) -> str:
+    """Same for the same change however often it is re-sent (a relist, a restart)."""
+    return ids.control_event_id("object", cluster_id, uid, resource_version, watch_type)
+
+
+class ObjectRelay:
+    """Projects, diffs and forwards the objects of one kind. Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        spec: KindSpec,
+        sink: Sink,
+        cluster_id: str,
+        relay_version: str,
+        clock: Callable[[], datetime] = utcnow,
+        allowlist: LabelAllowlist = DEFAULT_ALLOWLIST,
+        namespace_filter: Callable[[str], bool] | None = None,
+        batch_size: int = 1,
+    ) -> None:
+        self.spec = spec
+        self.sink = sink
+        self.cluster_id = cluster_id
+        self.relay_version = relay_version
+        self.allowlist = allowlist
+        #: namespaced objects outside the selection are skipped (label-selected namespaces)
+        self.namespace_filter = namespace_filter
+        self.stats = ObjectStats()
+        self._clock = clock
+        self._now_text: Callable[[], str] = now_text if clock is utcnow else lambda: time_text(clock())
+        self._batch_size = batch_size
+        #: uid -> (namespace, name, digest of what was forwarded last)
+        self._known: dict[str, tuple[str, str, bytes]] = {}
+        self._pending: list[str] = []
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    # ------------------------------------------------------------------ input
+
+    def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
+        """One watch line: its outcome and the resourceVersion it carried (see `watch.Consumer`)."""
+        if not line.strip():
+            return LineResult("ignored:blank", None)
+        try:
+            event = loads(line)
+        except (ValueError, RecursionError) as exc:
+            with self._lock:
+                self.stats.input_events += 1
+                return LineResult(self._count(f"malformed:{error_reason(exc, line)}"), None)
+        outcome = self.handle(event, initial_sync=initial_sync)
+        obj = event.get("object") if isinstance(event, dict) else None
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        version = meta.get("resourceVersion") if isinstance(meta, dict) and outcome != "relist" else None
+        return LineResult(outcome, version if isinstance(version, str) and version else None)
+
+    def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
+        """One parsed watch event; its outcome label. Never raises for bad input; raises only if
+        the sink fails flushing a full batch (the envelopes stay queued)."""
+        with self._lock:
+            try:
+                outcome = self._handle(watch_event, initial_sync)
+            except (SinkUnavailable, SinkRejected):
+                raise
+            except Exception as exc:  # a bug must cost one event, never the watch
+                log.exception(
+                    "object skipped: handling it failed unexpectedly",
+                    extra={"kind": self.spec.kind, "error": f"{type(exc).__name__}: {exc}"},
+                )
+                outcome = "malformed:unexpected"
+            self._count(outcome)
+            if outcome == "forwarded" and len(self._pending) >= self._batch_size:
+                self.flush()
+            return outcome
+
+    def _handle(self, event: Any, initial_sync: bool) -> str:
+        self.stats.input_events += 1
+        if not isinstance(event, dict):
+            return "malformed:not-an-object"
+        watch_type, obj = event.get("type"), event.get("object")
+        if watch_type == "BOOKMARK":
+            return "bookmark"
+        if watch_type == "ERROR":
+            code = obj.get("code") if isinstance(obj, dict) else None
+            return "relist" if code == 410 else f"error:{code if isinstance(code, int) else 'unknown'}"
+        if watch_type not in _WATCH_TYPES:
+            return "malformed:unknown-type"
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if not isinstance(meta, dict):
+            return "malformed:missing-object"
+        uid, name, namespace = meta.get("uid"), meta.get("name"), meta.get("namespace") or ""
+        if not (
+            isinstance(uid, str) and uid and isinstance(name, str) and name and isinstance(namespace, str)
+        ):
+            return "malformed:object-without-uid"
+        if namespace and self.namespace_filter is not None and not self.namespace_filter(namespace):
+            return "skipped:namespace"
+        assert isinstance(obj, dict)
+        projection = project_object(obj, self.spec, self.allowlist)
+        version = meta.get("resourceVersion")
+        version = version if isinstance(version, str) else ""
+        if watch_type == "DELETED":
+            self._known.pop(uid, None)
+            self._queue(watch_type, uid, namespace, name, version, projection, initial_sync=False)
+            return "forwarded"
+        digest = digest_of(projection)
+        known = self._known.get(uid)
+        if known is not None and known[2] == digest:
+            return "suppressed"
+        self._known[uid] = (namespace, name, digest)
+        # A known object found changed by a relist: a missed change, not the initial state.
+        self._queue(
+            watch_type, uid, namespace, name, version, projection, initial_sync=initial_sync and known is None
+        )
+        return "forwarded"
+
+    def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int:
+        """After a (re)list in `namespace` (None: all): every object known there that the list did
+        not return went meanwhile; forward a DELETED for each (no projection: it is gone)."""
+        with self._lock:
+            present = set(seen)
+            gone = [
+                (uid, ns, name)
+                for uid, (ns, name, _) in self._known.items()
+                if uid not in present and (namespace is None or ns == namespace)
+            ]
+            for uid, ns, name in gone:
+                del self._known[uid]
+                self._queue("DELETED", uid, ns, name, resource_version, {}, initial_sync=True)
+                self._count("forwarded")
+            self.stats.synthetic_deleted += len(gone)
+            return len(gone)
+
+    def forget(self) -> int:
+        """Drop what is known (the kind is no longer watched: its CRD went). Nothing is sent."""
+        with self._lock:
+            count = len(self._known)
+            self._known.clear()
+            return count
+
+    # ------------------------------------------------------------------ output
+
+    def _queue(
+        self,
+        watch_type: WatchType,
+        uid: str,
+        namespace: str,
+        name: str,
+        version: str,
+        projection: dict[str, Any],
+        *,
+        initial_sync: bool,
+    ) -> None:
+        spec = self.spec
+        payload: dict[str, Any] = {
+            "api_version": spec.api_version,
+            "kind": spec.kind,
+            "namespace": namespace or None,
+            "name": name,
+            "uid": uid,
+            "watch_type": watch_type,
+            "resource_version": version,
+            "observed_at": self._now_text(),
+            "initial_sync": initial_sync,
+            **projection,
+        }
+        envelope = {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": object_event_id(self.cluster_id, uid, version, watch_type),
+            "cluster_id": self.cluster_id,
+            "relay_version": self.relay_version,
+            "sent_at": self._now_text(),
+            "kind": spec.envelope,
+            "payload": payload,
+        }
+        body = dumps(envelope)
+        if len(body) > FITS_CHARS:
+            body, change = fit(body)
+            if change == "trimmed":
+                self.stats.trimmed += 1
+            elif change == "stub":
+                self.stats.oversize += 1
+        self._pending.append(body)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> SendResult:
+        """Send what is queued; on a sink failure what was not accepted stays queued, in order."""
+        with self._lock:
+            if not self._pending:
+                return SendResult()
+            batch, self._pending = self._pending, []
+            try:
+                result = self.sink.send(batch)
+            except (SinkUnavailable, SinkRejected) as exc:
+                self._pending = list(exc.pending) + self._pending
+                raise
+            self.stats.sent += result.sent
+            self.stats.queued += result.queued
+            self.stats.dropped += result.dropped
+            return result
+
+    def _count(self, outcome: str) -> str:
+        s = self.stats
+        s.outcomes[outcome] = s.outcomes.get(outcome, 0) + 1
+        group = outcome.split(":", 1)[0]
+        if group == "forwarded":
+            s.forwarded += 1
+        elif group == "suppressed":
+            s.suppressed += 1
+        elif group == "bookmark":
+            s.bookmarks += 1
+        elif group in {"skipped", "ignored"}:
+            s.skipped += 1
+        elif group == "malformed":
+            s.malformed += 1
+        elif group in {"error", "relist"}:
+            s.errors += 1
+        return outcome
