@@ -121,7 +121,9 @@ def replicaset(deploy: Obj, template_hash: str, *, image: str, replicas: int) ->
         "metadata": _meta(namespace, name, ownerReferences=[owner(deploy)], generation=1),
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": {"app": deploy["metadata"]["name"], "pod-template-hash": template_hash}},
+            "selector": {
+                "matchLabels": {"app": deploy["metadata"]["name"], "pod-template-hash": template_hash}
+            },
             "template": _template(image),
         },
         "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas},
@@ -212,7 +214,9 @@ def service(namespace: str, name: str) -> Obj:
     }
 
 
-def crd(group: str, plural: str, kind: str, *, versions: tuple[str, ...] = ("v1",), scope: str = "Namespaced") -> Obj:
+def crd(
+    group: str, plural: str, kind: str, *, versions: tuple[str, ...] = ("v1",), scope: str = "Namespaced"
+) -> Obj:
     return {
         "kind": "CustomResourceDefinition",
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -246,7 +250,9 @@ def custom(api_version: str, kind: str, namespace: str, name: str, *, phase: str
 
 
 #: khook's README example Hook (events/hooks/rules/), as a user applies it with kubectl
-KHOOK_EXAMPLE = Path(__file__).resolve().parents[2] / "events/hooks/rules/khook-readme-basic-pod-monitoring.yaml"
+KHOOK_EXAMPLE = (
+    Path(__file__).resolve().parents[2] / "events/hooks/rules/khook-readme-basic-pod-monitoring.yaml"
+)
 
 
 def hook(namespace: str = "default", name: str = "basic-pod-monitoring") -> Obj:

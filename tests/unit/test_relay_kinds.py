@@ -77,7 +77,8 @@ def test_a_deployment_keeps_what_tells_a_rollout() -> None:
     assert fields["spec"]["selector"] == {"matchLabels": {"app": "api"}}
     assert fields["status"]["conditions"][0]["type"] == "Available"
     assert out["annotations"] == {"deployment.kubernetes.io/revision": "1"}
-    assert out["labels"] == {"app": "api"} and out["labels_omitted"] == 1
+    assert out["labels"] == {"app": "api"}
+    assert out["labels_omitted"] == 1
 
 
 def test_a_replicaset_names_its_owner() -> None:
@@ -131,7 +132,8 @@ def test_secrets_are_refused_whatever_the_configuration(name: str) -> None:
         check_kinds(["Pod", name])
     with pytest.raises(ValueError, match="never watched"):
         RelaySettings(kinds=f"Pod,Deployment,{name}")
-    assert "Secret" in NEVER and "Secret" not in BUILTIN
+    assert "Secret" in NEVER
+    assert "Secret" not in BUILTIN
 
 
 def test_the_default_kinds_are_the_issues_list_and_unknown_kinds_are_refused() -> None:
@@ -213,7 +215,9 @@ def _assert_nothing_leaks(obj: dict[str, Any], needles: list[str]) -> None:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(secret_trees())
-def test_no_secret_in_a_random_object_leaves_through_any_projection(case: tuple[dict[str, Any], list[str]]) -> None:
+def test_no_secret_in_a_random_object_leaves_through_any_projection(
+    case: tuple[dict[str, Any], list[str]],
+) -> None:
     obj, needles = case
     _assert_nothing_leaks(obj, needles)
 
