@@ -8,8 +8,10 @@ A bigger one is trimmed, in this order, until it fits:
 2. containers beyond `MAX_CONTAINERS`: those in trouble are kept first, then those a transition
    names, then the others in their order, up to the cap;
 
-and the payload says what was cut (`"trimmed": {"messages": n, "containers": m}`). What still does
-not fit, or is not a pod, goes out as a small stub (`kind: "oversize"`, `OversizeEnvelope`) that
+and the payload says what was cut (`"trimmed": {"messages": n, "containers": m}`). An `object`
+(another kind's record) has its conditions' messages cut the same way, then its snapshot's entries
+removed, largest first (`"fields": k`). What still does not fit, or is neither (a `hook`: a rule cut
+short would be another rule), goes out as a small stub (`kind: "oversize"`, `OversizeEnvelope`) that
 names the object and the size: the processor quarantines it with reason `oversize`, so the event
 reaches the pod-events DLQ instead of vanishing. The relay fits every envelope it queues; every
 sink fits again with its own limit (`SqsSink`: its message limit; `FileSink`: the default), so a
@@ -65,10 +67,10 @@ def fit(body: str, limit: int = ENVELOPE_MAX_BYTES) -> Fitted:
         envelope = loads(body)
     except ValueError:  # not JSON: only a stub can say what it was
         envelope = None
-    if isinstance(envelope, dict) and envelope.get("kind") == "pod":
+    if isinstance(envelope, dict) and envelope.get("kind") in _TRIMMERS:
         payload = envelope.get("payload")
         if isinstance(payload, dict):
-            trimmed = _trim_pod(envelope, payload, limit)
+            trimmed = _TRIMMERS[envelope["kind"]](envelope, payload, limit)
             if trimmed is not None:
                 log.warning(
                     "envelope trimmed to fit the message limit",
@@ -120,6 +122,38 @@ def _trim_pod(envelope: dict[str, Any], payload: dict[str, Any], limit: int) -> 
     return None
 
 
+def _trim_object(envelope: dict[str, Any], payload: dict[str, Any], limit: int) -> str | None:
+    """An `object` envelope trimmed until it fits: its conditions' messages cut short then
+    removed, then its snapshot's entries removed, largest first (`trimmed.fields`); or None."""
+    cut = {"messages": 0, "containers": 0, "fields": 0}
+    payload["trimmed"] = cut
+    conditions = [c for c in payload.get("conditions") or () if isinstance(c, dict)]
+    touched: set[int] = set()
+    for shorten in (True, False):
+        for condition in conditions:
+            message = condition.get("message")
+            if not isinstance(message, str) or (shorten and len(message) <= SHORT_MESSAGE):
+                continue
+            if shorten:
+                condition["message"] = message[: SHORT_MESSAGE - 1] + "…"
+            else:
+                del condition["message"]
+            touched.add(id(condition))
+        cut["messages"] = len(touched)
+        text = dumps(envelope)
+        if size_of(text) <= limit:
+            return text
+    snapshot = payload.get("snapshot")
+    if isinstance(snapshot, dict):
+        for key in sorted(snapshot, key=lambda k: len(dumps(snapshot[k])), reverse=True):
+            del snapshot[key]
+            cut["fields"] += 1
+            text = dumps(envelope)
+            if size_of(text) <= limit:
+                return text
+    return None
+
+
 def _ranked_containers(containers: list[dict[str, Any]], transitions: Any) -> list[dict[str, Any]]:
     """`MAX_CONTAINERS` of the containers, in their order: those in trouble first, then those a
     transition names, then the others."""
@@ -138,6 +172,10 @@ def _troubled(container: dict[str, Any]) -> bool:
         return container_troubled(container)
     except (KeyError, TypeError):  # not the relay's own shape: no reason to keep it first
         return False
+
+
+#: What can be trimmed, by envelope kind; any other (a `hook`: its rule would be incomplete) is stubbed
+_TRIMMERS = {"pod": _trim_pod, "object": _trim_object}
 
 
 def _subject(payload: dict[str, Any]) -> dict[str, Any]:

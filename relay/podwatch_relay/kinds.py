@@ -5,14 +5,17 @@ allow-list of field paths (`Field`). `project_object` copies exactly those paths
 so a field nobody listed (env values, volumes, command lines, annotations, managedFields, a
 ConfigMap's values, a custom resource's spec) cannot leave the cluster however the object looks:
 
-* metadata: name, namespace, uid, generation, creation/deletion time, owner references, labels by
-  the relay's allow-list (`redact.LabelAllowlist`), and only `ANNOTATIONS` (never the
-  last-applied-configuration annotation, which holds the whole object);
-* spec/status: the fields that tell what changed (replicas, images, selectors, conditions, phases,
-  counts); every string leaf goes through `redact` and is capped at `MAX_TEXT`;
+* metadata: name, namespace, uid, creation/deletion time, owner references, labels by the relay's
+  allow-list (`redact.LabelAllowlist`); never annotations (the last-applied-configuration one
+  alone holds the whole object), generation or managedFields;
+* `status.conditions`, typed (`conditions`), without their heartbeat and probe times;
+* a `snapshot` of the spec/status fields that tell what changed (replicas, images, selectors,
+  phases, counts), flat under their dotted paths; every string goes through `redact` and is capped
+  at `MAX_TEXT`;
 * a ConfigMap's `data`/`binaryData`: the key names, each with a hash of its value (`HASHED`);
-* custom resources: metadata, `status.conditions`, `status.phase`, `status.observedGeneration`
-  (their spec is anybody's: its changes show as a new `generation`);
+* custom resources: metadata, conditions, `status.phase`, `status.observedGeneration` (their spec
+  is anybody's, never read);
+* khook `Hook`s (`project_hook`): the rule (apiVersion, kind, name, namespace, spec), redacted;
 * Secrets: never. `Secret` is not a kind this module knows, and `check_kinds` refuses it by name.
 
 The table of built-in kinds (`BUILTIN`) is also what the chart's ClusterRole is generated from
@@ -22,7 +25,7 @@ The table of built-in kinds (`BUILTIN`) is also what the chart's ClusterRole is 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -39,9 +42,6 @@ Field = str | tuple[str, Transform]
 POD_PATH_KINDS = frozenset({"Pod", "Event"})
 #: Kinds refused by name, whatever the configuration says
 NEVER = frozenset({"Secret"})
-#: Annotations worth keeping: the rollout revision (plain integers). Nothing else: the
-#: last-applied-configuration annotation alone holds the whole object, Secret data included.
-ANNOTATIONS = frozenset({"deployment.kubernetes.io/revision"})
 
 
 # --------------------------------------------------------------------------- transforms
@@ -57,14 +57,14 @@ def scalar(value: Any) -> Any:
 
 
 def timestamp(value: Any) -> str | None:
-    """An RFC 3339 time as the API server wrote it; anything else dropped."""
+    """An RFC 3339 time with its offset, as the API server wrote it; anything else dropped."""
     if not isinstance(value, str) or not value or len(value) > 40:
         return None
     try:
-        datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return value
+    return value if parsed.tzinfo is not None else None
 
 
 #: Nesting kept of a tree copied whole (a Hook's spec); deeper is cut
@@ -142,9 +142,8 @@ def compile_fields(fields: Iterable[Field]) -> _Compiled:
     return tuple(out)
 
 
-def project_fields(source: Mapping[str, Any], fields: _Compiled) -> Json:
-    """Exactly the listed paths of `source`, nested as they were; empty values left out."""
-    out: Json = {}
+def _picked(source: Mapping[str, Any], fields: _Compiled) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, transformed value) of each listed path of `source` that holds something."""
     for path, transform in fields:
         value: Any = source
         for key in path:
@@ -156,6 +155,13 @@ def project_fields(source: Mapping[str, Any], fields: _Compiled) -> Json:
         value = transform(value)
         if value is None or value == [] or value == {}:
             continue
+        yield path, value
+
+
+def project_fields(source: Mapping[str, Any], fields: _Compiled) -> Json:
+    """Exactly the listed paths of `source`, nested as they were; empty values left out."""
+    out: Json = {}
+    for path, value in _picked(source, fields):
         target = out
         for key in path[:-1]:
             target = target.setdefault(key, {})
@@ -165,7 +171,6 @@ def project_fields(source: Mapping[str, Any], fields: _Compiled) -> Json:
 
 # --------------------------------------------------------------------------- shared shapes
 
-CONDITIONS = items("type", "status", "reason", "message", ("lastTransitionTime", timestamp))
 SELECTOR = nested(
     ("matchLabels", scalar_map), ("matchExpressions", items("key", "operator", ("values", scalars)))
 )
@@ -197,7 +202,7 @@ def _kind(kind: str, group: str, version: str, plural: str, namespaced: bool, *f
     return KindSpec(kind, group, version, plural, namespaced, compile_fields(fields))
 
 
-_WORKLOAD_STATUS = ("status.observedGeneration", ("status.conditions", CONDITIONS))
+_WORKLOAD_STATUS = ("status.observedGeneration",)
 
 BUILTIN: dict[str, KindSpec] = {
     spec.kind: spec
@@ -205,13 +210,12 @@ BUILTIN: dict[str, KindSpec] = {
         _kind(
             "Node", "", "v1", "nodes", False,
             "spec.unschedulable", ("spec.taints", items("key", "effect", "value")),
-            ("status.conditions", CONDITIONS),
             ("status.capacity", scalar_map), ("status.allocatable", scalar_map),
             ("status.nodeInfo", nested(
                 "kubeletVersion", "containerRuntimeVersion", "osImage", "kernelVersion", "architecture"
             )),
         ),
-        _kind("Namespace", "", "v1", "namespaces", False, "status.phase", ("status.conditions", CONDITIONS)),
+        _kind("Namespace", "", "v1", "namespaces", False, "status.phase"),
         _kind(
             "Deployment", "apps", "v1", "deployments", True,
             "spec.replicas", "spec.paused", "spec.minReadySeconds", "spec.strategy.type",
@@ -246,7 +250,7 @@ BUILTIN: dict[str, KindSpec] = {
             "spec.parallelism", "spec.completions", "spec.backoffLimit", "spec.activeDeadlineSeconds",
             "spec.suspend", ("spec.template.spec", TEMPLATE),
             "status.active", "status.succeeded", "status.failed", "status.ready", "status.startTime",
-            "status.completionTime", ("status.conditions", CONDITIONS),
+            "status.completionTime",
         ),
         _kind(
             "CronJob", "batch", "v1", "cronjobs", True,
@@ -279,7 +283,7 @@ BUILTIN: dict[str, KindSpec] = {
             "PersistentVolumeClaim", "", "v1", "persistentvolumeclaims", True,
             "spec.storageClassName", "spec.volumeName", "spec.volumeMode", ("spec.accessModes", scalars),
             ("spec.resources.requests", scalar_map),
-            "status.phase", ("status.capacity", scalar_map), ("status.conditions", CONDITIONS),
+            "status.phase", ("status.capacity", scalar_map),
         ),
         _kind(
             "PersistentVolume", "", "v1", "persistentvolumes", False,
@@ -294,7 +298,6 @@ BUILTIN: dict[str, KindSpec] = {
             ("spec.scaleTargetRef", nested("apiVersion", "kind", "name")),
             # not status.currentMetrics: it changes at every sync (15 s) and would defeat suppression
             "status.currentReplicas", "status.desiredReplicas", "status.lastScaleTime",
-            ("status.conditions", CONDITIONS),
         ),
         _kind(
             "PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", True,
@@ -305,18 +308,15 @@ BUILTIN: dict[str, KindSpec] = {
     )
 }  # fmt: skip
 
-#: What is forwarded of a custom resource: its status in general terms, never its spec.
-CUSTOM_FIELDS = compile_fields(
-    ("status.phase", "status.observedGeneration", ("status.conditions", CONDITIONS))
-)
+#: What is forwarded of a custom resource: its status in general terms (and its conditions, as
+#: every kind's), never its spec.
+CUSTOM_FIELDS = compile_fields(("status.phase", "status.observedGeneration"))
 #: A khook `Hook` (kagent.dev): its spec is the hook rule itself, validated by the cloud side.
 HOOK_GROUP, HOOK_PLURAL, HOOK_KIND = "kagent.dev", "hooks", "Hook"
 HOOK_CRD = f"{HOOK_PLURAL}.{HOOK_GROUP}"
 
 
-#: The rule itself, validated by the cloud side; redacted like everything else (a credential has
-#: no business in a prompt; the target's token comes from SSM or Secrets Manager)
-HOOK_FIELDS = compile_fields((("spec", tree),))
+HOOK_API_VERSION = f"{HOOK_GROUP}/v1alpha2"
 
 
 def custom_kind(
@@ -325,7 +325,7 @@ def custom_kind(
     """A custom resource found through its CRD: `hook` (khook's Hook, forwarded as hook rules when
     the relay is told to), or any other (`CUSTOM_FIELDS`, history only)."""
     if hook:
-        return KindSpec(kind, group, version, plural, namespaced, HOOK_FIELDS, envelope="hook")
+        return KindSpec(kind, group, version, plural, namespaced, (), envelope="hook")
     return KindSpec(kind, group, version, plural, namespaced, CUSTOM_FIELDS)
 
 
@@ -379,19 +379,11 @@ def project_meta(meta: Mapping[str, Any], allowlist: LabelAllowlist = DEFAULT_AL
             out["labels"] = kept
         if omitted:
             out["labels_omitted"] = omitted
-    annotations = meta.get("annotations")
-    if isinstance(annotations, dict):
-        kept_annotations = {k: scalar(v) for k, v in annotations.items() if k in ANNOTATIONS}
-        if kept_annotations:
-            out["annotations"] = kept_annotations
     owners = meta.get("ownerReferences")
     if isinstance(owners, list):
         refs = [o for o in map(_owner, owners) if o is not None]
         if refs:
             out["owner_references"] = refs
-    generation = meta.get("generation")
-    if isinstance(generation, int) and not isinstance(generation, bool):
-        out["generation"] = generation
     for key, name in (("creationTimestamp", "created_at"), ("deletionTimestamp", "deleted_at")):
         value = timestamp(meta.get(key))
         if value is not None:
@@ -399,14 +391,70 @@ def project_meta(meta: Mapping[str, Any], allowlist: LabelAllowlist = DEFAULT_AL
     return out
 
 
+def _condition(raw: Any) -> Json | None:
+    """One of `status.conditions` as `models.PodCondition` has it; never the heartbeat or probe
+    times, which change without news."""
+    if not isinstance(raw, dict):
+        return None
+    kind, status = raw.get("type"), raw.get("status")
+    if not (isinstance(kind, str) and kind and isinstance(status, str) and status):
+        return None
+    out: Json = {"type": redact(kind)[:MAX_TEXT], "status": redact(status)[:MAX_TEXT]}
+    for key, name in (("reason", "reason"), ("message", "message")):
+        value = scalar(raw.get(key))
+        if isinstance(value, str) and value:
+            out[name] = value
+    changed = timestamp(raw.get("lastTransitionTime"))
+    if changed is not None:
+        out["last_transition_time"] = changed
+    return out
+
+
+def project_conditions(obj: Mapping[str, Any]) -> list[Json]:
+    status = obj.get("status")
+    raw = status.get("conditions") if isinstance(status, dict) else None
+    if not isinstance(raw, list):
+        return []
+    return [c for c in map(_condition, raw) if c is not None]
+
+
+def project_snapshot(source: Mapping[str, Any], fields: _Compiled) -> Json:
+    """The allow-listed fields of `source`, flat: each under its dotted path (`spec.replicas`,
+    `status.readyReplicas`), so the cloud side can trim the largest entries one by one."""
+    return {".".join(path): value for path, value in _picked(source, fields)}
+
+
 def project_object(
     obj: Mapping[str, Any], spec: KindSpec, allowlist: LabelAllowlist = DEFAULT_ALLOWLIST
 ) -> Json:
-    """The forwarded form of one object of `spec`'s kind, identity and version aside: metadata
-    (`project_meta`) plus the allow-listed fields under `fields`. What the relay diffs."""
+    """The forwarded form of one object of `spec`'s kind (`models.KubeObject`'s fields), identity
+    and version aside: metadata (`project_meta`), typed `conditions`, the allow-listed `snapshot`.
+    What the relay diffs."""
     meta = obj.get("metadata")
     out = project_meta(meta if isinstance(meta, dict) else {}, allowlist)
-    fields = project_fields(obj, spec.fields)
-    if fields:
-        out["fields"] = fields
+    conditions = project_conditions(obj)
+    if conditions:
+        out["conditions"] = conditions
+    snapshot = project_snapshot(obj, spec.fields)
+    if snapshot:
+        out["snapshot"] = snapshot
+    return out
+
+
+def project_hook(
+    obj: Mapping[str, Any], namespace: str, name: str, api_version: str = HOOK_API_VERSION
+) -> Json:
+    """A khook `Hook` as `models.HookObject.hook` has it: apiVersion (the one watched), kind,
+    metadata (its name and namespace only) and the spec, the rule itself, which the cloud side
+    validates. Its strings are
+    redacted like every other (a credential has no business in a prompt; a target's token comes
+    from SSM or Secrets Manager): khook's own examples pass unchanged."""
+    out: Json = {
+        "apiVersion": api_version,  # the version watched, not what the object says: read nothing else
+        "kind": HOOK_KIND,
+        "metadata": {"name": name, "namespace": namespace},
+    }
+    spec = tree(obj.get("spec"))
+    if spec is not None:
+        out["spec"] = spec
     return out

@@ -29,7 +29,7 @@ from podwatch.models import SCHEMA_VERSION, WatchType, utcnow
 from podwatch_relay._json import dumps, error_reason, loads
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
 from podwatch_relay.fit import FITS_CHARS, fit
-from podwatch_relay.kinds import KindSpec, project_object
+from podwatch_relay.kinds import KindSpec, project_hook, project_object
 from podwatch_relay.pipeline import LineResult
 from podwatch_relay.projection import now_text, time_text
 from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist
@@ -72,9 +72,28 @@ def digest_of(projection: dict[str, Any]) -> bytes:
     return hashlib.blake2b(dumps(projection).encode(), digest_size=8).digest()
 
 
-def object_event_id(cluster_id: str, uid: str, resource_version: str, watch_type: str) -> str:
-    """Same for the same change however often it is re-sent (a relist, a restart)."""
-    return ids.control_event_id("object", cluster_id, uid, resource_version, watch_type)
+#: (type, status) of an object's conditions: what its transitions are told from
+Conditions = tuple[tuple[str, str], ...]
+
+
+def condition_key(projection: dict[str, Any]) -> Conditions:
+    return tuple((c["type"], c["status"]) for c in projection.get("conditions", ()))
+
+
+def condition_transitions(old: Conditions, new: Conditions) -> list[dict[str, Any]]:
+    """`{"field": "condition.<type>", "from": <old status>, "to": <new status>}` for each condition
+    whose status changed, appeared (`from` absent) or went (`to` absent)."""
+    before, after = dict(old), dict(new)
+    out: list[dict[str, Any]] = []
+    for kind in dict.fromkeys([*after, *before]):
+        if before.get(kind) != after.get(kind):
+            change: dict[str, Any] = {"field": f"condition.{kind}"}
+            if kind in before:
+                change["from"] = before[kind]
+            if kind in after:
+                change["to"] = after[kind]
+            out.append(change)
+    return out
 
 
 class ObjectRelay:
@@ -103,8 +122,8 @@ class ObjectRelay:
         self._clock = clock
         self._now_text: Callable[[], str] = now_text if clock is utcnow else lambda: time_text(clock())
         self._batch_size = batch_size
-        #: uid -> (namespace, name, digest of what was forwarded last)
-        self._known: dict[str, tuple[str, str, bytes]] = {}
+        #: uid -> (namespace, name, digest of what was forwarded last, its conditions)
+        self._known: dict[str, tuple[str, str, bytes, Conditions]] = {}
         self._pending: list[str] = []
         self._lock = threading.RLock()
 
@@ -171,18 +190,30 @@ class ObjectRelay:
         if namespace and self.namespace_filter is not None and not self.namespace_filter(namespace):
             return "skipped:namespace"
         assert isinstance(obj, dict)
-        projection = project_object(obj, self.spec, self.allowlist)
         version = meta.get("resourceVersion")
         version = version if isinstance(version, str) else ""
+        if self.spec.envelope == "hook":
+            projection = (
+                {}
+                if watch_type == "DELETED"
+                else {"hook": project_hook(obj, namespace, name, self.spec.api_version)}
+            )
+        else:
+            projection = project_object(obj, self.spec, self.allowlist)
+        known = self._known.get(uid)
         if watch_type == "DELETED":
             self._known.pop(uid, None)
             self._queue(watch_type, uid, namespace, name, version, projection, initial_sync=False)
             return "forwarded"
         digest = digest_of(projection)
-        known = self._known.get(uid)
         if known is not None and known[2] == digest:
             return "suppressed"
-        self._known[uid] = (namespace, name, digest)
+        conditions = condition_key(projection)
+        self._known[uid] = (namespace, name, digest, conditions)
+        if known is not None and self.spec.envelope == "object":
+            changes = condition_transitions(known[3], conditions)
+            if changes:
+                projection["transitions"] = changes
         # A known object found changed by a relist: a missed change, not the initial state.
         self._queue(
             watch_type, uid, namespace, name, version, projection, initial_sync=initial_sync and known is None
@@ -196,7 +227,7 @@ class ObjectRelay:
             present = set(seen)
             gone = [
                 (uid, ns, name)
-                for uid, (ns, name, _) in self._known.items()
+                for uid, (ns, name, _, _) in self._known.items()
                 if uid not in present and (namespace is None or ns == namespace)
             ]
             for uid, ns, name in gone:
@@ -227,21 +258,22 @@ class ObjectRelay:
         initial_sync: bool,
     ) -> None:
         spec = self.spec
-        payload: dict[str, Any] = {
-            "api_version": spec.api_version,
-            "kind": spec.kind,
-            "namespace": namespace or None,
-            "name": name,
-            "uid": uid,
+        payload: dict[str, Any] = {}
+        if spec.envelope == "object":
+            payload["api_version"] = spec.api_version
+            payload["kind"] = spec.kind
+        if namespace:
+            payload["namespace"] = namespace
+        payload |= {"name": name, "uid": uid, **projection}
+        payload |= {
             "watch_type": watch_type,
             "resource_version": version,
             "observed_at": self._now_text(),
             "initial_sync": initial_sync,
-            **projection,
         }
         envelope = {
             "schema_version": SCHEMA_VERSION,
-            "event_id": object_event_id(self.cluster_id, uid, version, watch_type),
+            "event_id": ids.object_event_id(self.cluster_id, spec.kind, uid, version, watch_type),
             "cluster_id": self.cluster_id,
             "relay_version": self.relay_version,
             "sent_at": self._now_text(),

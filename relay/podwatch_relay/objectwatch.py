@@ -101,8 +101,10 @@ class ObjectGroup:
         log.info("watching kind", extra={"kind": spec.kind, "api_version": spec.api_version})
         return True
 
-    def stop_kind(self, group: str, plural: str) -> bool:
-        """Stop watching a kind and forget its objects (nothing is sent for them)."""
+    def stop_kind(self, group: str, plural: str, *, gone_at: str | None = None) -> bool:
+        """Stop watching a kind. `gone_at`: the kind itself went (its CRD was deleted, at this
+        resourceVersion), so did its objects: a DELETED is forwarded for each one still known
+        (its own DELETED may be on a stream the relay stops reading). Else they are forgotten."""
         with self._lock:
             entry = self._kinds.pop((group, plural), None)
         if entry is None:
@@ -111,7 +113,11 @@ class ObjectGroup:
         kind_stop.set()
         for watcher in watchers:
             watcher.interrupt()
-        relay.forget()
+        if gone_at is None:
+            relay.forget()
+        else:
+            relay.reconcile(None, (), gone_at)
+            relay.flush()
         log.info("stopped watching kind", extra={"kind": spec.kind, "api_version": spec.api_version})
         return True
 
@@ -195,7 +201,8 @@ class CustomResources:
             return "malformed:crd"
         group, version, plural, kind, namespaced = found
         if watch_type == "DELETED":
-            self._forget(uid)
+            version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+            self._forget(uid, gone_at=version if isinstance(version, str) else "")
             return "crd:unwatched"
         if watch_type not in {"ADDED", "MODIFIED"}:
             return "malformed:unknown-type"
@@ -206,10 +213,10 @@ class CustomResources:
         self.group.start(custom_kind(group, version, plural, kind, namespaced=namespaced, hook=hook))
         return "crd:watched"
 
-    def _forget(self, uid: str) -> None:
+    def _forget(self, uid: str, *, gone_at: str) -> None:
         known = self._crds.pop(uid, None)
         if known is not None:
-            self.group.stop_kind(*known)
+            self.group.stop_kind(*known, gone_at=gone_at)
 
     def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
         try:
@@ -229,7 +236,7 @@ class CustomResources:
         present = set(seen)
         gone = [uid for uid in self._crds if uid not in present]
         for uid in gone:
-            self._forget(uid)
+            self._forget(uid, gone_at=resource_version)
         return len(gone)
 
 

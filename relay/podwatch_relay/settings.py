@@ -10,8 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from podwatch.models import MAX_MESSAGE_BYTES
 from podwatch_relay.kinds import BUILTIN, KindError, KindSpec, check_kinds
 
-#: The kinds watched for the history by default: close to what the watch event service watched.
-DEFAULT_KINDS = (
+#: The chart's default list of kinds (relay.kinds): close to what the watch event service watched.
+CHART_KINDS = (
     "Pod,Event,Node,Namespace,Deployment,ReplicaSet,StatefulSet,DaemonSet,Job,CronJob,Service,Ingress,"
     "ConfigMap,PersistentVolumeClaim,PersistentVolume,HorizontalPodAutoscaler,PodDisruptionBudget"
 )
@@ -50,11 +50,12 @@ class RelaySettings(BaseSettings):
     workload ids from (`project_label_key`, `workload_label_key`). A comma list; every other label
     stays in the cluster and is only counted (`labels_omitted`)."""
 
-    kinds: str = Field(default=DEFAULT_KINDS, max_length=4096)
-    """Kinds watched for the history besides pods (a comma list; `Pod` and `Event`, the pod path,
-    are always watched): each forwarded as history-only `object` records, projected by its
+    kinds: str = Field(default="Pod,Event", max_length=4096)
+    """Kinds watched for the history (a comma list; `Pod` and `Event`, the pod path, are always
+    watched): each other kind forwarded as history-only `object` records, projected by its
     allow-list (relay/README.md). `Secret` is refused, whatever else is listed; an unknown kind
-    too. Empty: pods and their Events only."""
+    too. The chart sets the full list (`CHART_KINDS`); unset, a bare relay forwards pods and
+    their Events only, as before the cloud side took other kinds."""
 
     custom_resource_groups: str = Field(default="", max_length=4096)
     """API groups of custom resources to watch for the history (a comma list, `fnmatch` wildcards:

@@ -70,6 +70,11 @@ class ResourceType:
     prefix: str = "/api/v1"
 
     @property
+    def group_plural(self) -> tuple[str, str]:
+        """The collection whatever the version: every served version shows the same objects."""
+        return self.prefix.rsplit("/", 1)[0] if self.prefix != "/api/v1" else "", self.plural
+
+    @property
     def list_kind(self) -> str:
         return f"{self.kind}List"
 
@@ -750,11 +755,11 @@ class _Handler(BaseHTTPRequestHandler):
                 for entry in pending:
                     if entry.raw is not None:
                         sent_raw.add(id(entry))
-                        if entry.resource is resource:
+                        if entry.resource.group_plural == resource.group_plural:
                             self._raw_chunk(entry.raw)
                         continue
                     cursor = entry.rv
-                    if entry.resource is not resource:
+                    if entry.resource.group_plural != resource.group_plural:
                         continue
                     if namespace is not None and entry.obj["metadata"].get("namespace") != namespace:
                         continue

@@ -18,7 +18,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from podwatch_relay.settings import RelaySettings
+from podwatch_relay.kinds import BUILTIN, HOOK_GROUP, HOOK_PLURAL
+from podwatch_relay.settings import CHART_KINDS, RelaySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "relay" / "chart"
@@ -49,6 +50,9 @@ SETTINGS_VALUES = {
     "namespaces": "relay.namespaces",
     "initial_sync_mode": "relay.initialSyncMode",
     "label_keys": "relay.labelKeys",
+    "kinds": "relay.kinds",
+    "custom_resource_groups": "relay.customResourceGroups",
+    "watch_hooks": "hooks.watchCRD",
     "request_timeout_seconds": "relay.requestTimeoutSeconds",
     "watch_timeout_seconds": "relay.watchTimeoutSeconds",
     "inactivity_timeout_seconds": "relay.inactivityTimeoutSeconds",
@@ -88,7 +92,11 @@ SETTINGS_DOWNWARD_API = {"lease_namespace", "lease_identity"}
 #: Where the chart's defaults deliberately differ from the relay's: the chart always mounts a spool
 #: volume and turns the spool on (the relay alone has none), and runs replicas, so it elects a
 #: leader (the relay alone is one process).
-CHART_DEFAULT_OVERRIDES: dict[str, Any] = {"spool_dir": "/var/spool/podwatch", "leader_election": True}
+CHART_DEFAULT_OVERRIDES: dict[str, Any] = {
+    "spool_dir": "/var/spool/podwatch",
+    "leader_election": True,
+    "kinds": CHART_KINDS,
+}
 #: PODWATCH_* variables the chart may set ahead of the relay code that reads them (none now). The
 #: relay ignores unknown variables, so a name set here and read under another name would fail
 #: silently: keep both sides in step.
@@ -250,27 +258,60 @@ def test_readme_sets_only_values_that_exist() -> None:
 # --- RBAC -----------------------------------------------------------------------------------------
 
 
+def _needed_cluster_grants(
+    env: dict[str, Any], custom_groups: set[str]
+) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    """(apiGroup, resource, verb, resourceNames) the relay calls with these settings (watch.py,
+    objectwatch.py): the pod path's, each configured kind's (kinds.BUILTIN), CRDs and custom
+    resource groups, khook's hooks."""
+    every = ("*",)
+    needed = {("", r, v, every) for r in ("pods", "events") for v in ("list", "watch")}
+    if "PODWATCH_CLUSTER_ID" not in env:
+        needed.add(("", "namespaces", "get", ("kube-system",)))
+    if "PODWATCH_NAMESPACE_SELECTOR" in env:
+        needed |= {("", "namespaces", v, every) for v in ("list", "watch")}
+    for kind in filter(None, env.get("PODWATCH_KINDS", "").split(",")):
+        if kind in BUILTIN:
+            needed |= {(BUILTIN[kind].group, BUILTIN[kind].plural, v, every) for v in ("list", "watch")}
+    hooks = env.get("PODWATCH_WATCH_HOOKS") == "true"
+    if custom_groups or hooks:
+        needed |= {("apiextensions.k8s.io", "customresourcedefinitions", v, every) for v in ("list", "watch")}
+    needed |= {(g, "*", v, every) for g in custom_groups for v in ("list", "watch")}
+    if hooks:
+        needed |= {(HOOK_GROUP, HOOK_PLURAL, v, every) for v in ("list", "watch")}
+    return needed
+
+
 def test_rbac_grants_only_reads_of_watched_resources_and_the_lease(renders: dict[str, Manifest]) -> None:
+    builtin_groups = {spec.group for spec in BUILTIN.values()} | {"apiextensions.k8s.io"}
     for name, manifest in renders.items():
         sa_name = pod_spec(manifest)["serviceAccountName"]
         roles = {}
         for cluster_role in objects(manifest, "ClusterRole"):
             assert "aggregationRule" not in cluster_role, name
             granted = set()
+            custom_groups: set[str] = set()
             for rule in cluster_role["rules"]:
                 assert set(rule) - {"resourceNames"} == {"apiGroups", "resources", "verbs"}, (name, rule)
-                assert rule["apiGroups"] == [""], (name, rule)
                 assert set(rule["verbs"]) <= READ_VERBS, (name, rule)
+                assert "secrets" not in rule["resources"], (name, rule)
+                if rule["resources"] == ["*"]:  # custom resource groups: never a built-in group
+                    assert not set(rule["apiGroups"]) & builtin_groups, (name, rule)
+                    custom_groups |= set(rule["apiGroups"])
                 names = tuple(rule.get("resourceNames", ["*"]))
-                granted |= {(r, v, names) for r in rule["resources"] for v in rule["verbs"]}
+                granted |= {
+                    (g, r, v, names)
+                    for g in rule["apiGroups"]
+                    for r in rule["resources"]
+                    for v in rule["verbs"]
+                }
             # exactly the calls the relay makes with these settings: not less, not more
             env = environment(manifest)
-            needed = {(r, v, ("*",)) for r in ("pods", "events") for v in ("list", "watch")}
-            if "PODWATCH_CLUSTER_ID" not in env:
-                needed.add(("namespaces", "get", ("kube-system",)))
-            if "PODWATCH_NAMESPACE_SELECTOR" in env:
-                needed |= {("namespaces", v, ("*",)) for v in ("list", "watch")}
-            assert granted == needed, name
+            exact = {
+                g for g in env.get("PODWATCH_CUSTOM_RESOURCE_GROUPS", "").split(",") if g and "*" not in g
+            }
+            assert exact <= custom_groups, name
+            assert granted == _needed_cluster_grants(env, custom_groups), name
             roles["ClusterRole", cluster_role["metadata"]["name"]] = cluster_role
         lease = environment(manifest).get("PODWATCH_LEASE_NAME")
         for role in objects(manifest, "Role"):
@@ -306,6 +347,23 @@ def test_rbac_grants_only_reads_of_watched_resources_and_the_lease(renders: dict
             "PrometheusRule",
             "NetworkPolicy",
         }, name
+
+
+@pytest.mark.parametrize("kind", ["Secret", "secret"])
+def test_a_secret_in_the_kinds_fails_the_render(helm_env: dict[str, str], kind: str) -> None:
+    error = render_error(
+        helm_env, "--set", f"sqs.queueUrl={QUEUE_URL}", "--set", f"relay.kinds={{Pod,{kind}}}"
+    )
+    assert "Secret is never watched" in error
+
+
+def test_an_unknown_kind_or_an_ungranted_group_pattern_fails_the_render(helm_env: dict[str, str]) -> None:
+    queue = f"sqs.queueUrl={QUEUE_URL}"
+    assert 'unknown kind "Widget"' in render_error(
+        helm_env, "--set", queue, "--set", "relay.kinds={Pod,Widget}"
+    )
+    error = render_error(helm_env, "--set", queue, "--set", "relay.customResourceGroups={*.acme.io}")
+    assert "rbac.customResourceApiGroups" in error
 
 
 # --- the pod --------------------------------------------------------------------------------------
@@ -524,7 +582,7 @@ def test_every_value_is_documented() -> None:
     # objects whose children are each documented need no comment of their own
     parents = {"image", "sqs", "relay", "leaderElection", "spool", "emptyDir", "persistence"}
     parents |= {"serviceAccount", "rbac", "podDisruptionBudget", "service", "ports", "serviceMonitor"}
-    parents |= {"prometheusRule", "grafanaDashboard", "networkPolicy"}
+    parents |= {"prometheusRule", "grafanaDashboard", "networkPolicy", "hooks"}
     assert [key for key in undocumented if key not in parents] == []
 
 

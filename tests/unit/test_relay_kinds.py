@@ -19,9 +19,10 @@ from podwatch_relay.kinds import (
     KindSpec,
     check_kinds,
     custom_kind,
+    project_hook,
     project_object,
 )
-from podwatch_relay.settings import DEFAULT_KINDS, RelaySettings
+from podwatch_relay.settings import CHART_KINDS, RelaySettings
 from tests.fakeapi import objects as fx
 from tests.fakeapi.pods import CANARY
 from tests.unit.test_relay_redact import free_text
@@ -59,7 +60,12 @@ def test_realistic_objects_leave_nothing_marked_behind(kind: str) -> None:
     obj = REALISTIC[kind]
 
     # When it is projected
-    out = dumps(project_object(obj, _spec_of(kind)))
+    spec = _spec_of(kind)
+    meta = obj["metadata"]
+    projected = (
+        project_hook(obj, meta["namespace"], meta["name"]) if spec is HOOK else project_object(obj, spec)
+    )
+    out = dumps(projected)
 
     # Then no canary is left, nor the last-applied annotation
     assert CANARY not in out
@@ -69,14 +75,23 @@ def test_realistic_objects_leave_nothing_marked_behind(kind: str) -> None:
 
 def test_a_deployment_keeps_what_tells_a_rollout() -> None:
     out = project_object(_deploy(), BUILTIN["Deployment"])
-    fields = out["fields"]
-    assert fields["spec"]["replicas"] == 3
-    assert fields["spec"]["template"]["spec"]["containers"] == [
-        {"name": "app", "image": "registry.example.com/api:2.0"}
+    snapshot = out["snapshot"]
+    assert snapshot["spec.replicas"] == 3
+    assert snapshot["spec.template.spec"] == {
+        "containers": [{"name": "app", "image": "registry.example.com/api:2.0"}]
+    }
+    assert snapshot["spec.selector"] == {"matchLabels": {"app": "api"}}
+    assert snapshot["status.readyReplicas"] == 3
+    assert out["conditions"] == [
+        {
+            "type": "Available",
+            "status": "True",
+            "reason": "MinimumReplicasAvailable",
+            "message": "Deployment has minimum availability.",
+            "last_transition_time": "2026-11-20T09:00:30Z",
+        }
     ]
-    assert fields["spec"]["selector"] == {"matchLabels": {"app": "api"}}
-    assert fields["status"]["conditions"][0]["type"] == "Available"
-    assert out["annotations"] == {"deployment.kubernetes.io/revision": "1"}
+    assert "annotations" not in out
     assert out["labels"] == {"app": "api"}
     assert out["labels_omitted"] == 1
 
@@ -93,10 +108,10 @@ def test_a_replicaset_names_its_owner() -> None:
 def test_a_configmap_gives_key_names_and_hashes_only() -> None:
     a = project_object(fx.configmap("shop", "cfg", {"url": "v1", "mode": "x"}), BUILTIN["ConfigMap"])
     b = project_object(fx.configmap("shop", "cfg", {"url": "v2", "mode": "x"}), BUILTIN["ConfigMap"])
-    assert set(a["fields"]["data"]) == {"url", "mode"}
-    assert a["fields"]["data"]["mode"] == b["fields"]["data"]["mode"]  # same value, same hash
-    assert a["fields"]["data"]["url"] != b["fields"]["data"]["url"]  # a change shows
-    assert all(len(h) == 16 for h in a["fields"]["data"].values())
+    assert set(a["snapshot"]["data"]) == {"url", "mode"}
+    assert a["snapshot"]["data"]["mode"] == b["snapshot"]["data"]["mode"]  # same value, same hash
+    assert a["snapshot"]["data"]["url"] != b["snapshot"]["data"]["url"]  # a change shows
+    assert all(len(h) == 16 for h in a["snapshot"]["data"].values())
 
 
 def test_a_node_heartbeat_is_not_part_of_the_projection() -> None:
@@ -105,25 +120,27 @@ def test_a_node_heartbeat_is_not_part_of_the_projection() -> None:
     not_ready = project_object(fx.node("n1", ready=False), BUILTIN["Node"])
     assert before == after
     assert not_ready != before
-    assert not_ready["fields"]["status"]["conditions"][0]["status"] == "Unknown"
+    assert not_ready["conditions"][0]["status"] == "Unknown"
+    assert "lastHeartbeatTime" not in dumps(before)
 
 
 def test_a_hook_keeps_its_rule_as_written() -> None:
     hook = fx.hook()
-    out = project_object(hook, HOOK)
-    assert out["fields"]["spec"] == hook["spec"]  # khook's README prompts pass redaction unchanged
+    out = project_hook(hook, "default", "basic-pod-monitoring")
+    assert out == {
+        "apiVersion": "kagent.dev/v1alpha2",
+        "kind": "Hook",
+        "metadata": {"name": "basic-pod-monitoring", "namespace": "default"},
+        "spec": hook["spec"],  # khook's README prompts pass redaction unchanged
+    }
 
 
 def test_a_custom_resource_gives_its_status_never_its_spec() -> None:
     out = project_object(fx.custom("db.example.com/v1", "Database", "shop", "orders"), CUSTOM)
-    assert out["fields"] == {
-        "status": {
-            "phase": "Ready",
-            "observedGeneration": 1,
-            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-20T09:00:00Z"}],
-        }
-    }
-    assert out["generation"] == 1
+    assert out["snapshot"] == {"status.phase": "Ready", "status.observedGeneration": 1}
+    assert out["conditions"] == [
+        {"type": "Ready", "status": "True", "last_transition_time": "2026-11-20T09:00:00Z"}
+    ]
 
 
 @pytest.mark.parametrize("name", ["Secret", "secret", "SECRET"])
@@ -136,9 +153,10 @@ def test_secrets_are_refused_whatever_the_configuration(name: str) -> None:
     assert "Secret" not in BUILTIN
 
 
-def test_the_default_kinds_are_the_issues_list_and_unknown_kinds_are_refused() -> None:
-    assert RelaySettings().kinds == DEFAULT_KINDS
-    assert len(DEFAULT_KINDS.split(",")) == 17
+def test_the_chart_kinds_are_the_issues_list_and_unknown_kinds_are_refused() -> None:
+    assert RelaySettings(kinds=CHART_KINDS).kinds == CHART_KINDS
+    assert len(CHART_KINDS.split(",")) == 17
+    assert RelaySettings().kind_specs == ()  # a bare relay: pods and their Events
     with pytest.raises(KindError, match="unknown kind 'Widget'"):
         check_kinds(["Widget"])
 
@@ -162,8 +180,8 @@ VOCAB = sorted(
 )  # fmt: skip
 
 
-#: every allow-listed path of every projection
-PATHS = sorted({path for spec in SPECS for path, _ in spec.fields})
+#: every allow-listed path of every projection (and where conditions and a Hook's rule are read)
+PATHS = sorted({path for spec in SPECS for path, _ in spec.fields} | {("status", "conditions"), ("spec",)})
 
 
 @st.composite
@@ -207,10 +225,12 @@ def _secretize(value: Any, cases: list[tuple[str, str]], path: tuple[str, ...] =
 
 
 def _assert_nothing_leaks(obj: dict[str, Any], needles: list[str]) -> None:
-    for spec in SPECS:
-        out = dumps(project_object(obj, spec))
+    outputs = {spec.kind: project_object(obj, spec) for spec in SPECS}
+    outputs["Hook rule"] = project_hook(obj, "ns", "obj")
+    for kind, projection in outputs.items():
+        out = dumps(projection)
         leaked = [n for n in needles if n in out]
-        assert not leaked, (spec.kind, leaked, out[:500])
+        assert not leaked, (kind, leaked, out[:500])
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

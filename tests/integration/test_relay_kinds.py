@@ -1,0 +1,263 @@
+"""The relay's watchers of other kinds (issue 19), run as `python -m podwatch_relay watch` runs
+them (`run_watch`), through the real `kubernetes` client over HTTP against the fake API server
+(tests/fakeapi, which serves built-in kinds and the kinds of the CRDs created in it), into SQS
+(a moto server): a rollout as object records with owner references, unchanged updates
+suppressed, ConfigMap values and Secrets never read, custom resources followed as their CRDs come
+and go, khook `Hook` objects forwarded as hook rules when the CRD exists and the value is on."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from podwatch_relay.app import build_parser, run_watch
+from podwatch_relay.settings import CHART_KINDS, RelaySettings
+from tests.fakeapi import FakeKubeApi
+from tests.fakeapi import objects as fx
+from tests.fakeapi.pods import CANARY
+from tests.integration.relay_harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+Bodies = Callable[[], list[dict[str, Any]]]
+
+
+@contextmanager
+def running_relay(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **values: Any
+) -> Iterator[Bodies]:
+    """`run_watch` in a thread with these settings; yields what the queue received so far (every
+    body, decoded; drained and remembered). Stops the relay and checks it exited cleanly."""
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto_server)
+    url = sqs.create_queue(QueueName=f"kinds-{len(list(tmp_path.parent.iterdir()))}-{tmp_path.name}"[:80])[
+        "QueueUrl"
+    ]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    settings = RelaySettings(
+        queue_url=url,
+        http_port=0,
+        flush_interval_seconds=0.05,
+        inactivity_timeout_seconds=5,
+        watch_timeout_seconds=3,
+        reconnect_backoff_seconds=0.05,
+        reconnect_backoff_max_seconds=0.3,
+        **values,
+    )
+    args = build_parser().parse_args(["watch", "--kubeconfig", str(fake.write_kubeconfig(tmp_path / "k"))])
+    stop = threading.Event()
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(run_watch(args, settings, stop=stop)), daemon=True)
+    thread.start()
+    received: list[dict[str, Any]] = []
+
+    def bodies() -> list[dict[str, Any]]:
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            received.extend(json.loads(m["Body"]) for m in messages)
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        return received
+
+    try:
+        yield bodies
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert codes == [0], "the relay did not stop cleanly"
+    assert CANARY not in json.dumps(received), "a value that must stay in the cluster left it"
+
+
+def records(bodies: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The payloads of object/hook envelopes of this kind (and name)."""
+    return [
+        b["payload"]
+        for b in bodies
+        if b["kind"] in {"object", "hook"}
+        and b["payload"]["kind"] == kind
+        and (name is None or b["payload"]["name"] == name)
+    ]
+
+
+def pods(bodies: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    return [b["payload"] for b in bodies if b["kind"] == "pod" and b["payload"]["name"].startswith(prefix)]
+
+
+def test_a_rollout_appears_as_object_records_with_owner_references(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a Deployment at 1.0 with its ReplicaSet and two pods
+    deploy = fake.put(fx.deployment("shop", "api", image="registry.example.com/api:1.0", replicas=2))
+    rs1 = fake.put(fx.replicaset(deploy, "aaa111", image="registry.example.com/api:1.0", replicas=2))
+    for suffix in ("p1", "p2"):
+        fake.put(fx.owned_pod(rs1, suffix, image="registry.example.com/api:1.0"))
+
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as bodies:
+        # Then the relay's first list forwards each as an initial record
+        wait_for(lambda: records(bodies(), "ReplicaSet") and records(bodies(), "Deployment"), what="list")
+        assert records(bodies(), "Deployment", "api")[0]["initial_sync"] is True
+
+        # When the Deployment rolls out 2.0: a new ReplicaSet scales up with new pods, the old one
+        # scales down and its pods go; and a controller touches the old Deployment's managedFields
+        deploy = fake.update(
+            "Deployment",
+            "shop",
+            "api",
+            lambda o: (
+                o["spec"]["template"]["spec"]["containers"][0].update(image="registry.example.com/api:2.0"),
+                o["metadata"].update(generation=2),
+            ),
+        )
+        rs2 = fake.put(fx.replicaset(deploy, "bbb222", image="registry.example.com/api:2.0", replicas=2))
+        for suffix in ("q1", "q2"):
+            fake.put(fx.owned_pod(rs2, suffix, image="registry.example.com/api:2.0"))
+        fake.update("ReplicaSet", "shop", rs1["metadata"]["name"], lambda o: o["spec"].update(replicas=0))
+        for suffix in ("p1", "p2"):
+            fake.delete("Pod", "shop", f"{rs1['metadata']['name']}-{suffix}")
+        fake.update("Deployment", "shop", "api", lambda o: o["metadata"]["managedFields"].append({"t": 1}))
+
+        # Then the chain Pod -> ReplicaSet -> Deployment is in the records, by uid
+        new_pods = wait_for(lambda: pods(bodies(), "api-bbb222-"), what="new pods")
+        new_rs = wait_for(lambda: records(bodies(), "ReplicaSet", "api-bbb222"), what="new ReplicaSet")
+        assert {p["owner_references"][0]["uid"] for p in new_pods} == {rs2["metadata"]["uid"]}
+        assert new_rs[0]["owner_references"] == [
+            {"kind": "Deployment", "name": "api", "uid": deploy["metadata"]["uid"], "controller": True}
+        ]
+        assert new_rs[0]["watch_type"] == "ADDED"
+        old_rs = wait_for(
+            lambda: [
+                r
+                for r in records(bodies(), "ReplicaSet", "api-aaa111")
+                if r["snapshot"]["spec.replicas"] == 0
+            ],
+            what="old ReplicaSet scaled down",
+        )
+        assert old_rs[0]["watch_type"] == "MODIFIED"
+        images = [
+            r["snapshot"]["spec.template.spec"]["containers"][0]["image"]
+            for r in records(bodies(), "Deployment", "api")
+        ]
+        # And the Deployment's image change is one record; its managedFields touch none
+        wait_for(lambda: len(pods(bodies(), "api-aaa111-")) >= 4, what="old pods deleted")
+        assert images == ["registry.example.com/api:1.0", "registry.example.com/api:2.0"]
+
+
+def test_configmap_values_never_leave_and_secrets_are_never_read(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a ConfigMap and a Secret holding the canary, and a node
+    fake.put(fx.configmap("shop", "settings", {"DB_URL": f"postgres://u:{CANARY}@db", "mode": "fast"}))
+    fake.put(fx.secret("shop", "db"))
+    fake.put(fx.node("node-1"))
+
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as bodies:
+        # Then the ConfigMap is forwarded with its key names and a hash of each value
+        cm = wait_for(lambda: records(bodies(), "ConfigMap", "settings"), what="ConfigMap")
+        assert set(cm[0]["snapshot"]["data"]) == {"DB_URL", "mode"}
+
+        # When a value changes, a key is added, and the node's kubelet posts a heartbeat
+        fake.update("ConfigMap", "shop", "settings", lambda o: o["data"].update(mode="slow", extra="1"))
+        fake.update(
+            "Node",
+            None,
+            "node-1",
+            lambda o: o["status"]["conditions"][0].update(lastHeartbeatTime="2026-11-20T09:01:00Z"),
+        )
+        fake.update("Node", None, "node-1", lambda o: o["status"]["conditions"][0].update(status="False"))
+
+        # Then the change shows as a new hash and a new key; the heartbeat is suppressed, the
+        # NotReady node is forwarded
+        changed = wait_for(lambda: records(bodies(), "ConfigMap", "settings")[1:], what="change")
+        assert changed[0]["snapshot"]["data"]["DB_URL"] == cm[0]["snapshot"]["data"]["DB_URL"]
+        assert changed[0]["snapshot"]["data"]["mode"] != cm[0]["snapshot"]["data"]["mode"]
+        assert "extra" in changed[0]["snapshot"]["data"]
+        nodes = wait_for(lambda: records(bodies(), "Node", "node-1")[1:], what="node change")
+        assert [n["conditions"][0]["status"] for n in nodes] == ["False"]
+        assert nodes[0]["transitions"] == [{"field": "condition.Ready", "from": "True", "to": "False"}]
+
+    # And no request ever touched a Secret
+    assert [r.path for r in fake.requests if "secrets" in r.path] == []
+    assert {r.path for r in fake.list_requests("configmaps")} == {"/api/v1/configmaps"}
+
+
+def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_relay(
+        fake, moto_server, tmp_path, monkeypatch, kinds="Pod,Event", custom_resource_groups="*.example.com"
+    ) as bodies:
+        wait_for(lambda: fake.watch_requests("customresourcedefinitions"), what="CRD watch")
+
+        # When a matching CRD and an unselected one are created, then a custom resource of each
+        fake.put(fx.crd("db.example.com", "databases", "Database", versions=("v1beta1", "v1")))
+        fake.put(fx.crd("other.io", "widgets", "Widget"))
+        fake.put(fx.custom("db.example.com/v1", "Database", "shop", "orders"))
+        fake.put(fx.custom("other.io/v1", "Widget", "shop", "w"))
+
+        # Then the Database is forwarded (status, never spec), from the storage version; the
+        # Widget's group is never asked for
+        db = wait_for(lambda: records(bodies(), "Database", "orders"), what="Database record")
+        assert db[0]["api_version"] == "db.example.com/v1"
+        assert db[0]["snapshot"] == {"status.phase": "Ready", "status.observedGeneration": 1}
+        assert db[0]["conditions"][0]["type"] == "Ready"
+
+        # When the CRD goes (its objects first, as the API server deletes them)
+        fake.delete("CustomResourceDefinition", None, "databases.db.example.com")
+
+        # Then the object's DELETED is forwarded and the kind is no longer watched
+        wait_for(
+            lambda: [r for r in records(bodies(), "Database", "orders") if r["watch_type"] == "DELETED"],
+            what="DELETED",
+        )
+        threading.Event().wait(0.5)  # the CRD's DELETED follows its objects' on another stream
+        asked = len(fake.watch_requests("databases"))
+        threading.Event().wait(3.5)  # longer than a watch's timeout: a live watcher would ask again
+        assert len(fake.watch_requests("databases")) == asked
+    assert not [r for r in fake.requests if r.path.startswith("/apis/other.io")]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_hooks_are_forwarded_when_the_crd_exists_and_the_value_is_on(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, watch_hooks=enabled) as bodies:
+        if enabled:
+            wait_for(lambda: fake.watch_requests("customresourcedefinitions"), what="CRD watch")
+        threading.Event().wait(0.5)
+        # Given no Hook CRD yet: the relay never asks for hooks
+        assert not [r for r in fake.requests if r.path.startswith("/apis/kagent.dev")]
+
+        # When khook's CRD is installed and khook's README Hook applied
+        fake.put(fx.crd("kagent.dev", "hooks", "Hook", versions=("v1alpha2",)))
+        hook = fake.put(fx.hook())
+
+        if enabled:
+            # Then it is forwarded as a hook envelope carrying the rule as written
+            got = wait_for(lambda: [b for b in bodies() if b["kind"] == "hook"], what="hook envelope")
+            assert got[0]["payload"]["hook"] == {
+                "apiVersion": "kagent.dev/v1alpha2",
+                "kind": "Hook",
+                "metadata": {"name": "basic-pod-monitoring", "namespace": "default"},
+                "spec": hook["spec"],
+            }
+            assert got[0]["payload"]["name"] == "basic-pod-monitoring"
+
+            # And its deletion too
+            fake.delete("Hook", "default", "basic-pod-monitoring")
+            wait_for(
+                lambda: [
+                    b for b in bodies() if b["kind"] == "hook" and b["payload"]["watch_type"] == "DELETED"
+                ],
+                what="hook deleted",
+            )
+        else:
+            threading.Event().wait(1.0)
+            assert not [b for b in bodies() if b["kind"] == "hook"]
+            assert not fake.watch_requests("customresourcedefinitions")
