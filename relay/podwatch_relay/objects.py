@@ -192,6 +192,7 @@ class ObjectRelay:
         assert isinstance(obj, dict)
         version = meta.get("resourceVersion")
         version = version if isinstance(version, str) else ""
+        projection: dict[str, Any]
         if self.spec.envelope == "hook":
             projection = (
                 {}

@@ -201,8 +201,8 @@ class CustomResources:
             return "malformed:crd"
         group, version, plural, kind, namespaced = found
         if watch_type == "DELETED":
-            version = meta.get("resourceVersion") if isinstance(meta, dict) else None
-            self._forget(uid, gone_at=version if isinstance(version, str) else "")
+            gone_at = meta.get("resourceVersion") if isinstance(meta, dict) else None
+            self._forget(uid, gone_at=gone_at if isinstance(gone_at, str) else "")
             return "crd:unwatched"
         if watch_type not in {"ADDED", "MODIFIED"}:
             return "malformed:unknown-type"
