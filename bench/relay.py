@@ -10,7 +10,12 @@
 * `relay_rss_mb_10k_pods` / `relay_rss_mb_50k_pods`: VmRSS of a fresh subprocess that imports the
   relay as `python -m podwatch_relay watch` does and holds that many pods' tracker state;
   `relay_rss_mb_0_pods` is the same process holding none (the import overhead: kubernetes' client
-  models alone are ~55 MB), so the cost per pod is visible.
+  models alone are ~55 MB), so the cost per pod is visible;
+* `relay_events_per_s_all_kinds`: the same, over a mixed stream (`relay_kinds.mixed_stream`: the
+  pod stream with Deployments, ReplicaSets, Services, ConfigMaps and Nodes spread through it, about
+  a third of the lines), each line to its kind's consumer (`Relay`, or that kind's `ObjectRelay`);
+* `relay_rss_mb_10k_pods_all_kinds`: VmRSS holding 10k pods, 2k ReplicaSets, 1k Deployments, 500
+  Services, 1k ConfigMaps and 100 Nodes (what the relay keeps of each: a digest and its conditions).
 
 The rate is the best of nine runs (`RUNS`), timed in CPU time of the process (`time.process_time`): the
 figure is about the code, and a shared machine's other load only ever makes a run slower; CPU
@@ -63,6 +68,40 @@ def bench_relay() -> Any:
         not_ready_seconds=settings.not_ready_too_long_seconds,
     )
     return Relay(sink=_NullSink(), cluster_id="bench", relay_version="bench", deadlines=deadlines)
+
+
+def bench_consumers(relay: Any) -> dict[str, Any]:
+    """`relay` for pods, and an `ObjectRelay` per other kind into the same sink (as `watch` wires them)."""
+    from podwatch_relay.kinds import BUILTIN
+    from podwatch_relay.objects import ObjectRelay
+
+    consumers: dict[str, Any] = {
+        kind: ObjectRelay(spec=spec, sink=relay.sink, cluster_id="bench", relay_version="bench")
+        for kind, spec in BUILTIN.items()
+    }
+    consumers["Pod"] = relay
+    return consumers
+
+
+def mixed_rate(stream: list[tuple[str, bytes]], runs: int = RUNS) -> tuple[float, dict[str, int]]:
+    """(lines per CPU second, forwarded/suppressed counts) of the mixed stream, the best of `runs`."""
+    best = float("inf")
+    for _ in range(runs):
+        consumers = bench_consumers(bench_relay())
+        lines = [(consumers[kind].process_line, line) for kind, line in stream]
+        gc.collect()
+        cpu = time.process_time()
+        for process, line in lines:
+            process(line)
+        for consumer in consumers.values():
+            consumer.flush()
+        best = min(best, time.process_time() - cpu)
+    objects = [c for kind, c in consumers.items() if kind != "Pod"]
+    return len(stream) / best, {
+        "object_lines": sum(1 for kind, _ in stream if kind != "Pod"),
+        "objects_forwarded": sum(c.stats.forwarded for c in objects),
+        "objects_suppressed": sum(c.stats.suppressed for c in objects),
+    }
 
 
 def _pin_one_core() -> None:
@@ -149,12 +188,36 @@ print(int(rss) / 1024)
 """
 
 
-def rss_mb(pods: int) -> float:
+_RSS_ALL_KINDS = """
+import gc, sys
+from bench.relay_stream import pod_lines
+from bench.relay_kinds import object_lines
+import podwatch_relay.app  # everything `python -m podwatch_relay watch` imports
+from bench.relay import bench_consumers, bench_relay
+consumers = bench_consumers(bench_relay())
+for line in pod_lines(int(sys.argv[1])):
+    consumers["Pod"].process_line(line, initial_sync=True)
+counts = dict(zip(("ReplicaSet", "Deployment", "Service", "ConfigMap", "Node"), map(int, sys.argv[2:])))
+for kind, count in counts.items():
+    for line in object_lines(kind, count):
+        assert consumers[kind].process_line(line, initial_sync=True).outcome == "forwarded"
+    assert len(consumers[kind]) == count
+for consumer in consumers.values():
+    consumer.flush()
+gc.collect()
+rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]
+print(int(rss) / 1024)
+"""
+#: the issue's cluster: 10k pods plus these (ReplicaSets, Deployments, Services, ConfigMaps, Nodes)
+ALL_KINDS_COUNTS = (2000, 1000, 500, 1000, 100)
+
+
+def rss_mb(pods: int, *, child: str = _RSS_CHILD, extra: tuple[int, ...] = ()) -> float:
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT / "layers/podwatch", ROOT / "relay", ROOT))
     }
     out = subprocess.run(
-        [sys.executable, "-c", _RSS_CHILD, str(pods)],
+        [sys.executable, "-c", child, str(pods), *map(str, extra)],
         env=env,
         capture_output=True,
         text=True,
@@ -193,6 +256,7 @@ def run() -> dict[str, Any]:
         "relay_rss_mb_0_pods": rss_mb(0),
         "relay_rss_mb_10k_pods": rss_mb(10_000),
         "relay_rss_mb_50k_pods": rss_mb(50_000),
+        **run_all_kinds(lines),
         "relay_bench_stream": {
             "lines": len(lines),
             "pod_bytes_avg": round(sum(map(len, lines)) / len(lines)),
@@ -203,6 +267,26 @@ def run() -> dict[str, Any]:
         "relay_bench_machine": f"{platform.machine()} {_cpu_model()}, {os.cpu_count()} cpu, "
         f"Python {platform.python_version()}, 1 core pinned, load average {load:.1f} at start, "
         f"{load_after:.1f} after the rates (rates: best of {RUNS}, CPU time)",
+    }
+
+
+def run_all_kinds(pod_lines: list[bytes]) -> dict[str, Any]:
+    """`relay_events_per_s_all_kinds` and `relay_rss_mb_10k_pods_all_kinds` (goals: >= 40,000
+    lines/s on one core, <= 130 MB)."""
+    from bench.relay_kinds import mixed_stream
+
+    stream = mixed_stream(pod_lines)
+    rate, outcome = mixed_rate(stream)
+    return {
+        "relay_events_per_s_all_kinds": round(rate),
+        "relay_rss_mb_10k_pods_all_kinds": rss_mb(10_000, child=_RSS_ALL_KINDS, extra=ALL_KINDS_COUNTS),
+        "relay_bench_stream_all_kinds": {
+            "lines": len(stream),
+            "object_bytes_avg": round(
+                sum(len(line) for kind, line in stream if kind != "Pod") / max(1, outcome["object_lines"])
+            ),
+            **outcome,
+        },
     }
 
 

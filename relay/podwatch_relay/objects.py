@@ -26,14 +26,15 @@ from typing import Any
 
 from podwatch import ids
 from podwatch.models import SCHEMA_VERSION, WatchType, utcnow
+from podwatch_relay import objectfast
 from podwatch_relay._json import dumps, error_reason, loads
 from podwatch_relay.errors import SinkRejected, SinkUnavailable
 from podwatch_relay.fit import FITS_CHARS, fit
 from podwatch_relay.kinds import KindSpec, project_hook, project_object
 from podwatch_relay.pipeline import LineResult
-from podwatch_relay.projection import now_text, time_text
 from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist
 from podwatch_relay.sink import SendResult, Sink
+from podwatch_relay.timetext import now_text, time_text
 
 log = logging.getLogger("podwatch_relay.objects")
 
@@ -54,6 +55,8 @@ class ObjectStats:
     errors: int = 0
     #: DELETED forwarded for objects a list no longer returned
     synthetic_deleted: int = 0
+    #: lines suppressed from their raw parts, never projected (`objectfast`), a subset of `suppressed`
+    fast_suppressed: int = 0
     #: what the sink did with the forwarded envelopes
     sent: int = 0
     queued: int = 0
@@ -122,8 +125,9 @@ class ObjectRelay:
         self._clock = clock
         self._now_text: Callable[[], str] = now_text if clock is utcnow else lambda: time_text(clock())
         self._batch_size = batch_size
-        #: uid -> (namespace, name, digest of what was forwarded last, its conditions)
-        self._known: dict[str, tuple[str, str, bytes, Conditions]] = {}
+        #: uid -> (namespace, name, digest of what was forwarded last, its conditions, the raw key of
+        #: the last line seen with that projection: `objectfast`, None when it came another way)
+        self._known: dict[str, tuple[str, str, bytes, Conditions, int | None]] = {}
         self._pending: list[str] = []
         self._lock = threading.RLock()
 
@@ -133,7 +137,22 @@ class ObjectRelay:
     # ------------------------------------------------------------------ input
 
     def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
-        """One watch line: its outcome and the resourceVersion it carried (see `watch.Consumer`)."""
+        """One watch line: its outcome and the resourceVersion it carried (see `watch.Consumer`).
+        An ADDED/MODIFIED whose raw parts are those of the last forwarded version is suppressed
+        without projecting it (`objectfast`); anything else takes the plain path (`handle`)."""
+        raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
+        fast = objectfast.decode(raw, self.allowlist)
+        if fast is not None:
+            version = fast.meta.resourceVersion
+            version = version if isinstance(version, str) and version else None
+            with self._lock:
+                known = self._known.get(fast.meta.uid) if isinstance(fast.meta.uid, str) else None
+                if known is not None and known[4] == fast.key:
+                    self.stats.input_events += 1
+                    self.stats.fast_suppressed += 1
+                    return LineResult(self._count("suppressed"), version)
+            event = {"type": fast.watch_type, "object": fast.object()}
+            return LineResult(self.handle(event, initial_sync=initial_sync, raw_key=fast.key), version)
         if not line.strip():
             return LineResult("ignored:blank", None)
         try:
@@ -148,12 +167,13 @@ class ObjectRelay:
         version = meta.get("resourceVersion") if isinstance(meta, dict) and outcome != "relist" else None
         return LineResult(outcome, version if isinstance(version, str) and version else None)
 
-    def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
+    def handle(self, watch_event: Any, *, initial_sync: bool = False, raw_key: int | None = None) -> str:
         """One parsed watch event; its outcome label. Never raises for bad input; raises only if
-        the sink fails flushing a full batch (the envelopes stay queued)."""
+        the sink fails flushing a full batch (the envelopes stay queued). `raw_key`: the
+        `objectfast` key of the line it came from."""
         with self._lock:
             try:
-                outcome = self._handle(watch_event, initial_sync)
+                outcome = self._handle(watch_event, initial_sync, raw_key)
             except (SinkUnavailable, SinkRejected):
                 raise
             except Exception as exc:  # a bug must cost one event, never the watch
@@ -167,7 +187,7 @@ class ObjectRelay:
                 self.flush()
             return outcome
 
-    def _handle(self, event: Any, initial_sync: bool) -> str:
+    def _handle(self, event: Any, initial_sync: bool, raw_key: int | None = None) -> str:
         self.stats.input_events += 1
         if not isinstance(event, dict):
             return "malformed:not-an-object"
@@ -208,9 +228,11 @@ class ObjectRelay:
             return "forwarded"
         digest = digest_of(projection)
         if known is not None and known[2] == digest:
+            if known[4] != raw_key:  # other raw parts, the same projection: the next such is fast
+                self._known[uid] = (*known[:4], raw_key)
             return "suppressed"
         conditions = condition_key(projection)
-        self._known[uid] = (namespace, name, digest, conditions)
+        self._known[uid] = (namespace, name, digest, conditions, raw_key)
         if known is not None and self.spec.envelope == "object":
             changes = condition_transitions(known[3], conditions)
             if changes:
@@ -228,7 +250,7 @@ class ObjectRelay:
             present = set(seen)
             gone = [
                 (uid, ns, name)
-                for uid, (ns, name, _, _) in self._known.items()
+                for uid, (ns, name, *_) in self._known.items()
                 if uid not in present and (namespace is None or ns == namespace)
             ]
             for uid, ns, name in gone:

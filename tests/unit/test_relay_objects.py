@@ -9,7 +9,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from bench.relay_kinds import object_stream
 from podwatch import ids
+from podwatch_relay import objectfast
 from podwatch_relay.fit import ENVELOPE_MAX_BYTES, size_of
 from podwatch_relay.kinds import BUILTIN, custom_kind
 from podwatch_relay.objects import ObjectRelay
@@ -137,3 +139,34 @@ def test_hooks_travel_in_hook_envelopes_with_the_rule() -> None:
     }  # fmt: skip
     assert "hook" not in deleted["payload"]
     assert added["event_id"] == ids.object_event_id("c1", "Hook", hook["metadata"]["uid"], "1", "ADDED")
+
+
+def test_the_fast_path_reads_every_part_a_projection_reads() -> None:
+    tops = {path[0] for spec in BUILTIN.values() for path, _ in spec.fields}
+    assert tops <= objectfast.READ
+
+
+def _stable(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**b, "sent_at": None, "payload": {**b["payload"], "observed_at": None}} for b in bodies]
+
+
+def test_the_fast_path_gives_what_the_plain_path_gives() -> None:
+    # Given the benchmark's stream of other kinds (half the updates change nothing projected, a
+    # quarter touch metadata the relay does not read, a quarter are real), plus bad lines
+    stream = [*object_stream(pods=200, rounds=6), ("Node", b'{"type":"MODIFIED","object":{"metadata":[]}}')]
+    fast: dict[str, tuple[ObjectRelay, ListSink]] = {}
+    plain: dict[str, tuple[ObjectRelay, ListSink]] = {}
+
+    # When each line goes through `process_line` (fast) and through `handle` of the parsed line
+    outcomes = []
+    for kind, line in stream:
+        f = fast.setdefault(kind, relay_of(kind))[0]
+        p = plain.setdefault(kind, relay_of(kind))[0]
+        outcomes.append((f.process_line(line).outcome, p.handle(json.loads(line))))
+
+    # Then the outcomes and the envelopes are the same, and most unchanged lines never got projected
+    assert [a for a, _ in outcomes] == [b for _, b in outcomes]
+    for kind in fast:
+        assert _stable(fast[kind][1].bodies) == _stable(plain[kind][1].bodies), kind
+    assert sum(a == "suppressed" for a, _ in outcomes) > len(stream) / 2
+    assert sum(f.stats.fast_suppressed for f, _ in fast.values()) > len(stream) / 3
