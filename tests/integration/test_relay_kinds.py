@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from podwatch.wire import parse_envelope
 from podwatch_relay.app import build_parser, run_watch
 from podwatch_relay.settings import CHART_KINDS, RelaySettings
 from tests.fakeapi import FakeKubeApi
@@ -59,7 +60,9 @@ def running_relay(
 
     def bodies() -> list[dict[str, Any]]:
         while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            received.extend(json.loads(m["Body"]) for m in messages)
+            for message in messages:
+                parse_envelope(message["Body"])  # the wire contract (models), or it fails
+                received.append(json.loads(message["Body"]))
             sqs.delete_message_batch(
                 QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],

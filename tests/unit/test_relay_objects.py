@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.relay_kinds import object_stream
 from podwatch import ids
+from podwatch.wire import parse_envelope
 from podwatch_relay import objectfast
 from podwatch_relay.fit import ENVELOPE_MAX_BYTES, size_of
 from podwatch_relay.kinds import BUILTIN, custom_kind
@@ -24,6 +25,8 @@ class ListSink:
         self.bodies: list[dict[str, Any]] = []
 
     def send(self, bodies: Sequence[str]) -> SendResult:
+        for body in bodies:
+            parse_envelope(body)  # the wire contract (models), or it fails
         self.bodies += [json.loads(b) for b in bodies]
         return SendResult(sent=len(bodies))
 
