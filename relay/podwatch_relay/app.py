@@ -350,6 +350,7 @@ def run_watch(
         outbox=outbox,
         sink_stats=getattr(sqs, "stats", None),
         checkpoint=None if checkpointer is None else checkpointer.stats,
+        objects=objects.relays,
     )
     registry = metrics_registry(
         collector, *([LeaderCollector(elector=elector, gate=gate)] if elector and gate else [])

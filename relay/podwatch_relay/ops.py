@@ -62,8 +62,30 @@ class RelayCollector(Collector):
     outbox: Outbox | None = None
     sink_stats: Any = None
     checkpoint: CheckpointStats | None = None
+    #: the `ObjectRelay`s of the other kinds (issue 19), each with `spec.kind`, `stats`, `len()`
+    objects: Callable[[], Iterable[Any]] | None = None
+
+    def _objects(self) -> Iterator[Any]:
+        """Records of other kinds by kind and outcome, and how many objects each kind tracks."""
+        outcomes = CounterMetricFamily(
+            f"{PREFIX}_objects",
+            "Watch events of other kinds (history records) by kind and outcome",
+            labels=["kind", "outcome"],
+        )
+        tracked = GaugeMetricFamily(
+            f"{PREFIX}_objects_tracked",
+            "Objects of other kinds the relay knows (a digest each)",
+            labels=["kind"],
+        )
+        for relay in self.objects() if self.objects is not None else ():
+            for outcome, count in sorted(relay.stats.outcomes.items()):
+                outcomes.add_metric([relay.spec.kind, outcome], count)
+            tracked.add_metric([relay.spec.kind], len(relay))
+        yield outcomes
+        yield tracked
 
     def collect(self) -> Iterator[Any]:
+        yield from self._objects()
         s = self.relay.stats
         seen = CounterMetricFamily(
             f"{PREFIX}_watch_events",

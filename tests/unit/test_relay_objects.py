@@ -173,3 +173,20 @@ def test_the_fast_path_gives_what_the_plain_path_gives() -> None:
         assert _stable(fast[kind][1].bodies) == _stable(plain[kind][1].bodies), kind
     assert sum(a == "suppressed" for a, _ in outcomes) > len(stream) / 2
     assert sum(f.stats.fast_suppressed for f, _ in fast.values()) > len(stream) / 3
+
+
+def test_metrics_count_records_by_kind_and_outcome() -> None:
+    from prometheus_client import generate_latest
+
+    from podwatch_relay.ops import RelayCollector, metrics_registry
+    from podwatch_relay.pipeline import Relay
+
+    nodes, _ = relay_of("Node")
+    nodes.handle(event("ADDED", fx.node("n1"), 1))
+    nodes.handle(event("MODIFIED", fx.node("n1", heartbeat="2026-11-20T09:00:10Z"), 2))
+    relay = Relay(sink=ListSink(), cluster_id="c1", relay_version="t")
+    collector = RelayCollector(relay=relay, watchers=list, objects=lambda: [nodes])
+    text = generate_latest(metrics_registry(collector)).decode()
+    assert 'podwatch_relay_objects_total{kind="Node",outcome="forwarded"} 1.0' in text
+    assert 'podwatch_relay_objects_total{kind="Node",outcome="suppressed"} 1.0' in text
+    assert 'podwatch_relay_objects_tracked{kind="Node"} 1.0' in text
