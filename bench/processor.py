@@ -8,6 +8,11 @@
                                   conditional writes as DynamoDB does), logs go to /dev/null.
                                   Goal ≤ 100 µs.
     processor_aws_calls_per_event calls made on those fakes (DynamoDB, SQS, SSM) / events. Goal ≤ 1.1.
+                                  Both with the side paths configured as deployed (FANOUT_QUEUE_URL,
+                                  HISTORY_QUEUE_URL: the fan-out and history sends are measured);
+                                  printed with them, in the same run: the figures without the side
+                                  paths (as measured before they existed) and the calls per event at
+                                  the template's ProcessorBatchSize (10 records an invocation).
     import_ms_processor           `python -X importtime -c "import app"` (functions/processor on the
                                   path) in fresh subprocesses with the environment Lambda gives the
                                   function (`lambda_env`: LAMBDA_TASK_ROOT, the X-Ray daemon address,
@@ -167,19 +172,22 @@ class FakeDynamoDB:
 
 
 class FakeSQS:
+    """send_message(_batch) that takes everything; messages counted by queue (the URL's last part)."""
+
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
-        self.messages = 0
+        self.messages: Counter[str] = Counter()
 
-    def send_message(self, **_: Any) -> dict[str, Any]:
+    def send_message(self, *, QueueUrl: str, **_: Any) -> dict[str, Any]:
         self.calls["sqs.send_message"] += 1
-        self.messages += 1
+        self.messages[QueueUrl.rsplit("/", 1)[-1]] += 1
         return {"MessageId": "m"}
 
     def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        self.calls["sqs.send_message_batch"] += 1
+        self.calls[f"sqs.send_message_batch({QueueUrl.rsplit('-', 1)[-1]})"] += 1
         assert 1 <= len(Entries) <= 10
-        self.messages += len(Entries)
+        assert sum(len(e["MessageBody"].encode()) for e in Entries) <= 256 * 1024
+        self.messages[QueueUrl.rsplit("/", 1)[-1]] += len(Entries)
         return {"Successful": [{"Id": e["Id"], "MessageId": "m"} for e in Entries], "Failed": []}
 
 
@@ -287,7 +295,11 @@ def stdout_to_devnull() -> Iterator[None]:
             os.close(saved)
 
 
-def measure_handler(rounds: int = ROUNDS) -> dict[str, Any]:
+def measure_handler(
+    rounds: int = ROUNDS, *, side_paths: bool = True, batch_size: int = BATCH
+) -> dict[str, Any]:
+    """The handler over `rounds` mixes of BATCH events, given to it `batch_size` records an
+    invocation; `side_paths`: the fan-out and history queues configured (as deployed)."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_SERVICE_NAME": "podwatch-processor",
@@ -309,6 +321,8 @@ def measure_handler(rounds: int = ROUNDS) -> dict[str, Any]:
         metadata_table_name="bench-metadata",
         deliveries_queue_url="https://sqs/bench-deliveries",
         quarantine_queue_url="https://sqs/bench-dlq",
+        fanout_queue_url="https://sqs/bench-fanout" if side_paths else None,
+        history_queue_url="https://sqs/bench-history" if side_paths else None,
     )
     app.reset()
     app.set_dependencies(
@@ -317,22 +331,24 @@ def measure_handler(rounds: int = ROUNDS) -> dict[str, Any]:
         )
     )
     now = datetime.now(UTC)
-    events = [sqs_event(mixed_batch(f"bench-{r}", now - timedelta(seconds=1))) for r in range(rounds + 1)]
+    mixes = [mixed_batch(f"bench-{r}", now - timedelta(seconds=1)) for r in range(rounds + 1)]
+    events = [[sqs_event(m[i : i + batch_size]) for i in range(0, BATCH, batch_size)] for m in mixes]
     context = LambdaContext()
     cpu: list[float] = []
     with stdout_to_devnull():
         # The Lambda runtime sets the invocation's trace header in the environment (tracing is
         # active); the audit lines and Powertools' log lines read it.
         os.environ["_X_AMZN_TRACE_ID"] = TRACE_HEADER
-        app.lambda_handler(events[0], context)  # warm-up: first config fetch, first-use costs
+        for event in events[0]:
+            app.lambda_handler(event, context)  # warm-up: first config fetch, first-use costs
         calls.clear()
-        forwarded_before = sqs.messages
+        sqs.messages.clear()
         gc.collect()  # the garbage of making the batches above is not the handler's
-        for event in events[1:]:
+        for invocations in events[1:]:
             start = time.process_time()
-            response = app.lambda_handler(event, context)
+            responses = [app.lambda_handler(event, context) for event in invocations]
             cpu.append(time.process_time() - start)
-            assert response == {"batchItemFailures": []}, response
+            assert all(r == {"batchItemFailures": []} for r in responses), responses
     app.reset()
     per_event_us = [c / BATCH * 1e6 for c in cpu]
     return {
@@ -340,7 +356,9 @@ def measure_handler(rounds: int = ROUNDS) -> dict[str, Any]:
         "us_per_event_median": round(statistics.median(per_event_us), 1),
         "processor_aws_calls_per_event": round(calls.total() / (BATCH * rounds), 3),
         "calls": dict(calls),
-        "forwarded_per_batch": (sqs.messages - forwarded_before) / rounds,
+        "messages_per_batch": {queue: n / rounds for queue, n in sorted(sqs.messages.items())},
+        "side_paths": side_paths,
+        "records_per_invocation": batch_size,
         "us_per_event_min_max": (round(min(per_event_us), 1), round(max(per_event_us), 1)),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
@@ -525,10 +543,13 @@ def measure_cold(runs: int = 3) -> dict[str, float]:
     return {key: round(statistics.median(values), 1) for key, values in samples.items()}
 
 
-def measure_handler_in_subprocess() -> dict[str, Any]:
-    """`measure_handler` in a fresh interpreter: no logging or module state from other benchmarks
-    run in this process (and none left behind for them)."""
-    code = "import json; from bench.processor import measure_handler; print(json.dumps(measure_handler()))"
+def measure_handler_in_subprocess(**options: Any) -> dict[str, Any]:
+    """`measure_handler(**options)` in a fresh interpreter: no logging or module state from other
+    benchmarks run in this process (and none left behind for them)."""
+    code = (
+        "import json; from bench.processor import measure_handler; "
+        f"print(json.dumps(measure_handler(**{options!r})))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -570,7 +591,11 @@ def merge_results(figures: dict[str, Any], path: Path = RESULTS) -> dict[str, An
 
 
 def main() -> None:
+    # alternately, the same host: without the side paths (as measured before they existed), as
+    # deployed (the figures), and as deployed at the template's ProcessorBatchSize (10)
+    bare = measure_handler_in_subprocess(side_paths=False)
     handler = measure_handler_in_subprocess()
+    small = measure_handler_in_subprocess(batch_size=10, rounds=ROUNDS // 2)
     imports = measure_import()
     cold = measure_cold()
     figures = {
@@ -578,15 +603,32 @@ def main() -> None:
         "processor_aws_calls_per_event": handler["processor_aws_calls_per_event"],
         "import_ms_processor": imports["import_ms_processor"],
     }
-    merge_results(figures)
+    merge_results(
+        {
+            **figures,
+            "processor_bench": {
+                "as_deployed": handler,
+                "without_side_paths": bare,
+                "as_deployed_10_records_an_invocation": small,
+            },
+        }
+    )
     for key, value in figures.items():
         verdict = "ok" if value <= GOALS[key] else "MISSES GOAL"
         print(f"{key:32} {value:>9}   goal <= {GOALS[key]:<6} {verdict}")
     print(f"  calls over {ROUNDS} batches of {BATCH}: {handler['calls']}")
     low, high = handler["us_per_event_min_max"]
     print(
-        f"  forwarded per batch: {handler['forwarded_per_batch']}, µs/event min/median/max: "
+        f"  messages per batch by queue: {handler['messages_per_batch']}, µs/event min/median/max: "
         f"{low}/{handler['us_per_event_median']}/{high}"
+    )
+    print(
+        f"  without the fan-out and history queues (same run): {bare['processor_us_per_event']} µs/event, "
+        f"{bare['processor_aws_calls_per_event']} calls/event"
+    )
+    print(
+        f"  as deployed, 10 records an invocation (ProcessorBatchSize): {small['processor_us_per_event']} "
+        f"µs/event, {small['processor_aws_calls_per_event']} calls/event {small['calls']}"
     )
     print(f"  import runs (ms): {imports['import_ms_runs']}, `import app` wall: {imports['import_wall_ms']}")
     print(f"  import breakdown (cumulative ms where first imported): {imports['breakdown']}")

@@ -127,14 +127,22 @@ def test_bad_records_in_a_pack_and_an_unreadable_pack_are_quarantined_with_their
     client, sqs = ThrottlingDynamoDB(throttled_calls=0), RecordingSqs()
     heartbeat = '{"schema_version":1,"kind":"heartbeat","event_id":"hb-000001","cluster_id":"c","payload":{}}'
     good = bodies(1)[0]
-    mixed = pack(
-        [pack_record("a", good, None), pack_record("b", heartbeat, None), pack_record("c", "[", None)]
-    )
+    not_strict = good.replace('"restart_count":0', '"restart_count":NaN', 1)  # Python's json reads NaN
+    records = [("a", good), ("b", heartbeat), ("c", "[1]"), ("d", not_strict)]
+    mixed = pack([pack_record(record_id, body, None) for record_id, body in records])
     broken = '{"kind":"history_pack","v":1,"records":[{"id":1}]}'
     messages: list[HistoryMessage] = messages_of("p1", mixed, None, 1) + messages_of("p2", broken, None, 1)
     outcome = write_history(messages, deps(client, sqs))
     assert (outcome.written, outcome.retry) == (1, {})
-    assert outcome.quarantined == {"not_history": 1, "malformed": 2}
+    # each bad record alone, checked as strictly as any message (NaN is not JSON: malformed)
+    assert outcome.quarantined == {"not_history": 1, "malformed": 3}
+    reasons = {
+        m["MessageAttributes"]["source_message_id"]["StringValue"]: m["MessageAttributes"]["reason"][
+            "StringValue"
+        ]
+        for m in sqs.sent
+    }
+    assert reasons == {"b": "not_history", "c": "malformed", "d": "malformed", "p2": "malformed"}
     unreadable = next(m for m in sqs.sent if m["MessageBody"] == broken)
     assert unreadable["MessageAttributes"]["source_message_id"]["StringValue"] == "p2"
     assert "unreadable history pack" in unreadable["MessageAttributes"]["error"]["StringValue"]

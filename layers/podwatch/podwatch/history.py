@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
 from podwatch.classify import NODE_TROUBLED_STATUS
 from podwatch.models import KubeEventEnvelope, ObjectEnvelope, PodEnvelope
@@ -125,8 +125,9 @@ class Classification:
 
 
 def encode_classification(classes: Iterable[Classification]) -> str:
-    """The `classification` message attribute the processor puts on a history message."""
-    return json.dumps([c.as_json() for c in classes], separators=(",", ":"))
+    """The classification the processor puts on a history record (compact JSON; pydantic's Rust
+    serializer: the stdlib's took ~10 us a record, in the processor's path)."""
+    return to_json([c.as_json() for c in classes]).decode()
 
 
 def decode_classification(raw: str | None) -> list[Classification]:

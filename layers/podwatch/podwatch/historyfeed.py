@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,7 +27,7 @@ from podwatch.history import Classification, decode_classification, encode_class
 from podwatch.historystore import HistoryWriter, Item
 from podwatch.models import KubeEventEnvelope, ObjectEnvelope, PodEnvelope
 from podwatch.quarantine import send_to_quarantine
-from podwatch.wire import loads, parse_envelope
+from podwatch.wire import parse_envelope
 
 #: message attribute holding the processor's classification (JSON, `history.encode_classification`)
 CLASSIFICATION_ATTRIBUTE = "classification"
@@ -64,11 +65,13 @@ def classification_of(decisions: Iterable[_DecisionLike]) -> list[Classification
 
 
 def pack_record(record_id: str, body: str, classification: str | None) -> str:
-    """One record of a pack, as JSON text: its source message id, classification and body."""
-    entry: dict[str, str] = {"id": record_id, "body": body}
+    """One record of a pack, as JSON text: its source message id, classification and body. The body
+    goes in as it is, a JSON value (the processor parsed it): escaping it as a string cost ~6 us
+    a record, a tenth of the processor's whole budget."""
+    head = '{"id":' + encode_basestring(record_id)
     if classification:
-        entry["c"] = classification
-    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+        head += ',"c":' + encode_basestring(classification)
+    return head + ',"b":' + body + "}"
 
 
 def pack(records: Sequence[str]) -> str:
@@ -202,17 +205,26 @@ def messages_of(
 
 
 def _pack_records(body: str) -> list[dict[str, str]]:
-    raw = loads(body)
+    """The records of a pack, each body back as JSON text (what `parse_envelope` then checks as
+    strictly as any message: a NaN or a lone surrogate fails that record alone)."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessage(f"not JSON: {exc}") from exc
     records = raw.get("records") if isinstance(raw, dict) else None
     if not isinstance(records, list) or not all(
-        isinstance(r, dict)
-        and isinstance(r.get("id"), str)
-        and isinstance(r.get("body"), str)
-        and isinstance(r.get("c", ""), str)
+        isinstance(r, dict) and isinstance(r.get("id"), str) and "b" in r and isinstance(r.get("c", ""), str)
         for r in records
     ):
-        raise MalformedMessage("a history pack needs records of {id, body, c?} strings")
-    return records
+        raise MalformedMessage("a history pack needs records of {id, b, c?}")
+    return [
+        {
+            "id": r["id"],
+            "body": json.dumps(r["b"], separators=(",", ":"), ensure_ascii=False),
+            "c": r.get("c"),
+        }
+        for r in records
+    ]
 
 
 @dataclass(frozen=True, slots=True)
