@@ -51,6 +51,7 @@ def build_dependencies(
             bus_name=settings.event_bus_name,
             sqs=sqs or aws.client("sqs"),
             quarantine_queue_url=settings.quarantine_queue_url,
+            max_receive_count=settings.max_receive_count,
         ),
     )
 

@@ -82,6 +82,7 @@ def build_dependencies(
         agent_base_url=settings.kagent_base_url,
         agent_protocol=settings.a2a_protocol,
         lease_seconds=int(settings.hook_connect_timeout_seconds + settings.hook_read_timeout_seconds) * 2,
+        max_receive_count=settings.max_receive_count,
     )
     return HooksDependencies(settings=settings, hooks=hooks, targets=targets)
 

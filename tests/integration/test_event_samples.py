@@ -126,7 +126,11 @@ class Aws:
                 "HISTORY_QUEUE_URL": p["HistoryQueue"],
                 "HOOKS_TABLE_NAME": p["HooksTable"],
             },
-            "fanout": {"EVENT_BUS_NAME": p["NotificationsBus"], "QUARANTINE_QUEUE_URL": p["FanoutDLQ"]},
+            "fanout": {
+                "EVENT_BUS_NAME": p["NotificationsBus"],
+                "QUARANTINE_QUEUE_URL": p["FanoutDLQ"],
+                "MAX_RECEIVE_COUNT": "5",
+            },
             "history_writer": {
                 "HISTORY_TABLE_NAME": p["HistoryTable"],
                 "QUARANTINE_QUEUE_URL": p["HistoryDLQ"],
@@ -158,6 +162,7 @@ class Aws:
             "hooks": {
                 "HOOKS_TABLE_NAME": p["HooksTable"],
                 "QUARANTINE_QUEUE_URL": p["HooksDLQ"],
+                "MAX_RECEIVE_COUNT": "45",
                 "KAGENT_BASE_URL": "",
                 "A2A_PROTOCOL": "0.3",
                 "HOOK_SECRETS_PREFIX": "/podwatch/hooks/",

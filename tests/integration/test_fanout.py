@@ -130,6 +130,46 @@ def test_entries_eventbridge_refuses_go_back_to_sqs_and_are_published_once_it_ta
         assert e["detail"] == bodies[e["detail"]["notification_id"]]
 
 
+def test_a_record_eventbridge_refuses_at_its_last_receive_goes_to_the_dlq_with_the_reason(
+    stack: Provisioned,
+    clients: AwsClients,
+    endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the fan-out function pointed at a bus EventBridge does not have, and records on the
+    # receive the fan-out queue's redrive policy makes their last (maxReceiveCount, the template's)
+    redrive = load_template()["Resources"]["FanoutQueue"]["Properties"]["RedrivePolicy"]
+    last = int(redrive["maxReceiveCount"])
+    event = load_event("events/fanout/batch.json")
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = str(last)
+    broken = handler("fanout", "FanoutFunction", stack, endpoint, monkeypatch, EVENT_BUS_NAME="no-such-bus")
+    # When it handles them
+    response = broken.lambda_handler(event, LambdaContext())
+    broken.reset()
+    # Then none goes back to SQS (which would move it to the DLQ bare): each is in the fan-out DLQ
+    # with the reason and EventBridge's error
+    assert response == {"batchItemFailures": []}
+    dead = clients.sqs.receive_message(
+        QueueUrl=stack.physical("FanoutDLQ"), MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]
+    assert sorted(m["Body"] for m in dead) == sorted(r["body"] for r in event["Records"])
+    for message in dead:
+        attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+        assert attributes["reason"] == "publish_failed"
+        assert attributes["error"].startswith(f"gave up after {last} receives: ")
+        assert "no-such-bus" in attributes["error"] or "EventBridge refused" in attributes["error"]
+    assert {m["MessageAttributes"]["source_message_id"]["StringValue"] for m in dead} == {
+        r["messageId"] for r in event["Records"]
+    }
+    # and a record before its last receive still goes back to SQS, not to the DLQ
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(last - 1)
+    again = handler("fanout", "FanoutFunction", stack, endpoint, monkeypatch, EVENT_BUS_NAME="no-such-bus")
+    response = again.lambda_handler({"Records": event["Records"][:1]}, LambdaContext())
+    again.reset()
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+
+
 # --------------------------------------------------------------------------- the documented examples
 
 

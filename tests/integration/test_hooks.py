@@ -219,6 +219,35 @@ def test_agent_answering_400_goes_to_the_dlq_with_the_reason(
     assert agent.received() == []
 
 
+def test_an_agent_still_down_at_the_records_last_receive_goes_to_the_dlq_with_the_reason(
+    hooks: ModuleType, stack: Provisioned, endpoint: str, agent: AgentServer
+) -> None:
+    apply(endpoint, stack, SHOP_HOOK)
+    last = int(load_template()["Resources"]["HooksQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
+    n = crash_loop()
+    body = n.model_dump_json()
+    # Given the agent answers 503, on the record's second receive: back to SQS, nothing dead-lettered
+    agent.fault(503, times=2)
+    early = hooks.lambda_handler(sqs_event([body], receive_count=2), LambdaContext())
+    assert len(early["batchItemFailures"]) == 1
+    assert not dlq(stack, endpoint)
+    # When it still answers 503 on the record's last receive (the hooks queue's maxReceiveCount)
+    late = hooks.lambda_handler(sqs_event([body], receive_count=last), LambdaContext())
+    # Then the record is handled, not failed (SQS would move it bare): it is in the hooks DLQ with
+    # the reason, the hook, the agent's status and answer
+    assert late == {"batchItemFailures": []}
+    (message,) = dlq(stack, endpoint)
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes["reason"] == "http_5xx"
+    assert attributes["error"].startswith(f"gave up after {last} receives: ")
+    assert "answered 503" in attributes["error"]
+    assert attributes["hook"] == "shop/shop-restarts#0"
+    assert attributes["status_code"] == "503"
+    assert "injected fault 503" in attributes["response_body"]
+    assert json.loads(message["Body"])["notification_id"] == n.notification_id
+    assert agent.received() == []
+
+
 def test_recovery_resolves_and_eventbridge_wrapped_bodies_are_read(
     hooks: ModuleType, stack: Provisioned, endpoint: str, agent: AgentServer
 ) -> None:

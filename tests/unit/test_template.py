@@ -390,6 +390,24 @@ def test_the_time_index_holds_the_keys_and_what_the_list_filters_read(template: 
     assert names <= {"pk", "sk", "tk", *history.TIME_INDEX_ATTRIBUTES}
 
 
+@pytest.mark.parametrize(
+    ("function", "queue"),
+    [
+        ("DeliverFunction", "DeliveriesQueue"),
+        ("FanoutFunction", "FanoutQueue"),
+        ("HooksFunction", "HooksQueue"),
+    ],
+)
+def test_a_function_quarantining_at_the_last_receive_knows_its_queues_max_receive_count(
+    template: dict[str, Any], function: str, queue: str
+) -> None:
+    # the function dead-letters a record itself at this receive, with the reason; SQS would move it bare
+    told = props(template, function)["Environment"]["Variables"]["MAX_RECEIVE_COUNT"]
+    assert str(told) == str(props(template, queue)["RedrivePolicy"]["maxReceiveCount"])
+    (source,) = props(template, function)["Events"].values()
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+
+
 def test_history_pitr_is_a_parameter_off_by_default(template: dict[str, Any]) -> None:
     parameter = template["Parameters"]["HistoryPointInTimeRecovery"]
     assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["false", "true"])

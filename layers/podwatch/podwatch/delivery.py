@@ -31,7 +31,13 @@ from podwatch import telemetry
 from podwatch.control import EnrollCommand, parse_command
 from podwatch.errors import CircuitOpen, DeliveryRejected, MalformedMessage, TransientError
 from podwatch.models import Notification, RemoteConfig, parse_notification, utcnow
-from podwatch.quarantine import REDRIVE_ATTRIBUTE, send_to_quarantine
+from podwatch.quarantine import (
+    REDRIVE_ATTRIBUTE,
+    Failure,
+    quarantine_last_receives,
+    receive_count,
+    send_to_quarantine,
+)
 from podwatch.restate import RestateClient
 
 log = logging.getLogger(__name__)
@@ -82,37 +88,11 @@ class _PendingNotification:
 _Command = tuple[str, str, EnrollCommand, int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """Why a record goes back to the queue; what its quarantine says if it was its last receive."""
-
-    reason: str
-    error: str
-    status_code: int | None = None
-    body: str = ""
-
-    @classmethod
-    def of(cls, exc: TransientError) -> _Failure:
-        status = getattr(exc, "status_code", None)
-        return cls(exc.reason, str(exc), status, getattr(exc, "body", ""))
-
-    def attributes(self) -> dict[str, str]:
-        if self.status_code is None:
-            return {}
-        return {"status_code": str(self.status_code), "response_body": self.body}
-
-
 def redrive_count(record: Mapping[str, Any]) -> int:
     """The `redrive_count` message attribute of an SQS record as Lambda delivers it (0 if absent)."""
     attribute = (record.get("messageAttributes") or {}).get(REDRIVE_ATTRIBUTE) or {}
     value = attribute.get("stringValue")
     return int(value) if isinstance(value, str) and value.isdigit() else 0
-
-
-def receive_count(record: Mapping[str, Any]) -> int:
-    """The SQS `ApproximateReceiveCount` of a record as Lambda delivers it (1 if absent)."""
-    value = (record.get("attributes") or {}).get("ApproximateReceiveCount")
-    return int(value) if isinstance(value, str) and value.isdigit() else 1
 
 
 def latency_ms(notification: Notification, answered: datetime) -> float:
@@ -136,10 +116,10 @@ def deliver_records(
 
     `time_left()` is asked before each call; once it says False, the rest become failures unsent.
     """
-    batch = _Batch(deps=deps, result=DeliveryResult())
+    batch = _Batch(deps=deps, result=DeliveryResult(), records=records)
     batch.result.tally.add(telemetry.RECEIVED, value=len(records))
     commands, by_cluster = _sort(batch, records)
-    out_of_time = _Failure("no_time_left", "not sent: the invocation was nearly over")
+    out_of_time = Failure("no_time_left", "not sent: the invocation was nearly over")
     for message_id, body, command, redrive, receive in commands:  # the manager learns of a cluster first
         if time_left is not None and not time_left():
             batch.fail([message_id], out_of_time)
@@ -162,39 +142,35 @@ def deliver_records(
 
 @dataclass
 class _Batch:
-    """One invocation's records under way: the result, and what each failed record needs if this
-    was its last receive."""
+    """One invocation's records under way: the result, and why each failed record failed (what its
+    quarantine says if this was its last receive)."""
 
     deps: DeliverDeps
     result: DeliveryResult
-    bodies: dict[str, str] = field(default_factory=dict)
-    receives: dict[str, int] = field(default_factory=dict)
-    failures: dict[str, _Failure] = field(default_factory=dict)
+    records: Sequence[Mapping[str, Any]] = ()
+    failures: dict[str, Failure] = field(default_factory=dict)
 
-    def fail(self, message_ids: Sequence[str], failure: _Failure) -> None:
+    def fail(self, message_ids: Sequence[str], failure: Failure) -> None:
         self.result.failed.extend(message_ids)
         for message_id in message_ids:
             self.failures[message_id] = failure
 
     def quarantine_last_receives(self) -> None:
-        """A failed record at the queue's maxReceiveCount would reach the DLQ bare (SQS keeps no
-        reason): it goes there now, with the reason, the last status and the manager's answer."""
-        limit = self.deps.max_receive_count
-        if limit is None:
-            return
-        last = [m for m in self.result.failed if self.receives.get(m, 1) >= limit and m in self.failures]
-        for message_id in last:
-            self.result.failed.remove(message_id)
-        for message_id in last:
-            failure = self.failures[message_id]
-            _quarantine(
-                self.result,
-                self.deps,
-                [(message_id, self.bodies[message_id])],
-                reason=failure.reason,
-                error=f"gave up after {self.receives[message_id]} receives: {failure.error}",
-                extra=failure.attributes(),
-            )
+        """A failed record at the queue's maxReceiveCount goes to the DLQ now, with the reason, the
+        last status and the manager's answer (`podwatch.quarantine.quarantine_last_receives`)."""
+        deps, result = self.deps, self.result
+        done = quarantine_last_receives(
+            deps.sqs,
+            deps.quarantine_queue_url,
+            deps.max_receive_count,
+            self.records,
+            result.failed,
+            self.failures,
+        )
+        result.failed = [m for m in result.failed if m not in done]
+        for message_id, reason in done.items():
+            result.quarantined[message_id] = reason
+            result.tally.add(telemetry.QUARANTINED, reason=reason)
 
 
 def _sort(
@@ -206,8 +182,6 @@ def _sort(
     commands: list[_Command] = []
     for record in records:
         message_id, body = str(record["messageId"]), str(record["body"])
-        batch.bodies[message_id] = body
-        batch.receives[message_id] = receive_count(record)
         try:
             command = parse_command(body)
         except MalformedMessage as exc:
@@ -280,7 +254,7 @@ def _not_delivered(batch: _Batch, message_ids: list[str], exc: TransientError) -
         batch.result.tally.add(telemetry.CIRCUIT_OPEN, value=len(message_ids))
     else:
         batch.result.calls += 1
-    batch.fail(message_ids, _Failure.of(exc))
+    batch.fail(message_ids, Failure.of(exc))
 
 
 def _enroll(

@@ -7,7 +7,9 @@ anyone else (hooks, a user's Slack, a webhook), independent of the Restate path 
     fanout function: fan-out queue ──▶ `publish_records` ──▶ PutEvents (≤ 10 entries a call)
         source `podwatch`, detail-type = the event type (`crash-loop`, ...), detail = the Notification
         an entry EventBridge refuses (or a failed call) → its record is a batch item failure (SQS
-        retries it, then the fan-out DLQ); a body that is no Notification → quarantined (malformed)
+        retries it); at its last receive (`max_receive_count`) it goes to the fan-out DLQ with the
+        reason `publish_failed` and EventBridge's error instead of bare; a body that is no
+        Notification → quarantined (malformed)
 
 Why a queue and a function of its own, not PutEvents in the processor: docs/internals.md, "Fan-out".
 """
@@ -24,7 +26,7 @@ from pydantic import ValidationError
 
 from podwatch import telemetry
 from podwatch.models import Notification, parse_notification
-from podwatch.quarantine import send_to_quarantine
+from podwatch.quarantine import Failure, quarantine_last_receives, send_to_quarantine
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ MAX_ENTRIES = 10
 MAX_CALL_BYTES = 256 * 1024 - 8 * 1024
 #: SendMessageBatch takes at most 10 entries
 MAX_SQS_ENTRIES = 10
+#: the quarantine reason of a record EventBridge kept refusing until its last receive
+PUBLISH_FAILED = "publish_failed"
 
 
 @dataclass
@@ -80,6 +84,9 @@ class PublishDeps:
     #: boto3 SQS client, for the quarantine queue (the fan-out DLQ)
     sqs: Any
     quarantine_queue_url: str
+    #: the fan-out queue's maxReceiveCount: a record failing at this receive is quarantined with
+    #: its reason (None: left to SQS's redrive, which keeps no reason)
+    max_receive_count: int | None = None
 
 
 @dataclass
@@ -90,6 +97,12 @@ class PublishResult:
     failed: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
     tally: telemetry.Tally = field(default_factory=telemetry.Tally)
+    #: why each failed record failed (its quarantine's reason and error at its last receive)
+    failures: dict[str, Failure] = field(default_factory=dict)
+
+    def fail(self, message_id: str, reason: str, error: str) -> None:
+        self.failed.append(message_id)
+        self.failures[message_id] = Failure(reason, error)
 
 
 def bus_entry(notification: Notification, bus_name: str) -> dict[str, Any]:
@@ -127,6 +140,11 @@ def publish_records(records: Sequence[Mapping[str, Any]], *, deps: PublishDeps) 
         ready.append((message_id, bus_entry(notification, deps.bus_name)))
     for chunk in _chunks(ready):
         _put(deps.events, chunk, result)
+    last = quarantine_last_receives(
+        deps.sqs, deps.quarantine_queue_url, deps.max_receive_count, records, result.failed, result.failures
+    )
+    result.failed = [m for m in result.failed if m not in last]
+    result.quarantined += list(last)
     result.tally.add(telemetry.PUBLISHED, value=len(result.published))
     result.tally.add(telemetry.QUARANTINED, value=len(result.quarantined))
     result.tally.add(telemetry.RETRIED, value=len(result.failed))
@@ -151,7 +169,8 @@ def _put(events: Any, chunk: list[tuple[str, dict[str, Any]]], result: PublishRe
         answer = events.put_events(Entries=[entry for _, entry in chunk])
     except (ClientError, BotoCoreError) as exc:
         log.warning("PutEvents failed; the records go back to SQS: %s", exc)
-        result.failed += [message_id for message_id, _ in chunk]
+        for message_id, _ in chunk:
+            result.fail(message_id, PUBLISH_FAILED, f"PutEvents failed: {exc}")
         return
     # the answer's entries are in the order of the request's; a refused one has an ErrorCode
     for (message_id, _), outcome in zip(chunk, answer.get("Entries") or [], strict=False):
@@ -159,8 +178,12 @@ def _put(events: Any, chunk: list[tuple[str, dict[str, Any]]], result: PublishRe
             log.warning(
                 "EventBridge refused an entry: %s %s", outcome["ErrorCode"], outcome.get("ErrorMessage")
             )
-            result.failed.append(message_id)
+            error = (
+                f"EventBridge refused the entry: {outcome['ErrorCode']} {outcome.get('ErrorMessage') or ''}"
+            )
+            result.fail(message_id, PUBLISH_FAILED, error.strip())
         else:
             result.published.append(message_id)
     answered = len(answer.get("Entries") or [])
-    result.failed += [message_id for message_id, _ in chunk[answered:]]
+    for message_id, _ in chunk[answered:]:
+        result.fail(message_id, PUBLISH_FAILED, f"PutEvents answered {answered} of {len(chunk)} entries")

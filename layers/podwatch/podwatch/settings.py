@@ -101,6 +101,9 @@ class FanoutSettings(_Settings):
 
     event_bus_name: str = Field(min_length=1)
     quarantine_queue_url: str = Field(min_length=1)
+    #: the fan-out queue's maxReceiveCount: a record still failing at that receive is quarantined
+    #: with its reason; unset: SQS moves it to the DLQ bare
+    max_receive_count: int | None = Field(default=None, ge=1, le=1000)
 
 
 class ConfigSyncSettings(RestateSettings):
@@ -141,6 +144,9 @@ class HooksSettings(_Settings):
     hook_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     #: how long the applied rules are cached per execution environment
     rules_max_age_seconds: int = Field(default=30, ge=0, le=3600)
+    #: the hooks queue's maxReceiveCount: a record still failing at that receive is quarantined with
+    #: its reason; unset: SQS moves it to the DLQ bare
+    max_receive_count: int | None = Field(default=None, ge=1, le=1000)
 
 
 class HistoryWriterSettings(_Settings):

@@ -10,7 +10,10 @@
             other 4xx   → the notification + hook go to the DLQ with status and body   `failed`
 
 A record is retried when any of its matches needs it; its other matches are then recognised as
-done (`last_ok`, `last_rejected`), so one failing hook never calls another twice.
+done (`last_ok`, `last_rejected`), so one failing hook never calls another twice. At the record's
+last receive (`max_receive_count`, the hooks queue's maxReceiveCount) a record still failing goes to
+the hooks DLQ with the reason of its last failure (the hook, the target's status and answer)
+instead of being moved there bare by SQS.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from podwatch.hooks.prompt import base_values
 from podwatch.hooks.state import Claim, Decision, EventKey, HookStore
 from podwatch.hooks.targets import TargetClient, a2a_url
 from podwatch.models import SUPPORTED_SCHEMA_VERSIONS, EventType, Notification, utcnow
-from podwatch.quarantine import send_to_quarantine
+from podwatch.quarantine import Failure, quarantine_last_receives, send_to_quarantine
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,9 @@ class HooksDeps:
     #: a claim outlives a call that died with its function by this much
     lease_seconds: int = 60
     clock: Callable[[], datetime] = utcnow
+    #: the hooks queue's maxReceiveCount: a record failing at this receive is quarantined with its
+    #: reason (None: left to SQS's redrive, which keeps no reason)
+    max_receive_count: int | None = None
 
 
 @dataclass
@@ -78,6 +84,8 @@ class HooksResult:
     tally: telemetry.Tally = field(default_factory=telemetry.Tally)
     #: what was called: hook, event type, message id, prompt (logged; the local report shows them)
     fired: list[dict[str, str]] = field(default_factory=list)
+    #: why each failed record failed (its quarantine's reason and error at its last receive)
+    failures: dict[str, Failure] = field(default_factory=dict)
 
 
 def parse_body(body: str) -> Notification:
@@ -105,16 +113,33 @@ def handle_records(
         message_id, body = str(record["messageId"]), str(record["body"])
         if time_left is not None and not time_left():
             result.failed.append(message_id)
+            result.failures[message_id] = Failure(
+                "no_time_left", "not started: the invocation was nearly over"
+            )
             continue
         try:
             retry = _handle_record(index, deps, result, message_id, body)
         except TransientError as exc:
             log.warning("hooks table or DLQ unavailable; record back to the queue", extra={"error": str(exc)})
+            result.failures[message_id] = Failure.of(exc)
             retry = True
         if retry:
             result.failed.append(message_id)
+    _quarantine_last_receives(records, deps, result)
     result.tally.add(telemetry.RETRIED, value=len(result.failed))
     return result
+
+
+def _quarantine_last_receives(
+    records: Sequence[Mapping[str, Any]], deps: HooksDeps, result: HooksResult
+) -> None:
+    last = quarantine_last_receives(
+        deps.sqs, deps.quarantine_queue_url, deps.max_receive_count, records, result.failed, result.failures
+    )
+    result.failed = [m for m in result.failed if m not in last]
+    for message_id, reason in last.items():
+        result.quarantined[message_id] = reason
+        result.tally.add(telemetry.QUARANTINED, reason=reason)
 
 
 def _handle_record(
@@ -161,6 +186,11 @@ def _handle_match(
         result.tally.add(telemetry.HOOK_DEDUPLICATED)
         return False
     if claim.decision is Decision.IN_FLIGHT:
+        result.failures[record[0]] = Failure(
+            "in_flight",
+            f"hook {match.name}: the call of another invocation is under way",
+            {"hook": match.name},
+        )
         return True
     if claim.decision is not Decision.CALL:
         return False  # done before: a redelivery of a call that succeeded or was rejected
@@ -186,6 +216,7 @@ def _handle_match(
     except TransientError as exc:
         deps.store.failed(key, str(exc))
         result.tally.add(telemetry.HOOK_FAILED, reason=exc.reason)
+        result.failures[record[0]] = Failure.of(exc, hook=match.name)
         log.warning("hook call failed; retried", extra={"hook": match.name, "error": str(exc)})
         return True
     deps.store.succeeded(key, claim, n.notification_id, now_s=now_s, window_s=window)

@@ -207,8 +207,11 @@ class TargetClient:
         if 200 <= status < 300:
             return json_object(response)
         if status == 429 or status >= 500:
-            raise DeliveryFailed(
-                f"{url} answered {status}", reason="http_429" if status == 429 else "http_5xx"
+            raise DeliveryFailed(  # the status and answer travel to the DLQ at the last receive
+                f"{url} answered {status}",
+                status_code=status,
+                body=text,
+                reason="http_429" if status == 429 else "http_5xx",
             )
         raise DeliveryRejected(f"{url} rejected the call with {status}", status_code=status, body=text)
 
