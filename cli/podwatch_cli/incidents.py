@@ -177,7 +177,8 @@ def _containers(snapshot: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
     """A record without its full snapshot: for a pod its phase, node, restarts and containers' states;
-    for an Event its type, count, message and first/last seen. About 30 % of the record's JSON."""
+    for an Event its type, count, message and first/last seen (about 30 % of the record's JSON); any
+    other kind keeps its snapshot."""
     ref = record["objectRef"]
     out: dict[str, Any] = {
         "id": record["id"],
@@ -201,6 +202,9 @@ def summary(record: Mapping[str, Any]) -> dict[str, Any]:
         )
         return out
     snapshot = record.get("object") or {}
+    if ref["kind"] != "Pod":  # a kind without a summary of its own: its snapshot as recorded
+        out["object"] = snapshot
+        return out
     out.update(
         phase=snapshot.get("phase"),
         node=snapshot.get("node"),

@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -290,7 +290,8 @@ def build(history: History) -> PodwatchMCP:
         since: Since = None,
         namespace: Annotated[str | None, Field(description="only this namespace")] = None,
         kind: Annotated[
-            Literal["pod", "event"] | None, Field(description="pod: transitions; event: Kubernetes Events")
+            str | None,
+            Field(description="the record's kind: pod (transitions) or event (Kubernetes Events)"),
         ] = None,
         name: Annotated[str | None, Field(description="only this object: a pod's name")] = None,
         reason: Annotated[

@@ -28,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 
 from local.processes import ROOT, ManagedProcess, free_port
 from local.stack import LocalStack
+from local.up import describe
 from tests.e2e.test_history import CRASHING, RECORDING_NOW, SAMPLE
 from tests.integration.test_documented_commands import DOCS, commands_in_markdown, is_mcp
 
@@ -180,6 +181,23 @@ def test_over_stdio_every_tool_answers_from_the_history(replayed: Replayed, tmp_
         cwd=str(tmp_path),
     )
     run(lambda client: everything(client, replayed), server)
+
+
+def test_in_a_folder_with_the_local_stacks_file_it_needs_no_url(
+    local_stack: LocalStack, replayed: Replayed, tmp_path: Path
+) -> None:
+    # Given the stack file `make up` writes (`local.up.describe`), its history API the replay's
+    stack_file = tmp_path / ".local-run" / "current" / "stack.json"
+    stack_file.parent.mkdir(parents=True)
+    stack_file.write_text(json.dumps(describe(local_stack, replayed.api_url)))
+    # When `podwatch mcp` is run there as the README says, Then it answers from that API
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=command("mcp")[1:],
+        env=env(PODWATCH_CLUSTER=replayed.cluster),
+        cwd=str(tmp_path),
+    )
+    run(crash_loop_history, server)
 
 
 def listening(port: int) -> bool:

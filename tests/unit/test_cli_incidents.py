@@ -228,3 +228,17 @@ def test_a_window_is_start_or_since_back_from_now() -> None:
         window("2026-11-20T09:00:00Z", None, "1h")
     with pytest.raises(EventsError, match="number and a unit"):
         window(None, None, "yesterday")
+
+
+def test_a_kind_without_a_summary_keeps_its_snapshot() -> None:
+    node = {
+        "id": "n-1",
+        "verb": "update",
+        "objectRef": {"cluster": "prod", "namespace": "", "kind": "Node", "name": "n1", "uid": "u3"},
+        "timestamp": "2026-11-20T09:00:00.000Z",
+        "reason": "NodeNotReady",
+        "object": {"name": "n1", "ready": False},
+        "classification": [],
+    }
+    assert summary(node)["object"] == {"name": "n1", "ready": False}
+    assert incidents_of([node]) == []
