@@ -4,8 +4,9 @@ The history API stores no incident state of its own; every record carries podwat
 classification of it (`eventType`, `decision`, `reason`, `incidentId` = the dedup key). An incident
 is the run of records that share one `incidentId`, read oldest first: trouble (forwarded or
 deduplicated) makes it firing, a `recovered` finding that was forwarded (it resolved the incident)
-makes it resolved, trouble after that opens it again. A pod deleted after its incident's last
-trouble, with nothing resolving it, is `pod-deleted`. docs/internals.md ("MCP server") says why.
+makes it resolved, trouble after that opens it again. A pod (node) deleted after its incident's
+last trouble, with nothing resolving it, is `pod-deleted` (`node-deleted`). docs/internals.md ("MCP
+server") says why.
 
     incidents_of(records)       → [Incident ...], newest trouble first
     summary(record)             → the record without its snapshot: what an agent needs to read
@@ -19,7 +20,7 @@ from typing import Any
 
 from podwatch.workload import guess_workload_name
 
-FIRING, RESOLVED, POD_DELETED = "firing", "resolved", "pod-deleted"
+FIRING, RESOLVED, POD_DELETED, NODE_DELETED = "firing", "resolved", "pod-deleted", "node-deleted"
 RECOVERED = "recovered"
 #: decisions that are part of an incident (`filtered` ones never opened or joined one)
 _COUNTED = frozenset({"forwarded", "deduplicated"})
@@ -41,18 +42,22 @@ _CONTAINER_FIELDS = (
 @dataclass(frozen=True, slots=True)
 class IncidentId:
     """The parts of a dedup key: `cluster/namespace/pod/container/type` (container scope),
-    `cluster/namespace/pod/type` (pod scope), `cluster/namespace/workload:<name>/type` (workload)."""
+    `cluster/namespace/pod/type` (pod scope), `cluster/namespace/workload:<name>/type` (workload),
+    `cluster/node:<name>/type` (a node's condition)."""
 
     cluster: str
-    namespace: str
-    pod: str | None
-    workload: str
-    container: str | None
     event_type: str
+    namespace: str | None = None
+    pod: str | None = None
+    workload: str | None = None
+    node: str | None = None
+    container: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> IncidentId:
         parts = text.split("/")
+        if len(parts) == 3 and all(parts) and parts[1].startswith("node:"):
+            return cls(parts[0], parts[2], node=parts[1].removeprefix("node:"))
         if len(parts) not in (4, 5) or not all(parts):
             raise ValueError(
                 f"{text!r} is not an incident id (cluster/namespace/pod/container/type, as open_incidents"
@@ -61,8 +66,27 @@ class IncidentId:
         cluster, namespace, subject = parts[:3]
         container = parts[3] if len(parts) == 5 else None
         if subject.startswith("workload:"):
-            return cls(cluster, namespace, None, subject.removeprefix("workload:"), container, parts[-1])
-        return cls(cluster, namespace, subject, guess_workload_name(subject), container, parts[-1])
+            workload = subject.removeprefix("workload:")
+            return cls(cluster, parts[-1], namespace, workload=workload, container=container)
+        return cls(cluster, parts[-1], namespace, subject, guess_workload_name(subject), container=container)
+
+    @classmethod
+    def lenient(cls, text: str) -> IncidentId:
+        """The parts of an id of a shape this CLI does not know (a newer stack's): cluster and type."""
+        try:
+            return cls.parse(text)
+        except ValueError:
+            parts = text.split("/")
+            return cls(parts[0], parts[-1])
+
+    @property
+    def subject(self) -> tuple[str, str, str] | None:
+        """(Kind, namespace, name) of the object whose history holds the incident; None for a workload."""
+        if self.pod is not None and self.namespace is not None:
+            return "Pod", self.namespace, self.pod
+        if self.node is not None:
+            return "Node", "", self.node
+        return None
 
 
 @dataclass(slots=True)
@@ -80,7 +104,7 @@ class Incident:
 
     @property
     def key(self) -> IncidentId:
-        return IncidentId.parse(self.id)
+        return IncidentId.lenient(self.id)
 
     def as_dict(self) -> dict[str, Any]:
         key = self.key
@@ -93,6 +117,7 @@ class Incident:
             "namespace": key.namespace,
             "pod": key.pod,
             "workload": key.workload,
+            "node": key.node,
             "container": key.container,
             "openedAt": self.opened_at,
             "lastSeen": self.last_seen,
@@ -103,10 +128,22 @@ class Incident:
         }
 
 
-def pod_name(record: Mapping[str, Any]) -> str:
-    """The pod a record is about: its own name, or an Event's involved object."""
+def subject_of(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(Kind, namespace, name) of the object a record is about: its own, or an Event's involved one."""
+    ref = record["objectRef"]
     involved = record.get("involvedObject") or {}
-    return str(involved.get("name") or record["objectRef"]["name"])
+    if ref["kind"] == "Event" and involved.get("name"):
+        return str(involved.get("kind")), str(involved.get("namespace") or ""), str(involved["name"])
+    return str(ref["kind"]), str(ref.get("namespace") or ""), str(ref["name"])
+
+
+def is_deletion_of(record: Mapping[str, Any], key: IncidentId) -> bool:
+    """Whether the record is the deletion of the incident's pod or node."""
+    return (
+        record.get("verb") == "delete"
+        and record["objectRef"]["kind"] != "Event"
+        and (subject_of(record) == key.subject)
+    )
 
 
 def _message(record: Mapping[str, Any]) -> str | None:
@@ -142,11 +179,10 @@ def incidents_of(records: Iterable[Mapping[str, Any]]) -> list[Incident]:
     """The incidents the records show (records in any order), newest trouble first."""
     ordered = sorted(records, key=lambda r: str(r["timestamp"]))
     found: dict[str, Incident] = {}
-    deleted_at: dict[tuple[str, str], str] = {}
+    deleted_at: dict[tuple[str, str, str], str] = {}
     for record in ordered:
-        ref = record["objectRef"]
-        if ref["kind"] == "Pod" and record.get("verb") == "delete":
-            deleted_at[(ref["namespace"], ref["name"])] = str(record["timestamp"])
+        if record.get("verb") == "delete" and record["objectRef"]["kind"] != "Event":
+            deleted_at[subject_of(record)] = str(record["timestamp"])
         for verdict in record.get("classification") or []:
             incident_id = verdict.get("incidentId")
             if not incident_id or verdict.get("decision") not in _COUNTED:
@@ -154,10 +190,10 @@ def incidents_of(records: Iterable[Mapping[str, Any]]) -> list[Incident]:
             incident = found.setdefault(incident_id, Incident(incident_id))
             _apply(incident, record, verdict)
     for incident in found.values():
-        key = incident.key
-        gone = deleted_at.get((key.namespace, key.pod or ""))
-        if incident.state == FIRING and gone and gone >= (incident.last_seen or ""):
-            incident.state = POD_DELETED
+        subject = incident.key.subject
+        gone = deleted_at.get(subject) if subject else None
+        if subject and incident.state == FIRING and gone and gone >= (incident.last_seen or ""):
+            incident.state = POD_DELETED if subject[0] == "Pod" else NODE_DELETED
     return sorted(found.values(), key=lambda i: i.last_seen or i.resolved_at or "", reverse=True)
 
 

@@ -33,8 +33,8 @@ from podwatch_cli.incidents import (
     URI_PREFIX,
     IncidentId,
     incidents_of,
+    is_deletion_of,
     matches,
-    pod_name,
     summary,
 )
 
@@ -144,11 +144,25 @@ def object_history(
     view = history.object(namespace, kind, name, params, cluster)
     records = view["watchEvents"] + view["relatedEvents"]
     shown = (lambda r: r) if full else summary
-    return {
+    answer = {
         "object": view["object"],
         "incidents": [i.as_dict() for i in incidents_of(records)],
         "watchEvents": [shown(r) for r in view["watchEvents"]],
         "relatedEvents": [shown(r) for r in view["relatedEvents"]],
+    }
+    # the relations of a newer API (owner chain, a pod's node), their records summarised too
+    if "owners" in view:
+        answer["owners"] = [_with_records(owner, shown) for owner in view["owners"]]
+    if view.get("node"):
+        answer["node"] = _with_records(view["node"], shown)
+    return answer
+
+
+def _with_records(related: dict[str, Any], shown: Any) -> dict[str, Any]:
+    return {
+        **related,
+        "watchEvents": [shown(r) for r in related.get("watchEvents", [])],
+        "relatedEvents": [shown(r) for r in related.get("relatedEvents", [])],
     }
 
 
@@ -176,22 +190,23 @@ def open_incidents(
 
 
 def incident(history: History, incident_id: str) -> dict[str, Any]:
-    """One incident and its records (newest first): the pod's history for a pod or container
-    incident, the namespace's last 24 h for a workload incident."""
+    """One incident and its records (newest first): the pod's (node's) history for a pod, container
+    or node incident, the namespace's last 24 h for a workload incident."""
     try:
         key = IncidentId.parse(incident_id)
     except ValueError as exc:
         raise ResourceNotFoundError(str(exc)) from exc
-    if key.pod is not None:
-        view = history.object(key.namespace, "pod", key.pod, {"limit": str(MAX_LIMIT)}, key.cluster)
+    if key.subject is not None:
+        kind, namespace, name = key.subject
+        view = history.object(namespace or "_", kind.lower(), name, {"limit": str(MAX_LIMIT)}, key.cluster)
         records = view["watchEvents"] + view["relatedEvents"]
     else:
-        records, _ = history.all_events({"namespace": key.namespace}, key.cluster)
+        records, _ = history.all_events({"namespace": key.namespace or ""}, key.cluster)
     mine = [
         r
         for r in records
         if any(c.get("incidentId") == incident_id for c in r.get("classification") or [])
-        or (key.pod is not None and r.get("verb") == "delete" and pod_name(r) == key.pod)
+        or is_deletion_of(r, key)
     ]
     found = [i for i in incidents_of(mine) if i.id == incident_id]
     if not found:
@@ -215,11 +230,13 @@ page repeat the same arguments with `cursor` = nextCursor. Without start/since t
 before `end` (default now); records are kept 14 days. Times: RFC 3339 with offset."""
 
 OBJECT_HISTORY = """\
-Everything recorded about one object (a pod): its states over time and the Kubernetes Events about it.
-Returns {object, incidents, watchEvents, relatedEvents}: `object` is its latest known state (null if
-unknown or older than the 14-day retention; `deleted` true once it is gone), `incidents` what
-podwatch made of it (firing/resolved, occurrences, reasons), `watchEvents` its transitions and
-`relatedEvents` the Events, each newest first, at most `limit` of each (default 100, at most 1000).
+Everything recorded about one object (a pod; a node: namespace "_", kind node): its states over time
+and the Kubernetes Events about it. Returns {object, incidents, watchEvents, relatedEvents, owners,
+node}: `object` is its latest known state (null if unknown or older than the 14-day retention;
+`deleted` true once it is gone), `incidents` what podwatch made of it (firing/resolved, occurrences,
+reasons), `watchEvents` its transitions and `relatedEvents` the Events, each newest first, at most
+`limit` of each (default 100, at most 1000); `owners` its owner chain (ReplicaSet, Deployment, ...)
+and, for a pod, `node` its node's condition changes, each with their 10 latest records.
 The default window is the whole retention (14 days)."""
 
 OPEN_INCIDENTS = """\

@@ -98,6 +98,9 @@ async def crash_loop_history(client: Client) -> str:
     newest = view["watchEvents"][0]
     assert {c["name"]: c.get("reason") for c in newest["containers"]}["api"] == "CrashLoopBackOff"
     assert "object" not in newest  # summaries unless `full`
+    owner = view["owners"][0]  # the relations of the object view come along: its controller first
+    assert (owner["kind"], owner["name"]) == ("ReplicaSet", "payments-api-84c6d9f7b8")
+    assert view["node"]["name"] == newest["node"]
     (incident,) = view["incidents"]
     assert incident["eventType"] == "crash-loop"
     assert incident["state"] == "firing"

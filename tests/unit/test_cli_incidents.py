@@ -12,6 +12,7 @@ import pytest
 from podwatch_cli.events import EventsError
 from podwatch_cli.incidents import (
     FIRING,
+    NODE_DELETED,
     POD_DELETED,
     RESOLVED,
     IncidentId,
@@ -175,17 +176,74 @@ def test_incidents_come_newest_first_and_filter_by_namespace_and_workload() -> N
 @pytest.mark.parametrize(
     ("text", "parts"),
     [
-        (KEY, ("prod", "shop", "web-5c8d7f9b44-m4k8z", "web", "app", "crash-loop")),
+        (KEY, ("prod", "shop", "web-5c8d7f9b44-m4k8z", "web", None, "app", "crash-loop")),
         (
             "prod/shop/web-5c8d7f9b44-m4k8z/evicted",
-            ("prod", "shop", "web-5c8d7f9b44-m4k8z", "web", None, "evicted"),
+            ("prod", "shop", "web-5c8d7f9b44-m4k8z", "web", None, None, "evicted"),
         ),
-        ("prod/shop/workload:web/crash-loop", ("prod", "shop", None, "web", None, "crash-loop")),
+        ("prod/shop/workload:web/crash-loop", ("prod", "shop", None, "web", None, None, "crash-loop")),
+        (
+            "prod/node:ip-10-0-1-2/node-not-ready",
+            ("prod", None, None, None, "ip-10-0-1-2", None, "node-not-ready"),
+        ),
     ],
 )
 def test_an_incident_id_names_its_scope(text: str, parts: tuple[Any, ...]) -> None:
     key = IncidentId.parse(text)
-    assert (key.cluster, key.namespace, key.pod, key.workload, key.container, key.event_type) == parts
+    assert (
+        key.cluster,
+        key.namespace,
+        key.pod,
+        key.workload,
+        key.node,
+        key.container,
+        key.event_type,
+    ) == parts
+
+
+def node(at: str, *verdicts: dict[str, Any], verb: str = "update") -> dict[str, Any]:
+    return {
+        "id": f"n-{at}-{verb}",
+        "verb": verb,
+        "objectRef": {"cluster": "prod", "namespace": "", "kind": "Node", "name": "ip-10-0-1-2", "uid": "u3"},
+        "timestamp": f"2026-11-20T09:{at}.000Z",
+        "reason": "NodeNotReady",
+        "object": {"name": "ip-10-0-1-2"},
+        "classification": list(verdicts),
+    }
+
+
+def test_a_node_incident_fires_resolves_and_ends_with_its_node() -> None:
+    key = "prod/node:ip-10-0-1-2/node-not-ready"
+    opened = verdict("forwarded", "opened", "node-not-ready", key)
+    (incident,) = incidents_of([node("01:00", opened)])
+    shown = incident.as_dict()
+    assert (shown["state"], shown["node"], shown["namespace"], shown["pod"]) == (
+        FIRING,
+        "ip-10-0-1-2",
+        None,
+        None,
+    )
+    recovered = verdict("forwarded", "resolved", "recovered", key)
+    assert [i.state for i in incidents_of([node("01:00", opened), node("02:00", recovered)])] == [RESOLVED]
+    assert [i.state for i in incidents_of([node("01:00", opened), node("03:00", verb="delete")])] == [
+        NODE_DELETED
+    ]
+    assert not matches(incident, namespace="shop", workload=None)
+    assert matches(incident, namespace=None, workload=None)
+
+
+def test_an_id_of_a_shape_this_cli_does_not_know_is_still_listed() -> None:
+    future = "prod/shop/deployment:web/rollout-stuck/x/y"
+    (incident,) = incidents_of([pod("01:00", verdict("forwarded", "opened", "rollout-stuck", future))])
+    shown = incident.as_dict()
+    assert (shown["id"], shown["cluster"], shown["eventType"], shown["state"]) == (
+        future,
+        "prod",
+        "y",
+        FIRING,
+    )
+    assert matches(incident, namespace=None, workload=None)
 
 
 @pytest.mark.parametrize("text", ["", "prod/shop", "prod//pod/c/t", "a/b/c/d/e/f"])
