@@ -47,6 +47,7 @@ from podwatch_relay.replay import RecordedClock, replay_file
 from podwatch_relay.settings import RelaySettings
 from podwatch_relay.sink import FileSink, Progress, Sink, SqsSink, make_sqs_client
 from podwatch_relay.watch import (
+    OTHER_EVENTS,
     ListWatcher,
     NamespaceScopes,
     WatchGroup,
@@ -333,6 +334,7 @@ def run_watch(
             not_ready_seconds=settings.not_ready_too_long_seconds,
         ),
         label_keys=settings.label_key_list,
+        event_kinds=settings.event_kinds,
     )
     checkpointer = _restore_checkpoint(settings, relay, gate or outbox)
     kubernetes_version = server_version(api_client, request_timeout=settings.request_timeout_seconds)
@@ -394,6 +396,12 @@ def run_watch(
             group.start_scope(namespace)
     if crd_watcher is not None:
         group.add_watcher(crd_watcher)
+    if len(settings.event_kinds) > 1 and settings.namespace_selector is None:
+        # Events about the other kinds (Nodes' live in `default`): for the history, not classified
+        for namespace in settings.namespace_list or (None,):
+            group.add_watcher(
+                factory(api=api, relay=relay, resource=OTHER_EVENTS, namespace=namespace, stop=stop)
+            )
     threading.Thread(
         target=send_heartbeats,
         args=(relay, stop, settings.heartbeat_interval_seconds, started_at),

@@ -219,6 +219,7 @@ class Relay:
         clock: Callable[[], datetime] = utcnow,
         deadlines: Deadlines | None = None,
         label_keys: Iterable[str] = DEFAULT_LABEL_KEYS,
+        event_kinds: Iterable[str] = ("Pod",),
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -233,6 +234,8 @@ class Relay:
         self.namespaces = namespaces
         #: which pod labels are forwarded: `label_keys` (the project/workload id keys) and the well-known
         self.allowlist = LabelAllowlist(label_keys)
+        #: Events about these kinds are forwarded (Pod; and, for the history, the other watched kinds)
+        self.event_kinds = frozenset(event_kinds) | {"Pod"}
         self.stats = RelayStats()
         #: waiting pods to forward again when their threshold passes (None: never)
         self.deadlines = deadlines
@@ -815,12 +818,16 @@ class Relay:
         if watch_type == "DELETED":
             # Events are deleted when their TTL (1 h) expires: housekeeping, not news. Forwarding it
             # would repeat the event_id of the occurrence already sent.
-            projected = project_event(obj, watch_type=watch_type)
+            projected = project_event(obj, watch_type=watch_type, kinds=self.event_kinds)
             if projected is not None:
                 self.event_tracker.observe(projected)
             return "skipped:event-deleted"
         kube_event = project_event(
-            obj, watch_type=watch_type, initial_sync=initial_sync, observed_at=self._clock()
+            obj,
+            watch_type=watch_type,
+            initial_sync=initial_sync,
+            observed_at=self._clock(),
+            kinds=self.event_kinds,
         )
         if kube_event is None:
             return "skipped:not-a-pod-event"

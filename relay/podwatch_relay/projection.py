@@ -664,14 +664,20 @@ def project_pod(
 # --------------------------------------------------------------------------- core/v1 Events
 
 
+#: Events about these are the pod path's; `Relay.event_kinds` adds the other watched kinds
+POD_ONLY = frozenset({"Pod"})
+
+
 def project_event(
     obj: Json,
     *,
     watch_type: WatchType,
     initial_sync: bool = False,
     observed_at: datetime | None = None,
+    kinds: frozenset[str] = POD_ONLY,
 ) -> KubeEvent | None:
-    """The compact `KubeEvent` of a raw core/v1 Event about a Pod; None for any other subject.
+    """The compact `KubeEvent` of a raw core/v1 Event about a Pod (or another of `kinds`, for the
+    history); None for any other subject. A cluster-scoped subject (a Node) keeps no namespace.
 
     Events written through events.k8s.io/v1 show on core/v1 with `series.count` and `eventTime`
     instead of `count` and `lastTimestamp`; both shapes give the same fields here.
@@ -679,7 +685,8 @@ def project_event(
     if not isinstance(obj, dict):
         raise BadWatchEvent("event object is not a JSON object", reason="event-not-an-object")
     involved = _dict(obj.get("involvedObject"))
-    if involved.get("kind") != "Pod":
+    kind = involved.get("kind")
+    if kind not in kinds:
         return None
     meta = _dict(obj.get("metadata"))
     series = _dict(obj.get("series"))
@@ -700,9 +707,9 @@ def project_event(
             type=_str(obj.get("type")),
             count=count,
             involved_object=InvolvedObject(
-                kind="Pod",
+                kind=kind,
                 name=pod_name,
-                namespace=_str(involved.get("namespace")) or namespace,
+                namespace=_str(involved.get("namespace")) or (namespace if kind == "Pod" else None),
                 uid=_str(involved.get("uid")),
                 field_path=_str(involved.get("fieldPath")),
             ),

@@ -255,6 +255,12 @@ class RelaySettings(BaseSettings):
         return tuple(BUILTIN[k] for k in self.kinds.split(",") if k in BUILTIN)
 
     @property
+    def event_kinds(self) -> tuple[str, ...]:
+        """Kinds whose Events are forwarded: Pod, and with `Event` listed the other listed kinds."""
+        kinds = self.kinds.split(",")
+        return ("Pod", *(k for k in kinds if k in BUILTIN)) if "Event" in kinds else ("Pod",)
+
+    @property
     def group_patterns(self) -> tuple[str, ...]:
         """The configured custom resource group patterns, without blanks and repeats."""
         return tuple(dict.fromkeys(g.strip() for g in self.custom_resource_groups.split(",") if g.strip()))

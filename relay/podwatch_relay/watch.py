@@ -63,6 +63,9 @@ class Resource:
 PODS = Resource("pods", "Pod", reconciles=True)
 #: Only Events about pods: the API server filters, so the relay never sees the rest.
 POD_EVENTS = Resource("events", "Event", field_selector="involvedObject.kind=Pod")
+#: Events about everything else, for the history of the other watched kinds (the relay keeps
+#: those about its kinds: `Relay.event_kinds`); the two selectors never see the same Event.
+OTHER_EVENTS = Resource("events", "Event", field_selector="involvedObject.kind!=Pod")
 
 
 def namespaces_matching(label_selector: str) -> Resource:

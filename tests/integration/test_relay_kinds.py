@@ -22,7 +22,7 @@ from podwatch_relay.app import build_parser, run_watch
 from podwatch_relay.settings import CHART_KINDS, RelaySettings
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi import objects as fx
-from tests.fakeapi.pods import CANARY
+from tests.fakeapi.pods import CANARY, core_event
 from tests.integration.relay_harness import wait_for
 
 pytestmark = pytest.mark.integration
@@ -264,3 +264,46 @@ def test_hooks_are_forwarded_when_the_crd_exists_and_the_value_is_on(
             threading.Event().wait(1.0)
             assert not [b for b in bodies() if b["kind"] == "hook"]
             assert not fake.watch_requests("customresourcedefinitions")
+
+
+def test_events_about_the_watched_kinds_go_to_the_history_and_no_other(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Events about a pod, a Deployment, a Node (cluster-scoped: its Events live in `default`)
+    # and a Secret
+    fake.put(core_event(namespace="shop", name="api-1.a", involved_kind="Pod", involved_name="api-1"))
+    fake.put(
+        core_event(
+            namespace="shop", name="api.b", involved_kind="Deployment", involved_name="api",
+            reason="ScalingReplicaSet", message="Scaled up replica set api-5d9f to 3", type_="Normal",
+        )
+    )  # fmt: skip
+    node_event = core_event(
+        namespace="default", name="node-1.c", involved_kind="Node", involved_name="node-1",
+        reason="NodeNotReady", message="Node node-1 status is now: NodeNotReady", type_="Normal",
+    )  # fmt: skip
+    del node_event["involvedObject"]["namespace"]
+    fake.put(node_event)
+    fake.put(core_event(namespace="shop", name="db.d", involved_kind="Secret", involved_name="db"))
+
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as bodies:
+        # Then each watched kind's Event is forwarded once as a k8s_event, the Secret's never
+        def subjects() -> list[tuple[str, str, str | None]]:
+            return sorted(
+                (
+                    e["involved_object"]["kind"],
+                    e["involved_object"]["name"],
+                    e["involved_object"].get("namespace"),
+                )
+                for e in (b["payload"] for b in bodies() if b["kind"] == "k8s_event")
+            )
+
+        wait_for(lambda: len(subjects()) >= 3, what="three Events")
+        threading.Event().wait(0.5)
+        assert subjects() == [
+            ("Deployment", "api", "shop"),
+            ("Node", "node-1", None),
+            ("Pod", "api-1", "shop"),
+        ]
+    selectors = {r.query.get("fieldSelector") for r in fake.watch_requests("events")}
+    assert selectors == {"involvedObject.kind=Pod", "involvedObject.kind!=Pod"}
