@@ -290,7 +290,8 @@ def _parser() -> argparse.ArgumentParser:
         description="An MCP server (tools query_events, object_history, open_incidents; a resource per"
         " incident, podwatch://incidents/{id}) answering from the stack's history API, like `events`."
         " stdio (default): an MCP client runs this command. --transport http: streamable HTTP at"
-        " http://HOST:PORT/mcp, for a kagent RemoteMCPServer (docs/operations.md).",
+        " http://HOST:PORT/mcp, for a kagent RemoteMCPServer (docs/operations.md); with PODWATCH_MCP_TOKEN"
+        " set, only for requests with `Authorization: Bearer <token>`.",
     )
     mcp.add_argument(
         "--transport", choices=["stdio", "http"], default="stdio", help="stdio (default) or streamable HTTP"
@@ -455,6 +456,7 @@ def _mcp(args: argparse.Namespace, clients: Clients) -> int:
             host=args.host,
             port=args.port,
             path=args.path,
+            token=os.environ.get("PODWATCH_MCP_TOKEN"),  # a secret: from the environment, not argv
         )
     finally:
         client.close()

@@ -3,6 +3,7 @@ happened.
 
     podwatch mcp                                        # stdio: an MCP client runs it as a command
     podwatch mcp --transport http --port 8000           # streamable HTTP at http://127.0.0.1:8000/mcp
+    PODWATCH_MCP_TOKEN=... podwatch mcp --transport http  # only for `Authorization: Bearer ...`
 
 Tools `query_events`, `object_history`, `open_incidents`; one resource per incident,
 `podwatch://incidents/{id}` (the open ones are listed). Every answer comes from the history API
@@ -13,6 +14,7 @@ records' classification (`podwatch_cli.incidents`).
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from dataclasses import dataclass
@@ -20,11 +22,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import anyio
 import anyio.to_thread
+import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.types import Resource as MCPResource
 from pydantic import Field
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podwatch_cli import __version__
 from podwatch_cli.events import EventsError, HistoryClient, since_start
@@ -394,11 +401,37 @@ def build(history: History) -> PodwatchMCP:
     return server
 
 
-def serve(
-    history: History, *, transport: str, host: str, port: int, path: str
-) -> None:  # pragma: no cover - run by the e2e tests as a process
+class BearerToken:
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>` (kagent's
+    RemoteMCPServer sends it from a Secret, `headersFrom`); hand-written, as the SDK's auth is OAuth's."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = Headers(scope=scope).get("authorization", "").encode()
+            if not hmac.compare_digest(given, self.expected):
+                refused = JSONResponse(
+                    {"error": "a bearer token is required (PODWATCH_MCP_TOKEN)"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def serve(history: History, *, transport: str, host: str, port: int, path: str, token: str | None) -> None:
+    """Serve until stopped: on stdin/stdout, or streamable HTTP at http://host:port/path (with
+    `token`, only for requests that carry it)."""
     server = build(history)
     if transport == "stdio":
         server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=port, streamable_http_path=path)
+        return
+    app = server.streamable_http_app(streamable_http_path=path, host=host)
+    if token:
+        app.add_middleware(BearerToken, token=token)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info")
+    anyio.run(uvicorn.Server(config).serve)

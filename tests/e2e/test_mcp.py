@@ -11,6 +11,7 @@ an operator's shell would), an HTTP one on a free port instead of the written on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -22,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from local.processes import ROOT, ManagedProcess, free_port
@@ -209,8 +213,9 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def http_server(replayed: Replayed, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def serving_http(replayed: Replayed, tmp_path: Path, **extra_env: str) -> Iterator[str]:
+    """`podwatch mcp --transport http` as a process on a free port; yields its URL."""
     port = free_port()
     argv = command(
         "mcp",
@@ -223,13 +228,43 @@ def http_server(replayed: Replayed, tmp_path: Path) -> Iterator[str]:
         "--cluster",
         replayed.cluster,
     )
-    process = ManagedProcess("podwatch-mcp", argv, log_path=tmp_path / "mcp.log", env=env(), cwd=tmp_path)
+    process = ManagedProcess(
+        "podwatch-mcp", argv, log_path=tmp_path / "mcp.log", env=env(**extra_env), cwd=tmp_path
+    )
     process.start()
     try:
         process.wait_healthy(lambda: listening(port), timeout=60, what=f"listening on {port}")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         process.stop()
+
+
+@pytest.fixture
+def http_server(replayed: Replayed, tmp_path: Path) -> Iterator[str]:
+    with serving_http(replayed, tmp_path) as url:
+        yield url
+
+
+def test_over_http_with_a_token_only_requests_that_carry_it_get_in(
+    replayed: Replayed, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex
+    with serving_http(replayed, tmp_path, PODWATCH_MCP_TOKEN=token) as url:
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": token}):
+            refused = httpx.post(url, json=hello, headers=wrong, timeout=30)
+            assert refused.status_code == 401, wrong
+            assert refused.headers["WWW-Authenticate"] == "Bearer"
+
+        async def session() -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
+                Client(streamable_http_client(url, http_client=http)) as client,
+            ):
+                await crash_loop_history(client)
+
+        anyio.run(session)
 
 
 def test_over_streamable_http_every_tool_answers_from_the_history(

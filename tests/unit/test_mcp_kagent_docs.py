@@ -66,6 +66,10 @@ def test_the_remote_mcp_server_has_kagents_fields_and_the_served_endpoint() -> N
     assert set(spec) >= REMOTE_MCP_SERVER_REQUIRED
     assert spec["protocol"] == "STREAMABLE_HTTP"
     assert re.fullmatch(r"\d+s", spec["timeout"])
+    (header,) = spec["headersFrom"]  # ValueRef: name, and value or valueFrom {type, name, key}
+    assert header["name"] == "Authorization"
+    assert set(header["valueFrom"]) == {"type", "name", "key"}
+    assert header["valueFrom"]["type"] in {"Secret", "ConfigMap"}
     (command,) = [
         line
         for lang, body in _FENCE.findall(section())
