@@ -141,17 +141,7 @@ def process_record(
         if deps.control is not None:
             deps.control.handle(envelope, now)
         return [_control(envelope, envelope.kind, payload_hash, config)]
-    if (
-        deps.metadata is not None
-        and isinstance(envelope, PodEnvelope)
-        and envelope.payload.watch_type != "DELETED"
-        and envelope.payload.namespace not in config.ignored_namespaces
-    ):
-        deps.metadata.remember(
-            PodMetadata.of_pod(envelope.cluster_id, envelope.payload, config),
-            now,
-            refresh_s=config.dedup_cooldown_seconds,
-        )
+    _remember_pod(envelope, deps=deps, config=config, now=now)
     findings = classify(
         envelope,
         thresholds=Thresholds(
@@ -193,15 +183,38 @@ def process_record(
                 "why": untrusted,
             },
         )
-    if any(d.notification is not None for d in decisions):
-        if outbox is not None:
-            outbox.add(message_id or "", decisions)
-        else:
-            single = NotificationOutbox(sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
-            single.add(message_id or "", decisions)
-            for error in single.flush().values():
-                raise error
+    _forward(decisions, message_id or "", deps=deps, outbox=outbox)
     return decisions
+
+
+def _remember_pod(envelope: AnyEnvelope, *, deps: ProcessorDeps, config: RemoteConfig, now: datetime) -> None:
+    """The pod's metadata row, when it is news (`metadata`); only a live pod's own event tells it."""
+    if (
+        deps.metadata is not None
+        and isinstance(envelope, PodEnvelope)
+        and envelope.payload.watch_type != "DELETED"
+        and envelope.payload.namespace not in config.ignored_namespaces
+    ):
+        deps.metadata.remember(
+            PodMetadata.of_pod(envelope.cluster_id, envelope.payload, config),
+            now,
+            refresh_s=config.dedup_cooldown_seconds,
+        )
+
+
+def _forward(
+    decisions: list[Decision], message_id: str, *, deps: ProcessorDeps, outbox: NotificationOutbox | None
+) -> None:
+    """Notifications into the batch's outbox; without one (a single record), sent before returning."""
+    if not any(d.notification is not None for d in decisions):
+        return
+    if outbox is not None:
+        outbox.add(message_id, decisions)
+        return
+    single = NotificationOutbox(sqs=deps.sqs, queue_url=deps.deliveries_queue_url)
+    single.add(message_id, decisions)
+    for error in single.flush().values():
+        raise error
 
 
 def _parse(body: str) -> AnyEnvelope:
