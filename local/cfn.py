@@ -1,33 +1,27 @@
-"""The local stack's AWS resources, created from template.yaml itself, so local runs cannot drift
-from what `sam deploy` creates.
+"""The local stack's AWS resources, created from template.yaml by the tools `sam deploy` relies on,
+so local runs cannot drift from what is deployed.
 
-`load_template` reads the template with the short-form tags (`!Ref`, `!GetAtt`, `!Sub`, ...) turned
-into their long forms. `provision` creates, in dependency order, every `AWS::SQS::Queue`,
-`AWS::DynamoDB::Table`, `AWS::SSM::Parameter`, `AWS::Events::EventBus`, `AWS::Events::Rule` (with its
-targets) and `AWS::SQS::QueuePolicy` with the properties the
-template gives them (resolved against its Parameters, Conditions and the pseudo parameters), and
-records every other resource without creating it. The returned `Provisioned` answers what the
-Lambda service would know: physical names and ARNs, each function's resolved environment, its SQS
-event sources.
+`provision` checks the parameters and Rules (`parameter_values`, `failed_rules`), turns the SAM
+template into plain CloudFormation with aws-sam-translator (`translate`), applies a small pre-pass for
+what moto's CloudFormation does not model (`prepare`), uploads placeholder code for the functions and
+calls `CreateStack` on the moto server. moto then creates every resource: queues, DLQs and their
+policies, tables, the SSM parameter, the bus and its rules, SNS, IAM, log groups, the functions and
+their event source mappings. The returned `Provisioned` answers what the Lambda service would know:
+physical names and ARNs, each function's environment (as moto resolved it), its SQS event sources.
 
-Intrinsic functions resolved: Ref, Fn::GetAtt, Fn::Sub (string and list forms), Fn::If,
-Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition, Fn::Join, Fn::Select, Fn::Split, Fn::FindInMap,
-Fn::Base64, Fn::ToJsonString. A property this module does not know is an error, never silently
-dropped: extend the table here when the template grows.
-
-Provisioning is idempotent: an existing queue gets the template's attributes again, an existing
-table its TTL and point-in-time recovery settings, and an existing parameter keeps its value (as
-CloudFormation keeps a value written after deploy while the template's literal is unchanged).
+How it works and what the pre-pass does, and why: docs/internals.md, "How the local stack is
+provisioned". Strictness about unknown properties is cfn-lint's (`sam validate --lint`, `make test`).
 """
 
 from __future__ import annotations
 
-import base64
-import graphlib
+import io
 import json
 import re
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,37 +33,50 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "template.yaml"
 DEFAULT_STACK_NAME = "podwatch-local"
 DEFAULT_ACCOUNT_ID = "123456789012"
+#: where the functions' placeholder code goes (moto's Lambda reads code from S3, as CloudFormation does)
+ARTIFACTS_BUCKET = "podwatch-local-artifacts"
 
 Template = dict[str, Any]
 #: boto3 clients are untyped here (no boto3-stubs in the project).
 AwsClient = Any
-ParameterValue = str | list[str]
 
 SQS_QUEUE: Final = "AWS::SQS::Queue"
-DYNAMODB_TABLE: Final = "AWS::DynamoDB::Table"
-SSM_PARAMETER: Final = "AWS::SSM::Parameter"
-SERVERLESS_FUNCTION: Final = "AWS::Serverless::Function"
+LAMBDA_FUNCTION: Final = "AWS::Lambda::Function"
+EVENT_SOURCE_MAPPING: Final = "AWS::Lambda::EventSourceMapping"
 EVENT_BUS: Final = "AWS::Events::EventBus"
-EVENT_RULE: Final = "AWS::Events::Rule"
-QUEUE_POLICY: Final = "AWS::SQS::QueuePolicy"
-PROVISIONED_TYPES: Final = frozenset(
-    {SQS_QUEUE, DYNAMODB_TABLE, SSM_PARAMETER, EVENT_BUS, EVENT_RULE, QUEUE_POLICY}
-)
+DYNAMODB_TABLE: Final = "AWS::DynamoDB::Table"
+
+#: Resource types moto 5.2's CloudFormation does not create, left out with whatever refers to them.
+LEFT_OUT_TYPES: Final[Mapping[str, str]] = {
+    "AWS::CloudWatch::Alarm": "moto has no CloudFormation model for alarms (test_observability checks them)",
+    "AWS::ApiGatewayV2::Api": "moto models no HTTP API in CloudFormation (local/historyapi.py serves one)",
+    "AWS::SQS::QueuePolicy": "moto has no CloudFormation model for queue policies (nor enforces any)",
+}
+#: Outputs the pre-pass adds to read back a Ref moto's list of resources leaves empty (a bus's name)
+_REF_OUTPUT = "LocalRef"
+#: ... and every ARN the local stack needs, all in one DescribeStacks
+_ARN_OUTPUT = "LocalArn"
+_WITH_ARN: Final = frozenset({SQS_QUEUE, DYNAMODB_TABLE, EVENT_BUS, LAMBDA_FUNCTION})
+
+#: The handler code moto stores and never runs (moto runs functions only with Docker): the local
+#: stack runs the real handlers in-process (local.esm, local.lambda_runtime).
+_PLACEHOLDER_CODE = "def lambda_handler(event, context):\n    raise RuntimeError('placeholder')\n"
 
 
 class CfnError(Exception):
-    """The template cannot be resolved or provisioned locally (the message says what and where)."""
-
-
-class NotProvisionedError(CfnError):
-    """A Ref or GetAtt names a resource the local stack does not create (a function, a role, ...)."""
+    """The template cannot be provisioned locally (the message says what and where)."""
 
 
 # --------------------------------------------------------------------------- loading
 
 
-class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
-    """SafeLoader plus CloudFormation's short-form tags. Dates stay strings, as in CloudFormation."""
+#: libyaml's parser when PyYAML has it (ten times faster on template.yaml), the pure-Python one if not
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_BaseLoader):  # type: ignore[misc]  # PyYAML ships no type hints
+    """SafeLoader plus CloudFormation's short-form tags; dates stay strings, as in CloudFormation
+    (samtranslator's yaml_parse would add the tags to yaml.SafeLoader itself, for every caller)."""
 
 
 _CfnLoader.yaml_implicit_resolvers = {
@@ -78,39 +85,20 @@ _CfnLoader.yaml_implicit_resolvers = {
 }
 
 
-def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    key = suffix if suffix in {"Ref", "Condition"} else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    raise yaml.constructor.ConstructorError(None, None, f"unexpected node {node.tag}", node.start_mark)
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {key: value}
 
 
-def _long_form(key: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        return {key: _construct_node(loader, node)}
-
-    return construct
-
-
-def _construct_get_att(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-    value = _construct_node(loader, node)
-    if isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {"Fn::GetAtt": value}
-
-
-for _name in (
-    "And", "Base64", "Cidr", "Equals", "FindInMap", "GetAZs", "If", "ImportValue", "Join",
-    "Length", "Not", "Or", "Select", "Split", "Sub", "ToJsonString", "Transform",
-):  # fmt: skip
-    _CfnLoader.add_constructor(f"!{_name}", _long_form(f"Fn::{_name}"))
-_CfnLoader.add_constructor("!Ref", _long_form("Ref"))
-_CfnLoader.add_constructor("!Condition", _long_form("Condition"))
-_CfnLoader.add_constructor("!GetAtt", _construct_get_att)
+_CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
 def parse_template(text: str) -> Template:
@@ -130,6 +118,313 @@ def load_template(path: Path | str = TEMPLATE_PATH) -> Template:
     return parse_template(Path(path).read_text(encoding="utf-8"))
 
 
+# --------------------------------------------------------------------------- parameters and Rules
+
+
+def _text(value: Any, where: str) -> str:
+    """A scalar as CloudFormation passes it on: strings as-is, true/false, numbers."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise CfnError(f"{where}: expected a scalar, got {value!r}")
+
+
+def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    """Every template parameter's value (override or default), checked against its constraints as
+    CloudFormation checks them before creating anything (moto's CloudFormation checks none)."""
+    declared: Mapping[str, Any] = template.get("Parameters") or {}
+    if unknown := sorted(set(overrides) - set(declared)):
+        raise CfnError(f"parameters not in the template: {', '.join(unknown)}")
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        raw = overrides.get(name, spec.get("Default"))
+        if raw is None:
+            raise CfnError(f"parameter {name} has no default and no value was given")
+        values[name] = _text(raw, f"Parameters.{name}")
+        _check_parameter(name, spec, values[name])
+    return values
+
+
+def _check_parameter(name: str, spec: Mapping[str, Any], value: str) -> None:
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in {_text(v, name) for v in allowed}:
+        raise CfnError(f"parameter {name}={value!r} is not one of {allowed}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(str(pattern), value):
+        raise CfnError(f"parameter {name}={value!r} does not match {pattern}")
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise CfnError(f"parameter {name}={value!r} is not a number") from None
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise CfnError(f"parameter {name}={value} is below {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise CfnError(f"parameter {name}={value} is above {spec['MaxValue']}")
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        raise CfnError(f"parameter {name} is shorter than {spec['MinLength']}")
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        raise CfnError(f"parameter {name} is longer than {spec['MaxLength']}")
+
+
+def failed_rules(template: Mapping[str, Any], parameters: Mapping[str, str]) -> list[str]:
+    """The template Rules whose assertions fail for these parameter values (CloudFormation refuses
+    such a stack before creating anything; moto's CloudFormation ignores Rules)."""
+    failed = []
+    for name, rule in (template.get("Rules") or {}).items():
+        if not _rule_holds(rule.get("RuleCondition", True), parameters, f"Rules.{name}"):
+            continue
+        if not all(
+            _rule_holds(a["Assert"], parameters, f"Rules.{name}") for a in rule.get("Assertions") or []
+        ):
+            failed.append(name)
+    return failed
+
+
+def _rule_holds(expression: Any, parameters: Mapping[str, str], where: str) -> bool:
+    if isinstance(expression, bool):
+        return expression
+    if not isinstance(expression, dict) or len(expression) != 1:
+        raise CfnError(f"{where}: not a rule function: {expression!r}")
+    ((key, arg),) = expression.items()
+    if key == "Fn::Equals":
+        left, right = (_rule_value(v, parameters, where) for v in arg)
+        return left == right
+    if key == "Fn::Not":
+        return not _rule_holds(arg[0], parameters, where)
+    if key == "Fn::And":
+        return all(_rule_holds(c, parameters, where) for c in arg)
+    if key == "Fn::Or":
+        return any(_rule_holds(c, parameters, where) for c in arg)
+    raise CfnError(f"{where}: {key} is not evaluated locally; extend local/cfn.py")
+
+
+def _rule_value(value: Any, parameters: Mapping[str, str], where: str) -> str:
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        try:
+            return parameters[str(value["Ref"])]
+        except KeyError:
+            raise CfnError(f"{where}: Ref {value['Ref']} is not a parameter") from None
+    return _text(value, where)
+
+
+# --------------------------------------------------------------------------- translation and pre-pass
+
+
+def translate(template: Mapping[str, Any], *, parameters: Mapping[str, str], region: str) -> Template:
+    """The SAM template as plain CloudFormation, by aws-sam-translator (what `sam deploy` runs). Local
+    CodeUri/ContentUri become `s3://ARTIFACTS_BUCKET/<folder>` first, as `sam package` would make them
+    (the translator accepts only S3 locations)."""
+    from samtranslator.metrics.method_decorator import MetricsMethodWrapperSingleton
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    sam = json.loads(json.dumps(template))  # a deep copy: the translator edits its input
+    for resource in sam["Resources"].values():
+        properties = resource.get("Properties") or {}
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = f"s3://{ARTIFACTS_BUCKET}/{properties[key].strip('/')}"
+    session = boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - the translator only reads the region
+        region_name=region,
+    )
+    try:
+        translated: Template = Translator(None, Parser(), boto_session=session).translate(
+            sam, dict(parameters), get_managed_policy_map=dict
+        )
+    except InvalidDocumentException as exc:
+        raise CfnError(f"aws-sam-translator refuses the template: {exc}") from exc
+    finally:  # the translator times itself into a process-wide cache that warns at exit unless published
+        MetricsMethodWrapperSingleton.get_instance().publish()
+    return translated
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """What moto's table model ignores, set through the DynamoDB API once the stack exists."""
+
+    ttl_attribute: str | None = None
+    point_in_time_recovery: bool | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The translated template as moto will create it, and what the pre-pass changed."""
+
+    template: Template
+    #: logical id -> why it is not created locally
+    left_out: dict[str, str]
+    #: event source mapping logical id -> Enabled as the template says (moto gets them disabled)
+    mappings_enabled: dict[str, bool]
+    #: table logical id -> its TTL and point-in-time recovery
+    tables: dict[str, TableSettings]
+
+
+def prepare(template: Mapping[str, Any], parameters: Mapping[str, str]) -> Prepared:
+    """The pre-pass for what moto's CloudFormation does not model; one line each says why."""
+    cfn: Template = json.loads(json.dumps(template))
+    resources: dict[str, Any] = cfn["Resources"]
+    left_out = _leave_out(cfn)
+    mappings_enabled: dict[str, bool] = {}
+    tables: dict[str, TableSettings] = {}
+    for lid, resource in resources.items():
+        properties = resource.setdefault("Properties", {})
+        if resource["Type"] == EVENT_SOURCE_MAPPING:
+            # an enabled mapping makes moto invoke the function on every send (Docker); local.esm polls
+            mappings_enabled[lid] = _literal_bool(properties.get("Enabled", True), parameters, lid)
+            properties["Enabled"] = False
+        elif resource["Type"] == DYNAMODB_TABLE:
+            tables[lid] = _prepare_table(lid, properties, parameters)
+    # moto 5.2's EventBus has no physical id, so its Ref yields an object: CloudFormation's Ref is the name
+    bus_names = {lid: _bus_name(lid, r) for lid, r in resources.items() if r["Type"] == EVENT_BUS}
+    cfn["Resources"] = _replace_refs(resources, bus_names)
+    cfn["Outputs"] = _replace_refs(cfn.get("Outputs") or {}, bus_names)
+    cfn["Outputs"].update({f"{_REF_OUTPUT}{lid}": {"Value": name} for lid, name in bus_names.items()})
+    # the ARNs, read back with the outputs (one call, not one per resource)
+    for lid, resource in resources.items():
+        if resource["Type"] in _WITH_ARN:
+            output = {"Value": {"Fn::GetAtt": [lid, "Arn"]}}
+            cfn["Outputs"][f"{_ARN_OUTPUT}{lid}"] = {
+                **output,
+                **{k: v for k, v in resource.items() if k == "Condition"},
+            }
+    return Prepared(template=cfn, left_out=left_out, mappings_enabled=mappings_enabled, tables=tables)
+
+
+def _prepare_table(lid: str, properties: dict[str, Any], parameters: Mapping[str, str]) -> TableSettings:
+    sse = properties.get("SSESpecification")
+    if isinstance(sse, dict) and "SSEEnabled" in sse:
+        # moto's table model reads SSESpecification in the API's shape (Enabled, not SSEEnabled)
+        sse["Enabled"] = _literal_bool(sse["SSEEnabled"], parameters, f"{lid}.SSESpecification")
+    # ... and ignores TimeToLiveSpecification and PointInTimeRecoverySpecification
+    ttl = properties.get("TimeToLiveSpecification") or {}
+    ttl_on = _literal_bool(ttl.get("Enabled", False), parameters, f"{lid}.TimeToLiveSpecification")
+    pitr = properties.get("PointInTimeRecoverySpecification")
+    return TableSettings(
+        ttl_attribute=_text(ttl["AttributeName"], f"{lid}.TimeToLiveSpecification") if ttl_on else None,
+        point_in_time_recovery=None
+        if pitr is None
+        else _literal_bool(pitr.get("PointInTimeRecoveryEnabled", False), parameters, f"{lid}.PointInTime"),
+    )
+
+
+def _leave_out(cfn: Template) -> dict[str, str]:
+    """Drop LEFT_OUT_TYPES and, transitively, every resource and output that refers to one."""
+    resources: dict[str, Any] = cfn["Resources"]
+    gone = {lid: LEFT_OUT_TYPES[r["Type"]] for lid, r in resources.items() if r["Type"] in LEFT_OUT_TYPES}
+    changed = True
+    while changed:
+        changed = False
+        for lid, resource in resources.items():
+            if lid not in gone and (hit := _references(resource, resources) & set(gone)):
+                gone[lid] = f"refers to {', '.join(sorted(hit))}, which is left out"
+                changed = True
+    for lid in gone:
+        del resources[lid]
+    outputs = cfn.get("Outputs") or {}
+    for name in [
+        n for n, output in outputs.items() if _references(output, {**resources, **gone}) & set(gone)
+    ]:
+        del outputs[name]
+    return gone
+
+
+_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+def _references(value: Any, names: Mapping[str, Any]) -> set[str]:
+    """The resources `value` refers to (Ref, GetAtt, Sub variables, DependsOn)."""
+    return set(_walk_references(value, names))
+
+
+def _walk_references(value: Any, names: Mapping[str, Any]) -> Iterator[str]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _walk_references(item, names)
+        return
+    if not isinstance(value, dict):
+        return
+    for key, arg in value.items():
+        if key in {"Ref", "DependsOn"}:
+            yield from (n for n in ([arg] if isinstance(arg, str) else arg) if n in names)
+        elif key == "Fn::GetAtt":
+            yield str(arg[0])
+        elif key == "Fn::Sub":
+            text, variables = (arg[0], arg[1] or {}) if isinstance(arg, list) else (arg, {})
+            heads = (v.split(".", 1)[0] for v in _SUB_VARIABLE.findall(str(text)) if v not in variables)
+            yield from (h for h in heads if h in names)
+            yield from _walk_references(variables, names)
+        else:
+            yield from _walk_references(arg, names)
+
+
+def _literal_bool(value: Any, parameters: Mapping[str, str], where: str) -> bool:
+    if isinstance(value, dict) and set(value) == {"Ref"} and str(value["Ref"]) in parameters:
+        value = parameters[str(value["Ref"])]
+    text = _text(value, f"{where}.Enabled").lower()
+    if text not in {"true", "false"}:
+        raise CfnError(f"{where}.Enabled: expected true, false or a parameter, got {value!r}")
+    return text == "true"
+
+
+def _bus_name(lid: str, resource: Mapping[str, Any]) -> Any:
+    name = (resource.get("Properties") or {}).get("Name")
+    if name is None:
+        raise CfnError(
+            f"Resources.{lid}: the local stack needs the bus's Name (moto cannot Ref an unnamed bus)"
+        )
+    return name
+
+
+def _replace_refs(value: Any, replacements: Mapping[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [_replace_refs(item, replacements) for item in value]
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in replacements:
+            return replacements[value["Ref"]]
+        return {key: _replace_refs(item, replacements) for key, item in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------- clients
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The boto3 clients provisioning and the tests use, usually pointed at a moto server."""
+
+    sqs: AwsClient
+    dynamodb: AwsClient
+    ssm: AwsClient
+    events: AwsClient
+    cloudformation: AwsClient
+    s3: AwsClient
+    lambda_: AwsClient
+
+    @classmethod
+    def from_factory(cls, make: Callable[[str], AwsClient]) -> AwsClients:
+        """From a `service -> client` callable, such as `local.moto.MotoServer.client`."""
+        services = ("sqs", "dynamodb", "ssm", "events", "cloudformation", "s3")
+        return cls(**{s: make(s) for s in services}, lambda_=make("lambda"))
+
+    @classmethod
+    def for_endpoint(
+        cls, endpoint_url: str, *, region: str, session: boto3.session.Session | None = None
+    ) -> AwsClients:
+        """Clients for `endpoint_url`; without a session, with moto's dummy credentials (never real ones)."""
+        if session is None:
+            session = boto3.session.Session(
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+                region_name=region,
+            )
+        return cls.from_factory(lambda service: session.client(service, endpoint_url=endpoint_url))
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -137,25 +432,27 @@ def load_template(path: Path | str = TEMPLATE_PATH) -> Template:
 class SqsEventSource:
     """One SQS event source mapping of a function, as the Lambda service would poll it."""
 
-    name: str
     queue_logical_id: str
     queue_url: str
     queue_arn: str
     batch_size: int
     maximum_batching_window_seconds: int
     report_batch_item_failures: bool
-    enabled: bool = True
+    #: as the template says (moto holds every mapping disabled: local.esm is the poller)
+    enabled: bool
     #: SAM's logical id of the generated mapping (`<function><event>`)
-    mapping_logical_id: str = ""
-    #: UUID of the mapping created in moto by `provision_functions` (None before)
-    mapping_id: str | None = None
+    mapping_logical_id: str
+    #: the mapping's UUID in moto's Lambda (config-sync retunes it there)
+    mapping_id: str
 
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """What `sam build` and the Lambda runtime need to know about one function."""
+    """What the Lambda runtime needs to know about one function."""
 
     logical_id: str
+    #: the function's physical name (moto's, as CloudFormation's: `<stack>-<logical id>-<suffix>`)
+    name: str
     code_uri: str
     handler: str
     timeout: int
@@ -178,726 +475,169 @@ class FunctionSpec:
         return self.handler.rpartition(".")[2]
 
 
-@dataclass(frozen=True)
-class AwsClients:
-    """The boto3 clients provisioning uses, usually pointed at a moto server."""
-
-    sqs: AwsClient
-    dynamodb: AwsClient
-    ssm: AwsClient
-    #: EventBridge (the notifications bus); None: a template with a bus cannot be provisioned
-    events: AwsClient | None = None
-
-    @classmethod
-    def from_factory(cls, make: Callable[[str], AwsClient]) -> AwsClients:
-        """From a `service -> client` callable, such as `local.moto.MotoServer.client`."""
-        return cls(sqs=make("sqs"), dynamodb=make("dynamodb"), ssm=make("ssm"), events=make("events"))
-
-    @classmethod
-    def for_endpoint(
-        cls, endpoint_url: str, *, region: str, session: boto3.session.Session | None = None
-    ) -> AwsClients:
-        """Clients for `endpoint_url`; without a session, with moto's dummy credentials (never real ones)."""
-        if session is None:
-            session = boto3.session.Session(
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-                region_name=region,
-            )
-        return cls.from_factory(lambda service: session.client(service, endpoint_url=endpoint_url))
-
-
-class _NoValue:
-    """`Ref: AWS::NoValue`: removes the property or list item it stands for."""
-
-    def __repr__(self) -> str:
-        return "AWS::NoValue"
-
-
-NO_VALUE: Final = _NoValue()
-_SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
-
-
-def _partition(region: str) -> tuple[str, str]:
-    if region.startswith("cn-"):
-        return "aws-cn", "amazonaws.com.cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov", "amazonaws.com"
-    return "aws", "amazonaws.com"
-
-
-def _text(value: Any, where: str) -> str:
-    """A scalar as CloudFormation passes it to a service: strings as-is, true/false, numbers."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise CfnError(f"{where}: expected a scalar, got {value!r}")
-
-
-def _as_bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {"true", "false"}:
-        return value.lower() == "true"
-    raise CfnError(f"{where}: expected a boolean, got {value!r}")
-
-
-def _as_int(value: Any, where: str) -> int:
-    try:
-        return int(_text(value, where))
-    except ValueError as exc:
-        raise CfnError(f"{where}: expected an integer, got {value!r}") from exc
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 class Provisioned:
-    """The local stack's resources and the template resolved against them.
-
-    Built by `provision`; every answer is derived from the template, so the local stack and the
-    deployed one agree by construction.
-    """
+    """A stack created on moto: its resources as CloudFormation lists them, and what the Lambda
+    service would know about its functions (all read back from moto, nothing recomputed here)."""
 
     def __init__(
         self,
-        template: Mapping[str, Any],
         *,
         stack_name: str,
         region: str,
         account_id: str,
-        parameters: Mapping[str, str] | None = None,
+        parameters: Mapping[str, str],
+        prepared: Prepared,
+        clients: AwsClients,
     ) -> None:
-        self.template: Mapping[str, Any] = template
         self.stack_name = stack_name
         self.region = region
         self.account_id = account_id
-        self.partition, self.url_suffix = _partition(region)
-        self.parameters: dict[str, ParameterValue] = self._parameter_values(parameters or {})
-        #: logical id -> resource type, for every resource the local stack does not create
-        #: (functions, roles, log groups, ...) or whose Condition is false.
-        self.ignored: dict[str, str] = {}
-        self._resources: dict[str, Any] = dict(template.get("Resources") or {})
-        self._physical: dict[str, str] = {}
-        self._attributes: dict[str, dict[str, str]] = {}
-        self._conditions: dict[str, bool] = {}
-        self._evaluating: set[str] = set()
-
-    # ------------------------------------------------------------------ public answers
+        self.parameters = dict(parameters)
+        self.template: Template = prepared.template
+        #: logical id -> why it is not created locally (LEFT_OUT_TYPES and what refers to them)
+        self.left_out = prepared.left_out
+        self._mappings_enabled = prepared.mappings_enabled
+        self._clients = clients
+        summaries = _paginate(
+            clients.cloudformation, "list_stack_resources", "StackResourceSummaries", StackName=stack_name
+        )
+        (stack,) = clients.cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        outputs = {str(o["OutputKey"]): str(o["OutputValue"]) for o in stack.get("Outputs", [])}
+        self._outputs = {k: v for k, v in outputs.items() if not k.startswith((_REF_OUTPUT, _ARN_OUTPUT))}
+        self._resources: dict[str, tuple[str, str]] = {
+            s["LogicalResourceId"]: (
+                s["ResourceType"],
+                outputs.get(f"{_REF_OUTPUT}{s['LogicalResourceId']}") or s.get("PhysicalResourceId", ""),
+            )
+            for s in summaries
+            if s.get("LogicalResourceId")  # moto lists resources whose Condition is false with no id
+        }
+        self._arns = {k.removeprefix(_ARN_OUTPUT): v for k, v in outputs.items() if k.startswith(_ARN_OUTPUT)}
 
     def physical(self, logical_id: str) -> str:
         """What `Ref` gives: a queue's URL, a table's name, a parameter's name, a function's name,
-        an event source mapping's UUID (`provision_functions`)."""
-        if logical_id in self._physical:
-            return self._physical[logical_id]
-        self._resource(logical_id)
-        if logical_id not in self._physical:
-            raise NotProvisionedError(
-                f"{logical_id} ({self.ignored.get(logical_id, 'unknown type')}) is not created locally"
-            )
-        return self._physical[logical_id]
+        an event source mapping's UUID, a bus's name."""
+        try:
+            return self._resources[logical_id][1]
+        except KeyError:
+            why = self.left_out.get(logical_id, "no such resource in the stack")
+            raise CfnError(f"{logical_id} is not created locally: {why}") from None
+
+    def resource_ids(self) -> set[str]:
+        """The logical id of every resource created."""
+        return set(self._resources)
+
+    def resource_type(self, logical_id: str) -> str:
+        self.physical(logical_id)
+        return self._resources[logical_id][0]
 
     def arn(self, logical_id: str) -> str:
-        """The ARN of a queue, table or parameter."""
-        self.physical(logical_id)
-        return self._attributes[logical_id]["Arn"]
-
-    def attribute(self, logical_id: str, attribute: str) -> str:
-        """What `Fn::GetAtt` gives (Arn, QueueUrl, QueueName, StreamArn, ...)."""
+        """What `Fn::GetAtt <id>.Arn` gives (a queue, table, bus or function), as moto resolved it."""
         self.physical(logical_id)
         try:
-            return self._attributes[logical_id][attribute]
+            return self._arns[logical_id]
         except KeyError:
-            raise CfnError(f"{logical_id} has no attribute {attribute} locally") from None
+            raise CfnError(
+                f"{logical_id} ({self.resource_type(logical_id)}) has no ARN output locally"
+            ) from None
 
     def queue_urls(self) -> dict[str, str]:
         """logical id -> URL of every queue created."""
+        return {lid: physical for lid, (kind, physical) in self._resources.items() if kind == SQS_QUEUE}
+
+    def dead_letter_queues(self) -> list[str]:
+        """Queues that are the dead-letter target of another queue (read from the queues' RedrivePolicy)."""
+        by_arn = {self.arn(lid): lid for lid in self.queue_urls()}
+        dlqs: list[str] = []
+        for url in self.queue_urls().values():
+            attributes = self._clients.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["RedrivePolicy"]
+            )
+            policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+            target = by_arn.get(json.loads(policy)["deadLetterTargetArn"]) if policy else None
+            if target and target not in dlqs:
+                dlqs.append(target)
+        return dlqs
+
+    @cached_property
+    def _configurations(self) -> dict[str, dict[str, Any]]:
+        lambda_ = self._clients.lambda_
         return {
-            lid: url
-            for lid, url in self._physical.items()
-            if lid in self._resources and self._type(lid) == SQS_QUEUE
+            lid: lambda_.get_function_configuration(FunctionName=physical)
+            for lid, (kind, physical) in self._resources.items()
+            if kind == LAMBDA_FUNCTION
         }
 
     def functions(self) -> dict[str, FunctionSpec]:
-        """Every `AWS::Serverless::Function` whose Condition holds, with Globals applied."""
-        specs: dict[str, FunctionSpec] = {}
-        for lid, resource in self._resources.items():
-            if resource.get("Type") != SERVERLESS_FUNCTION or not self._enabled(resource):
-                continue
-            where = f"Resources.{lid}"
-            code_uri = self.resolve(self._function_property(lid, "CodeUri"))
-            handler = self.resolve(self._function_property(lid, "Handler"))
-            if not isinstance(code_uri, str) or not isinstance(handler, str):
-                raise CfnError(f"{where}: CodeUri and Handler must be strings locally")
-            runtime = self.resolve(self._function_property(lid, "Runtime"))
-            specs[lid] = FunctionSpec(
+        """Every function of the stack, as moto's Lambda has it (Globals applied by the translator)."""
+        code = {
+            lid: r["Properties"]["Code"]["S3Key"]
+            for lid, r in self.template["Resources"].items()
+            if r["Type"] == LAMBDA_FUNCTION
+        }
+        return {
+            lid: FunctionSpec(
                 logical_id=lid,
-                code_uri=code_uri,
-                handler=handler,
-                timeout=_as_int(self.resolve(self._function_property(lid, "Timeout", 3)), where),
-                runtime=None if runtime is None else _text(runtime, where),
-                memory_size=_as_int(self.resolve(self._function_property(lid, "MemorySize", 128)), where),
+                name=str(config["FunctionName"]),
+                code_uri=code[lid],
+                handler=str(config["Handler"]),
+                timeout=int(config["Timeout"]),
+                runtime=config.get("Runtime"),
+                memory_size=int(config["MemorySize"]),
             )
-        return specs
+            for lid, config in self._configurations.items()
+        }
 
     def function_environment(self, function_logical_id: str) -> dict[str, str]:
-        """Globals.Function.Environment merged with the function's own (the function wins), resolved."""
-        self._function(function_logical_id)
-        globals_env = self._globals().get("Environment", {}).get("Variables", {})
-        own_env = self._properties(function_logical_id).get("Environment", {}).get("Variables", {})
-        environment: dict[str, str] = {}
-        for name, raw in {**globals_env, **own_env}.items():
-            value = self.resolve(raw)
-            if value is not NO_VALUE:
-                environment[name] = _text(value, f"{function_logical_id}.Environment.{name}")
-        return environment
+        """The function's environment variables, as moto's CloudFormation resolved them."""
+        if self._resources.get(function_logical_id, ("", ""))[0] != LAMBDA_FUNCTION:
+            raise CfnError(f"{function_logical_id} is not a function of the stack")
+        variables = self._configurations[function_logical_id].get("Environment", {}).get("Variables", {})
+        return {str(k): str(v) for k, v in variables.items()}
 
     def event_sources(self, function_logical_id: str) -> list[SqsEventSource]:
-        """The function's SQS events, with the queue each one polls."""
-        self._function(function_logical_id)
-        queue_by_arn = {self._attributes[lid]["Arn"]: lid for lid in self.queue_urls()}
-        sources: list[SqsEventSource] = []
-        for name, event in (self._properties(function_logical_id).get("Events") or {}).items():
-            if event.get("Type") != "SQS":
-                continue
-            where = f"{function_logical_id}.Events.{name}"
-            props = event.get("Properties") or {}
-            queue_arn = self.resolve(props.get("Queue"))
-            if queue_arn not in queue_by_arn:
-                raise CfnError(f"{where}: queue {queue_arn!r} is not a queue of this stack")
-            queue_id = queue_by_arn[queue_arn]
-            response_types = self.resolve(props.get("FunctionResponseTypes", []))
+        """The function's SQS event source mappings, with the queue each one polls."""
+        name = self.physical(function_logical_id)
+        mappings = _paginate(
+            self._clients.lambda_, "list_event_source_mappings", "EventSourceMappings", FunctionName=name
+        )
+        queues = {self.arn(lid): lid for lid in self.queue_urls()}
+        mapping_ids = {p: lid for lid, (kind, p) in self._resources.items() if kind == EVENT_SOURCE_MAPPING}
+        sources = []
+        for mapping in mappings:
+            queue_id = queues.get(str(mapping["EventSourceArn"]))
+            if queue_id is None:
+                continue  # not an SQS queue of this stack
+            logical_id = mapping_ids.get(str(mapping["UUID"]), "")
             sources.append(
                 SqsEventSource(
-                    name=name,
                     queue_logical_id=queue_id,
-                    queue_url=self._physical[queue_id],
-                    queue_arn=queue_arn,
-                    batch_size=_as_int(self.resolve(props.get("BatchSize", 10)), where),
-                    maximum_batching_window_seconds=_as_int(
-                        self.resolve(props.get("MaximumBatchingWindowInSeconds", 0)), where
-                    ),
-                    report_batch_item_failures="ReportBatchItemFailures" in response_types,
-                    enabled=_as_bool(self.resolve(props.get("Enabled", True)), where),
-                    mapping_logical_id=f"{function_logical_id}{name}",
-                    mapping_id=self._physical.get(f"{function_logical_id}{name}"),
+                    queue_url=self.physical(queue_id),
+                    queue_arn=str(mapping["EventSourceArn"]),
+                    batch_size=int(mapping.get("BatchSize") or 10),
+                    maximum_batching_window_seconds=int(mapping.get("MaximumBatchingWindowInSeconds") or 0),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in (mapping.get("FunctionResponseTypes") or []),
+                    enabled=self._mappings_enabled.get(logical_id, True),
+                    mapping_logical_id=logical_id,
+                    mapping_id=str(mapping["UUID"]),
                 )
             )
-        return sources
-
-    def register(self, logical_id: str, physical_id: str, **attributes: str) -> None:
-        """Record a resource created outside `provision` (a function, a SAM-generated event source
-        mapping), so Ref / GetAtt / Sub resolve to it."""
-        self._physical[logical_id] = physical_id
-        self._attributes[logical_id] = dict(attributes)
+        return sorted(sources, key=lambda s: s.mapping_logical_id)
 
     def outputs(self) -> dict[str, str]:
-        """The template's Outputs that only name resources created locally (others are left out)."""
-        values: dict[str, str] = {}
-        for name, output in (self.template.get("Outputs") or {}).items():
-            if "Condition" in output and not self.condition(output["Condition"]):
-                continue
-            try:
-                values[name] = _text(self.resolve(output["Value"]), f"Outputs.{name}")
-            except NotProvisionedError:
-                continue
-        return values
-
-    def condition(self, name: str) -> bool:
-        """The value of a template Condition."""
-        if name in self._conditions:
-            return self._conditions[name]
-        conditions = self.template.get("Conditions") or {}
-        if name not in conditions:
-            raise CfnError(f"unknown condition {name}")
-        if name in self._evaluating:
-            raise CfnError(f"condition {name} refers to itself")
-        self._evaluating.add(name)
-        try:
-            self._conditions[name] = self._evaluate_condition(conditions[name], f"Conditions.{name}")
-        finally:
-            self._evaluating.discard(name)
-        return self._conditions[name]
-
-    def failed_rules(self) -> list[str]:
-        """The template Rules (as CloudFormation checks them before creating anything) whose
-        assertions fail for these parameters; `provision` does not enforce them (tests provision
-        stacks of any Stage without a manager), the caller decides."""
-        failed = []
-        for name, rule in (self.template.get("Rules") or {}).items():
-            where = f"Rules.{name}"
-            if not self._evaluate_condition(rule.get("RuleCondition", True), where):
-                continue
-            if not all(self._evaluate_condition(a["Assert"], where) for a in rule.get("Assertions") or []):
-                failed.append(name)
-        return failed
-
-    def resolve(self, value: Any) -> Any:
-        """Resolve every intrinsic function in `value` (`NO_VALUE` where `AWS::NoValue` remains)."""
-        if isinstance(value, dict):
-            if len(value) == 1:
-                ((key, arg),) = value.items()
-                if key == "Ref" or key.startswith("Fn::"):
-                    return self._intrinsic(key, arg)
-            resolved = {k: self.resolve(v) for k, v in value.items()}
-            return {k: v for k, v in resolved.items() if v is not NO_VALUE}
-        if isinstance(value, list):
-            return [item for item in (self.resolve(v) for v in value) if item is not NO_VALUE]
-        return value
-
-    # ------------------------------------------------------------------ parameters and conditions
-
-    def _parameter_values(self, overrides: Mapping[str, str]) -> dict[str, ParameterValue]:
-        declared: Mapping[str, Any] = self.template.get("Parameters") or {}
-        unknown = sorted(set(overrides) - set(declared))
-        if unknown:
-            raise CfnError(f"parameters not in the template: {', '.join(unknown)}")
-        values: dict[str, ParameterValue] = {}
-        for name, spec in declared.items():
-            raw = overrides.get(name, spec.get("Default"))
-            if raw is None:
-                raise CfnError(f"parameter {name} has no default and no value was given")
-            text = _text(raw, f"Parameters.{name}")
-            self._check_parameter(name, spec, text)
-            kind = str(spec.get("Type", "String"))
-            is_list = kind == "CommaDelimitedList" or kind.startswith("List<")
-            values[name] = [item.strip() for item in text.split(",")] if is_list else text
-        return values
-
-    @staticmethod
-    def _check_parameter(name: str, spec: Mapping[str, Any], value: str) -> None:
-        allowed = spec.get("AllowedValues")
-        if allowed is not None and value not in {_text(v, name) for v in allowed}:
-            raise CfnError(f"parameter {name}={value!r} is not one of {allowed}")
-        pattern = spec.get("AllowedPattern")
-        if pattern is not None and not re.fullmatch(str(pattern), value):
-            raise CfnError(f"parameter {name}={value!r} does not match {pattern}")
-        if spec.get("Type") == "Number":
-            try:
-                number = float(value)
-            except ValueError:
-                raise CfnError(f"parameter {name}={value!r} is not a number") from None
-            if "MinValue" in spec and number < float(spec["MinValue"]):
-                raise CfnError(f"parameter {name}={value} is below {spec['MinValue']}")
-            if "MaxValue" in spec and number > float(spec["MaxValue"]):
-                raise CfnError(f"parameter {name}={value} is above {spec['MaxValue']}")
-        if "MinLength" in spec and len(value) < int(spec["MinLength"]):
-            raise CfnError(f"parameter {name} is shorter than {spec['MinLength']}")
-        if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
-            raise CfnError(f"parameter {name} is longer than {spec['MaxLength']}")
-
-    def _evaluate_condition(self, expression: Any, where: str) -> bool:
-        if isinstance(expression, bool):
-            return expression
-        if not isinstance(expression, dict) or len(expression) != 1:
-            raise CfnError(f"{where}: not a condition: {expression!r}")
-        ((key, arg),) = expression.items()
-        if key == "Condition":
-            return self.condition(str(arg))
-        if key == "Fn::Equals":
-            left, right = (self.resolve(v) for v in arg)
-            return bool(self._comparable(left) == self._comparable(right))
-        if key == "Fn::Not":
-            return not self._evaluate_condition(arg[0], where)
-        if key == "Fn::And":
-            return all(self._evaluate_condition(c, where) for c in arg)
-        if key == "Fn::Or":
-            return any(self._evaluate_condition(c, where) for c in arg)
-        raise CfnError(f"{where}: {key} is not a condition function")
-
-    @staticmethod
-    def _comparable(value: Any) -> Any:
-        return _text(value, "Fn::Equals") if isinstance(value, bool | int | float) else value
-
-    # ------------------------------------------------------------------ intrinsic functions
-
-    def _intrinsic(self, key: str, arg: Any) -> Any:
-        if key == "Ref":
-            return self._ref(str(arg))
-        if key == "Fn::GetAtt":
-            resource, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
-            return self.attribute(str(resource), str(self.resolve(attribute)))
-        if key == "Fn::Sub":
-            return self._sub(arg)
-        if key == "Fn::If":
-            name, when_true, when_false = arg
-            return self.resolve(when_true if self.condition(name) else when_false)
-        if key == "Fn::Join":
-            delimiter, items = arg
-            return str(delimiter).join(_text(v, "Fn::Join") for v in self.resolve(items))
-        if key == "Fn::Select":
-            index, items = self.resolve(arg)
-            return items[int(index)]
-        if key == "Fn::Split":
-            delimiter, text = self.resolve(arg)
-            return str(text).split(str(delimiter))
-        if key == "Fn::FindInMap":
-            mapping, top, second = (str(v) for v in self.resolve(arg))
-            try:
-                return self.template["Mappings"][mapping][top][second]
-            except KeyError:
-                raise CfnError(f"Fn::FindInMap: no {mapping}.{top}.{second}") from None
-        if key == "Fn::Base64":
-            return base64.b64encode(_text(self.resolve(arg), key).encode()).decode()
-        if key == "Fn::ToJsonString":
-            return json.dumps(self.resolve(arg), separators=(",", ":"))
-        raise CfnError(f"{key} is not resolved by the local stack")
-
-    def _ref(self, name: str) -> Any:
-        if name in self.parameters:
-            return self.parameters[name]
-        pseudo: dict[str, Any] = {
-            "AWS::StackName": self.stack_name,
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account_id,
-            "AWS::Partition": self.partition,
-            "AWS::URLSuffix": self.url_suffix,
-            "AWS::StackId": (
-                f"arn:{self.partition}:cloudformation:{self.region}:{self.account_id}:"
-                f"stack/{self.stack_name}/00000000-0000-0000-0000-000000000000"
-            ),
-            "AWS::NotificationARNs": [],
-            "AWS::NoValue": NO_VALUE,
-        }
-        if name in pseudo:
-            return pseudo[name]
-        if name in self._physical:  # includes SAM-generated resources registered by provision_functions
-            return self._physical[name]
-        if name in self._resources:
-            return self.physical(name)
-        raise CfnError(f"Ref {name}: no such parameter, pseudo parameter or resource")
-
-    def _sub(self, arg: Any) -> str:
-        if isinstance(arg, list):
-            text, variables = arg[0], {k: self.resolve(v) for k, v in (arg[1] or {}).items()}
-        else:
-            text, variables = arg, {}
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return _text(variables[name], f"Fn::Sub {name}")
-            if "." in name and name.split(".", 1)[0] in self._resources:
-                resource, attribute = name.split(".", 1)
-                return self.attribute(resource, attribute)
-            return _text(self._ref(name), f"Fn::Sub {name}")
-
-        return _SUB_VARIABLE.sub(replace, str(text))
-
-    # ------------------------------------------------------------------ template access
-
-    def _resource(self, logical_id: str) -> Mapping[str, Any]:
-        try:
-            resource: Mapping[str, Any] = self._resources[logical_id]
-        except KeyError:
-            raise CfnError(f"no resource {logical_id} in the template") from None
-        return resource
-
-    def _type(self, logical_id: str) -> str:
-        return str(self._resource(logical_id).get("Type", ""))
-
-    def _properties(self, logical_id: str) -> Mapping[str, Any]:
-        properties: Mapping[str, Any] = self._resource(logical_id).get("Properties") or {}
-        return properties
-
-    def _enabled(self, resource: Mapping[str, Any]) -> bool:
-        return "Condition" not in resource or self.condition(str(resource["Condition"]))
-
-    def _globals(self) -> Mapping[str, Any]:
-        function_globals: Mapping[str, Any] = (self.template.get("Globals") or {}).get("Function") or {}
-        return function_globals
-
-    def _function(self, logical_id: str) -> None:
-        if self._type(logical_id) != SERVERLESS_FUNCTION:
-            raise CfnError(f"{logical_id} is not an {SERVERLESS_FUNCTION}")
-
-    def _function_property(self, logical_id: str, name: str, default: Any = None) -> Any:
-        return self._properties(logical_id).get(name, self._globals().get(name, default))
-
-    # ------------------------------------------------------------------ provisioning
-
-    def _dependencies(self, value: Any) -> Iterator[str]:
-        """Resources `value` refers to (Ref, GetAtt, Sub variables)."""
-        if isinstance(value, list):
-            for item in value:
-                yield from self._dependencies(item)
-        elif isinstance(value, dict):
-            for key, arg in value.items():
-                if key == "Ref" and str(arg) in self._resources:
-                    yield str(arg)
-                elif key == "Fn::GetAtt":
-                    yield str(arg.split(".", 1)[0] if isinstance(arg, str) else arg[0])
-                elif key == "Fn::Sub":
-                    text, variables = (arg[0], arg[1] or {}) if isinstance(arg, list) else (arg, {})
-                    for name in _SUB_VARIABLE.findall(str(text)):
-                        head = name.split(".", 1)[0]
-                        if name not in variables and head in self._resources:
-                            yield head
-                    yield from self._dependencies(variables)
-                else:
-                    yield from self._dependencies(arg)
-
-    def _provision_order(self) -> list[str]:
-        graph: dict[str, set[str]] = {}
-        for lid, resource in self._resources.items():
-            if resource.get("Type") not in PROVISIONED_TYPES or not self._enabled(resource):
-                self.ignored[lid] = str(resource.get("Type"))
-                continue
-            depends_on = resource.get("DependsOn", [])
-            explicit = [depends_on] if isinstance(depends_on, str) else list(depends_on)
-            graph[lid] = set(self._dependencies(resource.get("Properties") or {})) | set(explicit)
-        try:
-            order = list(graphlib.TopologicalSorter(graph).static_order())
-        except graphlib.CycleError as exc:
-            raise CfnError(f"dependency cycle between {exc.args[1]}") from exc
-        return [lid for lid in order if lid in graph]
-
-    def _create_all(self, clients: AwsClients) -> None:
-        creators: dict[str, Callable[[str, Mapping[str, Any], AwsClients], None]] = {
-            SQS_QUEUE: self._create_queue,
-            DYNAMODB_TABLE: self._create_table,
-            SSM_PARAMETER: self._create_parameter,
-            EVENT_BUS: self._create_event_bus,
-            EVENT_RULE: self._create_event_rule,
-            QUEUE_POLICY: self._create_queue_policy,
-        }
-        for lid in self._provision_order():
-            properties = self.resolve(dict(self._properties(lid)))
-            creators[self._type(lid)](lid, properties, clients)
-
-    @staticmethod
-    def _check_known(lid: str, properties: Mapping[str, Any], known: frozenset[str]) -> None:
-        unknown = sorted(set(properties) - known)
-        if unknown:
-            raise CfnError(
-                f"Resources.{lid}: local/cfn.py does not create {', '.join(unknown)} yet; extend it"
-                " so the local stack keeps matching the template"
-            )
-
-    def _create_queue(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
-        self._check_known(lid, properties, _SQS_PROPERTIES | {"QueueName", "Tags"})
-        fifo = _as_bool(properties.get("FifoQueue", False), f"{lid}.FifoQueue")
-        name = _text(
-            properties.get("QueueName") or f"{self.stack_name}-{lid}" + (".fifo" if fifo else ""), lid
-        )
-        attributes = {
-            key: json.dumps(value) if isinstance(value, dict | list) else _text(value, f"{lid}.{key}")
-            for key, value in properties.items()
-            if key in _SQS_PROPERTIES
-        }
-        tags = {str(t["Key"]): _text(t["Value"], f"{lid}.Tags") for t in properties.get("Tags", [])}
-        sqs = clients.sqs
-        try:
-            url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
-        except ClientError as exc:
-            if _error_code(exc) not in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}:
-                raise
-            url = str(sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags)["QueueUrl"])
-        else:
-            mutable = {k: v for k, v in attributes.items() if k != "FifoQueue"}
-            if mutable:
-                sqs.set_queue_attributes(QueueUrl=url, Attributes=mutable)
-            if tags:
-                sqs.tag_queue(QueueUrl=url, Tags=tags)
-        arn = str(
-            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        )
-        self._physical[lid] = url
-        self._attributes[lid] = {"Arn": arn, "QueueUrl": url, "QueueName": name}
-
-    def _create_table(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
-        self._check_known(lid, properties, _DYNAMODB_PROPERTIES)
-        dynamodb = clients.dynamodb
-        name = _text(properties.get("TableName") or f"{self.stack_name}-{lid}", lid)
-        request: dict[str, Any] = {
-            "TableName": name,
-            "AttributeDefinitions": properties["AttributeDefinitions"],
-            "KeySchema": properties["KeySchema"],
-            "BillingMode": properties.get(
-                "BillingMode", "PROVISIONED" if "ProvisionedThroughput" in properties else "PAY_PER_REQUEST"
-            ),
-        }
-        for key in (
-            "ProvisionedThroughput", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "Tags", "TableClass"
-        ):  # fmt: skip
-            if key in properties:
-                request[key] = properties[key]
-        if "DeletionProtectionEnabled" in properties:
-            request["DeletionProtectionEnabled"] = _as_bool(properties["DeletionProtectionEnabled"], lid)
-        if "SSESpecification" in properties:
-            sse = properties["SSESpecification"]
-            request["SSESpecification"] = {
-                "Enabled": _as_bool(sse.get("SSEEnabled", False), f"{lid}.SSESpecification"),
-                **{k: sse[k] for k in ("SSEType", "KMSMasterKeyId") if k in sse},
-            }
-        if "StreamSpecification" in properties:
-            view = properties["StreamSpecification"]["StreamViewType"]
-            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
-        try:
-            table = dynamodb.describe_table(TableName=name)["Table"]
-        except ClientError as exc:
-            if _error_code(exc) != "ResourceNotFoundException":
-                raise
-            table = dynamodb.create_table(**request)["TableDescription"]
-            dynamodb.get_waiter("table_exists").wait(
-                TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-            )
-        else:
-            if table["KeySchema"] != request["KeySchema"]:
-                raise CfnError(f"{lid}: table {name} exists with another key schema ({table['KeySchema']})")
-        ttl = properties.get("TimeToLiveSpecification")
-        if ttl is not None:
-            self._update_ttl(dynamodb, name, ttl, lid)
-        pitr = properties.get("PointInTimeRecoverySpecification")
-        if pitr is not None:
-            enabled = _as_bool(pitr.get("PointInTimeRecoveryEnabled", False), f"{lid}.PointInTimeRecovery")
-            dynamodb.update_continuous_backups(
-                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": enabled}
-            )
-        self._physical[lid] = name
-        self._attributes[lid] = {"Arn": str(table["TableArn"])}
-        if table.get("LatestStreamArn"):
-            self._attributes[lid]["StreamArn"] = str(table["LatestStreamArn"])
-
-    @staticmethod
-    def _update_ttl(dynamodb: AwsClient, table: str, spec: Mapping[str, Any], lid: str) -> None:
-        enabled = _as_bool(spec.get("Enabled", False), f"{lid}.TimeToLiveSpecification")
-        attribute = str(spec.get("AttributeName", ""))
-        current = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-        is_on = current.get("TimeToLiveStatus") in {"ENABLED", "ENABLING"}
-        if is_on == enabled and (not enabled or current.get("AttributeName") == attribute):
-            return
-        if not enabled and not attribute:
-            attribute = str(current.get("AttributeName", ""))
-        dynamodb.update_time_to_live(
-            TableName=table, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": enabled}
-        )
-
-    def _create_event_bus(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
-        self._check_known(lid, properties, frozenset({"Name", "Description", "Tags"}))
-        if clients.events is None:
-            raise CfnError(f"Resources.{lid}: an event bus needs an EventBridge client")
-        name = _text(properties.get("Name") or f"{self.stack_name}-{lid}", lid)
-        try:
-            arn = str(clients.events.describe_event_bus(Name=name)["Arn"])
-        except ClientError as exc:
-            if _error_code(exc) != "ResourceNotFoundException":
-                raise
-            request: dict[str, Any] = {"Name": name}
-            if "Description" in properties:
-                request["Description"] = _text(properties["Description"], f"{lid}.Description")
-            arn = str(clients.events.create_event_bus(**request)["EventBusArn"])
-        self._physical[lid] = name
-        self._attributes[lid] = {"Arn": arn, "Name": name}
-
-    def _create_event_rule(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
-        """A rule on a bus with its targets (EventBridge delivers to an SQS target on moto too)."""
-        known = frozenset({"Name", "Description", "EventBusName", "EventPattern", "State", "Targets"})
-        self._check_known(lid, properties, known)
-        if clients.events is None:
-            raise CfnError(f"Resources.{lid}: a rule needs an EventBridge client")
-        name = _text(properties.get("Name") or f"{self.stack_name}-{lid}", lid)
-        bus = _text(properties.get("EventBusName", "default"), f"{lid}.EventBusName")
-        request: dict[str, Any] = {
-            "Name": name,
-            "EventBusName": bus,
-            "EventPattern": json.dumps(properties["EventPattern"]),
-            "State": _text(properties.get("State", "ENABLED"), f"{lid}.State"),
-        }
-        if "Description" in properties:
-            request["Description"] = _text(properties["Description"], f"{lid}.Description")
-        arn = str(clients.events.put_rule(**request)["RuleArn"])
-        targets = [
-            {"Id": _text(t["Id"], lid), "Arn": _text(t["Arn"], lid)} for t in properties.get("Targets", [])
-        ]
-        if targets:
-            clients.events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
-        self._physical[lid] = name
-        self._attributes[lid] = {"Arn": arn}
-
-    def _create_queue_policy(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
-        """The policy set on each queue (moto keeps it; it does not enforce it)."""
-        self._check_known(lid, properties, frozenset({"Queues", "PolicyDocument"}))
-        policy = json.dumps(properties["PolicyDocument"])
-        for url in properties["Queues"]:
-            clients.sqs.set_queue_attributes(
-                QueueUrl=_text(url, f"{lid}.Queues"), Attributes={"Policy": policy}
-            )
-        self._physical[lid] = f"{self.stack_name}-{lid}"
-
-    def _create_parameter(self, lid: str, properties: Mapping[str, Any], clients: AwsClients) -> None:
-        self._check_known(lid, properties, _SSM_PROPERTIES)
-        ssm = clients.ssm
-        name = _text(properties.get("Name") or f"{self.stack_name}-{lid}", lid)
-        try:
-            ssm.get_parameter(Name=name)
-        except ClientError as exc:
-            if _error_code(exc) != "ParameterNotFound":
-                raise
-            request: dict[str, Any] = {
-                "Name": name,
-                "Value": _text(properties["Value"], f"{lid}.Value"),
-                "Type": _text(properties.get("Type", "String"), f"{lid}.Type"),
-            }
-            for key in ("Description", "AllowedPattern", "Tier", "DataType", "Policies"):
-                if key in properties:
-                    request[key] = _text(properties[key], f"{lid}.{key}")
-            tags = properties.get("Tags") or {}
-            if tags:
-                request["Tags"] = [{"Key": str(k), "Value": _text(v, f"{lid}.Tags")} for k, v in tags.items()]
-            ssm.put_parameter(**request)
-        path = name if name.startswith("/") else f"/{name}"
-        self._physical[lid] = name
-        self._attributes[lid] = {
-            "Arn": f"arn:{self.partition}:ssm:{self.region}:{self.account_id}:parameter{path}",
-            "Type": _text(properties.get("Type", "String"), lid),
-            "Value": _text(properties["Value"], lid),
-        }
+        """The stack's Outputs, as moto resolved them (those naming left-out resources are left out)."""
+        return dict(self._outputs)
 
 
-_SQS_PROPERTIES: Final = frozenset(
-    {
-        "ContentBasedDeduplication",
-        "DeduplicationScope",
-        "DelaySeconds",
-        "FifoQueue",
-        "FifoThroughputLimit",
-        "KmsDataKeyReusePeriodSeconds",
-        "KmsMasterKeyId",
-        "MaximumMessageSize",
-        "MessageRetentionPeriod",
-        "ReceiveMessageWaitTimeSeconds",
-        "RedriveAllowPolicy",
-        "RedrivePolicy",
-        "SqsManagedSseEnabled",
-        "VisibilityTimeout",
-    }
-)
-_DYNAMODB_PROPERTIES: Final = frozenset(
-    {
-        "AttributeDefinitions",
-        "BillingMode",
-        "DeletionProtectionEnabled",
-        "GlobalSecondaryIndexes",
-        "KeySchema",
-        "LocalSecondaryIndexes",
-        "PointInTimeRecoverySpecification",
-        "ProvisionedThroughput",
-        "SSESpecification",
-        "StreamSpecification",
-        "TableClass",
-        "TableName",
-        "Tags",
-        "TimeToLiveSpecification",
-    }
-)
-_SSM_PROPERTIES: Final = frozenset(
-    {"AllowedPattern", "DataType", "Description", "Name", "Policies", "Tags", "Tier", "Type", "Value"}
-)
+def _paginate(client: AwsClient, operation: str, key: str, **request: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator(operation).paginate(**request):
+        items += page.get(key, [])
+    return items
+
+
+# --------------------------------------------------------------------------- provisioning
 
 
 def provision(
@@ -909,114 +649,113 @@ def provision(
     region: str | None = None,
     account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> Provisioned:
-    """Create the template's queues, tables and parameters (idempotently) and return the answers.
+    """Create the template's stack on the moto server `clients` point at (or update it in place if
+    one of that name exists) and return the answers.
 
-    `clients` are boto3 clients for sqs, dynamodb and ssm (or a `service -> client` factory),
-    normally pointed at a moto server; `region` defaults to the SQS client's region.
-    `parameters` override the template's Parameter defaults and are checked against their
-    constraints, as CloudFormation would.
+    `clients`: an `AwsClients` or a `service -> client` factory; `region` defaults to the clients'.
+    `parameters` override the template's defaults and are checked against their constraints, as
+    CloudFormation would; the Rules are the caller's to check (`failed_rules`: tests provision
+    stacks of any Stage without a manager).
     """
     aws = clients if isinstance(clients, AwsClients) else AwsClients.from_factory(clients)
+    region = region or str(aws.cloudformation.meta.region_name)
+    values = parameter_values(template, parameters or {})
+    prepared = prepare(translate(template, parameters=values, region=region), values)
+    _upload_placeholder_code(aws.s3, prepared.template)
+    request = {
+        "StackName": stack_name,
+        "TemplateBody": json.dumps(prepared.template),
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
+        "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    }
+    if _stack_exists(aws.cloudformation, stack_name):
+        aws.cloudformation.update_stack(**request)
+    else:
+        aws.cloudformation.create_stack(**request)
+    _check_complete(aws.cloudformation, stack_name, prepared.template)
     stack = Provisioned(
-        template,
         stack_name=stack_name,
-        region=region or str(aws.sqs.meta.region_name),
+        region=region,
         account_id=account_id,
-        parameters=parameters,
+        parameters=values,
+        prepared=prepared,
+        clients=aws,
     )
-    stack._create_all(aws)
+    for lid, settings in prepared.tables.items():
+        if lid in stack.resource_ids():
+            _apply_table_settings(aws.dynamodb, stack.physical(lid), settings)
     return stack
 
 
-# --------------------------------------------------------------------------- functions (moto Lambda)
+def _apply_table_settings(dynamodb: AwsClient, table: str, settings: TableSettings) -> None:
+    """TTL and point-in-time recovery as the template says (idempotent: an update re-applies them)."""
+    if settings.ttl_attribute is not None:
+        current = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if (
+            current.get("TimeToLiveStatus") != "ENABLED"
+            or current.get("AttributeName") != settings.ttl_attribute
+        ):
+            dynamodb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"AttributeName": settings.ttl_attribute, "Enabled": True},
+            )
+    if settings.point_in_time_recovery is not None:
+        dynamodb.update_continuous_backups(
+            TableName=table,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": settings.point_in_time_recovery},
+        )
 
-#: The handler code moto stores: never run (moto runs functions only with Docker). The local stack
-#: runs the real handlers in-process (local.esm); moto's functions and mappings exist so the Lambda
-#: API (GetEventSourceMapping, UpdateEventSourceMapping) has something real to act on.
-_PLACEHOLDER_CODE = b"def lambda_handler(event, context):\n    raise RuntimeError('placeholder')\n"
-LOCAL_LAMBDA_ROLE = "podwatch-local-lambda"
 
-
-def _placeholder_zip() -> bytes:
-    import io
-    import zipfile
-
+def _upload_placeholder_code(s3: AwsClient, template: Mapping[str, Any]) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", _PLACEHOLDER_CODE)
-    return buffer.getvalue()
-
-
-def function_name(provisioned: Provisioned, spec: FunctionSpec) -> str:
-    """`<stack>-<folder>`: the name the local stack gives each function (moto, pollers, contexts)."""
-    return f"{provisioned.stack_name}-{spec.code_dir.name}"
-
-
-def provision_functions(provisioned: Provisioned, *, lambda_client: AwsClient, iam_client: AwsClient) -> None:
-    """Create every template function in moto's Lambda (placeholder code) and its SQS event source
-    mappings with the template's batch size and window, then register them, so `!Ref DeliverFunction`
-    and SAM's generated `!Ref DeliverFunctionDeliveries` resolve. Mappings are created *disabled*:
-    an enabled one would make moto take messages off the queue itself (and fail without Docker);
-    `local.esm.SqsPoller` is the poller, and reads batch size and window from the mapping.
-    Idempotent: existing functions and mappings are reused."""
     try:
-        role_arn = str(iam_client.get_role(RoleName=LOCAL_LAMBDA_ROLE)["Role"]["Arn"])
+        s3.head_bucket(Bucket=ARTIFACTS_BUCKET)
     except ClientError:
-        role_arn = str(
-            iam_client.create_role(
-                RoleName=LOCAL_LAMBDA_ROLE,
-                AssumeRolePolicyDocument=json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "lambda.amazonaws.com"},
-                                "Action": "sts:AssumeRole",
-                            }
-                        ],
-                    }
-                ),
-            )["Role"]["Arn"]
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+    keys = set()
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties") or {}
+        location = properties.get("Code") or properties.get("Content") or {}
+        if isinstance(location, dict) and location.get("S3Bucket") == ARTIFACTS_BUCKET:
+            keys.add(str(location["S3Key"]))
+    for key in sorted(keys):
+        s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=key, Body=buffer.getvalue())
+
+
+def _stack_exists(cloudformation: AwsClient, stack_name: str) -> bool:
+    try:
+        (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError:
+        return False
+    return str(stack["StackStatus"]) != "DELETE_COMPLETE"
+
+
+def _check_complete(cloudformation: AwsClient, stack_name: str, template: Mapping[str, Any]) -> None:
+    """The stack is complete and moto created every resource (it skips types it has no model for)."""
+    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    if not str(stack["StackStatus"]).endswith("_COMPLETE") or "ROLLBACK" in str(stack["StackStatus"]):
+        raise CfnError(f"stack {stack_name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+    created = {
+        s["LogicalResourceId"]
+        for s in _paginate(
+            cloudformation, "list_stack_resources", "StackResourceSummaries", StackName=stack_name
         )
-    code = _placeholder_zip()
-    for lid, spec in provisioned.functions().items():
-        name = function_name(provisioned, spec)
-        try:
-            arn = str(lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"])
-        except ClientError as exc:
-            if _error_code(exc) != "ResourceNotFoundException":
-                raise
-            arn = str(
-                lambda_client.create_function(
-                    FunctionName=name,
-                    Runtime=spec.runtime or "python3.13",
-                    Role=role_arn,
-                    Handler=spec.handler,
-                    Code={"ZipFile": code},
-                    Timeout=spec.timeout,
-                    MemorySize=spec.memory_size,
-                )["FunctionArn"]
-            )
-        provisioned.register(lid, name, Arn=arn)
-        existing = {
-            str(m["EventSourceArn"]): str(m["UUID"])
-            for m in lambda_client.list_event_source_mappings(FunctionName=name).get(
-                "EventSourceMappings", []
-            )
-        }
-        for source in provisioned.event_sources(lid):
-            uuid = existing.get(source.queue_arn)
-            if uuid is None:
-                request: dict[str, Any] = {
-                    "EventSourceArn": source.queue_arn,
-                    "FunctionName": name,
-                    "BatchSize": source.batch_size,
-                    "Enabled": False,
-                }
-                if source.maximum_batching_window_seconds:
-                    request["MaximumBatchingWindowInSeconds"] = source.maximum_batching_window_seconds
-                if source.report_batch_item_failures:
-                    request["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
-                uuid = str(lambda_client.create_event_source_mapping(**request)["UUID"])
-            provisioned.register(source.mapping_logical_id, uuid)
+    }
+    conditions = _conditional(template)
+    missing = sorted(
+        f"{lid} ({r['Type']})"
+        for lid, r in template["Resources"].items()
+        if lid not in created and lid not in conditions
+    )
+    if missing:
+        raise CfnError(
+            f"moto created no {', '.join(missing)}: add the type to LEFT_OUT_TYPES in local/cfn.py "
+            "with the reason, or give moto a model for it"
+        )
+
+
+def _conditional(template: Mapping[str, Any]) -> set[str]:
+    """Resources with a Condition (moto leaves out those whose condition is false)."""
+    return {lid for lid, r in template["Resources"].items() if "Condition" in r}

@@ -13,11 +13,15 @@ with 1,000 messages queued and a ReceiveMessage ~2 s on this machine, so a 20,00
 
 Hand-written because no SQS-compatible server installs here from PyPI, npm or apt (ElasticMQ is a
 JVM jar, goaws a Go binary); moto stays the one AWS fake, so every other service is unchanged.
+
+It also imports moto's CloudFormation in the background as it starts (local/cfn.py creates the stack
+with it; the import takes seconds the first CreateStack would otherwise wait for).
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
@@ -75,8 +79,17 @@ def _count_with_one_clock_read(queue: Any) -> None:
     queue.approximate_number_of_messages = property(visible)
 
 
+def _import_cloudformation() -> None:
+    """moto's CloudFormation imports every service's models (seconds); done while the server starts,
+    the local stack's CreateStack does not wait for it."""
+    from moto.cloudformation import parsing
+
+    parsing.get_model_list()
+
+
 def main() -> None:
     patch_sqs()
+    threading.Thread(target=_import_cloudformation, name="moto-cfn-import", daemon=True).start()
     from moto.server import main as moto_main
 
     sys.argv[0] = "moto_server"

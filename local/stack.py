@@ -8,10 +8,10 @@ tree. Used by `make run` (local/run.py) and the e2e tests.
 
 What runs where:
 
-* **moto server** (child process): SQS, DynamoDB, SSM. The queues, DLQs, dedup table and remote
-  config parameter are created from template.yaml by `local.cfn.provision` (stack
-  `podwatch-local`, `RestateIngressUrl` = the local ingress), so the local stack cannot drift
-  from what is deployed.
+* **moto server** (child process): SQS, DynamoDB, SSM, EventBridge, Lambda, CloudFormation. The
+  stack is created from template.yaml by `local.cfn.provision` (aws-sam-translator, then moto's
+  CreateStack; stack `podwatch-local`, `RestateIngressUrl` = the local ingress), so the local stack
+  cannot drift from what is deployed.
 * **Restate server** (child process, npm binary) and the **reference manager** (`local.manager`,
   hypercorn child process), registered through the admin API.
 * **The reference agent** (`local.agent`, a real a2a-sdk A2A server, hypercorn child process): the
@@ -19,9 +19,9 @@ What runs where:
 * **The functions** (in this process): each template function's handler is loaded from
   `functions/<name>/app.py` (`local.lambda_runtime`), with the environment the template gives it
   plus `AWS_ENDPOINT_URL` (moto) and dummy credentials, swapped in around every invocation.
-* **Functions and event source mappings in moto's Lambda API** (`local.cfn.provision_functions`):
-  placeholder functions and SAM's generated mappings (disabled in moto), so `!Ref
-  DeliverFunctionDeliveries` resolves and config-sync's UpdateEventSourceMapping acts on them.
+* **Functions and event source mappings in moto's Lambda API** (created by the stack): placeholder
+  code and SAM's generated mappings (disabled in moto), so `!Ref DeliverFunctionDeliveries` resolves
+  and config-sync's UpdateEventSourceMapping acts on them.
 * **Event source mappings** (`local.esm.SqsPoller`, one per SQS event of a function, from the
   template): batch size and batching window read from the moto mapping (window optionally
   capped), partial batch responses; failed
@@ -34,7 +34,6 @@ Logs: `.local-run/<timestamp>/` (moto.log, restate.log, manager.log, functions.l
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -301,6 +300,8 @@ class LocalStack:
             ),
             **self.parameters,
         }
+        if failed := cfn.failed_rules(template, cfn.parameter_values(template, parameters)):
+            raise ProcessError(f"the template's Rules refuse these parameters: {', '.join(failed)}")
         self.provisioned = cfn.provision(
             template,
             clients=self.moto.client,
@@ -308,12 +309,7 @@ class LocalStack:
             parameters=parameters,
             region=self.region,
         )
-        if failed := self.provisioned.failed_rules():
-            raise ProcessError(f"the template's Rules refuse these parameters: {', '.join(failed)}")
         self.lambda_client = self.moto.client("lambda")
-        cfn.provision_functions(
-            self.provisioned, lambda_client=self.lambda_client, iam_client=self.moto.client("iam")
-        )
         self._attach_audit_capture()
         self._stack.callback(self._reset_functions)
         for lid, spec in self.provisioned.functions().items():
@@ -355,11 +351,11 @@ class LocalStack:
                 queue_url=source.queue_url,
                 queue_arn=source.queue_arn,
                 handler=handler,
-                function_name=cfn.function_name(provisioned, spec),
+                function_name=spec.name,
                 batch_size=source.batch_size,
                 batching_window_seconds=float(source.maximum_batching_window_seconds),
                 max_batching_window_seconds=self.max_batching_window_seconds,
-                mapping=MappingSource(self.lambda_client, source.mapping_id) if source.mapping_id else None,
+                mapping=MappingSource(self.lambda_client, source.mapping_id),
                 report_batch_item_failures=source.report_batch_item_failures,
                 retry_delay_seconds=self.retry_delay_seconds,
                 timeout_seconds=spec.timeout,
@@ -420,21 +416,8 @@ class LocalStack:
         return self._require().physical(logical_id)
 
     def dlq_logical_ids(self) -> list[str]:
-        """Queues that are the dead-letter target of another queue in the template."""
-        provisioned = self._require()
-        urls = provisioned.queue_urls()
-        by_arn = {provisioned.arn(lid): lid for lid in urls}
-        dlqs: list[str] = []
-        for lid in urls:
-            props = provisioned.template["Resources"][lid].get("Properties") or {}
-            policy = provisioned.resolve(props.get("RedrivePolicy"))
-            if isinstance(policy, str):
-                policy = json.loads(policy)
-            if isinstance(policy, Mapping):
-                target = by_arn.get(str(policy.get("deadLetterTargetArn")))
-                if target and target not in dlqs:
-                    dlqs.append(target)
-        return dlqs
+        """Queues that are the dead-letter target of another queue of the stack."""
+        return self._require().dead_letter_queues()
 
     # ------------------------------------------------------------------ input
 
@@ -529,9 +512,8 @@ class LocalStack:
         spec = self.function_specs[function_logical_id]
         handler = getattr(self.function_modules[function_logical_id], spec.function)
         context = LambdaContext(
-            function_name=f"{self.stack_name}-{spec.code_dir.name}",
-            invoked_function_arn=f"arn:aws:lambda:{self.region}:{self._require().account_id}:function:"
-            f"{self.stack_name}-{spec.code_dir.name}",
+            function_name=spec.name,
+            invoked_function_arn=self._require().arn(function_logical_id),
             timeout_ms=spec.timeout * 1000 if timeout_ms is None else timeout_ms,
         )
         with (

@@ -22,10 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from local.cfn import AwsClients, Provisioned, load_template, provision, provision_functions
+from local.cfn import AwsClients, Provisioned, load_template, provision
 from local.lambda_runtime import ROOT
 from local.moto import DUMMY_AWS_ENV
 from tests.cleanenv import bare_env, layer_python, relay_python
@@ -55,25 +54,14 @@ def manager() -> Iterator[Manager]:
 
 
 @pytest.fixture
-def stack(clients: AwsClients, endpoint: str, manager: Manager) -> Provisioned:
+def stack(clients: AwsClients, manager: Manager) -> Provisioned:
     """A stack of its own per test (the server is shared), its functions' mappings included."""
-    provisioned = provision(
+    return provision(
         load_template(),
         clients=clients,
         stack_name=f"pw-{uuid.uuid4().hex[:8]}",
         parameters={"RestateIngressUrl": manager.url, "ClusterIds": CLUSTER_IDS},
     )
-    session = boto3.session.Session(
-        aws_access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        region_name=REGION,
-    )
-    provision_functions(
-        provisioned,
-        lambda_client=session.client("lambda", endpoint_url=endpoint),
-        iam_client=session.client("iam", endpoint_url=endpoint),
-    )
-    return provisioned
 
 
 @pytest.fixture
@@ -99,13 +87,14 @@ def segments(sock: socket.socket) -> list[dict[str, Any]]:
 
 def lambda_env(stack: Provisioned, lid: str, endpoint: str, daemon: socket.socket) -> dict[str, str]:
     """What Lambda sets for the function: the template's variables, the runtime's own, and moto."""
-    code_dir = stack.functions()[lid].code_dir
+    spec = stack.functions()[lid]
+    code_dir = spec.code_dir
     host, port = daemon.getsockname()
     return bare_env(
         **stack.function_environment(lid),
         **DUMMY_AWS_ENV,
         AWS_ENDPOINT_URL=endpoint,
-        AWS_LAMBDA_FUNCTION_NAME=f"{stack.stack_name}-{code_dir.name}",
+        AWS_LAMBDA_FUNCTION_NAME=spec.name,
         LAMBDA_TASK_ROOT=str(code_dir),
         _X_AMZN_TRACE_ID=TRACE_HEADER,
         AWS_XRAY_DAEMON_ADDRESS=f"{host}:{port}",

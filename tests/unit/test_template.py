@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from local.cfn import ROOT, CfnError, Provisioned, load_template, parse_template
+from local.cfn import ROOT, CfnError, failed_rules, load_template, parameter_values, parse_template
 from podwatch.models import MAX_MESSAGE_BYTES, RemoteConfig
 
 INTERNALS = ROOT / "docs" / "internals.md"
@@ -39,9 +39,6 @@ VPC_ENI_ACTIONS = {
 }
 #: The one prefix grant: a Hook names its secrets, under the stack's HookSecretsPrefix.
 PREFIX_GRANT = "${HookSecretsPrefix}*"
-#: The intrinsic functions local/cfn.py is promised to see (docs/internals.md).
-LOCAL_SUBSET = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If", "Fn::Equals", "Fn::Not", "Fn::Join"}
-GETATT_SUBSET = {"Arn", "QueueUrl", "QueueName"}
 SQS_DEFAULT_RETENTION = 345600
 
 
@@ -165,33 +162,6 @@ Resources:
     assert p["E"] == "2010-09-09"
 
 
-def test_resolver_evaluates_parameters_conditions_and_sub() -> None:
-    # Given a template with a parameter, a condition on it and a Sub using pseudo parameters
-    template = parse_template("""
-Parameters:
-  Token: {Type: String, Default: ""}
-Conditions:
-  HasToken: !Not [!Equals [!Ref Token, ""]]
-Resources:
-  R: {Type: AWS::Logs::LogGroup}
-""")
-    value = [
-        {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${AWS::StackName}"},
-        {"Fn::If": ["HasToken", {"Fn::Sub": "${Token}"}, {"Ref": "AWS::NoValue"}]},
-        {"Fn::Sub": ["${!Literal}-${X}", {"X": "y"}]},
-    ]
-    # When it is resolved with and without the parameter set
-    without, with_token = (
-        Provisioned(
-            template, stack_name="s", region="eu-west-1", account_id="111122223333", parameters=overrides
-        ).resolve(value)
-        for overrides in ({}, {"Token": "/t"})
-    )
-    # Then the condition drops or keeps the item and Sub fills every variable
-    assert without == ["arn:aws:ssm:eu-west-1:111122223333:parameter/s", "${Literal}-y"]
-    assert with_token == ["arn:aws:ssm:eu-west-1:111122223333:parameter/s", "/t", "${Literal}-y"]
-
-
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -207,18 +177,7 @@ def test_parameters_are_checked_like_cloudformation(
     template: dict[str, Any], overrides: dict[str, str], message: str
 ) -> None:
     with pytest.raises(CfnError, match=message):
-        Provisioned(template, stack_name="s", region="us-east-1", account_id="1", parameters=overrides)
-
-
-def test_template_uses_only_the_intrinsics_the_local_stack_resolves(template: dict[str, Any]) -> None:
-    for node in walk(template):
-        if not isinstance(node, dict) or len(node) != 1:
-            continue
-        ((key, arg),) = node.items()
-        if key.startswith("Fn::"):
-            assert key in LOCAL_SUBSET, f"{key} is outside the subset docs/internals.md promises"
-        if key == "Fn::GetAtt":
-            assert arg[1] in GETATT_SUBSET, f"GetAtt {arg} is outside the subset"
+        parameter_values(template, overrides)
 
 
 # --------------------------------------------------------------------------- names
@@ -284,15 +243,9 @@ def test_a_deployed_stack_without_a_restate_url_is_refused(
     template: dict[str, Any], stage: str, url: str, refused: bool
 ) -> None:
     # Given the template's Rules, evaluated as CloudFormation does before creating anything
-    stack = Provisioned(
-        template,
-        stack_name="s",
-        region="us-east-1",
-        account_id="1",
-        parameters={"Stage": stage, "RestateIngressUrl": url},
-    )
+    values = parameter_values(template, {"Stage": stage, "RestateIngressUrl": url})
     # Then only a non-local stack without a URL is refused
-    assert stack.failed_rules() == (["RestateIngressUrlRequired"] if refused else [])
+    assert failed_rules(template, values) == (["RestateIngressUrlRequired"] if refused else [])
 
 
 def test_every_sqs_event_source_caps_its_concurrency_by_a_parameter(template: dict[str, Any]) -> None:
@@ -585,7 +538,7 @@ def test_samconfig_environments_are_complete_and_match_the_template(template: di
         assert deploy["resolve_s3"] is True, env
         overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
         # every override is a template parameter with an allowed value
-        Provisioned(template, stack_name="s", region="us-east-1", account_id="1", parameters=overrides)
+        parameter_values(template, overrides)
         stages.add(overrides["Stage"])
         regions.add(config[env]["global"]["parameters"].get("region"))
         assert config[env]["global"]["parameters"].get("region"), f"{env} names no region"
