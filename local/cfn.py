@@ -52,10 +52,9 @@ LEFT_OUT_TYPES: Final[Mapping[str, str]] = {
     "AWS::ApiGatewayV2::Api": "moto models no HTTP API in CloudFormation (local/historyapi.py serves one)",
     "AWS::SQS::QueuePolicy": "moto has no CloudFormation model for queue policies (nor enforces any)",
 }
-#: Outputs the pre-pass adds to read back a Ref moto's list of resources leaves empty (a bus's name)
-_REF_OUTPUT = "LocalRef"
-#: ... and every ARN the local stack needs, all in one DescribeStacks
-_ARN_OUTPUT = "LocalArn"
+#: Outputs the pre-pass adds (`Local<what><logical id>`): values moto's models drop or its list of
+#: resources leaves empty, read back as moto resolved them, all in one DescribeStacks
+READ_BACK = "Local"
 _WITH_ARN: Final = frozenset({SQS_QUEUE, DYNAMODB_TABLE, EVENT_BUS, LAMBDA_FUNCTION})
 
 #: The handler code moto stores and never runs (moto runs functions only with Docker): the local
@@ -244,72 +243,79 @@ def translate(template: Mapping[str, Any], *, parameters: Mapping[str, str], reg
 
 
 @dataclass(frozen=True)
-class TableSettings:
-    """What moto's table model ignores, set through the DynamoDB API once the stack exists."""
-
-    ttl_attribute: str | None = None
-    point_in_time_recovery: bool | None = None
-
-
-@dataclass(frozen=True)
 class Prepared:
-    """The translated template as moto will create it, and what the pre-pass changed."""
+    """The translated template as moto will create it, and what the pre-pass left out."""
 
     template: Template
     #: logical id -> why it is not created locally
     left_out: dict[str, str]
-    #: event source mapping logical id -> Enabled as the template says (moto gets them disabled)
-    mappings_enabled: dict[str, bool]
-    #: table logical id -> its TTL and point-in-time recovery
-    tables: dict[str, TableSettings]
 
 
-def prepare(template: Mapping[str, Any], parameters: Mapping[str, str]) -> Prepared:
+def prepare(template: Mapping[str, Any]) -> Prepared:
     """The pre-pass for what moto's CloudFormation does not model; one line each says why."""
     cfn: Template = json.loads(json.dumps(template))
-    resources: dict[str, Any] = cfn["Resources"]
+    if clash := [name for name in cfn.get("Outputs") or {} if name.startswith(READ_BACK)]:
+        raise CfnError(f"outputs {', '.join(clash)}: the prefix {READ_BACK} is the local stack's own")
     left_out = _leave_out(cfn)
-    mappings_enabled: dict[str, bool] = {}
-    tables: dict[str, TableSettings] = {}
+    resources: dict[str, Any] = cfn["Resources"]
+    read_back: dict[str, tuple[str, Any]] = {}  # output name -> (resource, expression)
     for lid, resource in resources.items():
         properties = resource.setdefault("Properties", {})
         if resource["Type"] == EVENT_SOURCE_MAPPING:
             # an enabled mapping makes moto invoke the function on every send (Docker); local.esm polls
-            mappings_enabled[lid] = _literal_bool(properties.get("Enabled", True), parameters, lid)
+            read_back[f"{READ_BACK}Enabled{lid}"] = (lid, properties.get("Enabled", True))
             properties["Enabled"] = False
         elif resource["Type"] == DYNAMODB_TABLE:
-            tables[lid] = _prepare_table(lid, properties, parameters)
+            read_back.update(_prepare_table(lid, properties))
+        if resource["Type"] in _WITH_ARN:
+            read_back[f"{READ_BACK}Arn{lid}"] = (lid, {"Fn::GetAtt": [lid, "Arn"]})
     # moto 5.2's EventBus has no physical id, so its Ref yields an object: CloudFormation's Ref is the name
     bus_names = {lid: _bus_name(lid, r) for lid, r in resources.items() if r["Type"] == EVENT_BUS}
+    read_back.update({f"{READ_BACK}Ref{lid}": (lid, name) for lid, name in bus_names.items()})
     cfn["Resources"] = _replace_refs(resources, bus_names)
     cfn["Outputs"] = _replace_refs(cfn.get("Outputs") or {}, bus_names)
-    cfn["Outputs"].update({f"{_REF_OUTPUT}{lid}": {"Value": name} for lid, name in bus_names.items()})
-    # the ARNs, read back with the outputs (one call, not one per resource)
-    for lid, resource in resources.items():
-        if resource["Type"] in _WITH_ARN:
-            output = {"Value": {"Fn::GetAtt": [lid, "Arn"]}}
-            cfn["Outputs"][f"{_ARN_OUTPUT}{lid}"] = {
-                **output,
-                **{k: v for k, v in resource.items() if k == "Condition"},
-            }
-    return Prepared(template=cfn, left_out=left_out, mappings_enabled=mappings_enabled, tables=tables)
+    for name, (lid, value) in read_back.items():
+        condition = resources[lid].get("Condition")
+        value = _text(value, name) if isinstance(value, bool | int | float) else value  # outputs are strings
+        cfn["Outputs"][name] = {"Value": value, **({"Condition": condition} if condition else {})}
+    return Prepared(template=cfn, left_out=left_out)
 
 
-def _prepare_table(lid: str, properties: dict[str, Any], parameters: Mapping[str, str]) -> TableSettings:
+def _prepare_table(lid: str, properties: dict[str, Any]) -> dict[str, tuple[str, Any]]:
     sse = properties.get("SSESpecification")
     if isinstance(sse, dict) and "SSEEnabled" in sse:
         # moto's table model reads SSESpecification in the API's shape (Enabled, not SSEEnabled)
-        sse["Enabled"] = _literal_bool(sse["SSEEnabled"], parameters, f"{lid}.SSESpecification")
-    # ... and ignores TimeToLiveSpecification and PointInTimeRecoverySpecification
+        sse["Enabled"] = sse["SSEEnabled"]
+    # ... and drops TTL and point-in-time recovery: read back, then set through the API (TableSettings)
     ttl = properties.get("TimeToLiveSpecification") or {}
-    ttl_on = _literal_bool(ttl.get("Enabled", False), parameters, f"{lid}.TimeToLiveSpecification")
-    pitr = properties.get("PointInTimeRecoverySpecification")
-    return TableSettings(
-        ttl_attribute=_text(ttl["AttributeName"], f"{lid}.TimeToLiveSpecification") if ttl_on else None,
-        point_in_time_recovery=None
-        if pitr is None
-        else _literal_bool(pitr.get("PointInTimeRecoveryEnabled", False), parameters, f"{lid}.PointInTime"),
-    )
+    pitr = properties.get("PointInTimeRecoverySpecification") or {}
+    values = {
+        "TtlEnabled": ttl.get("Enabled", False),
+        "TtlAttribute": ttl.get("AttributeName", ""),
+        "Pitr": pitr.get("PointInTimeRecoveryEnabled", False),
+    }
+    return {f"{READ_BACK}{what}{lid}": (lid, value) for what, value in values.items()}
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """What moto's table model drops, set through the DynamoDB API once the stack exists."""
+
+    ttl_attribute: str | None
+    point_in_time_recovery: bool
+
+    @classmethod
+    def read_back(cls, lid: str, values: Mapping[str, str]) -> TableSettings:
+        ttl_on = _is_true(values[f"{READ_BACK}TtlEnabled{lid}"])
+        return cls(
+            ttl_attribute=values[f"{READ_BACK}TtlAttribute{lid}"] if ttl_on else None,
+            point_in_time_recovery=_is_true(values[f"{READ_BACK}Pitr{lid}"]),
+        )
+
+
+def _is_true(text: str) -> bool:
+    """A boolean as moto writes it into an output (`True`, `true`)."""
+    return text.lower() == "true"
 
 
 def _leave_out(cfn: Template) -> dict[str, str]:
@@ -360,15 +366,6 @@ def _walk_references(value: Any, names: Mapping[str, Any]) -> Iterator[str]:
             yield from _walk_references(variables, names)
         else:
             yield from _walk_references(arg, names)
-
-
-def _literal_bool(value: Any, parameters: Mapping[str, str], where: str) -> bool:
-    if isinstance(value, dict) and set(value) == {"Ref"} and str(value["Ref"]) in parameters:
-        value = parameters[str(value["Ref"])]
-    text = _text(value, f"{where}.Enabled").lower()
-    if text not in {"true", "false"}:
-        raise CfnError(f"{where}.Enabled: expected true, false or a parameter, got {value!r}")
-    return text == "true"
 
 
 def _bus_name(lid: str, resource: Mapping[str, Any]) -> Any:
@@ -496,23 +493,24 @@ class Provisioned:
         self.template: Template = prepared.template
         #: logical id -> why it is not created locally (LEFT_OUT_TYPES and what refers to them)
         self.left_out = prepared.left_out
-        self._mappings_enabled = prepared.mappings_enabled
         self._clients = clients
         summaries = _paginate(
             clients.cloudformation, "list_stack_resources", "StackResourceSummaries", StackName=stack_name
         )
         (stack,) = clients.cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
         outputs = {str(o["OutputKey"]): str(o["OutputValue"]) for o in stack.get("Outputs", [])}
-        self._outputs = {k: v for k, v in outputs.items() if not k.startswith((_REF_OUTPUT, _ARN_OUTPUT))}
+        self._outputs = {k: v for k, v in outputs.items() if not k.startswith(READ_BACK)}
+        #: the pre-pass's outputs (`Local<what><logical id>`), as moto resolved them
+        self.read_back = {k: v for k, v in outputs.items() if k.startswith(READ_BACK)}
         self._resources: dict[str, tuple[str, str]] = {
             s["LogicalResourceId"]: (
                 s["ResourceType"],
-                outputs.get(f"{_REF_OUTPUT}{s['LogicalResourceId']}") or s.get("PhysicalResourceId", ""),
+                self.read_back.get(f"{READ_BACK}Ref{s['LogicalResourceId']}")
+                or s.get("PhysicalResourceId", ""),
             )
             for s in summaries
             if s.get("LogicalResourceId")  # moto lists resources whose Condition is false with no id
         }
-        self._arns = {k.removeprefix(_ARN_OUTPUT): v for k, v in outputs.items() if k.startswith(_ARN_OUTPUT)}
 
     def physical(self, logical_id: str) -> str:
         """What `Ref` gives: a queue's URL, a table's name, a parameter's name, a function's name,
@@ -535,11 +533,9 @@ class Provisioned:
         """What `Fn::GetAtt <id>.Arn` gives (a queue, table, bus or function), as moto resolved it."""
         self.physical(logical_id)
         try:
-            return self._arns[logical_id]
+            return self.read_back[f"{READ_BACK}Arn{logical_id}"]
         except KeyError:
-            raise CfnError(
-                f"{logical_id} ({self.resource_type(logical_id)}) has no ARN output locally"
-            ) from None
+            raise CfnError(f"{logical_id} ({self.resource_type(logical_id)}) has no ARN read back") from None
 
     def queue_urls(self) -> dict[str, str]:
         """logical id -> URL of every queue created."""
@@ -547,6 +543,10 @@ class Provisioned:
 
     def dead_letter_queues(self) -> list[str]:
         """Queues that are the dead-letter target of another queue (read from the queues' RedrivePolicy)."""
+        return list(self._dead_letter_queues)
+
+    @cached_property
+    def _dead_letter_queues(self) -> list[str]:
         by_arn = {self.arn(lid): lid for lid in self.queue_urls()}
         dlqs: list[str] = []
         for url in self.queue_urls().values():
@@ -618,7 +618,7 @@ class Provisioned:
                     maximum_batching_window_seconds=int(mapping.get("MaximumBatchingWindowInSeconds") or 0),
                     report_batch_item_failures="ReportBatchItemFailures"
                     in (mapping.get("FunctionResponseTypes") or []),
-                    enabled=self._mappings_enabled.get(logical_id, True),
+                    enabled=_is_true(self.read_back.get(f"{READ_BACK}Enabled{logical_id}", "true")),
                     mapping_logical_id=logical_id,
                     mapping_id=str(mapping["UUID"]),
                 )
@@ -660,7 +660,7 @@ def provision(
     aws = clients if isinstance(clients, AwsClients) else AwsClients.from_factory(clients)
     region = region or str(aws.cloudformation.meta.region_name)
     values = parameter_values(template, parameters or {})
-    prepared = prepare(translate(template, parameters=values, region=region), values)
+    prepared = prepare(translate(template, parameters=values, region=region))
     _upload_placeholder_code(aws.s3, prepared.template)
     request = {
         "StackName": stack_name,
@@ -681,9 +681,11 @@ def provision(
         prepared=prepared,
         clients=aws,
     )
-    for lid, settings in prepared.tables.items():
-        if lid in stack.resource_ids():
-            _apply_table_settings(aws.dynamodb, stack.physical(lid), settings)
+    for lid in stack.resource_ids():
+        if stack.resource_type(lid) == DYNAMODB_TABLE:
+            _apply_table_settings(
+                aws.dynamodb, stack.physical(lid), TableSettings.read_back(lid, stack.read_back)
+            )
     return stack
 
 
@@ -699,11 +701,10 @@ def _apply_table_settings(dynamodb: AwsClient, table: str, settings: TableSettin
                 TableName=table,
                 TimeToLiveSpecification={"AttributeName": settings.ttl_attribute, "Enabled": True},
             )
-    if settings.point_in_time_recovery is not None:
-        dynamodb.update_continuous_backups(
-            TableName=table,
-            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": settings.point_in_time_recovery},
-        )
+    dynamodb.update_continuous_backups(
+        TableName=table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": settings.point_in_time_recovery},
+    )
 
 
 def _upload_placeholder_code(s3: AwsClient, template: Mapping[str, Any]) -> None:

@@ -234,7 +234,7 @@ def test_a_message_received_max_receive_count_times_lands_in_the_dlq(
     assert [m["Body"] for m in moved] == ['{"poison": true}']
 
 
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS::AppRunner::Service")  # moto's own warning
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS..AppRunner")  # moto warns, then skips it
 def test_a_resource_moto_cannot_create_fails_provisioning_with_a_clear_error(
     clients: AwsClients, stack_name: str
 ) -> None:
@@ -249,3 +249,26 @@ Resources:
     # Then provisioning names it and says where to decide about it
     with pytest.raises(CfnError, match=r"moto created no Service \(AWS::AppRunner::Service\): add the type"):
         provision(template, clients=clients, stack_name=stack_name)
+
+
+def test_a_setting_moto_drops_follows_the_template_through_its_condition(
+    clients: AwsClients, stack_name: str
+) -> None:
+    # Given the history table's point-in-time recovery, `!If [HistoryPitr, true, false]` (off by default)
+    def pitr(stack: Provisioned) -> str:
+        backups = clients.dynamodb.describe_continuous_backups(TableName=stack.physical("HistoryTable"))
+        return str(
+            backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"][
+                "PointInTimeRecoveryStatus"
+            ]
+        )
+
+    # Then it is off by default and on when the parameter says so, as moto resolved the condition
+    assert pitr(provision(load_template(), clients=clients, stack_name=stack_name)) == "DISABLED"
+    switched = provision(
+        load_template(),
+        clients=clients,
+        stack_name=f"{stack_name}-pitr",
+        parameters={"HistoryPointInTimeRecovery": "true"},
+    )
+    assert pitr(switched) == "ENABLED"

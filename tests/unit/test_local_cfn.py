@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from local.cfn import ARTIFACTS_BUCKET, LEFT_OUT_TYPES, CfnError, parse_template, prepare, translate
+from local.cfn import (
+    ARTIFACTS_BUCKET,
+    LEFT_OUT_TYPES,
+    CfnError,
+    TableSettings,
+    parse_template,
+    prepare,
+    translate,
+)
 
 SAM = """
 Transform: AWS::Serverless-2016-10-31
@@ -99,7 +107,7 @@ def test_the_translator_makes_plain_cloudformation_with_the_code_folder_as_its_s
 def test_the_pre_pass_leaves_out_what_moto_cannot_create_and_everything_that_refers_to_it(
     translated: dict[str, Any],
 ) -> None:
-    prepared = prepare(translated, PARAMETERS)
+    prepared = prepare(translated)
     assert prepared.left_out == {
         "Api": LEFT_OUT_TYPES["AWS::ApiGatewayV2::Api"],
         "Alarm": LEFT_OUT_TYPES["AWS::CloudWatch::Alarm"],
@@ -111,24 +119,25 @@ def test_the_pre_pass_leaves_out_what_moto_cannot_create_and_everything_that_ref
     assert {"QueueUrl", "BusName"} <= set(prepared.template["Outputs"])
 
 
-def test_the_pre_pass_disables_every_mapping_and_remembers_what_the_template_said(
+def test_the_pre_pass_disables_every_mapping_and_reads_back_what_the_template_said(
     translated: dict[str, Any],
 ) -> None:
-    prepared = prepare(translated, PARAMETERS)
+    prepared = prepare(translated)
     mappings = {
         lid: r["Properties"]["Enabled"]
         for lid, r in prepared.template["Resources"].items()
         if r["Type"] == "AWS::Lambda::EventSourceMapping"
     }
     assert mappings == {"FnPolled": False, "FnPaused": False}
-    assert prepared.mappings_enabled == {"FnPolled": True, "FnPaused": False}
-    assert prepare(translated, {**PARAMETERS, "PollerOn": "true"}).mappings_enabled["FnPaused"] is True
+    outputs = prepared.template["Outputs"]
+    assert outputs["LocalEnabledFnPolled"] == {"Value": "true"}
+    assert outputs["LocalEnabledFnPaused"] == {"Value": {"Ref": "PollerOn"}}  # moto resolves it
 
 
 def test_the_pre_pass_gives_a_bus_ref_its_name_and_reads_every_arn_back_as_an_output(
     translated: dict[str, Any],
 ) -> None:
-    prepared = prepare(translated, PARAMETERS)
+    prepared = prepare(translated)
     name = {"Fn::Sub": "${AWS::StackName}-bus"}
     resources = prepared.template["Resources"]
     assert resources["Rule"]["Properties"]["EventBusName"] == name
@@ -141,29 +150,35 @@ def test_the_pre_pass_gives_a_bus_ref_its_name_and_reads_every_arn_back_as_an_ou
     }
 
 
-def test_the_pre_pass_keeps_the_table_settings_moto_would_drop(translated: dict[str, Any]) -> None:
-    prepared = prepare(translated, PARAMETERS)
+def test_the_pre_pass_reads_back_the_table_settings_moto_would_drop(translated: dict[str, Any]) -> None:
+    prepared = prepare(translated)
     sse = prepared.template["Resources"]["Table"]["Properties"]["SSESpecification"]
     assert sse["Enabled"] is True  # the API's shape, which moto's table model reads
-    settings = prepared.tables["Table"]
-    assert (settings.ttl_attribute, settings.point_in_time_recovery) == ("purge_at", True)
+    outputs = {k: v["Value"] for k, v in prepared.template["Outputs"].items()}
+    assert (outputs["LocalTtlEnabledTable"], outputs["LocalTtlAttributeTable"]) == ("true", "purge_at")
+    assert outputs["LocalPitrTable"] == "true"
+    # as moto writes them back, the settings set through the DynamoDB API
+    back = {"LocalTtlEnabledTable": "True", "LocalTtlAttributeTable": "purge_at", "LocalPitrTable": "false"}
+    assert TableSettings.read_back("Table", back) == TableSettings(
+        ttl_attribute="purge_at", point_in_time_recovery=False
+    )
 
 
-def test_a_mapping_switched_by_something_else_than_a_literal_or_a_parameter_is_refused(
-    translated: dict[str, Any],
-) -> None:
-    broken = {**translated, "Resources": dict(translated["Resources"])}
-    mapping = broken["Resources"]["FnPaused"]
-    broken["Resources"]["FnPaused"] = {
-        **mapping,
-        "Properties": {**mapping["Properties"], "Enabled": {"Fn::If": ["C", True, False]}},
-    }
-    with pytest.raises(CfnError, match=r"FnPaused\.Enabled"):
-        prepare(broken, PARAMETERS)
+def test_a_read_back_output_keeps_its_resource_condition(translated: dict[str, Any]) -> None:
+    resources = dict(translated["Resources"])
+    resources["Table"] = {**resources["Table"], "Condition": "WithTable"}
+    prepared = prepare({**translated, "Resources": resources})
+    assert prepared.template["Outputs"]["LocalPitrTable"]["Condition"] == "WithTable"
+    assert prepared.template["Outputs"]["LocalArnTable"]["Condition"] == "WithTable"
+
+
+def test_an_output_named_like_the_read_back_ones_is_refused(translated: dict[str, Any]) -> None:
+    with pytest.raises(CfnError, match="the prefix Local is the local stack's own"):
+        prepare({**translated, "Outputs": {"LocalThing": {"Value": "x"}}})
 
 
 def test_a_bus_without_a_name_is_refused(translated: dict[str, Any]) -> None:
     resources = dict(translated["Resources"])
     resources["Bus"] = {"Type": "AWS::Events::EventBus", "Properties": {}}
     with pytest.raises(CfnError, match=r"Resources\.Bus: the local stack needs the bus's Name"):
-        prepare({**translated, "Resources": resources}, PARAMETERS)
+        prepare({**translated, "Resources": resources})
