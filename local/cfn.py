@@ -4,10 +4,11 @@ so local runs cannot drift from what is deployed.
 `provision` checks the parameters and Rules (`parameter_values`, `failed_rules`), turns the SAM
 template into plain CloudFormation with aws-sam-translator (`translate`), applies a small pre-pass for
 what moto's CloudFormation does not model (`prepare`), uploads placeholder code for the functions and
-calls `CreateStack` on the moto server. moto then creates every resource: queues, DLQs and their
-policies, tables, the SSM parameter, the bus and its rules, SNS, IAM, log groups, the functions and
-their event source mappings. The returned `Provisioned` answers what the Lambda service would know:
-physical names and ARNs, each function's environment (as moto resolved it), its SQS event sources.
+calls `CreateStack` on the moto server. moto then creates the resources (queues and DLQs, tables,
+the SSM parameter, the bus and its rules, SNS, IAM, log groups, the functions and their event source
+mappings) and resolves every intrinsic function in them (only the Rules, which moto ignores, are
+evaluated here). The returned `Provisioned` answers what the Lambda service would know, read back
+from moto: physical names and ARNs, each function's environment, its SQS event sources.
 
 How it works and what the pre-pass does, and why: docs/internals.md, "How the local stack is
 provisioned". Strictness about unknown properties is cfn-lint's (`sam validate --lint`, `make test`).
