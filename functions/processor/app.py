@@ -100,6 +100,7 @@ def build_dependencies(
             deliveries_queue_url=settings.deliveries_queue_url,
             quarantine_queue_url=settings.quarantine_queue_url,
             metadata=metadata,
+            history_page_url=settings.history_page_url,
             control=ControlHandler(
                 registry=ClusterRegistry(table_name=settings.clusters_table_name, client=dynamodb),
                 sqs=sqs,

@@ -125,6 +125,7 @@ class Aws:
                 "AUDIT_FILTERED": "each",
                 "HISTORY_QUEUE_URL": p["HistoryQueue"],
                 "HOOKS_TABLE_NAME": p["HooksTable"],
+                "HISTORY_PAGE_URL": "",  # SAM's "" for the optional parameter left empty
             },
             "fanout": {
                 "EVENT_BUS_NAME": p["NotificationsBus"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -126,6 +127,19 @@ def test_each_finding_is_claimed_enriched_and_forwarded() -> None:
     assert sent[0].notification_id == ids.notification_id("evt-web-1-9", EventType.CRASH_LOOP, "web")
     assert d.sqs.sent[0]["MessageAttributes"]["event_type"]["StringValue"] == "crash-loop"
     assert [c[2] for c in d.dedup.claims] == [900, 900]  # type: ignore[attr-defined]
+
+
+def test_a_notification_links_to_its_pods_view_when_the_page_url_is_known() -> None:
+    linked = dataclasses.replace(deps(), history_page_url="https://history.example/")
+    process_record(two_troubled_containers(), deps=linked, config=RemoteConfig(), now=NOW)
+    url = Notification.model_validate_json(linked.sqs.sent[0]["MessageBody"]).history_url
+    assert url == (
+        "https://history.example/#c=c1&ns=shop&w=range"
+        "&from=2026-11-20T09%3A15%3A00&to=2026-11-20T10%3A15%3A00&pod=web-1"
+    )
+    unlinked = deps()
+    process_record(two_troubled_containers(), deps=unlinked, config=RemoteConfig(), now=NOW)
+    assert Notification.model_validate_json(unlinked.sqs.sent[0]["MessageBody"]).history_url is None
 
 
 def test_pod_scope_makes_one_alert_of_two_containers() -> None:

@@ -420,6 +420,8 @@ class Notification(_Model):
     #: for `recovered`: the type of trouble that ended
     resolves: EventType | None = None
     incident_opened_at: AwareDatetime | None = None
+    #: the timeline page's view of this pod around the event, when the stack knows the page's URL
+    history_url: str | None = None
 
 
 #: Bound on `Notification.affected_pods` and on the pod names a dedup item lists.

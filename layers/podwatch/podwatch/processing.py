@@ -63,6 +63,7 @@ from podwatch.models import (
     RemoteConfig,
 )
 from podwatch.quarantine import send_to_quarantine
+from podwatch.webui import view_url
 from podwatch.wire import AnyEnvelope, may_hold_surrogates, parse_envelope
 from podwatch.workload import subject_of
 
@@ -86,6 +87,8 @@ class ProcessorDeps:
     control: ControlHandler | None = None
     #: the hooks table, for `hook` envelopes; None: they are quarantined (`hooks_not_configured`)
     hooks: HookStore | None = None
+    #: the timeline page's URL: each notification links to its pod's view (`history_url`); None: no link
+    history_page_url: str | None = None
 
 
 class Decision(NamedTuple):
@@ -338,6 +341,8 @@ def _decide(
         owner=owner,
         notification_id=nid,
     )
+    if deps.history_page_url:
+        notification = notification.model_copy(update={"history_url": _history_url(deps, notification)})
     return Decision(facts.record("forwarded", reason, finding, key, nid), notification)
 
 
@@ -380,6 +385,16 @@ def _control(
     )
     audit.emit(record)
     return Decision(record)
+
+
+def _history_url(deps: ProcessorDeps, notification: Notification) -> str:
+    return view_url(
+        str(deps.history_page_url),
+        cluster=notification.cluster_id,
+        namespace=notification.namespace,
+        pod=notification.pod,
+        around=notification.observed_at,
+    )
 
 
 def _incident(state: str, outcome: Outcome) -> Incident:

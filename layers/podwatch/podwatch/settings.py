@@ -54,6 +54,8 @@ class ProcessorSettings(_Settings):
     audit_filtered: Literal["each", "summary"] = "each"
     #: the history queue (podwatch.historyfeed); unset: no history is written
     history_queue_url: str | None = None
+    #: the timeline page (the history API's `/`): notifications link to it (`history_url`); unset: none
+    history_page_url: str | None = None
 
 
 class RestatePaths(TypedDict, total=False):
