@@ -12,6 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 REPLAY ?= events/replay/sample-stream.jsonl
 SUMMARY ?=
+KEEP ?=
 
 .PHONY: help setup run up down test lint typecheck unit sam-validate sam-build chart-tools chart bench clean
 
@@ -37,8 +38,8 @@ $(SAM_VENV)/.stamp: requirements-sam.txt
 
 setup: $(VENV)/.stamp node_modules/.stamp $(SAM_VENV)/.stamp chart-tools ## install everything (Python venvs, Restate server, helm tools)
 
-run: $(VENV)/.stamp node_modules/.stamp ## start the local stack, replay REPLAY, print what happened (SUMMARY=<file> for JSON)
-	$(PY) -m local.run --replay $(REPLAY) $(if $(SUMMARY),--summary $(SUMMARY))
+run: $(VENV)/.stamp node_modules/.stamp ## start the local stack, replay REPLAY, print what happened and the timeline page's URL (SUMMARY=<file> for JSON; KEEP=1 keeps it up until Ctrl-C)
+	$(PY) -m local.run --replay $(REPLAY) $(if $(SUMMARY),--summary $(SUMMARY)) $(if $(KEEP),--keep)
 
 up: $(VENV)/.stamp node_modules/.stamp ## keep the local stack running on fixed loopback ports (README); the CLI finds it
 	$(PY) -m local.up start

@@ -1,7 +1,10 @@
 """`make run`: start the local stack, replay a watch stream through the relay, let the functions
 and the manager do their work, and tell what happened to every event.
 
-    python -m local.run --replay events/replay/sample-stream.jsonl [--summary out.json]
+    python -m local.run --replay events/replay/sample-stream.jsonl [--summary out.json] [--keep]
+
+`--keep` (`make run KEEP=1`): after the report the stack stays up, with the history API and its
+timeline page on loopback (the URL is printed), until Ctrl-C.
 
 A big file is replayed while the functions drain the queues (moto's SQS slows as a queue fills),
 with a progress line every 2,000 lines and every 5 s of the final drain.
@@ -26,9 +29,10 @@ from typing import IO, Any
 
 from local.esm import DrainTimeout
 from local.historyapi import examples, recording_clock
-from local.processes import ROOT, ProcessError, install_sigterm_handler, new_run_dir
+from local.processes import ROOT, ProcessError, free_port, install_sigterm_handler, new_run_dir
 from local.report import build_summary, render
 from local.stack import DEFAULT_CLUSTER_ID, LocalStack
+from podwatch.webui import view_url
 
 log = logging.getLogger("local.run")
 
@@ -55,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cap the template's batching windows (seconds); default: as deployed",
     )
     parser.add_argument("--quiet", action="store_true", help="pods and totals only, not every event")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the stack and the timeline page up until Ctrl-C"
+    )
+    parser.add_argument(
+        "--api-port", type=int, default=0, help="the history API's (and page's) port; 0 = a free one"
+    )
     return parser.parse_args(argv)
 
 
@@ -77,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     say = _printer(sys.stdout)  # the report goes to stdout; the functions' own output goes to functions.log
     say(f"starting the local stack (logs in {_rel(run_dir)}) ...", flush=True)
     started = time.monotonic()
+    api_port = args.api_port or free_port()  # known before the stack: notifications link to the page
     with (run_dir / "functions.log").open("w", encoding="utf-8") as function_log:
         try:
             with LocalStack(
@@ -84,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 cluster_id=args.cluster_id,
                 max_batching_window_seconds=args.max_batching_window,
                 function_output=function_log,
+                environment_overrides=page_link(api_port),
             ) as stack:
                 say(
                     f"stack up in {time.monotonic() - started:.1f}s; replaying {_rel(replay)} ...", flush=True
@@ -110,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.exception("pipeline did not settle")
                     say(f"error: the pipeline did not settle: {exc} (see {_rel(run_dir)})", file=sys.stderr)
                     return 1
-                history = _history(stack, result.bodies, stack.delivered(args.cluster_id))
+                history = _history(stack, result.bodies, stack.delivered(args.cluster_id), port=api_port)
                 summary = build_summary(
                     replay_path=_rel(replay),
                     cluster_id=args.cluster_id,
@@ -127,24 +139,44 @@ def main(argv: list[str] | None = None) -> int:
                     },
                     hooks=stack.hooks_summary(),
                 )
+                if args.keep:
+                    _report(run_dir, summary, history, args, started, say)
+                    say(f"\nThe stack stays up: open {history['page_url']}\nCtrl-C stops it.", flush=True)
+                    threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit)
         except ProcessError as exc:
             say(f"error: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             say("interrupted: the local stack is stopped", file=sys.stderr)
-            return 130
+            return 0 if args.keep else 130
+    _report(run_dir, summary, history, args, started, say)
+    say(f"Done in {summary['seconds']:.1f}s; everything the run started is stopped.")
+    return 0
+
+
+def page_link(port: int) -> dict[str, dict[str, str]]:
+    """The processor's HISTORY_PAGE_URL (the template's HistoryPageUrl): the page on loopback."""
+    return {"ProcessorFunction": {"HISTORY_PAGE_URL": f"http://127.0.0.1:{port}/"}}
+
+
+def _report(
+    run_dir: Path,
+    summary: dict[str, Any],
+    history: dict[str, Any],
+    args: argparse.Namespace,
+    started: float,
+    say: Callable[..., None],
+) -> None:
     summary["history"] = history
     summary["seconds"] = round(time.monotonic() - started, 2)
     summary["log_files"] = sorted(p.name for p in run_dir.iterdir() if p.is_file())
     say("")
     say(render(summary, verbose_events=not args.quiet))
-    say(render_history(history))
+    say(render_history(history, kept=args.keep))
     if args.summary:
         Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
         Path(args.summary).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
         say(f"Summary: {args.summary}")
-    say(f"Done in {summary['seconds']:.1f}s; everything the run started is stopped.")
-    return 0
 
 
 def _printer(stdout: IO[str]) -> Callable[..., None]:
@@ -175,23 +207,30 @@ def ticking(every: float, tick: Callable[[], None]) -> Iterator[None]:
         thread.join()
 
 
-def _history(stack: LocalStack, bodies: list[str], delivered: list[dict[str, Any]]) -> dict[str, Any]:
+def _history(
+    stack: LocalStack, bodies: list[str], delivered: list[dict[str, Any]], *, port: int = 0
+) -> dict[str, Any]:
     """The history API on loopback (the recording's clock) and two example queries, run now: the
-    stack stops when the run ends, so the answers are what the report shows."""
-    api = stack.serve_history_api(clock=recording_clock(bodies))
+    stack stops when the run ends (unless kept), so the answers are what the report shows."""
+    api = stack.serve_history_api(clock=recording_clock(bodies), port=port)
     subject = delivered[0] if delivered else None
     shown = examples(api.url, subject["namespace"], subject["pod"]) if subject else []
     return {
         "api_url": api.url,
+        # the first notification's pod, its panel open: what a newcomer should look at
+        "page_url": view_url(api.url, namespace=subject["namespace"], pod=subject["pod"])
+        if subject
+        else f"{api.url}/",
         "records": len(stack.history_items()),
         "examples": [e.as_dict() for e in shown],
     }
 
 
-def render_history(history: dict[str, Any]) -> str:
+def render_history(history: dict[str, Any], *, kept: bool = False) -> str:
+    stopped = "" if kept else " (stopped with the stack: `make run KEEP=1` keeps it up)"
     lines = [
         f"History: {history['records']} records stored; the history API served on {history['api_url']}"
-        " (stopped with the stack). Two queries it answered:"
+        f"{stopped}; the timeline page: {history['page_url']}. Two queries it answered:"
     ]
     for example in history["examples"]:
         lines += ["", f"  $ {example['command']}", f"  {example['status']}, {example['total']} records"]

@@ -27,6 +27,7 @@ from typing import Any
 
 from local.esm import DrainTimeout
 from local.processes import ROOT, RUNS_DIR, ProcessError, install_sigterm_handler, new_run_dir
+from local.run import page_link
 from local.stack import LocalPorts, LocalStack
 
 #: how long `start` waits for the stack file, and `stop` for the process to end
@@ -68,7 +69,8 @@ def serve(runs: Path, ports: LocalPorts | None) -> int:
         print(f"error: {path} exists: a stack is up (`make down` first)", file=sys.stderr)
         return 1
     stop = threading.Event()
-    with LocalStack(run_dir=new_run_dir(runs), ports=ports) as stack:
+    overrides = page_link(ports.history_api) if ports else None  # free ports: no link (port unknown)
+    with LocalStack(run_dir=new_run_dir(runs), ports=ports, environment_overrides=overrides) as stack:
         history_api = stack.serve_history_api(port=ports.history_api if ports else 0)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(describe(stack, history_api.url), indent=2) + "\n", encoding="utf-8")
@@ -114,6 +116,7 @@ def start(runs: Path, extra: list[str]) -> int:
         f"  AWS (moto)      {info['endpoint_url']}\n"
         f"  Restate ingress {info['restate_ingress_url']}   admin {info['restate_admin_url']}\n"
         f"  manager         {info['manager_url']}\n"
+        f"  history API     {info['outputs'].get('HistoryApiUrl')}   the timeline page: its `/`\n"
         f"  stack file      {path} (the CLI reads it: `podwatch status`)"
     )
     return 0

@@ -6,6 +6,7 @@ cluster other than HISTORY_DEFAULT_CLUSTER):
     GET /api/v1/events?start=&end=&namespace=&kind=&name=&reason=&eventType=&limit=&cursor=
     GET /api/v1/events/<namespace>/<kind>/<name>
     GET /api/v1/health
+    GET /  and  GET /ui/<file>     the timeline page (functions/history/ui/: HTML, JS, CSS)
 
 A bad parameter answers 400 with {"error", "parameter"}; a table failure 503. The local stack
 serves this same handler on loopback (local/historyapi.py). Import and Tracer: the kit's policies
@@ -21,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -28,8 +31,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic_core import to_json
 
 # historyapi at import: its BadRequest is an exception handler's key (it creates no client)
-from podwatch import historyapi, kit, telemetry
+from podwatch import historyapi, kit, telemetry, webui
 from podwatch.errors import TransientError
+from podwatch.history import iso
 
 if TYPE_CHECKING:
     from podwatch.historystore import HistoryReader
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 
 logger, tracer, metrics = kit.tools()
 app = APIGatewayHttpResolver()
+#: the page's files ship in this function's code (CodeUri functions/history), read on first request
+UI_FOLDER = Path(__file__).resolve().parent / "ui"
 
 
 def _utcnow() -> datetime:
@@ -73,6 +79,12 @@ _deps: kit.Environment[HistoryApiDependencies] = kit.Environment(lambda: build_d
 dependencies = _deps.get
 set_dependencies = _deps.set
 reset = _deps.reset
+
+
+@cache
+def _assets() -> webui.Assets:
+    """The page's files, read on the first request for one (not at import: the kit's policy)."""
+    return webui.Assets(UI_FOLDER)
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
@@ -129,7 +141,22 @@ def object_view(namespace: str, kind: str, name: str, cluster: str | None = None
 @app.get("/api/v1/health")
 @app.get("/clusters/<cluster>/api/v1/health")
 def health(cluster: str | None = None) -> Response[str]:
-    return _json(200, {"status": "ok", "retentionDays": dependencies().settings.retention_days})
+    deps = dependencies()
+    # `now`: the API's clock, the end of the page's "last 1 h ..." windows (`make run`: the recording's)
+    return _json(
+        200, {"status": "ok", "retentionDays": deps.settings.retention_days, "now": iso(deps.clock())}
+    )
+
+
+@app.get("/", compress=True)
+@app.get("/ui/<name>", compress=True)
+def page(name: str = webui.INDEX) -> Response[bytes]:
+    asset = _assets().get(name)
+    if asset is None:
+        return Response(404, content_types.APPLICATION_JSON, to_json({"error": f"no such file: {name}"}))
+    if app.current_event.headers.get("if-none-match") == asset.etag:
+        return Response(304, headers=asset.headers())
+    return Response(200, asset.content_type, asset.body, headers=asset.headers())
 
 
 @app.exception_handler(historyapi.BadRequest)  # type: ignore[untyped-decorator]  # Powertools' is untyped

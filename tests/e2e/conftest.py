@@ -1,11 +1,14 @@
 """One local stack for the whole e2e session (moto + Restate + manager start in a few seconds).
 Tests stay independent by using their own cluster ids: event ids, dedup keys and manager objects
-are all per cluster."""
+are all per cluster. The browser test's Chromium is the system one (`browser_type_launch_args`)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,3 +28,28 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 @pytest.fixture
 def cluster_id() -> str:
     return f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+#: Debian's chromium (apt package `chromium`); nothing downloads a browser (`playwright install` never runs)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's launch arguments, pointed at the system browser. Missing: in CI
+    (`CI=true`) the test fails with that reason; elsewhere it is skipped, saying how to install it."""
+    if not CHROMIUM.is_file():
+        reason = f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}

@@ -4,6 +4,8 @@ handlers in a clean environment with only what Lambda gives them, on a moto serv
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import threading
 from collections import Counter
@@ -63,6 +65,8 @@ class Expect:
     #: history API: the answer's status and the lists its body has
     status: int = 0
     lists: tuple[str, ...] = ()
+    #: the timeline page: text its (gzipped) HTML holds
+    page: str = ""
 
 
 EXPECTED: dict[str, Expect] = {
@@ -117,6 +121,8 @@ EXPECTED: dict[str, Expect] = {
     # an empty table: 200 with empty lists (the same as for an unknown object)
     "history/events.json": Expect(status=200, lists=("events",)),
     "history/object.json": Expect(status=200, lists=("watchEvents", "relatedEvents")),
+    # the timeline page, gzipped as the browser asked, from the function's own ui/ folder
+    "history/page.json": Expect(status=200, page='<script src="ui/app.js" defer>'),
     "config_sync/sync-now.json": Expect(
         summary={
             "clusters": ["prod-eu-1", "staging-us-2"],
@@ -241,6 +247,11 @@ def check_outcome(
         assert {key: response[key] for key in expect.summary} == expect.summary
         assert RemoteConfig.from_json(stored_config) == MANAGER_CONFIG
         assert emf_namespaces(out) == {namespace}
+        return
+    if folder == "history" and expect.page:
+        assert response["statusCode"] == expect.status
+        assert response["headers"]["Content-Encoding"] == "gzip"
+        assert expect.page in gzip.decompress(base64.b64decode(response["body"])).decode()
         return
     if folder == "history":
         assert response["statusCode"] == expect.status
