@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -308,6 +309,18 @@ def _parser() -> argparse.ArgumentParser:
         " env PODWATCH_CLUSTER)",
     )
     history_api_options(mcp)
+
+    # ---------------------------------------------------------------- ui
+    ui = commands.add_parser(
+        "ui",
+        help="the timeline page of the stack in your browser, through a local proxy that signs for you",
+        description="Serves the history API (its timeline page and its data) on 127.0.0.1, signing every"
+        " request with SigV4 (or sending --token), so a browser reaches an IAM-authed API. Give a"
+        " notification's history_url to open that view.",
+    )
+    ui.add_argument("view", nargs="?", metavar="HISTORY_URL", help="a view of the page (history_url)")
+    ui.add_argument("--port", type=int, default=8765, help="the local port (8765; 0 = a free one)")
+    history_api_options(ui)
     for command in (
         get,
         validate,
@@ -323,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
         hook_status,
         events,
         mcp,
+        ui,
     ):
         add_target_options(command, top=False)
     return parser
@@ -364,6 +378,8 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         return _events(args, clients, out)
     if args.command == "mcp":
         return _mcp(args, clients)
+    if args.command == "ui":
+        return _ui(args, clients, out)
     stack = resolve(clients.target, clients)
     if args.command == "config":
         ssm, name = clients("ssm"), stack.config_parameter
@@ -461,6 +477,18 @@ def _mcp(args: argparse.Namespace, clients: Clients) -> int:
     finally:
         client.close()
     return 0
+
+
+def _ui(args: argparse.Namespace, clients: Clients, out: IO[str]) -> int:
+    from podwatch_cli import ui
+
+    client = history_client(args, clients)
+    try:
+        return ui.cmd_ui(client, port=args.port, view=args.view, out=out, stop=threading.Event())
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.close()
 
 
 def _events(args: argparse.Namespace, clients: Clients, out: IO[str]) -> int:

@@ -68,6 +68,15 @@ class HistoryClient:
             raise EventsError(f"the history API answered {answer.status_code}: {detail}")
         return answer
 
+    def forward(self, target: str, headers: Mapping[str, str]) -> httpx.Response:
+        """Any GET of the API (`target`: path and query, as a browser sent it), signed, answered as
+        it came (`podwatch ui`); EventsError only when the API cannot be reached."""
+        url = f"{self.base_url}{target}"
+        try:
+            return self._http.get(url, headers={**headers, **self._auth(url)})
+        except httpx.HTTPError as exc:
+            raise EventsError(f"cannot reach the history API at {self.base_url}: {exc}") from exc
+
     def _auth(self, url: str) -> dict[str, str]:
         if self.token:
             return {"Authorization": f"Bearer {self.token}"}

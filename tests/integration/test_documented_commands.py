@@ -13,7 +13,7 @@ the stack's history API (served on loopback: moto has no API Gateway), in a fold
 `new-config.json` and the `hook.yaml` (khook's README Hook, `kagent/basic-pod-monitoring`, also
 applied beforehand) a command names; a confirmation prompt is answered `y`. Every command must
 exit 0. `podwatch mcp` commands serve until stopped: tests/e2e/test_mcp.py runs them with an MCP
-client.
+client; `podwatch ui` ones too: tests/e2e/test_ui_browser.py runs them with a browser.
 """
 
 from __future__ import annotations
@@ -81,11 +81,16 @@ def is_mcp(command: str) -> bool:
     return "mcp" in shlex.split(command)
 
 
+def is_ui(command: str) -> bool:
+    """`podwatch ui ...` serves until stopped: tests/e2e/test_ui_browser.py runs those with Chromium."""
+    return "ui" in shlex.split(command)
+
+
 def documented() -> list[str]:
     found = commands_in_template()
     for doc in DOCS:
         found |= commands_in_markdown(doc.read_text(encoding="utf-8"))
-    return sorted(c for c in found if not is_mcp(c))
+    return sorted(c for c in found if not (is_mcp(c) or is_ui(c)))
 
 
 def test_the_docs_name_commands_of_every_kind() -> None:
