@@ -4,7 +4,7 @@ Thin on purpose: the logic is `podwatch.historyapi`. Routes (also under `/cluste
 cluster other than HISTORY_DEFAULT_CLUSTER):
 
     GET /api/v1/events?start=&end=&namespace=&kind=&name=&reason=&eventType=&limit=&cursor=
-    GET /api/v1/events/<namespace>/<kind>/<name>
+    GET /api/v1/events/<namespace>/<kind>/<name>   (a pod's also lists `hookCalls` with HOOKS_TABLE_NAME)
     GET /api/v1/health
     GET /  and  GET /ui/<file>     the timeline page (functions/history/ui/: HTML, JS, CSS)
 
@@ -33,10 +33,11 @@ from pydantic_core import to_json
 # historyapi at import: its BadRequest is an exception handler's key (it creates no client)
 from podwatch import historyapi, kit, telemetry, webui
 from podwatch.errors import TransientError
-from podwatch.history import iso
+from podwatch.history import canonical_kind, iso
 
 if TYPE_CHECKING:
     from podwatch.historystore import HistoryReader
+    from podwatch.hooks.state import HookStore
     from podwatch.settings import HistoryApiSettings
 
 logger, tracer, metrics = kit.tools()
@@ -55,6 +56,8 @@ class HistoryApiDependencies:
     reader: HistoryReader
     #: "now" of a query (defaults and what has expired); `make run` uses the recording's clock
     clock: Callable[[], datetime] = field(default=_utcnow)
+    #: the hooks table (HOOKS_TABLE_NAME): a pod's view lists the hook calls about it; None: no list
+    hooks: HookStore | None = None
 
 
 def build_dependencies(
@@ -71,7 +74,12 @@ def build_dependencies(
     settings = settings or HistoryApiSettings.from_env()
     client = dynamodb or aws.client("dynamodb")
     reader = HistoryReader(table_name=settings.history_table_name, client=client)
-    return HistoryApiDependencies(settings, reader, clock or _utcnow)
+    hooks = None
+    if settings.hooks_table_name:
+        from podwatch.hooks.state import HookStore
+
+        hooks = HookStore(table_name=settings.hooks_table_name, client=client)
+    return HistoryApiDependencies(settings, reader, clock or _utcnow, hooks)
 
 
 _deps: kit.Environment[HistoryApiDependencies] = kit.Environment(lambda: build_dependencies(), tracer=tracer)
@@ -134,6 +142,10 @@ def object_view(namespace: str, kind: str, name: str, cluster: str | None = None
         now=deps.clock(),
         retention_days=deps.settings.retention_days,
     )
+    if deps.hooks is not None and canonical_kind(kind) == "pod":  # additive: the timeline's side panel
+        view["hookCalls"] = deps.hooks.calls_about(
+            cluster=_cluster(cluster), namespace=namespace, resource=name, now_s=int(deps.clock().timestamp())
+        )
     telemetry.count(metrics, telemetry.HISTORY_QUERIES)
     return _json(200, view)
 

@@ -142,6 +142,7 @@ class Aws:
                 "HISTORY_TABLE_NAME": p["HistoryTable"],
                 "RETENTION_DAYS": "14",
                 "HISTORY_DEFAULT_CLUSTER": "",
+                "HOOKS_TABLE_NAME": p["HooksTable"],
             },
             "deliver": {
                 **common,

@@ -514,11 +514,16 @@ def test_function_roles_reach_exactly_their_own_resources(template: dict[str, An
     assert writer["sqs:SendMessage"] == [{"Fn::GetAtt": ["HistoryDLQ", "Arn"]}]
     assert [a for a in writer if a.startswith("dynamodb:")] == ["dynamodb:BatchWriteItem"]
     assert writer["dynamodb:BatchWriteItem"] == [history_table]
-    # the API function reads only: Query on the table and its time index, a page's items by key
+    # the API function reads only: Query on the table and its time index, a page's items by key, and
+    # Query on the hooks table (the hook calls about a pod, in the timeline page's side panel)
     api = grants("HistoryFunctionRole")
     reads = ["dynamodb:Query", "dynamodb:BatchGetItem"]
     assert [a for a in api if not a.startswith(("logs:", "xray:"))] == reads
-    assert api["dynamodb:Query"] == [history_table, {"Fn::Sub": "${HistoryTable.Arn}/index/by-time"}]
+    assert api["dynamodb:Query"] == [
+        history_table,
+        {"Fn::Sub": "${HistoryTable.Arn}/index/by-time"},
+        {"Fn::GetAtt": ["HooksTable", "Arn"]},
+    ]
     assert api["dynamodb:BatchGetItem"] == [history_table]
     assert not any(action.startswith("dynamodb:") for action in deliver)
 

@@ -170,3 +170,5 @@ class HistoryApiSettings(_Settings):
     retention_days: int = Field(default=14, ge=1, le=365)
     #: the cluster of `/api/v1/...` (other clusters: `/clusters/<id>/api/v1/...`); unset: required in the path
     history_default_cluster: str | None = None
+    #: the hooks table: a pod's view lists the hook calls about it (`hookCalls`); unset: no such list
+    hooks_table_name: str | None = None

@@ -274,6 +274,21 @@ class HookStore:
     def events(self, hook_key: str) -> list[dict[str, Any]]:
         return self._query(f"event#{hook_key}")
 
+    def calls_about(self, *, cluster: str, namespace: str, resource: str, now_s: int) -> list[dict[str, Any]]:
+        """Every hook's events about one pod (the timeline page's side panel): `status_of`'s events,
+        each with its hook's name. One query per applied hook (a stack has a few)."""
+        found: list[dict[str, Any]] = []
+        for rule in self.rule_items():
+            hook = rule["sk"]["S"]
+            mine = [
+                item
+                for item in self.events(hook)
+                if (_str(item, "cluster_id"), _str(item, "ns"), _str(item, "resource_name"))
+                == (cluster, namespace, resource)
+            ]
+            found += [{"hook": hook, **event} for event in status_of(mine, now_s=now_s)["activeEvents"]]
+        return found
+
     # ------------------------------------------------------------------ plumbing
 
     def _update(
