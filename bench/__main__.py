@@ -1,6 +1,7 @@
 """`python -m bench`: run the benchmarks and merge their figures into bench/results.json.
 `python -m bench hooks` runs the hooks section alone; `python -m bench e2e [options]` the end-to-end
-load alone (bench/e2e.py); `python -m bench history` the event history's section alone.
+load alone (bench/e2e.py); `python -m bench history` the event history's section alone; `python -m
+bench ui` the timeline page's (headless Chromium).
 
 Run from the repository root; the shared package, the relay and the root are put on the path here,
 so no PYTHONPATH is needed (the Makefile sets it anyway).
@@ -21,7 +22,7 @@ for path in _PATHS:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench import cost, delivery, e2e, history, hooks, host, processor
+    from bench import cost, delivery, e2e, history, hooks, host, processor, ui
 
     sections = (argv if argv is not None else sys.argv[1:]) or ["all"]
     if sections == ["hooks"]:  # one section alone (it records the host reference of its own run)
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     if sections == ["history"]:  # `python -m bench history`: the event history's section alone
         history.main()
         return
+    if sections == ["ui"]:  # `python -m bench ui`: the timeline page's section alone
+        ui.main()
+        return
 
     host.main()  # host_reference_ms: the speed of this host today, to compare figures across runs
     # relay_events_per_s, relay_vs_official_watch_ratio, relay_rss_mb_*: first, while nothing the
@@ -49,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     cost.main()  # local stack: cost_usd_per_million_events (counts of a realistic mix x bench/prices.json)
     e2e.main([])  # local stack: e2e_lines_per_s_local (20,000 generated lines)
     history.main()  # history_wcu_per_event, history_query_us_per_page, history_cost_usd_per_million_events
+    ui.main()  # ui_bytes_gzip, ui_render_ms_5k (headless Chromium)
 
 
 if __name__ == "__main__":
