@@ -420,8 +420,9 @@ class Notification(_Model):
     #: for `recovered`: the type of trouble that ended
     resolves: EventType | None = None
     incident_opened_at: AwareDatetime | None = None
-    #: the timeline page's view of this pod around the event, when the stack knows the page's URL
-    history_url: str | None = None
+    #: the timeline page's view of this pod around the event, when the stack knows the page's URL;
+    #: left out of the JSON when unknown, so a stack without a page sends what it sent before
+    history_url: str | None = Field(default=None, exclude_if=lambda url: url is None)
 
 
 #: Bound on `Notification.affected_pods` and on the pod names a dedup item lists.
