@@ -208,7 +208,9 @@ def test_a_documented_podwatch_ui_command_serves_the_page_as_written(
     )
     process.start()
     try:
-        process.wait_healthy(lambda: listening(port), timeout=60, what=f"listening on {port}")
+        log = tmp_path / "ui.log"
+        printed_url = lambda: listening(port) and "Ctrl-C" in log.read_text()  # noqa: E731
+        process.wait_healthy(printed_url, timeout=60, what=f"listening on {port}, its URL printed")
         # When the browser opens what it printed (the local stack's cluster and the sample's window)
         printed = re.search(r"http://127\.0\.0\.1:\d+/\S*", (tmp_path / "ui.log").read_text())
         assert printed is not None
