@@ -16,10 +16,17 @@ AWS bills per event is counted while it runs:
     X-Ray                traces recorded: one per invocation, times the default sampling (5 %)
     EventBridge          entries put on the notifications bus
 
+The event history's side path (the history queue and its DLQ, the history-writer) runs in the stack
+too, but is priced apart: `cost_usd_per_million_events` is everything else (the notification path,
+fan-out, hooks), and `cost_usd_per_million_events_with_history` adds the history at
+`python -m bench history`'s price per stored record (writes, storage, SQS, the writer; measured in
+this run) times the records stored per watch event in this mix (the items the writer put).
+
 Prices: bench/prices.json (region, source, date). Figures merged into bench/results.json:
-`cost_usd_per_million_events`, `cost_bench` (counts, breakdown, biggest item, the mix), and the
-same mix with the cheaper audit mode (template AuditFilteredEvents=summary: filtered events counted
-per invocation instead of a log line each), `cost_usd_per_million_events_audit_summary`.
+`cost_usd_per_million_events`, `cost_usd_per_million_events_with_history`, `cost_bench` (counts,
+breakdown, biggest item, the mix, the history's share), and the same mix with the cheaper audit mode
+(template AuditFilteredEvents=summary: filtered events counted per invocation instead of a log line
+each), `cost_usd_per_million_events_audit_summary`.
 
     python -m bench cost            # this section alone (`make bench` runs it with the rest)
 """
@@ -51,19 +58,35 @@ GOAL_USD = 0.50
 
 class CallCounter:
     """A botocore `after-call` hook: API calls by service and operation, non-empty receives apart,
-    entries put on EventBridge."""
+    entries put on EventBridge; with `params` (`provide-client-params`), each SQS call's queue
+    (`by_queue`) and the items BatchWriteItem puts."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.by_queue: Counter[tuple[str, str]] = Counter()
         self.lock = threading.Lock()
 
-    def __call__(self, event_name: str, parsed: dict[str, Any] | None = None, **_: Any) -> None:
+    def params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["bench_queue"] = params.get("QueueUrl", "")
+        with self.lock:
+            for requests in (params.get("RequestItems") or {}).values():
+                self.calls["dynamodb.BatchWriteItem.puts"] += sum(1 for r in requests if "PutRequest" in r)
+
+    def __call__(
+        self,
+        event_name: str,
+        parsed: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
         _, service, operation = event_name.split(".", 2)
         key = f"{service}.{operation}"
         with self.lock:
             if key == "sqs.ReceiveMessage":
                 key = "sqs.ReceiveMessage" if (parsed or {}).get("Messages") else "sqs.ReceiveMessage(empty)"
             self.calls[key] += 1
+            if service == "sqs":
+                self.by_queue[(key, (context or {}).get("bench_queue", ""))] += 1
             if key == "eventbridge.PutEvents":
                 self.calls["eventbridge.entries"] += len((parsed or {}).get("Entries") or [])
 
@@ -111,6 +134,7 @@ def measure(audit_filtered: str = "each") -> dict[str, Any]:
     if session is None:
         raise RuntimeError("no default boto3 session")
     session.events.register("after-call", counter)
+    session.events.register("provide-client-params", counter.params)
     with tempfile.TemporaryDirectory() as tmp:
         stream = Path(tmp) / "mix.jsonl"
         lines = _load_stream(stream)["lines"]
@@ -132,6 +156,7 @@ def measure(audit_filtered: str = "each") -> dict[str, Any]:
                     "gb_seconds": round(_billed_ms(outcomes) / 1000 * memory_gb, 3),
                 }
             audit = stack.audit_records()
+            history_queues = {stack.queue_url("HistoryQueue"), stack.queue_url("HistoryDLQ")}
     return {
         "watch_events": lines,
         "relay_forwarded": result.stats.to_dict().get("forwarded"),
@@ -140,6 +165,11 @@ def measure(audit_filtered: str = "each") -> dict[str, Any]:
         "log_bytes": logs.bytes,
         "audit_lines": len(audit),
         "audit_by_action": dict(Counter(str(r.get("action")) for r in audit)),
+        # the history side path, priced apart (module docstring)
+        "history_sqs_calls": sum(
+            n for (op, queue), n in counter.by_queue.items() if queue in history_queues and op in _SQS_BILLED
+        ),
+        "history_records": counter.calls.get("dynamodb.BatchWriteItem.puts", 0),
     }
 
 
@@ -148,9 +178,10 @@ def cost(counts: dict[str, Any], prices: dict[str, Any]) -> dict[str, Any]:
     p = {name: float(entry["value"]) for name, entry in prices["prices"].items()}
     calls: dict[str, int] = counts["calls"]
     scale = 1_000_000 / counts["watch_events"]
-    sqs = sum(calls.get(f"sqs.{op}", 0) for op in SQS_DATA_PLANE)
-    invocations = sum(f["invocations"] for f in counts["functions"].values())
-    gb_s = sum(f["gb_seconds"] for f in counts["functions"].values())
+    sqs = sum(calls.get(f"sqs.{op}", 0) for op in SQS_DATA_PLANE) - counts.get("history_sqs_calls", 0)
+    functions = [f for lid, f in counts["functions"].items() if lid not in HISTORY_FUNCTIONS]
+    invocations = sum(f["invocations"] for f in functions)
+    gb_s = sum(f["gb_seconds"] for f in functions)
     writes = sum(calls.get(f"dynamodb.{op}", 0) for op in ("PutItem", "UpdateItem", "DeleteItem"))
     reads = sum(calls.get(f"dynamodb.{op}", 0) for op in ("GetItem", "Query"))
     log_bytes = counts["log_bytes"] + PLATFORM_LOG_BYTES * invocations
@@ -195,20 +226,44 @@ SQS_DATA_PLANE = (
     "ChangeMessageVisibility",
     "ChangeMessageVisibilityBatch",
 )
+_SQS_BILLED = {f"sqs.{op}" for op in SQS_DATA_PLANE}
+#: functions of the history side path (priced by `python -m bench history`, not here)
+HISTORY_FUNCTIONS = frozenset({"HistoryWriterFunction", "HistoryFunction"})
+
+
+def with_history(
+    figures: dict[str, Any], counts: dict[str, Any], history_usd_per_record: float
+) -> dict[str, Any]:
+    """The whole bill per million watch events: this section's figure plus the history's, at its
+    price per stored record times the records this mix stored per watch event."""
+    per_event = counts["history_records"] / counts["watch_events"]
+    history = history_usd_per_record * per_event
+    return {
+        "usd_per_million_events": round(figures["usd_per_million_events"] + history, 4),
+        "history_usd_per_million_events": round(history, 4),
+        "history_records_per_watch_event": round(per_event, 3),
+        "history_usd_per_million_records": history_usd_per_record,
+    }
 
 
 def run() -> dict[str, Any]:
     prices = json.loads(PRICES.read_text(encoding="utf-8"))
+    from bench import history as history_bench
+
     counts = measure("each")
     figures = cost(counts, prices)
+    history_usd = history_bench.run()["history_cost_usd_per_million_events"]  # this run's, not merged
+    whole = with_history(figures, counts, history_usd)
     # the cheaper audit mode (AuditFilteredEvents=summary), measured on the same mix
     summary_counts = measure("summary")
     summary = cost(summary_counts, prices)
     return {
         "cost_usd_per_million_events": figures["usd_per_million_events"],
         "cost_usd_per_million_events_audit_summary": summary["usd_per_million_events"],
+        "cost_usd_per_million_events_with_history": whole["usd_per_million_events"],
         "cost_bench": {
             **figures,
+            "with_history": whole,
             "audit_summary_mode": {**summary, "counts": summary_counts},
             "goal_usd": GOAL_USD,
             "mix": {**MIX, "generator": "events/replay/make_load.py"},
@@ -237,6 +292,12 @@ def main() -> None:
     print(f"  biggest: {detail['biggest_item']}; {json.dumps(detail['breakdown_usd_per_million_events'])}")
     cheaper = figures["cost_usd_per_million_events_audit_summary"]
     print(f"{'  with AuditFilteredEvents=summary':32} {cheaper:>9}")
+    whole = detail["with_history"]
+    print(
+        f"{'cost_usd_per_million_events_with_history':32} {whole['usd_per_million_events']:>9}   "
+        f"(+ history {whole['history_usd_per_million_events']}: {whole['history_records_per_watch_event']} "
+        f"records a watch event x ${whole['history_usd_per_million_records']} per million records)"
+    )
 
 
 if __name__ == "__main__":
