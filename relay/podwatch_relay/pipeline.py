@@ -18,7 +18,6 @@ so everything from the parsed watch event on is the same code. Outcome labels:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -27,22 +26,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from podwatch import ids
-from podwatch.models import (
-    SCHEMA_VERSION,
-    EnrollEnvelope,
-    EnrollPayload,
-    HeartbeatEnvelope,
-    HeartbeatPayload,
-    KubeEvent,
-    KubeEventEnvelope,
-    PodEnvelope,
-    PodEvent,
-    WatchType,
-    utcnow,
-)
-from podwatch.wire import encode_envelope
-from podwatch_relay._json import dumps, error_reason, loads
+from podwatch.models import WatchType, utcnow
+from podwatch_relay import envelopes, fastpath
+from podwatch_relay._json import error_reason, loads
 from podwatch_relay.deadlines import Deadlines
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
 from podwatch_relay.fit import FITS_CHARS, fit
@@ -50,17 +36,15 @@ from podwatch_relay.projection import (
     StatusParts,
     parts_troubled,
     pod_identity,
-    pod_meta,
     pod_payload,
     pod_terminating,
     project_event,
-    status_conditions,
-    status_parts,
     typed_pod_payload,
+    vanished_payload,
 )
 from podwatch_relay.redact import DEFAULT_LABEL_KEYS, LabelAllowlist
 from podwatch_relay.sink import SendResult, Sink
-from podwatch_relay.snapshot import Snapshot, intern, new_snapshot, snapshot_raw
+from podwatch_relay.snapshot import Snapshot, snapshot_raw
 from podwatch_relay.state import (
     Change,
     EventTracker,
@@ -69,7 +53,7 @@ from podwatch_relay.state import (
     change_payload,
     payload_troubled,
 )
-from podwatch_relay.timetext import canonical_time, now_text, time_text
+from podwatch_relay.timetext import now_text, time_text
 
 log = logging.getLogger("podwatch_relay.pipeline")
 
@@ -78,50 +62,8 @@ InitialSyncMode = Literal["all", "troubled"]
 #: distinct (type, reason) pairs of core/v1 Events counted by name; the rest count as `other`
 MAX_EVENT_REASONS = 500
 
-#: The head of a Pod watch line exactly as the Go API server serializes it (struct field order):
-#: type, kind, apiVersion, then metadata's name, generateName, namespace, selfLink, uid,
-#: resourceVersion. Names and uids never hold quotes or backslashes: `[^"]` is exact once the
-#: pipeline has checked that the head holds no backslash (`[^"\\]` costs the regex engine twice
-#: as much per character). Groups: 1 type, 2 name, 3 namespace, 4 uid, 5 resourceVersion.
-#: Anything else takes the full path.
-_FAST_HEAD = re.compile(  # possessive and atomic (nothing to backtrack into): the same, faster
-    rb'\{"type":"(ADDED|MODIFIED|DELETED)","object":\{"kind":"Pod","apiVersion":"v1","metadata":\{'
-    rb'"name":"([^"]++)",(?>"generateName":"[^"]*+",)?"namespace":"([^"]++)",'
-    rb'(?>"selfLink":"[^"]*+",)?"uid":"([^"]++)","resourceVersion":"([^"]++)"'
-)
-#: Inside a JSON string every `"` is escaped, so these byte sequences only occur as keys. In a Pod
-#: the only key `status` whose value is an object is the top-level one, which comes last; the
-#: first key `spec` with an object value after `metadata` is the top-level one (metadata holds no
-#: such key: managedFields say `f:spec`), and `nodeName` is a key of the PodSpec only. A wrong
-#: cut cannot go unnoticed: a slice that is not exactly one JSON object fails to decode, and the
-#: line takes the full path.
-_STATUS_KEY = b',"status":{'
-_SPEC_KEY = b',"spec":{'
-_DELETION_KEY = b'"deletionTimestamp"'
-_NODE_KEY = b'"nodeName":'
-_NODE_VALUE = re.compile(rb'"nodeName":"([^"\\]*)"')
-_BLANKS = b" \t\r\n"
-#: The top-level `conditions` key of a status: `{"` or `,"` before it can only start a key (a `"`
-#: inside a string is escaped), and no `{` or `[` between the status's own `{` and it means it is
-#: not nested (a `{` or `[` inside a string before it only sends the line the longer way).
-#: Condition objects hold only scalars, so the array ends at the first `}]` unless a string holds
-#: one; a slice that starts at the array's `[` decodes only if it is exactly the array.
-_CONDITIONS_KEY = b'"conditions":['
-_KEY_START = b"{,"
-#: `managedFields` as a key of the metadata (`,"` before it: a key, see `_CONDITIONS_KEY`).
-_MANAGED_KEY = b',"managedFields":['
-#: By the head's type: the watch type, its `seen` key, where the metadata object starts in the line
-#: (after `{"type":"<type>","object":{"kind":"Pod","apiVersion":"v1","metadata":`).
-_META_AT = len(b'{"type":"","object":{"kind":"Pod","apiVersion":"v1","metadata":')
-_FAST_TYPES: dict[bytes, tuple[WatchType, str, int]] = {
-    b"ADDED": ("ADDED", "Pod/ADDED", _META_AT + len("ADDED")),
-    b"MODIFIED": ("MODIFIED", "Pod/MODIFIED", _META_AT + len("MODIFIED")),
-    b"DELETED": ("DELETED", "Pod/DELETED", _META_AT + len("DELETED")),
-}
 #: The JSON transitions of recent diffs (the replicas of a workload change alike), bounded.
 _TRANSITIONS: dict[tuple[Change, ...], list[dict[str, Any]]] = {}
-_EVENT_ID_SEP = "\x1f"  # as `ids._digest` joins the parts
-_SHA256 = hashlib.sha256()
 
 
 class LineResult(NamedTuple):
@@ -257,23 +199,13 @@ class Relay:
 
     def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
         """`handle_line`, also returning the resourceVersion the line carried (the watch loop
-        advances its version with it).
-
-        Fast path: a Pod ADDED/MODIFIED/DELETED in the API server's canonical layout
-        (`_FAST_HEAD`) is cut into its parts instead of being decoded whole. Its `status` (the
-        small last part) is compared with the tracker, first as raw text (hashes of the text
-        without its `conditions` array and of that array), then by decoding the conditions array
-        alone when only it changed, then decoded whole and compacted. Nothing that matters
-        changed: suppressed, without decoding the rest. Otherwise only `metadata` and
-        `spec.nodeName` are read besides, never the spec (most of the bytes: containers, env,
-        volumes), and the envelope is encoded from plain data. A pod deleted or being deleted
-        skips the comparisons (`terminating` is read from its metadata). Status and metadata are
-        decoded typed (`projection.status_parts`, `pod_meta`: only the fields read are built).
-        Any doubt (other layout, a slice that does not decode, a value the typed decode does not
-        take) takes the full path, which gives the same result."""
+        advances its version with it). A Pod line in the API server's canonical layout takes the
+        fast path (`fastpath`, specified in docs/internals.md "The relay's fast path"): compared
+        as bytes with the tracker, decoded only in part; any doubt takes the full path below,
+        which gives the same result."""
         raw = line.encode(errors="surrogatepass") if isinstance(line, str) else line
         try:
-            head = _FAST_HEAD.match(raw)
+            head = fastpath.HEAD.match(raw)
             if head is not None:
                 try:
                     fast = self._fast_pod(raw, head, initial_sync)
@@ -296,221 +228,55 @@ class Relay:
         except Exception as exc:  # noqa: BLE001  # a bug must cost one line, never the watch
             return LineResult(self.note_unexpected(exc, raw), None)
 
-    def _fast_pod(
-        self, line: bytes, head: re.Match[bytes], initial_sync: bool, hints: bool = True
-    ) -> LineResult | None:
-        type_text, name_text, namespace_text, uid_text, version_text = head.groups()
-        version = version_text.decode()  # like every decode of the head, before anything changes
-        watch_type, seen_key, meta_at = _FAST_TYPES[type_text]
-        meta_end = head.end()
-        if line.find(b"\\", meta_at, meta_end) != -1:
-            return None  # an escape in the head (the API server writes none there)
-        end = len(line)
-        while end and line[end - 1] in _BLANKS:
-            end -= 1
-        if not line.endswith(b"}}}", 0, end):  # status, object, watch event
-            return None
-        uid = uid_text.decode()
+    def _fast_pod(self, line: bytes, head: re.Match[bytes], initial_sync: bool) -> LineResult | None:
+        """One Pod line on the fast path (`fastpath`); None: take the full path."""
         with self._lock:
             tracker = self.tracker
-            record = tracker.record(uid)
-            # Where the status and the spec were cut in the pod's last line (`StatusHash`): most
-            # updates leave both in place, so two comparisons replace two scans of the line. Used
-            # only where the key is found again, and the status's place only if its text proves it
-            # (below). A line with nothing to go by scans.
-            hint = record.place if record is not None and hints else None
-            at = spec_at = -1
-            if hint is not None:
-                at = end - (hint >> 32)
-                if at <= meta_end or not line.startswith(_STATUS_KEY, at):
-                    at = -1
-            hinted = at != -1
-            if not hinted:
-                at = line.rfind(_STATUS_KEY)
-                if at == -1:
-                    return None
-            if hint is not None:
-                spec_at = meta_end + (hint & 0xFFFFFFFF)
-                if spec_at >= at or not line.startswith(_SPEC_KEY, spec_at):
-                    spec_at = -1
-            if spec_at == -1:
-                spec_at = line.find(_SPEC_KEY, meta_end, at)
-                if spec_at == -1:
-                    return None
-            start = at + len(_STATUS_KEY) - 1  # the status object: line[start:stop]
-            stop = end - 2
-            if watch_type == "DELETED" or line.find(_DELETION_KEY, meta_end, spec_at) != -1:
-                if hint is not None:  # as found by scanning, where nothing is compared
-                    return self._fast_pod(line, head, initial_sync, False)
-                # Deleted or being deleted: `terminating` comes from the metadata, so no shortcut,
-                # and the tracker keeps no status hash for it.
-                return self._fast_changed(
-                    line,
-                    meta_at,
-                    spec_at,
-                    start,
-                    stop,
-                    None,
-                    None,
-                    initial_sync,
-                    watch_type,
-                    seen_key,
-                    uid,
-                    version,
-                )
-            # The status text cut around its conditions array, line[cond_at:cond_end] (empty when
-            # there is none to cut): the rest and the array are hashed apart.
-            cond_at = cond_end = stop
-            key_at = line.find(_CONDITIONS_KEY, start, stop)
-            if (
-                key_at != -1
-                and line[key_at - 1] in _KEY_START
-                and line.find(b"{", start + 1, key_at) == -1
-                and line.find(b"[", start + 1, key_at) == -1
-            ):
-                array_at = key_at + len(_CONDITIONS_KEY) - 1
-                if line.startswith(b"[]", array_at):
-                    array_end = array_at + 2
-                else:
-                    array_end = line.find(b"}]", array_at, stop) + 2  # 1 when not found
-                if array_end > array_at:
-                    cond_at, cond_end = array_at, array_end
-            conditions_text = line[cond_at:cond_end]
-            rest_hash = hash((line[start:cond_at], line[cond_end:stop]))
-            conditions_hash = hash(conditions_text)
-            match = 0  # 2: the same status text, 1: the same but for its conditions array
-            if record is not None and record.rest_hash == rest_hash:
-                match = 2 if record.conditions_hash == conditions_hash else 1
-            if (
-                hinted
-                and match != 2
-                and (match == 0 or line.find(_STATUS_KEY, cond_at, cond_end) != -1)
-                and line.rfind(_STATUS_KEY) != at
-            ):
-                # The status key found where it was is the last one (the one a scan finds) when
-                # the text from it on is the same as last time, which had no other; with a new
-                # conditions array, when that array holds none; otherwise when the scan says so.
-                return self._fast_pod(line, head, initial_sync, False)
-            status_hash: StatusHash = (rest_hash, conditions_hash, (end - at) << 32 | (spec_at - meta_end))
-            if match == 1:  # only the conditions array changed: decode it alone
-                try:
-                    conditions = status_conditions(conditions_text)
-                except ValueError:
-                    match = 0  # not the whole array after all (or untyped): decode the status
-                else:
-                    if record is not None and conditions == record.conditions:
-                        match = 2
-            if match == 2 and record is not None:  # (there is one when match is not 0)
-                if record.conditions_hash != conditions_hash or record.place != status_hash[2]:
-                    tracker.restamp(uid, record, status_hash)
-            else:
-                try:
-                    parts = status_parts(line[start:stop])
-                except ValueError:
-                    return None  # not the top-level status after all: the full path decides
-                snapshot: Snapshot = new_snapshot(
-                    Snapshot,
-                    (
-                        intern(namespace_text.decode()),
-                        name_text.decode(),
-                        parts.phase,
-                        parts.reason,
-                        False,
-                        parts.conditions,
-                        parts.containers,
-                    ),
-                )
-                if not tracker.unchanged(uid, snapshot, status_hash):
-                    return self._fast_changed(
-                        line,
-                        meta_at,
-                        spec_at,
-                        start,
-                        stop,
-                        parts,
-                        snapshot,
-                        initial_sync,
-                        watch_type,
-                        seen_key,
-                        uid,
-                        version,
-                        status_hash,
-                    )
+            pod = fastpath.read_line(line, head, tracker.record)
+            if pod is None:
+                return None
+            if pod.same:
+                record, status_hash = pod.record, pod.status_hash  # (both set when `same`)
+                if (
+                    record is not None
+                    and status_hash is not None
+                    and (record.conditions_hash != status_hash[1] or record.place != status_hash[2])
+                ):
+                    tracker.restamp(pod.uid, record, status_hash)
+            elif pod.snapshot is None or not tracker.unchanged(pod.uid, pod.snapshot, pod.status_hash):
+                return self._fast_changed(pod, initial_sync)
             stats = self.stats
             stats.input_events += 1
             stats.fast_suppressed += 1
             stats.suppressed += 1
             seen = stats.seen
-            seen[seen_key] = seen.get(seen_key, 0) + 1
+            seen[pod.seen_key] = seen.get(pod.seen_key, 0) + 1
             outcomes = stats.outcomes
             outcomes["suppressed"] = outcomes.get("suppressed", 0) + 1
-        return _line_result(LineResult, ("suppressed", version))
+        return _line_result(LineResult, ("suppressed", pod.resource_version))
 
-    def _fast_changed(
-        self,
-        line: bytes,
-        meta_at: int,
-        spec_at: int,
-        start: int,
-        stop: int,
-        parts: StatusParts | None,
-        snapshot: Snapshot | None,
-        initial_sync: bool,
-        watch_type: WatchType,
-        seen_key: str,
-        uid: str,
-        version: str,
-        status_hash: StatusHash | None = None,
-    ) -> LineResult | None:
-        """A pod that changed, is new or is deleted, on the fast path (under the lock): its
-        `status` (line[start:stop], decoded unless its `parts` are given), `metadata` (from
-        line[meta_at]) and `spec.nodeName` are read from their place in the line; None when they
-        cannot be (the full path decides)."""
-        try:
-            if parts is None:
-                parts = status_parts(line[start:stop])
-            meta = pod_meta(self._meta_text(line, meta_at, spec_at))
-        except ValueError:
+    def _fast_changed(self, pod: fastpath.PodLine, initial_sync: bool) -> LineResult | None:
+        """A pod that changed, is new or is deleted, on the fast path (under the lock); None when
+        the rest of its line cannot be read there (the full path decides)."""
+        rest = fastpath.read_rest(pod)
+        if rest is None:
             return None
-        namespace, name = meta.namespace, meta.name
-        if not (namespace and name and meta.uid):
-            return None  # the full path says which is missing
-        if snapshot is None:
-            snapshot = new_snapshot(
-                Snapshot,
-                (
-                    intern(namespace),
-                    name,
-                    parts.phase,
-                    parts.reason,
-                    canonical_time(meta.deletionTimestamp) is not None,
-                    parts.conditions,
-                    parts.containers,
-                ),
-            )
-        elif (namespace, name) != snapshot[:2] or meta.uid != uid:
-            return None  # a key given twice in the metadata: the last one counts, as in the full path
-        node = None
-        node_at = line.rfind(_NODE_KEY, spec_at, start)
-        if node_at != -1:
-            value = _NODE_VALUE.match(line, node_at)
-            if value is None:
-                return None
-            node = value.group(1).decode()
+        parts, watch_type = pod.parts, pod.watch_type
+        assert parts is not None  # a pod that is not `same` has its status decoded
         payload = typed_pod_payload(
-            meta,
-            node,
+            rest.meta,
+            rest.node,
             parts,
             watch_type=watch_type,
             initial_sync=initial_sync,
             observed_at=self._now_text(),
             allowlist=self.allowlist,
         )
-        outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash, parts)
+        outcome = self._observe_pod(payload, rest.snapshot, watch_type, initial_sync, pod.status_hash, parts)
         stats = self.stats
         stats.input_events += 1
         seen = stats.seen
-        seen[seen_key] = seen.get(seen_key, 0) + 1
+        seen[pod.seen_key] = seen.get(pod.seen_key, 0) + 1
         outcomes = stats.outcomes  # `_count`, for the two outcomes of `_observe_pod`
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome == "forwarded":
@@ -519,23 +285,7 @@ class Relay:
                 self.flush()
         else:
             stats.suppressed += 1
-        return _line_result(LineResult, (outcome, version))
-
-    @staticmethod
-    def _meta_text(line: bytes, meta_at: int, spec_at: int) -> bytes:
-        """The pod's `metadata` object, line[meta_at:spec_at], without its `managedFields`
-        (often most of it, and never read) when they are its last member, as the API server
-        writes them: the one `]` from their key to the end of the metadata closes their array
-        just before the metadata's `}` (no string in them holds a `]`), so nothing follows them.
-        Otherwise the whole object."""
-        managed_at = line.find(_MANAGED_KEY, meta_at, spec_at)
-        if (
-            managed_at != -1
-            and line[spec_at - 2 : spec_at] == b"]}"
-            and line.count(b"]", managed_at, spec_at) == 1
-        ):
-            return line[meta_at:managed_at] + b"}"
-        return line[meta_at:spec_at]
+        return _line_result(LineResult, (outcome, pod.resource_version))
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
         """Handle one parsed watch event; returns its outcome label (see the module docstring).
@@ -725,7 +475,7 @@ class Relay:
             # A known pod (relist, checkpoint): its transitions are real, not from an empty pod.
             payload["initial_sync"] = False
         payload["transitions"] = _transitions_payload(found)
-        self._queue_pod_payload(payload)
+        self._queue_pod(payload)
         if self.deadlines is not None:
             if watch_type == "DELETED":
                 self.deadlines.cancel(uid)
@@ -734,13 +484,18 @@ class Relay:
         return "forwarded"
 
     def _vanished(self, uid: str, resource_version: str, *, initial_sync: bool) -> bool:
-        gone = self.tracker.vanished(
-            uid, resource_version=resource_version, observed_at=self._clock(), initial_sync=initial_sync
-        )
+        gone = self.tracker.vanished(uid)
         if gone is None:
             return False
         self.stats.synthetic_deleted += 1
-        self._queue_pod(gone)
+        payload = vanished_payload(
+            uid,
+            gone,
+            resource_version=resource_version,
+            observed_at=self._now_text(),
+            initial_sync=initial_sync,
+        )
+        self._queue_pod(payload)
         return True
 
     def look_again(self, now: datetime | None = None) -> int:
@@ -758,7 +513,7 @@ class Relay:
                 payload["initial_sync"] = False
                 payload["observed_at"] = time_text(when)
                 payload["transitions"] = [{"field": "overdue", "to": kind}]
-                self._queue_pod_payload(payload, f"MODIFIED/overdue:{kind}")
+                self._queue_pod(payload, f"MODIFIED/overdue:{kind}")
             self.stats.overdue += len(due)
             if due:
                 try:
@@ -841,47 +596,24 @@ class Relay:
             return "suppressed"
         if self.event_tracker.observe(kube_event) is None:
             return "suppressed"
-        self._queue_event(kube_event)
+        body = envelopes.event_body(
+            kube_event, cluster_id=self.cluster_id, relay_version=self.relay_version, sent_at=self._clock()
+        )
+        self._enqueue("k8s_event", body)
         return "forwarded"
 
     # ------------------------------------------------------------------ output
 
-    def _queue_pod(self, event: PodEvent) -> None:
-        envelope = PodEnvelope(
-            event_id=ids.pod_event_id(self.cluster_id, event.uid, event.resource_version, event.watch_type),
+    def _queue_pod(self, payload: dict[str, Any], id_type: str | None = None) -> None:
+        """Queue the envelope of a pod payload (`envelopes.pod_body`)."""
+        body = envelopes.pod_body(
+            payload,
             cluster_id=self.cluster_id,
             relay_version=self.relay_version,
-            sent_at=self._clock(),
-            payload=event,
+            sent_at=self._now_text(),
+            id_type=id_type,
         )
-        self._enqueue("pod", encode_envelope(envelope))
-
-    def _queue_pod_payload(self, payload: dict[str, Any], id_type: str | None = None) -> None:
-        """The envelope of a `pod_payload` dict, encoded as `encode_envelope` encodes a
-        `PodEnvelope` (same fields, order and formats; the tests compare both). `id_type`: what
-        the event id is derived from instead of the watch type (an overdue look, see `look_again`)."""
-        envelope = {
-            "schema_version": SCHEMA_VERSION,
-            "event_id": _pod_event_id(
-                self.cluster_id, payload["uid"], payload["resource_version"], id_type or payload["watch_type"]
-            ),
-            "cluster_id": self.cluster_id,
-            "relay_version": self.relay_version,
-            "sent_at": self._now_text(),
-            "kind": "pod",
-            "payload": payload,
-        }
-        self._enqueue("pod", dumps(envelope))
-
-    def _queue_event(self, event: KubeEvent) -> None:
-        envelope = KubeEventEnvelope(
-            event_id=ids.kube_event_id(self.cluster_id, event.uid, event.count),
-            cluster_id=self.cluster_id,
-            relay_version=self.relay_version,
-            sent_at=self._clock(),
-            payload=event,
-        )
-        self._enqueue("k8s_event", encode_envelope(envelope))
+        self._enqueue("pod", body)
 
     def _enqueue(self, kind: str, body: str) -> None:
         if len(body) > FITS_CHARS:  # shorter always fits: one comparison for nearly every envelope
@@ -896,36 +628,31 @@ class Relay:
     def enroll(self, *, kubernetes_version: str | None = None, started_at: datetime | None = None) -> None:
         """Send the EnrollEnvelope (once per relay start) and flush it right away."""
         started = started_at or self._clock()
-        envelope = EnrollEnvelope(
-            event_id=ids.control_event_id("enroll", self.cluster_id, self.relay_version, started.isoformat()),
+        body = envelopes.enroll_body(
             cluster_id=self.cluster_id,
             relay_version=self.relay_version,
+            namespaces=self.namespaces,
+            started_at=started,
+            kubernetes_version=kubernetes_version,
             sent_at=self._clock(),
-            payload=EnrollPayload(
-                relay_version=self.relay_version,
-                namespaces=self.namespaces,
-                started_at=started,
-                kubernetes_version=kubernetes_version,
-            ),
         )
         with self._lock:
-            self._enqueue("enroll", encode_envelope(envelope))
+            self._enqueue("enroll", body)
             self.flush()
 
     def heartbeat(self, *, sequence: int, started_at: datetime) -> None:
         """Queue a HeartbeatEnvelope (liveness of this relay) and flush it right away."""
-        envelope = HeartbeatEnvelope(
-            event_id=ids.control_event_id("heartbeat", self.cluster_id, started_at.isoformat(), sequence),
+        body = envelopes.heartbeat_body(
             cluster_id=self.cluster_id,
             relay_version=self.relay_version,
+            sequence=sequence,
+            started_at=started_at,
+            pods=len(self.tracker),
             sent_at=self._clock(),
-            payload=HeartbeatPayload(
-                sequence=sequence, started_at=started_at, pods_tracked=len(self.tracker)
-            ),
         )
         with self._lock:
             self.stats.heartbeats += 1
-            self._enqueue("heartbeat", encode_envelope(envelope))
+            self._enqueue("heartbeat", body)
             self.flush()
 
     @property
@@ -957,15 +684,6 @@ class Relay:
         s.dropped += result.dropped
         for reason, count in result.dropped_reasons.items():
             s.dropped_reasons[reason] = s.dropped_reasons.get(reason, 0) + count
-
-
-def _pod_event_id(cluster_id: str, uid: str, resource_version: str, watch_type: str) -> str:
-    """`ids.pod_event_id` for str parts, without its generic join (the tests compare both)."""
-    sep = _EVENT_ID_SEP
-    text = f"pod{sep}{cluster_id}{sep}{uid}{sep}{resource_version}{sep}{watch_type}"
-    digest = _SHA256.copy()  # cheaper than looking the algorithm up for a new object
-    digest.update(text.encode())
-    return digest.hexdigest()[:32]
 
 
 def _transitions_payload(found: list[Change]) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from podwatch_relay.snapshot import (
     SHARED,
     Conditions,
     Container,
+    Snapshot,
     intern,
     share,
     share_container,
@@ -270,6 +271,39 @@ def pod_payload(
     out["observed_at"] = observed_at if isinstance(observed_at, str) else time_text(observed_at)
     out["initial_sync"] = initial_sync
     out["transitions"] = []
+    return out
+
+
+def vanished_payload(
+    uid: str, snapshot: Snapshot, *, resource_version: str, observed_at: str, initial_sync: bool
+) -> Json:
+    """The payload of a synthetic DELETED for a pod the relay knew and that is gone (absent from a
+    relist, or replaced by a new uid under its name), from its compact memory alone: what
+    `PodEvent` of those fields serializes to, with a `vanished` transition."""
+    out: Json = {"namespace": snapshot.namespace, "name": snapshot.name, "uid": uid}
+    if snapshot.phase is not None:
+        out["phase"] = snapshot.phase
+    if snapshot.reason is not None:
+        out["reason"] = snapshot.reason
+    out["restart_count"] = sum(c[5] for c in snapshot.containers)
+    out["labels"] = {}
+    out["owner_references"] = []
+    out["containers"] = [_snapshot_container_payload(c) for c in snapshot.containers]
+    out["conditions"] = [{"type": kind, "status": status} for kind, status in snapshot.conditions]
+    out["watch_type"] = "DELETED"
+    out["resource_version"] = resource_version
+    out["observed_at"] = observed_at
+    out["initial_sync"] = initial_sync
+    out["transitions"] = [{"field": "vanished", "from": False, "to": True}]
+    return out
+
+
+def _snapshot_container_payload(container: Container) -> Json:
+    kind, name, state, reason, ready, restarts, last_reason, last_finished = container
+    out: Json = {"name": name, "kind": kind, "ready": ready, "restart_count": restarts, "state": state}
+    _put(out, "reason", reason)
+    _put(out, "last_termination_reason", last_reason)
+    _put(out, "last_finished_at", last_finished)
     return out
 
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NamedTuple
 
-from podwatch.models import ContainerStatus, KubeEvent, PodCondition, PodEvent, Transition, WatchType
+from podwatch.models import KubeEvent, PodEvent, Transition, WatchType
 from podwatch_relay.projection import container_troubled
 from podwatch_relay.snapshot import (
     Conditions,
@@ -232,43 +231,15 @@ class PodTracker:
             self._pods[uid] = _new_record(Record, snapshot + status_hash)
         return True
 
-    def vanished(
-        self, uid: str, *, resource_version: str, observed_at: datetime, initial_sync: bool = True
-    ) -> PodEvent | None:
-        """A synthetic DELETED for a known pod that is gone (absent from a relist, or replaced by a
-        new uid under its name), built from the compact memory; the pod is then forgotten."""
+    def vanished(self, uid: str) -> Snapshot | None:
+        """The memory of a known pod that is gone (absent from a relist, or replaced by a new uid
+        under its name), for its synthetic DELETED (`projection.vanished_payload`); the pod is then
+        forgotten. None when the tracker does not know it."""
         pod = self._pods.get(uid)
         if pod is None:
             return None
         self.forget(uid)
-        namespace, name, phase, reason, _, conditions, containers, _, _, _ = pod
-        return PodEvent(
-            namespace=namespace,
-            name=name,
-            uid=uid,
-            phase=phase,
-            reason=reason,
-            restart_count=sum(c[5] for c in containers),
-            containers=[
-                ContainerStatus(
-                    kind=kind,  # type: ignore[arg-type]  # one of ContainerKind by construction
-                    name=cname,
-                    state=state,  # type: ignore[arg-type]  # one of ContainerStateName
-                    reason=creason,
-                    ready=ready,
-                    restart_count=restarts,
-                    last_termination_reason=last_reason,
-                    last_finished_at=datetime.fromisoformat(last_finished) if last_finished else None,
-                )
-                for kind, cname, state, creason, ready, restarts, last_reason, last_finished in containers
-            ],
-            conditions=[PodCondition(type=kind, status=status) for kind, status in conditions],
-            watch_type="DELETED",
-            resource_version=resource_version,
-            observed_at=observed_at,
-            initial_sync=initial_sync,
-            transitions=[Transition(field="vanished", old=False, new=True)],
-        )
+        return new_snapshot(Snapshot, pod[:7])
 
     def snapshots(self) -> dict[str, Snapshot]:
         """Every pod's compact memory by uid (what a checkpoint keeps; the status hashes are not)."""

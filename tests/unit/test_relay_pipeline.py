@@ -13,8 +13,9 @@ from podwatch import ids
 from podwatch.models import EnrollEnvelope, KubeEventEnvelope, PodEnvelope
 from podwatch.wire import parse_envelope
 from podwatch_relay import timetext
+from podwatch_relay.envelopes import pod_event_id
 from podwatch_relay.errors import SinkUnavailable
-from podwatch_relay.pipeline import Relay, _pod_event_id
+from podwatch_relay.pipeline import Relay
 from podwatch_relay.sink import SendResult
 from tests.fakeapi.pods import container_status, core_event, pod
 
@@ -297,6 +298,60 @@ def test_pod_bodies_are_what_the_models_encode(lines: Any) -> None:
         assert envelope.model_dump_json(by_alias=True, exclude_none=True) == body
 
 
+def test_synthetic_deletes_are_written_by_the_same_envelope_builder_as_the_models_encode() -> None:
+    # Given a relay that knows a crash-looping pod (a last termination with its time) and another
+    crashing = pod(
+        "shop",
+        "web-1",
+        uid="uid-web-1",
+        containers=[
+            container_status(
+                name="app", restarts=4, waiting="CrashLoopBackOff", last_terminated=("OOMKilled", 137)
+            ),
+            container_status(name="sidecar", restarts=0),
+        ],
+    )
+    sink = RecordingSink()
+    relay = Relay(sink=sink, cluster_id="cluster-1", relay_version="test")
+    for item in (crashing, pod("shop", "api-1", uid="uid-api-1")):
+        relay.handle({"type": "ADDED", "object": item}, initial_sync=True)
+    relay.flush()
+    sent = len(sink.bodies)
+
+    # When a relist no longer has the first, and the second is recreated under its name
+    relay.handle({"type": "ADDED", "object": pod("shop", "api-1", uid="uid-api-2")})
+    relay.reconcile("shop", ["uid-api-2"], "900")
+    relay.flush()
+
+    # Then each vanished pod goes out as a DELETED whose body is a valid PodEnvelope, byte for
+    # byte what pydantic encodes for it, with what the tracker remembered of the pod
+    deletes = [parse_envelope(body) for body in sink.bodies[sent:]]
+    deleted = {
+        e.payload.uid: (e, body)
+        for e, body in zip(deletes, sink.bodies[sent:], strict=True)
+        if isinstance(e, PodEnvelope) and e.payload.watch_type == "DELETED"
+    }
+    assert set(deleted) == {"uid-web-1", "uid-api-1"}
+    for envelope, body in deleted.values():
+        assert envelope.model_dump_json(by_alias=True, exclude_none=True) == body
+        assert [(t.field, t.old, t.new) for t in envelope.payload.transitions] == [("vanished", False, True)]
+        assert envelope.event_id == ids.pod_event_id(
+            "cluster-1", envelope.payload.uid, envelope.payload.resource_version, "DELETED"
+        )
+    web = deleted["uid-web-1"][0].payload
+    assert web.restart_count == 4
+    assert web.resource_version == "900"
+    app = web.containers[0]
+    assert (app.name, app.state, app.reason, app.last_termination_reason) == (
+        "app",
+        "waiting",
+        "CrashLoopBackOff",
+        "OOMKilled",
+    )
+    assert app.last_finished_at is not None
+    assert relay.stats.synthetic_deleted == 2
+
+
 def _through(lines: list[bytes], *, fast: bool) -> tuple[list[str], list[dict[str, Any]], Relay]:
     """Outcomes and envelopes (less their clock stamps) of `lines`, with the fast path on or off."""
     recording = RecordingSink()
@@ -384,7 +439,7 @@ def test_the_fast_path_reads_what_bends_its_layout() -> None:
 
 def test_pod_event_id_is_the_shared_one() -> None:
     for parts in [("c", "u", "1", "ADDED"), ("clüster", "uid-ü", "", "DELETED")]:
-        assert _pod_event_id(*parts) == ids.pod_event_id(*parts)
+        assert pod_event_id(*parts) == ids.pod_event_id(*parts)
 
 
 def test_now_text_is_time_text_of_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:

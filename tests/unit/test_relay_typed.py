@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from podwatch_relay._json import fragment
-from podwatch_relay.pipeline import _FAST_HEAD, Relay
+from podwatch_relay.fastpath import HEAD
+from podwatch_relay.pipeline import Relay
 from podwatch_relay.projection import (
     container_troubled,
     parts_troubled,
@@ -667,7 +668,7 @@ def test_a_head_with_an_escape_takes_the_full_path(key: str, value: str) -> None
     meta = obj["metadata"]
     obj["metadata"] = {"name": meta["name"], "generateName": "api-", **meta, key: value}
     line = _line("ADDED", obj)
-    assert _FAST_HEAD.match(line) is not None
+    assert HEAD.match(line) is not None
     assert b"\\" in line[: line.index(b'"resourceVersion"')]
     fast = _run([line], fast=True)
     assert fast[:2] == _run([line], fast=False)[:2]

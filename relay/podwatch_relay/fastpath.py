@@ -1,0 +1,255 @@
+"""The relay's byte-level fast path: a Pod watch line in the API server's canonical layout, cut
+into its parts instead of decoded whole.
+
+`read_line` finds the line's `metadata`, `spec` and `status` in the bytes, compares the status
+text with the tracker's `Record` (hashes, then the conditions array alone) and decodes the status
+typed only when it changed: one `PodLine` says what it found. `read_rest` reads what a changed
+pod's payload needs besides (the typed metadata and `spec.nodeName`): one `PodRest`. Either
+gives None when anything is in doubt; the caller then takes the full path, which gives the same
+result (the reference: tests/unit/test_relay_typed.py and test_relay_pipeline.py compare them).
+The invariants it relies on are in docs/internals.md ("The relay's fast path").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+from podwatch.models import WatchType
+from podwatch_relay.projection import PodMeta, StatusParts, pod_meta, status_conditions, status_parts
+from podwatch_relay.snapshot import Snapshot, intern, new_snapshot
+from podwatch_relay.state import Record, StatusHash
+from podwatch_relay.timetext import canonical_time
+
+#: The head of a Pod watch line exactly as the Go API server serializes it (struct field order):
+#: type, kind, apiVersion, then metadata's name, generateName, namespace, selfLink, uid,
+#: resourceVersion. `[^"]` is exact once `read_line` checked that the head holds no backslash.
+#: Groups: 1 type, 2 name, 3 namespace, 4 uid, 5 resourceVersion. Possessive and atomic: nothing
+#: to backtrack into.
+HEAD = re.compile(
+    rb'\{"type":"(ADDED|MODIFIED|DELETED)","object":\{"kind":"Pod","apiVersion":"v1","metadata":\{'
+    rb'"name":"([^"]++)",(?>"generateName":"[^"]*+",)?"namespace":"([^"]++)",'
+    rb'(?>"selfLink":"[^"]*+",)?"uid":"([^"]++)","resourceVersion":"([^"]++)"'
+)
+_STATUS_KEY = b',"status":{'
+_SPEC_KEY = b',"spec":{'
+_DELETION_KEY = b'"deletionTimestamp"'
+_NODE_KEY = b'"nodeName":'
+_NODE_VALUE = re.compile(rb'"nodeName":"([^"\\]*)"')
+_BLANKS = b" \t\r\n"
+_CONDITIONS_KEY = b'"conditions":['
+_KEY_START = b"{,"
+_MANAGED_KEY = b',"managedFields":['
+_META_AT = len(b'{"type":"","object":{"kind":"Pod","apiVersion":"v1","metadata":')
+#: By the head's type: the watch type, its `seen` key, where the metadata object starts.
+_TYPES: dict[bytes, tuple[WatchType, str, int]] = {
+    b"ADDED": ("ADDED", "Pod/ADDED", _META_AT + len("ADDED")),
+    b"MODIFIED": ("MODIFIED", "Pod/MODIFIED", _META_AT + len("MODIFIED")),
+    b"DELETED": ("DELETED", "Pod/DELETED", _META_AT + len("DELETED")),
+}
+
+
+class PodLine(NamedTuple):
+    """What `read_line` found in one Pod watch line."""
+
+    line: bytes
+    watch_type: WatchType
+    #: the `RelayStats.seen` key (`Pod/MODIFIED`, ...)
+    seen_key: str
+    uid: str
+    resource_version: str
+    #: where the metadata object starts, and the `,"spec":{` key after it
+    meta_at: int
+    spec_at: int
+    #: the status object is line[status_at:status_end]
+    status_at: int
+    status_end: int
+    #: what the tracker held for the uid (None: unknown)
+    record: Record | None
+    #: of this line's status text (None: a pod deleted or being deleted, never compared)
+    status_hash: StatusHash | None
+    #: True: the status is the record's but for nothing that matters (suppress; keep the hash)
+    same: bool
+    #: the status decoded, and the pod's snapshot when not being deleted (None when `same`)
+    parts: StatusParts | None
+    snapshot: Snapshot | None
+
+
+class PodRest(NamedTuple):
+    """What `read_rest` read of a changed pod besides its status."""
+
+    meta: PodMeta
+    node: str | None
+    snapshot: Snapshot
+
+
+#: `NamedTuple(*fields)` without its Python-level `__new__` (the hot path's)
+_new = tuple.__new__
+
+
+def _line_end(line: bytes) -> int:
+    end = len(line)
+    while end and line[end - 1] in _BLANKS:
+        end -= 1
+    return end
+
+
+def _status_place(line: bytes, meta_end: int, end: int, hint: int | None) -> tuple[int, int, bool]:
+    """Where the status key and the spec key are (-1: not found), and whether the status's place
+    came from `hint` (the `StatusHash` place of the pod's last line: most updates leave both in
+    place, so two comparisons replace two scans)."""
+    at = spec_at = -1
+    if hint is not None:
+        at = end - (hint >> 32)
+        if at <= meta_end or not line.startswith(_STATUS_KEY, at):
+            at = -1
+    hinted = at != -1
+    if not hinted:
+        at = line.rfind(_STATUS_KEY)
+        if at == -1:
+            return -1, -1, False
+    if hint is not None:
+        spec_at = meta_end + (hint & 0xFFFFFFFF)
+        if spec_at >= at or not line.startswith(_SPEC_KEY, spec_at):
+            spec_at = -1
+    if spec_at == -1:
+        spec_at = line.find(_SPEC_KEY, meta_end, at)
+    return at, spec_at, hinted
+
+
+def _conditions_cut(line: bytes, start: int, stop: int) -> tuple[int, int]:
+    """The status's top-level conditions array, line[cond_at:cond_end] (empty, at `stop`, when
+    there is none to cut)."""
+    key_at = line.find(_CONDITIONS_KEY, start, stop)
+    if (
+        key_at != -1
+        and line[key_at - 1] in _KEY_START
+        and line.find(b"{", start + 1, key_at) == -1
+        and line.find(b"[", start + 1, key_at) == -1
+    ):
+        array_at = key_at + len(_CONDITIONS_KEY) - 1
+        empty = line.startswith(b"[]", array_at)
+        array_end = array_at + 2 if empty else line.find(b"}]", array_at, stop) + 2  # 1: not found
+        if array_end > array_at:
+            return array_at, array_end
+    return stop, stop
+
+
+def read_line(
+    line: bytes, head: re.Match[bytes], record_of: Callable[[str], Record | None], hints: bool = True
+) -> PodLine | None:
+    """Cut a Pod line that matched `HEAD` and compare its status with `record_of(uid)` (under
+    the caller's lock); None: take the full path. `UnicodeDecodeError` when the head is not
+    UTF-8 (decoded before anything is looked up)."""
+    type_text, name_text, namespace_text, uid_text, version_text = head.groups()
+    version = version_text.decode()
+    watch_type, seen_key, meta_at = _TYPES[type_text]
+    meta_end = head.end()
+    if line.find(b"\\", meta_at, meta_end) != -1:
+        return None  # an escape in the head (the API server writes none there)
+    end = _line_end(line)
+    if not line.endswith(b"}}}", 0, end):  # status, object, watch event
+        return None
+    uid = uid_text.decode()
+    record = record_of(uid)
+    hint = record.place if record is not None and hints else None
+    at, spec_at, hinted = _status_place(line, meta_end, end, hint)
+    if at == -1 or spec_at == -1:
+        return None
+    start, stop = at + len(_STATUS_KEY) - 1, end - 2
+    if watch_type == "DELETED" or line.find(_DELETION_KEY, meta_end, spec_at) != -1:
+        if hint is not None:  # as found by scanning, where nothing is compared
+            return read_line(line, head, record_of, False)
+        try:
+            parts = status_parts(line[start:stop])
+        except ValueError:
+            return None
+        cut = (line, watch_type, seen_key, uid, version, meta_at, spec_at, start, stop, record)
+        return _new(PodLine, (*cut, None, False, parts, None))
+    cond_at, cond_end = _conditions_cut(line, start, stop)
+    conditions_text = line[cond_at:cond_end]
+    rest_hash = hash((line[start:cond_at], line[cond_end:stop]))
+    conditions_hash = hash(conditions_text)
+    match = 0  # 2: the same status text, 1: the same but for its conditions array
+    if record is not None and record.rest_hash == rest_hash:
+        match = 2 if record.conditions_hash == conditions_hash else 1
+    if (
+        hinted
+        and match != 2
+        and (match == 0 or line.find(_STATUS_KEY, cond_at, cond_end) != -1)
+        and line.rfind(_STATUS_KEY) != at
+    ):
+        # The status key found where it was is the last one (the one a scan finds) when the text
+        # from it on is the same as last time; with a new conditions array, when that array holds
+        # none; otherwise when the scan says so.
+        return read_line(line, head, record_of, False)
+    status_hash: StatusHash = (rest_hash, conditions_hash, (end - at) << 32 | (spec_at - meta_end))
+    if match == 1:  # only the conditions array changed: decode it alone
+        try:
+            conditions = status_conditions(conditions_text)
+        except ValueError:
+            match = 0  # not the whole array after all (or untyped): decode the status
+        else:
+            if record is not None and conditions == record.conditions:
+                match = 2
+    fields = (line, watch_type, seen_key, uid, version, meta_at, spec_at, start, stop, record, status_hash)
+    if match == 2:
+        return _new(PodLine, (*fields, True, None, None))
+    try:
+        parts = status_parts(line[start:stop])
+    except ValueError:
+        return None  # not the top-level status after all: the full path decides
+    snapshot = new_snapshot(
+        Snapshot,
+        (
+            intern(namespace_text.decode()),
+            name_text.decode(),
+            parts.phase,
+            parts.reason,
+            False,
+            parts.conditions,
+            parts.containers,
+        ),
+    )
+    return _new(PodLine, (*fields, False, parts, snapshot))
+
+
+def read_rest(pod: PodLine) -> PodRest | None:
+    """The typed metadata and `spec.nodeName` of a changed pod (`pod.parts` set), and its snapshot;
+    None when they cannot be read here (the full path decides)."""
+    line, spec_at, parts = pod.line, pod.spec_at, pod.parts
+    assert parts is not None  # read_line decodes the status of every pod that is not `same`
+    try:
+        meta = pod_meta(meta_text(line, pod.meta_at, spec_at))
+    except ValueError:
+        return None
+    namespace, name = meta.namespace, meta.name
+    if not (namespace and name and meta.uid):
+        return None  # the full path says which is missing
+    snapshot = pod.snapshot
+    if snapshot is None:
+        terminating = canonical_time(meta.deletionTimestamp) is not None
+        fields = (intern(namespace), name, parts.phase, parts.reason, terminating)
+        snapshot = new_snapshot(Snapshot, (*fields, parts.conditions, parts.containers))
+    elif namespace != snapshot.namespace or name != snapshot.name or meta.uid != pod.uid:
+        return None  # a key given twice in the metadata: the last one counts, as in the full path
+    node = None
+    node_at = line.rfind(_NODE_KEY, spec_at, pod.status_at)
+    if node_at != -1:
+        value = _NODE_VALUE.match(line, node_at)
+        if value is None:
+            return None
+        node = value.group(1).decode()
+    return _new(PodRest, (meta, node, snapshot))
+
+
+def meta_text(line: bytes, meta_at: int, spec_at: int) -> bytes:
+    """The pod's `metadata` object, line[meta_at:spec_at], without its `managedFields` (often
+    most of it, and never read) when they are its last member, as the API server writes them;
+    otherwise the whole object."""
+    managed_at = line.find(_MANAGED_KEY, meta_at, spec_at)
+    last = managed_at != -1 and line[spec_at - 2 : spec_at] == b"]}"
+    if last and line.count(b"]", managed_at, spec_at) == 1:  # their array closes the metadata
+        return line[meta_at:managed_at] + b"}"
+    return line[meta_at:spec_at]
