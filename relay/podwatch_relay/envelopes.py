@@ -38,7 +38,7 @@ def pod_event_id(cluster_id: str, uid: str, resource_version: str, watch_type: s
 
 
 def pod_body(
-    payload: dict[str, Any], *, cluster_id: str, relay_version: str, sent_at: str, id_type: str | None = None
+    payload: dict[str, Any], cluster_id: str, relay_version: str, sent_at: str, id_type: str | None = None
 ) -> str:
     """The envelope of a pod payload dict (`projection.pod_payload` and its kin), encoded.
     `id_type`: what the event id is derived from instead of the watch type (an overdue look)."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import NamedTuple
+
+import msgspec
 
 from podwatch.models import WatchType
 from podwatch_relay.projection import PodMeta, StatusParts, pod_meta, status_conditions, status_parts
@@ -50,8 +51,9 @@ _TYPES: dict[bytes, tuple[WatchType, str, int]] = {
 }
 
 
-class PodLine(NamedTuple):
-    """What `read_line` found in one Pod watch line."""
+class PodLine(msgspec.Struct, gc=False):
+    """What `read_line` found in one Pod watch line. A msgspec Struct: made in C, cheaper than a
+    NamedTuple on a path taken by every Pod line (and short-lived: no cycle, outside the GC)."""
 
     line: bytes
     watch_type: WatchType
@@ -76,7 +78,7 @@ class PodLine(NamedTuple):
     snapshot: Snapshot | None
 
 
-class PodRest(NamedTuple):
+class PodRest(msgspec.Struct, gc=False):
     """What `read_rest` read of a changed pod besides its status."""
 
     meta: PodMeta
@@ -84,21 +86,30 @@ class PodRest(NamedTuple):
     snapshot: Snapshot
 
 
-#: `NamedTuple(*fields)` without its Python-level `__new__` (the hot path's)
-_new = tuple.__new__
-
-
-def _line_end(line: bytes) -> int:
+def read_line(
+    line: bytes, head: re.Match[bytes], record_of: Callable[[str], Record | None], hints: bool = True
+) -> PodLine | None:
+    """Cut a Pod line that matched `HEAD` and compare its status with `record_of(uid)` (under
+    the caller's lock); None: take the full path. `UnicodeDecodeError` when the head is not
+    UTF-8 (decoded before anything is looked up). One function, not five: this runs for every
+    Pod line, and each call costs more than most of its steps."""
+    type_text, name_text, namespace_text, uid_text, version_text = head.groups()
+    version = version_text.decode()
+    watch_type, seen_key, meta_at = _TYPES[type_text]
+    meta_end = head.end()
+    if line.find(b"\\", meta_at, meta_end) != -1:
+        return None  # an escape in the head (the API server writes none there)
     end = len(line)
     while end and line[end - 1] in _BLANKS:
         end -= 1
-    return end
-
-
-def _status_place(line: bytes, meta_end: int, end: int, hint: int | None) -> tuple[int, int, bool]:
-    """Where the status key and the spec key are (-1: not found), and whether the status's place
-    came from `hint` (the `StatusHash` place of the pod's last line: most updates leave both in
-    place, so two comparisons replace two scans)."""
+    if not line.endswith(b"}}}", 0, end):  # status, object, watch event
+        return None
+    uid = uid_text.decode()
+    record = record_of(uid)
+    # Where the status and the spec keys were in the pod's last line (`StatusHash`): most updates
+    # leave both in place, so two comparisons replace two scans. The status's place counts only
+    # if its text proves it (below).
+    hint = record.place if record is not None and hints else None
     at = spec_at = -1
     if hint is not None:
         at = end - (hint >> 32)
@@ -108,19 +119,42 @@ def _status_place(line: bytes, meta_end: int, end: int, hint: int | None) -> tup
     if not hinted:
         at = line.rfind(_STATUS_KEY)
         if at == -1:
-            return -1, -1, False
+            return None
     if hint is not None:
         spec_at = meta_end + (hint & 0xFFFFFFFF)
         if spec_at >= at or not line.startswith(_SPEC_KEY, spec_at):
             spec_at = -1
     if spec_at == -1:
         spec_at = line.find(_SPEC_KEY, meta_end, at)
-    return at, spec_at, hinted
-
-
-def _conditions_cut(line: bytes, start: int, stop: int) -> tuple[int, int]:
-    """The status's top-level conditions array, line[cond_at:cond_end] (empty, at `stop`, when
-    there is none to cut)."""
+        if spec_at == -1:
+            return None
+    start, stop = at + len(_STATUS_KEY) - 1, end - 2  # the status object: line[start:stop]
+    if watch_type == "DELETED" or line.find(_DELETION_KEY, meta_end, spec_at) != -1:
+        if hint is not None:  # as found by scanning, where nothing is compared
+            return read_line(line, head, record_of, False)
+        try:
+            parts = status_parts(line[start:stop])
+        except ValueError:
+            return None
+        return PodLine(
+            line,
+            watch_type,
+            seen_key,
+            uid,
+            version,
+            meta_at,
+            spec_at,
+            start,
+            stop,
+            record,
+            None,
+            False,
+            parts,
+            None,
+        )
+    # The status's top-level conditions array, line[cond_at:cond_end] (empty when there is none
+    # to cut): the rest of the status text and the array are hashed apart.
+    cond_at = cond_end = stop
     key_at = line.find(_CONDITIONS_KEY, start, stop)
     if (
         key_at != -1
@@ -132,42 +166,7 @@ def _conditions_cut(line: bytes, start: int, stop: int) -> tuple[int, int]:
         empty = line.startswith(b"[]", array_at)
         array_end = array_at + 2 if empty else line.find(b"}]", array_at, stop) + 2  # 1: not found
         if array_end > array_at:
-            return array_at, array_end
-    return stop, stop
-
-
-def read_line(
-    line: bytes, head: re.Match[bytes], record_of: Callable[[str], Record | None], hints: bool = True
-) -> PodLine | None:
-    """Cut a Pod line that matched `HEAD` and compare its status with `record_of(uid)` (under
-    the caller's lock); None: take the full path. `UnicodeDecodeError` when the head is not
-    UTF-8 (decoded before anything is looked up)."""
-    type_text, name_text, namespace_text, uid_text, version_text = head.groups()
-    version = version_text.decode()
-    watch_type, seen_key, meta_at = _TYPES[type_text]
-    meta_end = head.end()
-    if line.find(b"\\", meta_at, meta_end) != -1:
-        return None  # an escape in the head (the API server writes none there)
-    end = _line_end(line)
-    if not line.endswith(b"}}}", 0, end):  # status, object, watch event
-        return None
-    uid = uid_text.decode()
-    record = record_of(uid)
-    hint = record.place if record is not None and hints else None
-    at, spec_at, hinted = _status_place(line, meta_end, end, hint)
-    if at == -1 or spec_at == -1:
-        return None
-    start, stop = at + len(_STATUS_KEY) - 1, end - 2
-    if watch_type == "DELETED" or line.find(_DELETION_KEY, meta_end, spec_at) != -1:
-        if hint is not None:  # as found by scanning, where nothing is compared
-            return read_line(line, head, record_of, False)
-        try:
-            parts = status_parts(line[start:stop])
-        except ValueError:
-            return None
-        cut = (line, watch_type, seen_key, uid, version, meta_at, spec_at, start, stop, record)
-        return _new(PodLine, (*cut, None, False, parts, None))
-    cond_at, cond_end = _conditions_cut(line, start, stop)
+            cond_at, cond_end = array_at, array_end
     conditions_text = line[cond_at:cond_end]
     rest_hash = hash((line[start:cond_at], line[cond_end:stop]))
     conditions_hash = hash(conditions_text)
@@ -193,9 +192,23 @@ def read_line(
         else:
             if record is not None and conditions == record.conditions:
                 match = 2
-    fields = (line, watch_type, seen_key, uid, version, meta_at, spec_at, start, stop, record, status_hash)
     if match == 2:
-        return _new(PodLine, (*fields, True, None, None))
+        return PodLine(
+            line,
+            watch_type,
+            seen_key,
+            uid,
+            version,
+            meta_at,
+            spec_at,
+            start,
+            stop,
+            record,
+            status_hash,
+            True,
+            None,
+            None,
+        )
     try:
         parts = status_parts(line[start:stop])
     except ValueError:
@@ -212,27 +225,48 @@ def read_line(
             parts.containers,
         ),
     )
-    return _new(PodLine, (*fields, False, parts, snapshot))
+    return PodLine(
+        line,
+        watch_type,
+        seen_key,
+        uid,
+        version,
+        meta_at,
+        spec_at,
+        start,
+        stop,
+        record,
+        status_hash,
+        False,
+        parts,
+        snapshot,
+    )
 
 
 def read_rest(pod: PodLine) -> PodRest | None:
     """The typed metadata and `spec.nodeName` of a changed pod (`pod.parts` set), and its snapshot;
     None when they cannot be read here (the full path decides)."""
-    line, spec_at, parts = pod.line, pod.spec_at, pod.parts
+    line, uid, meta_at, spec_at, parts, snapshot = (
+        pod.line,
+        pod.uid,
+        pod.meta_at,
+        pod.spec_at,
+        pod.parts,
+        pod.snapshot,
+    )
     assert parts is not None  # read_line decodes the status of every pod that is not `same`
     try:
-        meta = pod_meta(meta_text(line, pod.meta_at, spec_at))
+        meta = pod_meta(meta_text(line, meta_at, spec_at))
     except ValueError:
         return None
     namespace, name = meta.namespace, meta.name
     if not (namespace and name and meta.uid):
         return None  # the full path says which is missing
-    snapshot = pod.snapshot
     if snapshot is None:
         terminating = canonical_time(meta.deletionTimestamp) is not None
         fields = (intern(namespace), name, parts.phase, parts.reason, terminating)
         snapshot = new_snapshot(Snapshot, (*fields, parts.conditions, parts.containers))
-    elif namespace != snapshot.namespace or name != snapshot.name or meta.uid != pod.uid:
+    elif namespace != snapshot.namespace or name != snapshot.name or meta.uid != uid:
         return None  # a key given twice in the metadata: the last one counts, as in the full path
     node = None
     node_at = line.rfind(_NODE_KEY, spec_at, pod.status_at)
@@ -241,7 +275,7 @@ def read_rest(pod: PodLine) -> PodRest | None:
         if value is None:
             return None
         node = value.group(1).decode()
-    return _new(PodRest, (meta, node, snapshot))
+    return PodRest(meta, node, snapshot)
 
 
 def meta_text(line: bytes, meta_at: int, spec_at: int) -> bytes:

@@ -235,22 +235,22 @@ class Relay:
             pod = fastpath.read_line(line, head, tracker.record)
             if pod is None:
                 return None
+            record, status_hash, snapshot = pod.record, pod.status_hash, pod.snapshot
             if pod.same:
-                record, status_hash = pod.record, pod.status_hash  # (both set when `same`)
                 if (
-                    record is not None
+                    record is not None  # (both are when `same`)
                     and status_hash is not None
                     and (record.conditions_hash != status_hash[1] or record.place != status_hash[2])
                 ):
                     tracker.restamp(pod.uid, record, status_hash)
-            elif pod.snapshot is None or not tracker.unchanged(pod.uid, pod.snapshot, pod.status_hash):
+            elif snapshot is None or not tracker.unchanged(pod.uid, snapshot, status_hash):
                 return self._fast_changed(pod, initial_sync)
             stats = self.stats
             stats.input_events += 1
             stats.fast_suppressed += 1
             stats.suppressed += 1
-            seen = stats.seen
-            seen[pod.seen_key] = seen.get(pod.seen_key, 0) + 1
+            seen, key = stats.seen, pod.seen_key
+            seen[key] = seen.get(key, 0) + 1
             outcomes = stats.outcomes
             outcomes["suppressed"] = outcomes.get("suppressed", 0) + 1
         return _line_result(LineResult, ("suppressed", pod.resource_version))
@@ -261,22 +261,29 @@ class Relay:
         rest = fastpath.read_rest(pod)
         if rest is None:
             return None
-        parts, watch_type = pod.parts, pod.watch_type
+        meta, node, snapshot = rest.meta, rest.node, rest.snapshot
+        watch_type, seen_key, version, status_hash, parts = (
+            pod.watch_type,
+            pod.seen_key,
+            pod.resource_version,
+            pod.status_hash,
+            pod.parts,
+        )
         assert parts is not None  # a pod that is not `same` has its status decoded
         payload = typed_pod_payload(
-            rest.meta,
-            rest.node,
+            meta,
+            node,
             parts,
             watch_type=watch_type,
             initial_sync=initial_sync,
             observed_at=self._now_text(),
             allowlist=self.allowlist,
         )
-        outcome = self._observe_pod(payload, rest.snapshot, watch_type, initial_sync, pod.status_hash, parts)
+        outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash, parts)
         stats = self.stats
         stats.input_events += 1
         seen = stats.seen
-        seen[pod.seen_key] = seen.get(pod.seen_key, 0) + 1
+        seen[seen_key] = seen.get(seen_key, 0) + 1
         outcomes = stats.outcomes  # `_count`, for the two outcomes of `_observe_pod`
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome == "forwarded":
@@ -285,7 +292,7 @@ class Relay:
                 self.flush()
         else:
             stats.suppressed += 1
-        return _line_result(LineResult, (outcome, pod.resource_version))
+        return _line_result(LineResult, (outcome, version))
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
         """Handle one parsed watch event; returns its outcome label (see the module docstring).
@@ -606,13 +613,7 @@ class Relay:
 
     def _queue_pod(self, payload: dict[str, Any], id_type: str | None = None) -> None:
         """Queue the envelope of a pod payload (`envelopes.pod_body`)."""
-        body = envelopes.pod_body(
-            payload,
-            cluster_id=self.cluster_id,
-            relay_version=self.relay_version,
-            sent_at=self._now_text(),
-            id_type=id_type,
-        )
+        body = envelopes.pod_body(payload, self.cluster_id, self.relay_version, self._now_text(), id_type)
         self._enqueue("pod", body)
 
     def _enqueue(self, kind: str, body: str) -> None:

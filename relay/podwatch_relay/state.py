@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
+
+import msgspec
 
 from podwatch.models import KubeEvent, PodEvent, Transition, WatchType
 from podwatch_relay.projection import container_troubled
@@ -24,7 +26,6 @@ from podwatch_relay.snapshot import (
     Conditions,
     Container,
     Snapshot,
-    new_snapshot,
     shared_snapshot,
     snapshot_of_event,
 )
@@ -37,10 +38,12 @@ from podwatch_relay.snapshot import (
 StatusHash = tuple[int, int, int]
 
 
-class Record(NamedTuple):
-    """What the tracker holds per uid: the `Snapshot`'s fields, then the `StatusHash` (Nones when
-    the pod came without its raw status text: a list item, a model, a pod being deleted). A
-    NamedTuple: as small as the tuple it is, and read by name."""
+class Record(msgspec.Struct, gc=False):
+    """What the tracker holds per uid: the `Snapshot`'s fields (same names), then the
+    `StatusHash` (Nones when the pod came without its raw status text: a list item, a model, a
+    pod being deleted). A msgspec Struct, not a tuple: made in C (a NamedTuple's `tuple.__new__`
+    costs the fast path ~3 %), 24 bytes smaller, outside the GC (it holds no cycle), and its
+    hashes are updated in place."""
 
     namespace: str
     name: str
@@ -56,9 +59,29 @@ class Record(NamedTuple):
     #: where the line was cut (see `StatusHash`)
     place: int | None
 
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            self.namespace,
+            self.name,
+            self.phase,
+            self.reason,
+            self.terminating,
+            self.conditions,
+            self.containers,
+        )
 
-#: `Record(*fields)` without the NamedTuple's Python-level `__new__`
-_new_record = tuple.__new__
+    def holds(self, s: Snapshot) -> bool:
+        """Whether the record's snapshot fields are `s`'s."""
+        return (
+            self.containers == s[6]
+            and self.conditions == s[5]
+            and self.phase == s[2]
+            and self.reason == s[3]
+            and self.terminating == s[4]
+            and self.name == s[1]
+            and self.namespace == s[0]
+        )
+
 
 #: A transition before it becomes a `Transition` or a JSON object: (field, container, from, to).
 Change = tuple[str, str | None, str | int | bool | None, str | int | bool | None]
@@ -94,8 +117,8 @@ def _changes(old: Snapshot | Record | None, new: Snapshot) -> list[Change]:
         old_conditions: Conditions = ()
         old_containers: tuple[Container, ...] = ()
     else:
-        old_phase, old_reason, old_terminating = old[2], old[3], old[4]
-        old_conditions, old_containers = old[5], old[6]
+        old_phase, old_reason, old_terminating = old.phase, old.reason, old.terminating
+        old_conditions, old_containers = old.conditions, old.containers
     if old_phase != phase:
         out.append(("phase", None, old_phase, phase))
     if old_reason != reason:
@@ -219,16 +242,16 @@ class PodTracker:
     def restamp(self, uid: str, record: Record, status_hash: StatusHash) -> None:
         """Keep `status_hash` for `uid`, whose `record` (as `record` gave it) still holds: its new
         raw status changed nothing that matters."""
-        self._pods[uid] = _new_record(Record, record[:7] + status_hash)
+        record.rest_hash, record.conditions_hash, record.place = status_hash
 
     def unchanged(self, uid: str, snapshot: Snapshot, status_hash: StatusHash | None = None) -> bool:
         """True when `uid` is known and `snapshot` equals what the tracker holds for it: the update
         changes nothing that matters. The status hashes kept for it are updated."""
         record = self._pods.get(uid)
-        if record is None or record[:7] != snapshot:
+        if record is None or not record.holds(snapshot):
             return False
-        if status_hash is not None and record[7:] != status_hash:
-            self._pods[uid] = _new_record(Record, snapshot + status_hash)
+        if status_hash is not None:
+            record.rest_hash, record.conditions_hash, record.place = status_hash
         return True
 
     def vanished(self, uid: str) -> Snapshot | None:
@@ -239,11 +262,11 @@ class PodTracker:
         if pod is None:
             return None
         self.forget(uid)
-        return new_snapshot(Snapshot, pod[:7])
+        return pod.snapshot()
 
     def snapshots(self) -> dict[str, Snapshot]:
         """Every pod's compact memory by uid (what a checkpoint keeps; the status hashes are not)."""
-        return {uid: new_snapshot(Snapshot, record[:7]) for uid, record in self._pods.items()}
+        return {uid: record.snapshot() for uid, record in self._pods.items()}
 
     def restore(self, uid: str, snapshot: Snapshot) -> None:
         """Remember `uid` as `snapshot` (from a checkpoint) without forwarding anything: the next
@@ -286,7 +309,7 @@ class PodTracker:
         if watch_type == "DELETED":
             self.forget(uid)
             return found
-        namespace, name = snapshot[0], snapshot[1]
+        namespace, name, phase, reason, terminating, conditions, containers = snapshot
         names = self._names.get(namespace)
         if names is None:
             names = self._names[namespace] = {}
@@ -295,8 +318,11 @@ class PodTracker:
             self.forget(previous_uid)
             self.stats.replaced += 1
             names = self._names.setdefault(namespace, {})
-        self._pods[uid] = _new_record(Record, snapshot + (status_hash or _NO_HASH))
-        names[snapshot[1]] = uid
+        rest, conditions_hash, place = status_hash or _NO_HASH
+        self._pods[uid] = Record(
+            namespace, name, phase, reason, terminating, conditions, containers, rest, conditions_hash, place
+        )
+        names[name] = uid
         self.stats.pods = len(self._pods)
         if old is not None and not found:
             return None

@@ -21,6 +21,7 @@ retries off when `timeout_seconds` is given.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -401,27 +402,16 @@ class ListWatcher:
         return lines > 0
 
     def _feed(self, event: dict[str, Any], *, initial_sync: bool = False) -> str:
-        try:
+        outcome = "forwarded"  # what it was when the sink fails flushing the batch it completed
+        with sink_failures_logged():
             outcome = self.relay.handle(event, initial_sync=initial_sync)
-        except (SinkUnavailable, SinkRejected) as exc:
-            # The envelopes stay queued in the relay; the watch goes on and the next flush retries.
-            log.exception(
-                "sink failed; envelopes kept for the next flush",
-                extra={"error": str(exc), "reason": exc.reason},
-            )
-            outcome = "forwarded"
         self._report(outcome)
         return outcome
 
     def _feed_line(self, line: bytes) -> LineResult:
-        try:
+        result = LineResult("forwarded", None)  # as `_feed`
+        with sink_failures_logged():
             result = self.relay.process_line(line)
-        except (SinkUnavailable, SinkRejected) as exc:
-            log.exception(
-                "sink failed; envelopes kept for the next flush",
-                extra={"error": str(exc), "reason": exc.reason},
-            )
-            result = LineResult("forwarded", None)
         self._report(result.outcome)
         return result
 
@@ -430,13 +420,20 @@ class ListWatcher:
             self.on_line(outcome)
 
     def _flush(self) -> None:
-        try:
+        with sink_failures_logged():
             self.relay.flush()
-        except (SinkUnavailable, SinkRejected) as exc:
-            log.exception(
-                "sink failed; envelopes kept for the next flush",
-                extra={"error": str(exc), "reason": exc.reason},
-            )
+
+
+@contextlib.contextmanager
+def sink_failures_logged() -> Iterator[None]:
+    """Log a failing sink (`SinkUnavailable`, `SinkRejected`) and go on: the envelopes it did not
+    take stay queued in the relay, and the next flush retries them."""
+    try:
+        yield
+    except (SinkUnavailable, SinkRejected) as exc:
+        log.exception(
+            "sink failed; envelopes kept for the next flush", extra={"error": str(exc), "reason": exc.reason}
+        )
 
 
 def flush_periodically(relay: Consumer, stop: threading.Event, interval: float) -> None:
@@ -444,9 +441,8 @@ def flush_periodically(relay: Consumer, stop: threading.Event, interval: float) 
     that for its batch to fill. Sink failures are logged; the envelopes stay queued."""
     while not stop.wait(interval):
         try:
-            relay.flush()
-        except (SinkUnavailable, SinkRejected):
-            log.exception("sink failed; envelopes kept for the next flush")
+            with sink_failures_logged():
+                relay.flush()
         except Exception:  # the flusher must outlive a bug: the next tick retries
             log.exception("flush failed unexpectedly; envelopes kept for the next flush")
 
