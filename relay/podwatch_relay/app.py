@@ -284,19 +284,40 @@ def _object_watchers(
     )
 
 
+@dataclasses.dataclass(slots=True)
+class _Running:
+    """The parts of a running `watch`, as `_start` built them, for `_shut_down`."""
+
+    stop: threading.Event
+    outbox: Outbox
+    relay: Relay
+    elector: LeaderElector | None
+    gate: StandbyGate | None
+    checkpointer: Checkpointer | None
+    group: WatchGroup
+    objects: ObjectGroup
+    #: /metrics and the probes (None until `_start` serves them)
+    ops: OpsServer | None = None
+
+
 def run_watch(
     args: argparse.Namespace, settings: RelaySettings, *, stop: threading.Event | None = None
 ) -> int:
     """List and watch until SIGTERM/SIGINT (or `stop`), then drain within the grace period.
-    Exit 0 when nothing was lost (sent, or spooled for the next start), 1 otherwise."""
-    stop = stop or threading.Event()
-    started_at = datetime.now(UTC)
-    api_client = kube_api_client(kubeconfig=args.kubeconfig, context=args.context)
-    api = CoreV1Api(api_client)
-    cluster_id = settings.cluster_id or kube_system_uid(api, request_timeout=settings.request_timeout_seconds)
-    sqs = make_sink(settings, region=args.region)
-    outbox = Outbox(
-        sink=sqs,
+    Exit 0 when nothing was lost (sent, or spooled for the next start), 1 otherwise, 3 when
+    leadership was lost."""
+    running = _start(args, settings, stop or threading.Event())
+    while not running.stop.wait(1.0):
+        if not running.group.alive():
+            log.error("every watcher stopped")
+            running.stop.set()
+    return _shut_down(running, settings)
+
+
+def _outbox(settings: RelaySettings, sink: Sink) -> Outbox:
+    """The started outbox in front of the SQS sink (bounded buffer, spool, retries)."""
+    return Outbox(
+        sink=sink,
         capacity=settings.buffer_size,
         batch_size=settings.sqs_batch_size,
         flush_interval=settings.flush_interval_seconds,
@@ -308,21 +329,13 @@ def run_watch(
         retry_seconds=settings.sqs_backoff_seconds,
         retry_max_seconds=settings.reconnect_backoff_max_seconds,
     ).start()
-    elector: LeaderElector | None = None
-    gate: StandbyGate | None = None
-    if settings.leader_election:
-        # A standby lists, watches and tracks like the leader; the gate holds what it would send.
-        elector, gate = election_from_settings(
-            settings,
-            api_client,
-            sink=outbox,
-            kubeconfig=args.kubeconfig,
-            context=args.context,
-            progress=outbox,
-        )
+
+
+def _relay(settings: RelaySettings, *, cluster_id: str, sink: Sink) -> Relay:
+    """The pod relay as `watch` runs it."""
     # batch_size=1: every envelope goes straight to the outbox, which batches for SQS itself.
-    relay = Relay(
-        sink=gate or outbox,
+    return Relay(
+        sink=sink,
         cluster_id=cluster_id,
         relay_version=__version__,
         initial_sync_mode=settings.initial_sync_mode,
@@ -336,6 +349,30 @@ def run_watch(
         label_keys=settings.label_key_list,
         event_kinds=settings.event_kinds,
     )
+
+
+def _start(args: argparse.Namespace, settings: RelaySettings, stop: threading.Event) -> _Running:
+    """Connect, restore the checkpoint, enroll (or stand for election), serve /metrics and the
+    probes, and start every watcher and background thread."""
+    started_at = datetime.now(UTC)
+    api_client = kube_api_client(kubeconfig=args.kubeconfig, context=args.context)
+    api = CoreV1Api(api_client)
+    cluster_id = settings.cluster_id or kube_system_uid(api, request_timeout=settings.request_timeout_seconds)
+    sqs = make_sink(settings, region=args.region)
+    outbox = _outbox(settings, sqs)
+    elector: LeaderElector | None = None
+    gate: StandbyGate | None = None
+    if settings.leader_election:
+        # A standby lists, watches and tracks like the leader; the gate holds what it would send.
+        elector, gate = election_from_settings(
+            settings,
+            api_client,
+            sink=outbox,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            progress=outbox,
+        )
+    relay = _relay(settings, cluster_id=cluster_id, sink=gate or outbox)
     checkpointer = _restore_checkpoint(settings, relay, gate or outbox)
     kubernetes_version = server_version(api_client, request_timeout=settings.request_timeout_seconds)
     if elector is None or gate is None:
@@ -346,12 +383,41 @@ def run_watch(
     factory = _watcher_factory(settings)
     group = WatchGroup(api=api, relay=relay, stop=stop, factory=factory)
     objects, crd_watcher = _object_watchers(settings, relay, group, api=api, stop=stop, factory=factory)
+    running = _Running(stop, outbox, relay, elector, gate, checkpointer, group, objects)
+    running.ops = ops = _serve_ops(settings, running, sink_stats=getattr(sqs, "stats", None))
+    _on_signals(stop)
+    if elector is not None:
+        # The first look at the lease comes before any watch: the standby's hold window starts
+        # there. The lease is taken only after the initial list (`eligible`).
+        elector.step()
+        elector.start(stop)
+    if checkpointer is not None:
+        threading.Thread(target=checkpointer.run, args=(stop,), name="checkpoint", daemon=True).start()
+    _start_watchers(settings, group, api=api, relay=relay, factory=factory, crd_watcher=crd_watcher)
+    _start_timers(settings, relay, stop, started_at=started_at, elector=elector)
+    log.info(
+        "watching",
+        extra={
+            "cluster_id": cluster_id,
+            "scopes": [w.scope for w in group.watchers()],
+            "http_port": ops.port,
+            "leader_election": None
+            if elector is None
+            else {"lease": f"{elector.namespace}/{elector.name}", "identity": elector.identity},
+        },
+    )
+    return running
+
+
+def _serve_ops(settings: RelaySettings, running: _Running, *, sink_stats: Any) -> OpsServer:
+    """/metrics, /healthz and /readyz of the running parts (started)."""
+    group, objects, elector, gate = running.group, running.objects, running.elector, running.gate
     collector = RelayCollector(
-        relay=relay,
+        relay=running.relay,
         watchers=lambda: [*group.watchers(), *objects.watchers()],
-        outbox=outbox,
-        sink_stats=getattr(sqs, "stats", None),
-        checkpoint=None if checkpointer is None else checkpointer.stats,
+        outbox=running.outbox,
+        sink_stats=sink_stats,
+        checkpoint=None if running.checkpointer is None else running.checkpointer.stats,
         objects=objects.relays,
     )
     registry = metrics_registry(
@@ -365,7 +431,11 @@ def run_watch(
     if elector is not None:
         # Only a replica that finished its initial list (and so can diff) stands for election.
         elector.eligible = lambda: health.readyz()[0]
-    ops = OpsServer(registry=registry, health=health, port=settings.http_port).start()
+    return OpsServer(registry=registry, health=health, port=settings.http_port).start()
+
+
+def _on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop` (only the main thread can install handlers)."""
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
@@ -374,13 +444,20 @@ def run_watch(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    if elector is not None:
-        # The first look at the lease comes before any watch: the standby's hold window starts
-        # there. The lease is taken only after the initial list (`eligible`).
-        elector.step()
-        elector.start(stop)
-    if checkpointer is not None:
-        threading.Thread(target=checkpointer.run, args=(stop,), name="checkpoint", daemon=True).start()
+
+
+def _start_watchers(
+    settings: RelaySettings,
+    group: WatchGroup,
+    *,
+    api: CoreV1Api,
+    relay: Relay,
+    factory: Callable[..., ListWatcher],
+    crd_watcher: ListWatcher | None,
+) -> None:
+    """The pod and Event watchers of every namespace scope (or the namespace watch that starts
+    them, in selector mode), the CRD watcher, and the watchers of Events about other kinds."""
+    stop = group.stop
     if settings.namespace_selector is not None:
         group.add_watcher(
             factory(
@@ -402,6 +479,17 @@ def run_watch(
             group.add_watcher(
                 factory(api=api, relay=relay, resource=OTHER_EVENTS, namespace=namespace, stop=stop)
             )
+
+
+def _start_timers(
+    settings: RelaySettings,
+    relay: Relay,
+    stop: threading.Event,
+    *,
+    started_at: datetime,
+    elector: LeaderElector | None,
+) -> None:
+    """The heartbeat and the look at waiting pods, each on its own thread until `stop`."""
     threading.Thread(
         target=send_heartbeats,
         args=(relay, stop, settings.heartbeat_interval_seconds, started_at),
@@ -415,31 +503,26 @@ def run_watch(
         name="look-again",
         daemon=True,
     ).start()
-    log.info(
-        "watching",
-        extra={
-            "cluster_id": cluster_id,
-            "scopes": [w.scope for w in group.watchers()],
-            "http_port": ops.port,
-            "leader_election": None
-            if elector is None
-            else {"lease": f"{elector.namespace}/{elector.name}", "identity": elector.identity},
-        },
+
+
+def _shut_down(running: _Running, settings: RelaySettings) -> int:
+    """Stop watching, drain within the grace period, checkpoint, release the lease; the exit code."""
+    elector, outbox, relay, checkpointer = (
+        running.elector,
+        running.outbox,
+        running.relay,
+        running.checkpointer,
     )
-    while not stop.wait(1.0):
-        if not group.alive():
-            log.error("every watcher stopped")
-            stop.set()
     deadline = time.monotonic() + settings.shutdown_grace_seconds
     if elector is not None:
         # No renewal after this point, before the watch stops forwarding: a standby's hold window
         # (from the last renewal it saw) then covers everything this process did not send.
         elector.join(timeout=min(settings.request_timeout_seconds, settings.shutdown_grace_seconds / 4))
-    group.stop_all(join=min(2.0, settings.shutdown_grace_seconds / 4))
-    objects.stop_all()
+    running.group.stop_all(join=min(2.0, settings.shutdown_grace_seconds / 4))
+    running.objects.stop_all()
     try:
         relay.flush()
-        objects.flush()
+        running.objects.flush()
     except (SinkUnavailable, SinkRejected):
         log.exception("could not hand the last envelopes to the outbox")
     drained = outbox.close(timeout=max(0.0, deadline - time.monotonic()))
@@ -448,7 +531,8 @@ def run_watch(
         checkpointer.final(timeout=min(2.0, max(0.0, deadline - time.monotonic())))
     if elector is not None:
         elector.release()  # after the drain: a standby takes over at its next attempt
-    ops.stop()
+    if running.ops is not None:
+        running.ops.stop()
     log.info(
         "stopped",
         extra={
@@ -456,7 +540,7 @@ def run_watch(
             "stats": relay.stats.to_dict(),
             "outbox": dataclasses.asdict(outbox.stats),
             "leader": None if elector is None else dataclasses.asdict(elector.stats),
-            "standby": None if gate is None else dataclasses.asdict(gate.stats),
+            "standby": None if running.gate is None else dataclasses.asdict(running.gate.stats),
             "checkpoint": None if checkpointer is None else dataclasses.asdict(checkpointer.stats),
         },
     )
