@@ -24,7 +24,8 @@ $(VENV)/.stamp: requirements-dev.txt layers/podwatch/requirements.txt relay/requ
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip check
 	@# the operator CLI as a command in the venv (the project is not an installed distribution)
-	printf '#!/bin/sh\nPYTHONPATH="$(CURDIR)/cli:$(CURDIR)/layers/podwatch$${PYTHONPATH:+:$$PYTHONPATH}" exec "$(CURDIR)/$(PY)" -m podwatch_cli "$$@"\n' > $(VENV)/bin/podwatch && chmod +x $(VENV)/bin/podwatch
+	@# it finds its checkout from its own path: worktrees that share this venv by a symlink run their own code
+	printf '#!/bin/sh\nroot="$$(cd "$$(dirname "$$0")/../.." && pwd)"\nPYTHONPATH="$$root/cli:$$root/layers/podwatch$${PYTHONPATH:+:$$PYTHONPATH}" exec "$$root/$(PY)" -m podwatch_cli "$$@"\n' > $(VENV)/bin/podwatch && chmod +x $(VENV)/bin/podwatch
 	touch $@
 
 node_modules/.stamp: package.json
