@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import httpx2
 import pytest
@@ -33,6 +32,7 @@ from mcp.shared.exceptions import MCPError
 from local.processes import ROOT, ManagedProcess, free_port
 from local.stack import LocalStack
 from local.up import describe
+from tests.aio import run_async
 from tests.e2e.test_history import CRASHING, RECORDING_NOW, SAMPLE
 from tests.integration.test_documented_commands import DOCS, commands_in_markdown, is_mcp
 
@@ -80,7 +80,7 @@ def run(check: Callable[[Client], Awaitable[None]], server: StdioServerParameter
         async with Client(server, read_timeout_seconds=60) as client:
             await check(client)
 
-    anyio.run(session)
+    run_async(session)
 
 
 def payload(result: Any) -> dict[str, Any]:
@@ -264,7 +264,7 @@ def test_over_http_with_a_token_only_requests_that_carry_it_get_in(
             ):
                 await crash_loop_history(client)
 
-        anyio.run(session)
+        run_async(session)
 
 
 def test_over_streamable_http_every_tool_answers_from_the_history(

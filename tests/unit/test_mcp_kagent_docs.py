@@ -14,7 +14,6 @@ import re
 import shlex
 from typing import Any
 
-import anyio
 import yaml
 from mcp import Client
 
@@ -22,6 +21,7 @@ from local.cfn import ROOT
 from podwatch.hooks.rules import parse_hook
 from podwatch_cli.events import HistoryClient
 from podwatch_cli.mcp_server import History, build
+from tests.aio import run_async
 
 OPERATIONS = ROOT / "docs" / "operations.md"
 REMOTE_MCP_SERVER_SPEC = {
@@ -55,7 +55,7 @@ def served_tools() -> set[str]:
         async with Client(build(History(HistoryClient("http://127.0.0.1:9")))) as client:
             return {t.name for t in (await client.list_tools()).tools}
 
-    return anyio.run(names)
+    return run_async(names)
 
 
 def test_the_remote_mcp_server_has_kagents_fields_and_the_served_endpoint() -> None:
