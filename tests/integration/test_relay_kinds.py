@@ -143,12 +143,16 @@ def test_a_rollout_appears_as_object_records_with_owner_references(
             what="old ReplicaSet scaled down",
         )
         assert old_rs[0]["watch_type"] == "MODIFIED"
+        wait_for(lambda: len(pods(bodies(), "api-aaa111-")) >= 4, what="old pods deleted")
+        # The Deployments' watch is a stream of its own: a later Deployment's record marks that the
+        # image change and the managedFields touch before it were both handled
+        fake.put(fx.deployment("shop", "marker", image="registry.example.com/marker:1", replicas=1))
+        wait_for(lambda: records(bodies(), "Deployment", "marker"), what="the marker Deployment")
         images = [
             r["snapshot"]["spec.template.spec"]["containers"][0]["image"]
             for r in records(bodies(), "Deployment", "api")
         ]
         # And the Deployment's image change is one record; its managedFields touch none
-        wait_for(lambda: len(pods(bodies(), "api-aaa111-")) >= 4, what="old pods deleted")
         assert images == ["registry.example.com/api:1.0", "registry.example.com/api:2.0"]
 
 
