@@ -2,7 +2,8 @@
 
 Bodies are exactly what the producers write (the relay's `encode_envelope`, the processor's
 `Notification.model_dump_json`); ids, uids and timestamps are fixed, so a regeneration is
-byte-identical. Edit this script, not the JSON files:
+byte-identical. The envelope builders (`pod_envelope`, `object_envelope`, ...) are the tests' too
+(test_kinds_moto, bench/processor.py). Edit this script, not the JSON files:
 
     PYTHONPATH=layers/podwatch:relay:. .venv/bin/python events/make_samples.py
 
@@ -464,11 +465,11 @@ def processor_poison() -> list[str]:
     ]
 
 
-def object_envelope(obj: KubeObject) -> str:
-    event_id = ids.object_event_id(CLUSTER, obj.kind, obj.uid, obj.resource_version, obj.watch_type)
+def object_envelope(obj: KubeObject, cluster: str = CLUSTER) -> str:
+    event_id = ids.object_event_id(cluster, obj.kind, obj.uid, obj.resource_version, obj.watch_type)
     return encode_envelope(
         ObjectEnvelope(
-            event_id=event_id, cluster_id=CLUSTER, relay_version=RELAY_VERSION, sent_at=T0, payload=obj
+            event_id=event_id, cluster_id=cluster, relay_version=RELAY_VERSION, sent_at=T0, payload=obj
         )
     )
 

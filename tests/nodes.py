@@ -1,5 +1,5 @@
 """Node objects for tests: the public Node corpus (tests/corpus/nodes.yaml) and a Node, as the API
-has it, turned into the `object` envelope the relay sends (docs/internals.md, "Pod-events
+has it, turned into the payload of the `object` envelope the relay sends (docs/internals.md, "Pod-events
 envelopes: kinds": conditions without heartbeat times, `condition.<type>` transitions against the
 node's previous state). The relay's own per-kind projection is its side of the contract; this is
 the cloud side's reading of the same contract, for feeding the processor real Node conditions."""
@@ -14,8 +14,7 @@ from typing import Any
 import yaml
 
 from podwatch import ids
-from podwatch.models import KubeObject, ObjectEnvelope, PodCondition, Transition, WatchType
-from podwatch.wire import encode_envelope
+from podwatch.models import KubeObject, PodCondition, Transition, WatchType
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "nodes.yaml"
 
@@ -74,11 +73,6 @@ def node_object(
         initial_sync=initial_sync,
         transitions=transitions,
     )
-
-
-def node_envelope(cluster: str, obj: KubeObject) -> str:
-    event_id = ids.object_event_id(cluster, obj.kind, obj.uid, obj.resource_version, obj.watch_type)
-    return encode_envelope(ObjectEnvelope(event_id=event_id, cluster_id=cluster, payload=obj))
 
 
 def healthy(node: Mapping[str, Any]) -> dict[str, Any]:

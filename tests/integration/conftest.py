@@ -1,12 +1,15 @@
 """Fixtures of the relay integration tests (test_relay_watch, test_relay_resilience; relay processes:
-test_relay_leader, test_relay_failover), the moto endpoint and the reference agent; a test module may
-override any of them (test_relay_leader has its own `queue`)."""
+test_relay_leader, test_relay_failover), the moto endpoint and the reference agent, and the handlers on
+a stack provisioned from template.yaml (test_kinds_moto, test_relay_history); a test module may
+override any of them (test_relay_leader has its own `queue`, test_processor_moto its own `stack`)."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -16,11 +19,16 @@ from kubernetes.config import new_client_from_config
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from events.make_samples import CLUSTER
 from local.agent import AgentServer
-from local.cfn import AwsClients
+from local.cfn import AwsClients, Provisioned, load_template, provision
+from local.historyapi import HistoryApiServer
+from local.lambda_runtime import LambdaContext, load_function_module
+from podwatch.settings import HistoryApiSettings, HistoryWriterSettings
 from tests.fakeapi import FakeKubeApi
 from tests.integration.relay_harness import Harness
 from tests.integration.relay_processes import Queue
+from tests.integration.template_stack import handler_module
 
 MOTO_REGION = "us-east-1"
 
@@ -89,3 +97,54 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
         yield server
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- the template's stack
+
+
+@pytest.fixture
+def stack(clients: AwsClients, agent: AgentServer) -> Provisioned:
+    """template.yaml's queues, tables and parameters on the moto server, under a name of its own."""
+    agent.reset()
+    return provision(
+        load_template(),
+        clients=clients,
+        stack_name=f"pw-{uuid.uuid4().hex[:8]}",
+        parameters={"KagentBaseUrl": agent.base_url},
+    )
+
+
+@pytest.fixture
+def processor(stack: Provisioned, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    yield from handler_module("processor", "ProcessorFunction", stack, endpoint, monkeypatch)
+
+
+@pytest.fixture
+def hooks(stack: Provisioned, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    yield from handler_module("hooks", "HooksFunction", stack, endpoint, monkeypatch)
+
+
+@pytest.fixture
+def history_url(stack: Provisioned, clients: AwsClients) -> Iterator[str]:
+    """The history API handler behind a loopback HTTP server (the cluster of events/ by default)."""
+    module = load_function_module("history", fresh=True)
+    settings = HistoryApiSettings(
+        history_table_name=stack.physical("HistoryTable"), history_default_cluster=CLUSTER
+    )
+    module.set_dependencies(module.build_dependencies(settings, dynamodb=clients.dynamodb))
+    with HistoryApiServer(lambda event: module.lambda_handler(event, LambdaContext())) as server:
+        yield server.url
+    module.reset()
+
+
+@pytest.fixture
+def writer(stack: Provisioned, clients: AwsClients) -> Iterator[ModuleType]:
+    module = load_function_module("history_writer", fresh=True)
+    settings = HistoryWriterSettings(
+        history_table_name=stack.physical("HistoryTable"), quarantine_queue_url=stack.physical("HistoryDLQ")
+    )
+    module.set_dependencies(
+        module.build_dependencies(settings, dynamodb=clients.dynamodb, sqs=clients.sqs, sleep=lambda _: None)
+    )
+    yield module
+    module.reset()

@@ -1,7 +1,8 @@
 """Other kinds through real parts (issue 19, the cloud side): the processor, history-writer, history
 API and hooks handlers against a moto server whose queues and tables come from template.yaml, the
 reference A2A agent, and `object` / `hook` envelopes as the relay writes them (docs/internals.md,
-"Pod-events envelopes: kinds"). Nodes are real ones from public issue threads (tests/corpus/nodes.yaml).
+"Pod-events envelopes: kinds"; built by events/make_samples.py's builders). Nodes are real ones from
+public issue threads (tests/corpus/nodes.yaml). The stack and handler fixtures are in conftest.py.
 
 Covers: a node going NotReady → one delivered notification, its repeat deduplicated, its recovery
 resolving the incident, and a cluster-wide hook firing on it; a Hook applied and deleted in the
@@ -13,8 +14,6 @@ chain and the pod's node condition changes in the history's object view.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -22,129 +21,44 @@ from typing import Any
 import httpx
 import pytest
 
+from events.make_samples import (
+    CLUSTER,
+    HOOK_DOC,
+    hook_envelope,
+    kube_event_envelope,
+    object_envelope,
+    pod_envelope,
+)
 from local.agent import AgentServer
-from local.cfn import AwsClients, Provisioned, load_template, provision
-from local.historyapi import HistoryApiServer
-from local.lambda_runtime import LambdaContext, load_function_module, sqs_event, sqs_record
-from podwatch import ids
+from local.cfn import AwsClients, Provisioned
+from local.lambda_runtime import LambdaContext, sqs_event
 from podwatch.hooks.state import HookStore
 from podwatch.models import (
     DEFAULT_ENABLED_REASONS,
     ContainerStatus,
     EventType,
-    HookEnvelope,
     HookObject,
     InvolvedObject,
     KubeEvent,
-    KubeEventEnvelope,
     KubeObject,
     Notification,
-    ObjectEnvelope,
     OwnerReference,
     PodCondition,
-    PodEnvelope,
     PodEvent,
     RemoteConfig,
     Transition,
     WatchType,
 )
-from podwatch.settings import HistoryApiSettings, HistoryWriterSettings
-from podwatch.wire import encode_envelope
-from tests.nodes import corpus, healthy, node_envelope, node_object
+from tests.integration.template_stack import drain, process, to_history
+from tests.nodes import corpus, healthy, node_object
 
 pytestmark = pytest.mark.integration
 
-REGION = "us-east-1"
-CLUSTER = "prod-eu-1"
 NODES = {case["id"]: case["node"] for case in corpus()}
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
-@pytest.fixture
-def clients(endpoint: str) -> AwsClients:
-    return AwsClients.for_endpoint(endpoint, region=REGION)
-
-
-@pytest.fixture
-def stack(clients: AwsClients, agent: AgentServer) -> Provisioned:
-    agent.reset()
-    return provision(
-        load_template(),
-        clients=clients,
-        stack_name=f"pw-{uuid.uuid4().hex[:8]}",
-        parameters={"KagentBaseUrl": agent.base_url},
-    )
-
-
-def _function(
-    name: str, logical_id: str, stack: Provisioned, endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ModuleType]:
-    """A real handler, in the environment the template gives it, against the moto server."""
-    for variable, value in stack.function_environment(logical_id).items():
-        monkeypatch.setenv(variable, value)
-    monkeypatch.setenv("CONFIG_MAX_AGE_SECONDS", "0")
-    monkeypatch.setenv("RULES_MAX_AGE_SECONDS", "0")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    module = load_function_module(name, fresh=True)
-    module.reset()
-    yield module
-    module.reset()
-
-
-@pytest.fixture
-def processor(stack: Provisioned, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    yield from _function("processor", "ProcessorFunction", stack, endpoint, monkeypatch)
-
-
-@pytest.fixture
-def hooks(stack: Provisioned, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    yield from _function("hooks", "HooksFunction", stack, endpoint, monkeypatch)
-
-
-@pytest.fixture
-def history_url(stack: Provisioned, clients: AwsClients) -> Iterator[str]:
-    module = load_function_module("history", fresh=True)
-    settings = HistoryApiSettings(
-        history_table_name=stack.physical("HistoryTable"), history_default_cluster=CLUSTER
-    )
-    module.set_dependencies(module.build_dependencies(settings, dynamodb=clients.dynamodb))
-    with HistoryApiServer(lambda event: module.lambda_handler(event, LambdaContext())) as server:
-        yield server.url
-    module.reset()
-
-
-@pytest.fixture
-def writer(stack: Provisioned, clients: AwsClients) -> Iterator[ModuleType]:
-    module = load_function_module("history_writer", fresh=True)
-    settings = HistoryWriterSettings(
-        history_table_name=stack.physical("HistoryTable"), quarantine_queue_url=stack.physical("HistoryDLQ")
-    )
-    module.set_dependencies(
-        module.build_dependencies(settings, dynamodb=clients.dynamodb, sqs=clients.sqs, sleep=lambda _: None)
-    )
-    yield module
-    module.reset()
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def drain(clients: AwsClients, stack: Provisioned, logical_id: str) -> list[dict[str, Any]]:
-    url, out = stack.physical(logical_id), list[dict[str, Any]]()
-    while True:
-        answer = clients.sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
-        )
-        messages = answer.get("Messages", [])
-        if not messages:
-            return out
-        out.extend(messages)
-        for m in messages:
-            clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-
-
-def process(processor: ModuleType, *bodies: str) -> None:
-    assert processor.lambda_handler(sqs_event(list(bodies)), LambdaContext()) == {"batchItemFailures": []}
 
 
 def notifications(clients: AwsClients, stack: Provisioned) -> list[Notification]:
@@ -169,25 +83,7 @@ def hook_body(
         resource_version=rv,
         observed_at=T0,
     )
-    event_id = ids.object_event_id(CLUSTER, "Hook", payload.uid, rv, watch_type)
-    return encode_envelope(HookEnvelope(event_id=event_id, cluster_id=CLUSTER, payload=payload))
-
-
-NODE_HOOK: dict[str, Any] = {
-    "apiVersion": "kagent.dev/v1alpha2",
-    "kind": "Hook",
-    "metadata": {"name": "node-triage", "namespace": "kagent"},
-    "spec": {
-        "clusterWide": True,
-        "eventConfigurations": [
-            {
-                "eventType": "node-not-ready",
-                "agentRef": {"name": "k8s-agent"},
-                "prompt": "Node {{.ResourceName}} is not ready ({{.Reason}}): {{.Message}}",
-            }
-        ],
-    },
-}
+    return hook_envelope(payload)
 
 
 def node_body(
@@ -196,7 +92,7 @@ def node_body(
     obj = node_object(
         node, resource_version=str(rv), observed_at=T0 + timedelta(minutes=minutes), previous=previous
     )
-    return node_envelope(CLUSTER, obj)
+    return object_envelope(obj)
 
 
 def call_hooks(hooks: ModuleType, *found: Notification) -> None:
@@ -213,7 +109,7 @@ def test_a_node_not_ready_is_delivered_once_resolves_and_fires_a_hook_applied_in
     set_config(clients, stack, RemoteConfig(enabled_reasons=DEFAULT_ENABLED_REASONS | {EventType.RECOVERED}))
     store = HookStore(table_name=stack.physical("HooksTable"), client=clients.dynamodb)
     # Given a cluster-wide Hook applied in the cluster (a `hook` envelope)
-    process(processor, hook_body(NODE_HOOK, rv="10"))
+    process(processor, hook_body(HOOK_DOC, rv="10"))
     assert [h.key for h in store.rules()] == ["kagent/node-triage"]
     assert [i["source"]["S"] for i in store.rule_items()] == ["cluster"]
     # When a real node stops posting its status (kubernetes#94020), then changes again still NotReady
@@ -254,10 +150,10 @@ def test_a_node_not_ready_is_delivered_once_resolves_and_fires_a_hook_applied_in
     assert back.dedup_key == found.dedup_key
     assert back.incident_count == 2  # the first report and its repeat
     # When the Hook is deleted in the cluster, the hooks function no longer has it
-    process(processor, hook_body(NODE_HOOK, rv="30", watch_type="DELETED"))
+    process(processor, hook_body(HOOK_DOC, rv="30", watch_type="DELETED"))
     assert store.rules() == []
     # and the old ADDED arriving late (SQS retried it after the delete) does not bring it back
-    process(processor, hook_body(NODE_HOOK, rv="10"))
+    process(processor, hook_body(HOOK_DOC, rv="10"))
     assert store.rules() == []
     other = NODES["kots-2975-kubelet-stopped"]
     process(processor, node_body(other, 40))
@@ -275,9 +171,9 @@ def test_bad_object_and_hook_envelopes_are_quarantined_with_the_reason(
     del no_uid["payload"]["uid"]
     no_kind = json.loads(json.dumps(good))
     no_kind["payload"]["kind"] = ""
-    typo = json.loads(json.dumps(NODE_HOOK))
+    typo = json.loads(json.dumps(HOOK_DOC))
     typo["spec"]["eventConfigurations"][0]["eventType"] = "node-on-fire"
-    elsewhere = json.loads(json.dumps(NODE_HOOK))
+    elsewhere = json.loads(json.dumps(HOOK_DOC))
     bodies = [
         json.dumps(no_uid),
         json.dumps(no_kind),
@@ -326,8 +222,7 @@ def _object(kind: str, name: str, rv: int, minutes: int, **kw: Any) -> str:
         observed_at=T0 + timedelta(minutes=minutes),
         **kw,
     )
-    event_id = ids.object_event_id(CLUSTER, kind, obj.uid, obj.resource_version, obj.watch_type)
-    return encode_envelope(ObjectEnvelope(event_id=event_id, cluster_id=CLUSTER, payload=obj))
+    return object_envelope(obj)
 
 
 def _owner(kind: str, name: str) -> OwnerReference:
@@ -349,8 +244,7 @@ def _pod(name: str, replicaset: str, rv: int, minutes: int) -> str:
         resource_version=str(rv),
         observed_at=T0 + timedelta(minutes=minutes),
     )
-    event_id = ids.pod_event_id(CLUSTER, pod.uid, pod.resource_version, pod.watch_type)
-    return encode_envelope(PodEnvelope(event_id=event_id, cluster_id=CLUSTER, payload=pod))
+    return pod_envelope(pod)
 
 
 def _node_condition(status: str, reason: str) -> list[PodCondition]:
@@ -412,11 +306,7 @@ def rollout() -> list[str]:
             conditions=_node_condition("Unknown", "NodeStatusUnknown"),
             transitions=[Transition(field="condition.Ready", old="True", new="Unknown")],
         ),
-        encode_envelope(
-            KubeEventEnvelope(
-                event_id=ids.kube_event_id(CLUSTER, node_event.uid, 1), cluster_id=CLUSTER, payload=node_event
-            )
-        ),
+        kube_event_envelope(node_event),
         _object(
             "Node",
             NODE,
@@ -426,24 +316,6 @@ def rollout() -> list[str]:
             transitions=[Transition(field="condition.Ready", old="Unknown", new="True")],
         ),
     ]
-
-
-def to_history(clients: AwsClients, stack: Provisioned, writer: ModuleType) -> int:
-    """What the processor sent to the history queue (packs), written by the history-writer handler;
-    how many messages."""
-    messages = drain(clients, stack, "HistoryQueue")
-    records = [
-        sqs_record(
-            m["Body"],
-            message_attributes={
-                name: {"stringValue": a["StringValue"], "dataType": a["DataType"]}
-                for name, a in (m.get("MessageAttributes") or {}).items()
-            },
-        )
-        for m in messages
-    ]
-    assert writer.lambda_handler({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
-    return len(messages)
 
 
 def test_a_rollout_shows_its_owner_chain_and_the_pods_node_in_the_object_view(

@@ -14,20 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from events.make_samples import CLUSTER
 from local.cfn import AwsClients, Provisioned
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi import objects as fx
 from tests.integration.relay_harness import wait_for
-from tests.integration.test_kinds_moto import (  # noqa: F401  # the fixtures, by name
-    CLUSTER,
-    clients,
-    history_url,
-    process,
-    processor,
-    stack,
-    to_history,
-    writer,
-)
+from tests.integration.template_stack import process, to_history
 from tests.integration.test_relay_kinds import pods, records, running_relay
 
 pytestmark = pytest.mark.integration
@@ -45,11 +37,11 @@ def test_a_rollout_watched_by_the_relay_shows_its_owner_chain_in_the_history(
     moto_server: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    processor: object,  # noqa: F811
-    writer: object,  # noqa: F811
-    history_url: str,  # noqa: F811
-    stack: Provisioned,  # noqa: F811
-    clients: AwsClients,  # noqa: F811
+    processor: object,
+    writer: object,
+    history_url: str,
+    stack: Provisioned,
+    clients: AwsClients,
 ) -> None:
     # Given a Deployment at 1.0 with its ReplicaSet and a pod, watched by the relay
     deploy = fake.put(now(fx.deployment("shop", "api", image="registry.example.com/api:1.0", replicas=1)))
