@@ -1,23 +1,42 @@
-"""The relay under test in-process: one relay with a pods watcher and a pod-events watcher against
-the fake API server (tests/fakeapi) through the real `kubernetes` client, into SQS. Shared by the
-relay integration tests; their fixtures are in conftest.py."""
+"""The relay under test in-process, against the fake API server (tests/fakeapi) through the real
+`kubernetes` client, into SQS: `Harness`, one relay with a pods watcher and a pod-events watcher
+built by hand; `running_relay`, the whole relay as `python -m podwatch_relay watch` runs it
+(`run_watch`) in a thread. Shared by the relay integration tests; their fixtures are in conftest.py."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
 from kubernetes.client import CoreV1Api
 
 from podwatch.models import PodEnvelope
 from podwatch.wire import AnyEnvelope, parse_envelope
+from podwatch_relay.app import build_parser, run_watch
 from podwatch_relay.deadlines import Deadlines, look_again_periodically
 from podwatch_relay.pipeline import Relay
+from podwatch_relay.settings import RelaySettings
 from podwatch_relay.sink import SqsSink
 from podwatch_relay.watch import POD_EVENTS, PODS, ListWatcher, flush_periodically
-from tests.fakeapi.pods import container_status
+from tests.fakeapi import FakeKubeApi
+from tests.fakeapi.pods import CANARY, container_status
+
+#: `running_relay`'s settings unless a test gives its own: short timeouts, quick flushes and retries
+FAST_SETTINGS: dict[str, Any] = {
+    "http_port": 0,
+    "flush_interval_seconds": 0.05,
+    "inactivity_timeout_seconds": 5,
+    "watch_timeout_seconds": 3,
+    "reconnect_backoff_seconds": 0.05,
+    "reconnect_backoff_max_seconds": 0.3,
+}
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, what: str = "condition") -> Any:
@@ -28,6 +47,16 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, what: str = 
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def take_bodies(sqs: Any, url: str) -> list[str]:
+    """Every body on the queue now, received and deleted."""
+    out: list[str] = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        out += [m["Body"] for m in messages]
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+    return out
 
 
 class Harness:
@@ -95,18 +124,78 @@ class Harness:
 
     def poll(self) -> list[AnyEnvelope]:
         """Everything the queue received so far (drained and remembered)."""
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not messages:
-                return self.received
-            self.received += [parse_envelope(m["Body"]) for m in messages]
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        self.received += [parse_envelope(body) for body in take_bodies(self.sqs, self.queue_url)]
+        return self.received
 
     def pods(self, name: str) -> list[PodEnvelope]:
         return [e for e in self.poll() if isinstance(e, PodEnvelope) and e.payload.name == name]
+
+
+class Sent:
+    """What a running relay's queue received so far: drained on each look and remembered, every
+    body read by the wire contract (the models) as it is taken, or the look fails."""
+
+    def __init__(self, sqs: Any, url: str) -> None:
+        self.sqs, self.url = sqs, url
+        self._envelopes: list[AnyEnvelope] = []
+        self._bodies: list[dict[str, Any]] = []
+
+    def envelopes(self) -> list[AnyEnvelope]:
+        self._take()
+        return self._envelopes
+
+    def bodies(self) -> list[dict[str, Any]]:
+        """The same, as decoded JSON."""
+        self._take()
+        return self._bodies
+
+    def _take(self) -> None:
+        for body in take_bodies(self.sqs, self.url):
+            self._envelopes.append(parse_envelope(body))
+            self._bodies.append(json.loads(body))
+
+
+@contextmanager
+def running_relay(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **values: Any
+) -> Iterator[Sent]:
+    """`run_watch` in a thread, with `FAST_SETTINGS` and these settings, into a queue of its own on
+    the moto server; yields what the queue received. Stops the relay and checks it exited cleanly
+    and that no value that must stay in the cluster (tests/fakeapi CANARY) left it."""
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto_server)
+    name = f"relay-{len(list(tmp_path.parent.iterdir()))}-{tmp_path.name}"[:80]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    settings = RelaySettings(queue_url=url, **{**FAST_SETTINGS, **values})
+    args = build_parser().parse_args(["watch", "--kubeconfig", str(fake.write_kubeconfig(tmp_path / "k"))])
+    stop = threading.Event()
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(run_watch(args, settings, stop=stop)), daemon=True)
+    thread.start()
+    sent = Sent(sqs, url)
+    try:
+        yield sent
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert codes == [0], "the relay did not stop cleanly"
+    assert CANARY not in json.dumps(sent.bodies()), "a value that must stay in the cluster left it"
+
+
+def records(bodies: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The payloads of object/hook envelopes of this kind (and name)."""
+    return [
+        b["payload"]
+        for b in bodies
+        if b["kind"] in {"object", "hook"}
+        and b["payload"]["kind"] == kind
+        and (name is None or b["payload"]["name"] == name)
+    ]
+
+
+def pods(bodies: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """The payloads of pod envelopes whose pod's name starts with `prefix`."""
+    return [b["payload"] for b in bodies if b["kind"] == "pod" and b["payload"]["name"].startswith(prefix)]
 
 
 def crash(obj: dict[str, Any], restarts: int) -> None:

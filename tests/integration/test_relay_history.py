@@ -18,9 +18,8 @@ from events.make_samples import CLUSTER
 from local.cfn import AwsClients, Provisioned
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi import objects as fx
-from tests.integration.relay_harness import wait_for
+from tests.integration.relay_harness import pods, records, running_relay, wait_for
 from tests.integration.template_stack import process, to_history
-from tests.integration.test_relay_kinds import pods, records, running_relay
 
 pytestmark = pytest.mark.integration
 
@@ -49,8 +48,8 @@ def test_a_rollout_watched_by_the_relay_shows_its_owner_chain_in_the_history(
     fake.put(now(fx.owned_pod(rs1, "p1", image="registry.example.com/api:1.0")))
     with running_relay(
         fake, moto_server, tmp_path, monkeypatch, kinds="Pod,Event,Deployment,ReplicaSet", cluster_id=CLUSTER
-    ) as bodies:
-        wait_for(lambda: records(bodies(), "ReplicaSet"), what="the list")
+    ) as sent:
+        wait_for(lambda: records(sent.bodies(), "ReplicaSet"), what="the list")
 
         # When it rolls out 2.0: a new ReplicaSet with a new pod, the old one scaled down
         deploy = fake.update(
@@ -65,13 +64,13 @@ def test_a_rollout_watched_by_the_relay_shows_its_owner_chain_in_the_history(
         fake.put(now(fx.owned_pod(rs2, "q1", image="registry.example.com/api:2.0")))
         fake.update("ReplicaSet", "shop", rs1["metadata"]["name"], lambda o: o["spec"].update(replicas=0))
         wait_for(
-            lambda: pods(bodies(), "api-bbb222-") and len(records(bodies(), "ReplicaSet")) >= 3,
+            lambda: pods(sent.bodies(), "api-bbb222-") and len(records(sent.bodies(), "ReplicaSet")) >= 3,
             what="rollout",
         )
-        sent = [json.dumps(b) for b in bodies() if b["kind"] != "enroll"]
+        relayed = [json.dumps(b) for b in sent.bodies() if b["kind"] != "enroll"]
 
     # And what the relay sent goes through the processor into the history
-    process(processor, *sent)
+    process(processor, *relayed)
     assert to_history(clients, stack, writer) >= 1
 
     # Then the new pod's object view has its owner chain: the new ReplicaSet, then the Deployment,

@@ -7,90 +7,18 @@ and go, khook `Hook` objects forwarded as hook rules when the CRD exists and the
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
-from podwatch.wire import parse_envelope
-from podwatch_relay.app import build_parser, run_watch
-from podwatch_relay.settings import CHART_KINDS, RelaySettings
+from podwatch_relay.settings import CHART_KINDS
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi import objects as fx
 from tests.fakeapi.pods import CANARY, core_event
-from tests.integration.relay_harness import wait_for
+from tests.integration.relay_harness import pods, records, running_relay, wait_for
 
 pytestmark = pytest.mark.integration
-
-Bodies = Callable[[], list[dict[str, Any]]]
-
-
-@contextmanager
-def running_relay(
-    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **values: Any
-) -> Iterator[Bodies]:
-    """`run_watch` in a thread with these settings; yields what the queue received so far (every
-    body, decoded; drained and remembered). Stops the relay and checks it exited cleanly."""
-    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto_server)
-    url = sqs.create_queue(QueueName=f"kinds-{len(list(tmp_path.parent.iterdir()))}-{tmp_path.name}"[:80])[
-        "QueueUrl"
-    ]
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    settings = RelaySettings(
-        queue_url=url,
-        http_port=0,
-        flush_interval_seconds=0.05,
-        inactivity_timeout_seconds=5,
-        watch_timeout_seconds=3,
-        reconnect_backoff_seconds=0.05,
-        reconnect_backoff_max_seconds=0.3,
-        **values,
-    )
-    args = build_parser().parse_args(["watch", "--kubeconfig", str(fake.write_kubeconfig(tmp_path / "k"))])
-    stop = threading.Event()
-    codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(run_watch(args, settings, stop=stop)), daemon=True)
-    thread.start()
-    received: list[dict[str, Any]] = []
-
-    def bodies() -> list[dict[str, Any]]:
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                parse_envelope(message["Body"])  # the wire contract (models), or it fails
-                received.append(json.loads(message["Body"]))
-            sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
-        return received
-
-    try:
-        yield bodies
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    assert codes == [0], "the relay did not stop cleanly"
-    assert CANARY not in json.dumps(received), "a value that must stay in the cluster left it"
-
-
-def records(bodies: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
-    """The payloads of object/hook envelopes of this kind (and name)."""
-    return [
-        b["payload"]
-        for b in bodies
-        if b["kind"] in {"object", "hook"}
-        and b["payload"]["kind"] == kind
-        and (name is None or b["payload"]["name"] == name)
-    ]
-
-
-def pods(bodies: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    return [b["payload"] for b in bodies if b["kind"] == "pod" and b["payload"]["name"].startswith(prefix)]
 
 
 def test_a_rollout_appears_as_object_records_with_owner_references(
@@ -102,10 +30,12 @@ def test_a_rollout_appears_as_object_records_with_owner_references(
     for suffix in ("p1", "p2"):
         fake.put(fx.owned_pod(rs1, suffix, image="registry.example.com/api:1.0"))
 
-    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as bodies:
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as sent:
         # Then the relay's first list forwards each as an initial record
-        wait_for(lambda: records(bodies(), "ReplicaSet") and records(bodies(), "Deployment"), what="list")
-        assert records(bodies(), "Deployment", "api")[0]["initial_sync"] is True
+        wait_for(
+            lambda: records(sent.bodies(), "ReplicaSet") and records(sent.bodies(), "Deployment"), what="list"
+        )
+        assert records(sent.bodies(), "Deployment", "api")[0]["initial_sync"] is True
 
         # When the Deployment rolls out 2.0: a new ReplicaSet scales up with new pods, the old one
         # scales down and its pods go; and a controller touches the old Deployment's managedFields
@@ -127,8 +57,8 @@ def test_a_rollout_appears_as_object_records_with_owner_references(
         fake.update("Deployment", "shop", "api", lambda o: o["metadata"]["managedFields"].append({"t": 1}))
 
         # Then the chain Pod -> ReplicaSet -> Deployment is in the records, by uid
-        new_pods = wait_for(lambda: pods(bodies(), "api-bbb222-"), what="new pods")
-        new_rs = wait_for(lambda: records(bodies(), "ReplicaSet", "api-bbb222"), what="new ReplicaSet")
+        new_pods = wait_for(lambda: pods(sent.bodies(), "api-bbb222-"), what="new pods")
+        new_rs = wait_for(lambda: records(sent.bodies(), "ReplicaSet", "api-bbb222"), what="new ReplicaSet")
         assert {p["owner_references"][0]["uid"] for p in new_pods} == {rs2["metadata"]["uid"]}
         assert new_rs[0]["owner_references"] == [
             {"kind": "Deployment", "name": "api", "uid": deploy["metadata"]["uid"], "controller": True}
@@ -137,20 +67,20 @@ def test_a_rollout_appears_as_object_records_with_owner_references(
         old_rs = wait_for(
             lambda: [
                 r
-                for r in records(bodies(), "ReplicaSet", "api-aaa111")
+                for r in records(sent.bodies(), "ReplicaSet", "api-aaa111")
                 if r["snapshot"]["spec.replicas"] == 0
             ],
             what="old ReplicaSet scaled down",
         )
         assert old_rs[0]["watch_type"] == "MODIFIED"
-        wait_for(lambda: len(pods(bodies(), "api-aaa111-")) >= 4, what="old pods deleted")
+        wait_for(lambda: len(pods(sent.bodies(), "api-aaa111-")) >= 4, what="old pods deleted")
         # The Deployments' watch is a stream of its own: a later Deployment's record marks that the
         # image change and the managedFields touch before it were both handled
         fake.put(fx.deployment("shop", "marker", image="registry.example.com/marker:1", replicas=1))
-        wait_for(lambda: records(bodies(), "Deployment", "marker"), what="the marker Deployment")
+        wait_for(lambda: records(sent.bodies(), "Deployment", "marker"), what="the marker Deployment")
         images = [
             r["snapshot"]["spec.template.spec"]["containers"][0]["image"]
-            for r in records(bodies(), "Deployment", "api")
+            for r in records(sent.bodies(), "Deployment", "api")
         ]
         # And the Deployment's image change is one record; its managedFields touch none
         assert images == ["registry.example.com/api:1.0", "registry.example.com/api:2.0"]
@@ -164,9 +94,9 @@ def test_configmap_values_never_leave_and_secrets_are_never_read(
     fake.put(fx.secret("shop", "db"))
     fake.put(fx.node("node-1"))
 
-    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as bodies:
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as sent:
         # Then the ConfigMap is forwarded with its key names and a hash of each value
-        cm = wait_for(lambda: records(bodies(), "ConfigMap", "settings"), what="ConfigMap")
+        cm = wait_for(lambda: records(sent.bodies(), "ConfigMap", "settings"), what="ConfigMap")
         assert set(cm[0]["snapshot"]["data"]) == {"DB_URL", "mode"}
 
         # When a value changes, a key is added, and the node's kubelet posts a heartbeat
@@ -181,11 +111,11 @@ def test_configmap_values_never_leave_and_secrets_are_never_read(
 
         # Then the change shows as a new hash and a new key; the heartbeat is suppressed, the
         # NotReady node is forwarded
-        changed = wait_for(lambda: records(bodies(), "ConfigMap", "settings")[1:], what="change")
+        changed = wait_for(lambda: records(sent.bodies(), "ConfigMap", "settings")[1:], what="change")
         assert changed[0]["snapshot"]["data"]["DB_URL"] == cm[0]["snapshot"]["data"]["DB_URL"]
         assert changed[0]["snapshot"]["data"]["mode"] != cm[0]["snapshot"]["data"]["mode"]
         assert "extra" in changed[0]["snapshot"]["data"]
-        nodes = wait_for(lambda: records(bodies(), "Node", "node-1")[1:], what="node change")
+        nodes = wait_for(lambda: records(sent.bodies(), "Node", "node-1")[1:], what="node change")
         assert [n["conditions"][0]["status"] for n in nodes] == ["False"]
         assert nodes[0]["transitions"] == [{"field": "condition.Ready", "from": "True", "to": "False"}]
 
@@ -199,7 +129,7 @@ def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
 ) -> None:
     with running_relay(
         fake, moto_server, tmp_path, monkeypatch, kinds="Pod,Event", custom_resource_groups="*.example.com"
-    ) as bodies:
+    ) as sent:
         wait_for(lambda: fake.watch_requests("customresourcedefinitions"), what="CRD watch")
 
         # When a matching CRD and an unselected one are created, then a custom resource of each
@@ -210,7 +140,7 @@ def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
 
         # Then the Database is forwarded (status, never spec), from the storage version; the
         # Widget's group is never asked for
-        db = wait_for(lambda: records(bodies(), "Database", "orders"), what="Database record")
+        db = wait_for(lambda: records(sent.bodies(), "Database", "orders"), what="Database record")
         assert db[0]["api_version"] == "db.example.com/v1"
         assert db[0]["snapshot"] == {"status.phase": "Ready", "status.observedGeneration": 1}
         assert db[0]["conditions"][0]["type"] == "Ready"
@@ -220,7 +150,7 @@ def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
 
         # Then the object's DELETED is forwarded and the kind is no longer watched
         wait_for(
-            lambda: [r for r in records(bodies(), "Database", "orders") if r["watch_type"] == "DELETED"],
+            lambda: [r for r in records(sent.bodies(), "Database", "orders") if r["watch_type"] == "DELETED"],
             what="DELETED",
         )
         threading.Event().wait(0.5)  # the CRD's DELETED follows its objects' on another stream
@@ -234,7 +164,7 @@ def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
 def test_hooks_are_forwarded_when_the_crd_exists_and_the_value_is_on(
     fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool
 ) -> None:
-    with running_relay(fake, moto_server, tmp_path, monkeypatch, watch_hooks=enabled) as bodies:
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, watch_hooks=enabled) as sent:
         if enabled:
             wait_for(lambda: fake.watch_requests("customresourcedefinitions"), what="CRD watch")
         threading.Event().wait(0.5)
@@ -247,7 +177,7 @@ def test_hooks_are_forwarded_when_the_crd_exists_and_the_value_is_on(
 
         if enabled:
             # Then it is forwarded as a hook envelope carrying the rule as written
-            got = wait_for(lambda: [b for b in bodies() if b["kind"] == "hook"], what="hook envelope")
+            got = wait_for(lambda: [b for b in sent.bodies() if b["kind"] == "hook"], what="hook envelope")
             assert got[0]["payload"]["hook"] == {
                 "apiVersion": "kagent.dev/v1alpha2",
                 "kind": "Hook",
@@ -260,13 +190,15 @@ def test_hooks_are_forwarded_when_the_crd_exists_and_the_value_is_on(
             fake.delete("Hook", "default", "basic-pod-monitoring")
             wait_for(
                 lambda: [
-                    b for b in bodies() if b["kind"] == "hook" and b["payload"]["watch_type"] == "DELETED"
+                    b
+                    for b in sent.bodies()
+                    if b["kind"] == "hook" and b["payload"]["watch_type"] == "DELETED"
                 ],
                 what="hook deleted",
             )
         else:
             threading.Event().wait(1.0)
-            assert not [b for b in bodies() if b["kind"] == "hook"]
+            assert not [b for b in sent.bodies() if b["kind"] == "hook"]
             assert not fake.watch_requests("customresourcedefinitions")
 
 
@@ -290,7 +222,7 @@ def test_events_about_the_watched_kinds_go_to_the_history_and_no_other(
     fake.put(node_event)
     fake.put(core_event(namespace="shop", name="db.d", involved_kind="Secret", involved_name="db"))
 
-    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as bodies:
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, kinds=CHART_KINDS) as sent:
         # Then each watched kind's Event is forwarded once as a k8s_event, the Secret's never
         def subjects() -> list[tuple[str, str, str | None]]:
             return sorted(
@@ -299,7 +231,7 @@ def test_events_about_the_watched_kinds_go_to_the_history_and_no_other(
                     e["involved_object"]["name"],
                     e["involved_object"].get("namespace"),
                 )
-                for e in (b["payload"] for b in bodies() if b["kind"] == "k8s_event")
+                for e in (b["payload"] for b in sent.bodies() if b["kind"] == "k8s_event")
             )
 
         wait_for(lambda: len(subjects()) >= 3, what="three Events")

@@ -23,7 +23,6 @@ from moto.server import ThreadedMotoServer
 
 from podwatch.models import HeartbeatEnvelope, PodEnvelope
 from podwatch.wire import AnyEnvelope, parse_envelope
-from podwatch_relay.app import build_parser, run_watch
 from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
 from podwatch_relay.settings import RelaySettings
@@ -31,7 +30,7 @@ from podwatch_relay.sink import SqsSink
 from podwatch_relay.watch import POD_EVENTS, PODS, ListWatcher
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi.pods import CANARY, pod, with_secrets
-from tests.integration.relay_harness import Harness, crash, wait_for
+from tests.integration.relay_harness import Harness, crash, running_relay, take_bodies, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -323,14 +322,7 @@ def moto_server() -> Iterator[str]:
 
 
 def _drain(sqs: Any, url: str) -> list[AnyEnvelope]:
-    out: list[AnyEnvelope] = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        out += [parse_envelope(m["Body"]) for m in messages]
-        sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-        )
-    return out
+    return [parse_envelope(body) for body in take_bodies(sqs, url)]
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -397,41 +389,29 @@ def test_label_selected_namespaces_heartbeats_and_ops_endpoints(
     fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given namespaces, one labelled for podwatch, each with a pod
-    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto_server)
-    url = sqs.create_queue(QueueName="pod-events")["QueueUrl"]
     for ns, labels in (("shop", {"podwatch": "on"}), ("dev", {})):
         fake.put({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "labels": labels}})
         fake.put(pod(ns, f"{ns}-pod"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    settings = RelaySettings(
-        queue_url=url,
+    with running_relay(
+        fake,
+        moto_server,
+        tmp_path,
+        monkeypatch,
         namespace_selector="podwatch=on",
-        http_port=0,
         heartbeat_interval_seconds=0.3,
-        flush_interval_seconds=0.05,
-        inactivity_timeout_seconds=5,
         watch_timeout_seconds=5,
         health_stall_seconds=1.5,
-    )
-    args = build_parser().parse_args(["watch", "--kubeconfig", str(fake.write_kubeconfig(tmp_path / "k"))])
-    stop = threading.Event()
-    codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(run_watch(args, settings, stop=stop)), daemon=True)
-    thread.start()
-    received: list[AnyEnvelope] = []
+    ) as sent:
 
-    def names() -> set[str]:
-        received.extend(_drain(sqs, url))
-        return {e.payload.name for e in received if isinstance(e, PodEnvelope)}
+        def names() -> set[str]:
+            return {e.payload.name for e in sent.envelopes() if isinstance(e, PodEnvelope)}
 
-    def restarted(name: str) -> bool:
-        names()
-        return any(
-            isinstance(e, PodEnvelope) and e.payload.name == name and e.payload.restart_count
-            for e in received
-        )
+        def restarted(name: str) -> bool:
+            return any(
+                isinstance(e, PodEnvelope) and e.payload.name == name and e.payload.restart_count
+                for e in sent.envelopes()
+            )
 
-    try:
         # Then only the labelled namespace's pod is forwarded
         wait_for(lambda: "shop-pod" in names(), timeout=10, what="shop pod")
 
@@ -459,15 +439,15 @@ def test_label_selected_namespaces_heartbeats_and_ops_endpoints(
 
         # And heartbeats come on their period, numbered
         wait_for(
-            lambda: names() is not None and sum(isinstance(e, HeartbeatEnvelope) for e in received) >= 2,
+            lambda: sum(isinstance(e, HeartbeatEnvelope) for e in sent.envelopes()) >= 2,
             timeout=5,
             what="heartbeats",
         )
-        beats = [e.payload.sequence for e in received if isinstance(e, HeartbeatEnvelope)]
+        beats = [e.payload.sequence for e in sent.envelopes() if isinstance(e, HeartbeatEnvelope)]
         assert beats[:2] == [1, 2]
 
         # And the ops port answers: ready, healthy, metrics with every family
-        port = _ops_port(thread)
+        port = _ops_port()
         assert _get(f"http://127.0.0.1:{port}/readyz")[0] == 200
         assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         code, text = _get(f"http://127.0.0.1:{port}/metrics")
@@ -489,13 +469,9 @@ def test_label_selected_namespaces_heartbeats_and_ops_endpoints(
         fake.faults.stalled = True
         wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz")[0] == 503, timeout=5, what="unhealthy")
         fake.faults.stalled = False
-    finally:
-        stop.set()
-        thread.join(timeout=15)
-    assert codes == [0]
 
 
-def _ops_port(thread: threading.Thread) -> int:
+def _ops_port() -> int:
     """The ops server's port (settings said 0: any free port), found by its thread's server."""
     for t in threading.enumerate():
         if t.name == "ops-http":
