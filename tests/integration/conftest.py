@@ -1,7 +1,8 @@
 """Fixtures of the relay integration tests (test_relay_watch, test_relay_resilience; relay processes:
-test_relay_leader, test_relay_failover), the moto endpoint and the reference agent, and the handlers on
-a stack provisioned from template.yaml (test_kinds_moto, test_relay_history); a test module may
-override any of them (test_relay_leader has its own `queue`, test_processor_moto its own `stack`)."""
+test_relay_leader, test_relay_failover), the moto endpoint and the reference agent, and the handlers
+on a stack provisioned from template.yaml (test_kinds_moto, test_relay_history; test_hooks uses its
+`stack`); a test module may override any of them (test_relay_leader has its own `queue`,
+test_processor_moto its own `stack`)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from podwatch_relay.sink import SqsSink
 from podwatch_relay.watch import POD_EVENTS, PODS, ListWatcher, flush_periodically
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi.pods import CANARY, container_status
+from tests.queues import drain_bodies
 
 #: `running_relay`'s settings unless a test gives its own: short timeouts, quick flushes and retries
 FAST_SETTINGS: dict[str, Any] = {
@@ -47,16 +48,6 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, what: str = 
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def take_bodies(sqs: Any, url: str) -> list[str]:
-    """Every body on the queue now, received and deleted."""
-    out: list[str] = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        out += [m["Body"] for m in messages]
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
-    return out
 
 
 class Harness:
@@ -124,7 +115,7 @@ class Harness:
 
     def poll(self) -> list[AnyEnvelope]:
         """Everything the queue received so far (drained and remembered)."""
-        self.received += [parse_envelope(body) for body in take_bodies(self.sqs, self.queue_url)]
+        self.received += [parse_envelope(body) for body in drain_bodies(self.sqs, self.queue_url)]
         return self.received
 
     def pods(self, name: str) -> list[PodEnvelope]:
@@ -150,7 +141,7 @@ class Sent:
         return self._bodies
 
     def _take(self) -> None:
-        for body in take_bodies(self.sqs, self.url):
+        for body in drain_bodies(self.sqs, self.url):
             self._envelopes.append(parse_envelope(body))
             self._bodies.append(json.loads(body))
 

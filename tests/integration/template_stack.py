@@ -12,6 +12,7 @@ import pytest
 
 from local.cfn import AwsClients, Provisioned
 from local.lambda_runtime import LambdaContext, load_function_module, sqs_event, sqs_record
+from tests.queues import drain_queue
 
 
 def handler_module(
@@ -31,17 +32,7 @@ def handler_module(
 
 def drain(clients: AwsClients, stack: Provisioned, logical_id: str) -> list[dict[str, Any]]:
     """Every message on the stack's queue `logical_id`, received and deleted."""
-    url, out = stack.physical(logical_id), list[dict[str, Any]]()
-    while True:
-        answer = clients.sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
-        )
-        messages = answer.get("Messages", [])
-        if not messages:
-            return out
-        out.extend(messages)
-        for m in messages:
-            clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return drain_queue(clients.sqs, stack.physical(logical_id))
 
 
 def process(processor: ModuleType, *bodies: str) -> None:

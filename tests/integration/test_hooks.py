@@ -27,7 +27,7 @@ import boto3
 import pytest
 
 from local.agent import AgentServer
-from local.cfn import AwsClients, Provisioned, load_template, provision
+from local.cfn import AwsClients, Provisioned, load_template
 from local.lambda_runtime import LambdaContext, sqs_event
 from podwatch.errors import DeliveryFailed, DeliveryRejected
 from podwatch.hooks.targets import SIGNATURE_HEADER, TargetClient, a2a_url
@@ -39,18 +39,6 @@ pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
 HOOKS = Path(__file__).resolve().parents[2] / "events" / "hooks" / "rules"
-
-
-@pytest.fixture
-def stack(endpoint: str, agent: AgentServer) -> Provisioned:
-    agent.reset()
-    clients = AwsClients.for_endpoint(endpoint, region=REGION)
-    return provision(
-        load_template(),
-        clients=clients,
-        stack_name=f"pw-{uuid.uuid4().hex[:8]}",
-        parameters={"KagentBaseUrl": agent.base_url},
-    )
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from podwatch.models import (
     Transition,
 )
 from podwatch.wire import encode_envelope
+from tests.queues import drain_queue
 
 STACK = "podwatch-test"
 PARAMETER = f"/{STACK}/remote-config"
@@ -52,17 +53,7 @@ class Stack:
     quarantine_url: str
 
     def drain(self, url: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        while True:
-            answer = self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
-            )
-            messages = answer.get("Messages", [])
-            if not messages:
-                return out
-            out.extend(messages)
-            for m in messages:
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return drain_queue(self.sqs, url)
 
     def notifications(self) -> list[Notification]:
         return [Notification.model_validate_json(m["Body"]) for m in self.drain(self.deliveries_url)]

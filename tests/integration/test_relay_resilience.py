@@ -30,7 +30,8 @@ from podwatch_relay.sink import SqsSink
 from podwatch_relay.watch import POD_EVENTS, PODS, ListWatcher
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi.pods import CANARY, pod, with_secrets
-from tests.integration.relay_harness import Harness, crash, running_relay, take_bodies, wait_for
+from tests.integration.relay_harness import Harness, crash, running_relay, wait_for
+from tests.queues import drain_bodies
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,7 +323,7 @@ def moto_server() -> Iterator[str]:
 
 
 def _drain(sqs: Any, url: str) -> list[AnyEnvelope]:
-    return [parse_envelope(body) for body in take_bodies(sqs, url)]
+    return [parse_envelope(body) for body in drain_bodies(sqs, url)]
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -19,6 +19,7 @@ from podwatch_relay.pipeline import Relay
 from podwatch_relay.replay import replay_file
 from podwatch_relay.sink import FileSink, SqsSink
 from tests.fakeapi.pods import CANARY
+from tests.queues import drain_bodies
 
 REPLAY = Path(__file__).resolve().parents[2] / "events" / "replay"
 SAMPLE = REPLAY / "sample-stream.jsonl"
@@ -38,15 +39,6 @@ def queue() -> Iterator[tuple[Any, str]]:
         yield client, client.create_queue(QueueName="podwatch-local-pod-events")["QueueUrl"]
 
 
-def _drain(client: Any, url: str) -> list[str]:
-    bodies: list[str] = []
-    while messages := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        bodies += [m["Body"] for m in messages]
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        client.delete_message_batch(QueueUrl=url, Entries=entries)
-    return bodies
-
-
 def _pods(envelopes: list[AnyEnvelope], name: str) -> list[PodEnvelope]:
     found = [e for e in envelopes if isinstance(e, PodEnvelope) and e.payload.name == name]
     return sorted(found, key=lambda e: int(e.payload.resource_version))
@@ -59,7 +51,7 @@ def test_sample_stream_replays_into_sqs(queue: tuple[Any, str]) -> None:
 
     # When the sample stream is replayed
     stats = replay_file(SAMPLE, relay)
-    bodies = _drain(client, url)
+    bodies = drain_bodies(client, url)
 
     # Then every line is accounted for
     assert stats.input_events == 58
@@ -181,7 +173,7 @@ def test_cli_replay_sends_enroll_then_events_and_prints_stats(
     assert stats["forwarded"] == 47
     assert stats["sent"] == 48
     assert stats["by_kind"]["enroll"] == 1
-    envelopes = [parse_envelope(b) for b in _drain(client, url)]
+    envelopes = [parse_envelope(b) for b in drain_bodies(client, url)]
     assert sum(isinstance(e, EnrollEnvelope) for e in envelopes) == 1
     assert {e.cluster_id for e in envelopes} == {"cluster-a"}
 
