@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -371,7 +371,8 @@ AnyEnvelope = (
     PodEnvelope | KubeEventEnvelope | ObjectEnvelope | HookEnvelope | EnrollEnvelope | HeartbeatEnvelope
 )
 Envelope = Annotated[AnyEnvelope, Field(discriminator="kind")]
-ENVELOPE_KINDS = frozenset({"pod", "k8s_event", "object", "hook", "enroll", "heartbeat"})
+#: the `kind` tags of `Envelope`, as its classes spell them
+ENVELOPE_KINDS: frozenset[str] = frozenset(cls.model_fields["kind"].default for cls in get_args(AnyEnvelope))
 #: built on first use, as the models are (`_Model`)
 EnvelopeAdapter: TypeAdapter[AnyEnvelope] = TypeAdapter(Envelope, config=ConfigDict(defer_build=True))
 
