@@ -815,34 +815,35 @@ def write(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def main() -> None:
-    write(ROOT / "processor" / "batch.json", event(processor_batch(), queue_arn=POD_EVENTS_ARN))
-    write(ROOT / "processor" / "poison.json", event(processor_poison(), queue_arn=POD_EVENTS_ARN, first=101))
+def main(root: Path = ROOT) -> None:
+    """Write every sample under `root` (events/; a test writes them elsewhere to compare)."""
+    write(root / "processor" / "batch.json", event(processor_batch(), queue_arn=POD_EVENTS_ARN))
+    write(root / "processor" / "poison.json", event(processor_poison(), queue_arn=POD_EVENTS_ARN, first=101))
     write(
-        ROOT / "processor" / "enroll.json",
+        root / "processor" / "enroll.json",
         event([enroll(), heartbeat()], queue_arn=POD_EVENTS_ARN, first=201),
     )
     write(
-        ROOT / "processor" / "lifecycle.json",
+        root / "processor" / "lifecycle.json",
         event(processor_lifecycle(), queue_arn=POD_EVENTS_ARN, first=301),
     )
-    write(ROOT / "processor" / "kinds.json", event(processor_kinds(), queue_arn=POD_EVENTS_ARN, first=401))
-    write(ROOT / "deliver" / "batch.json", event(deliver_batch(), queue_arn=DELIVERIES_ARN))
-    write(ROOT / "deliver" / "poison.json", event(deliver_poison(), queue_arn=DELIVERIES_ARN, first=101))
-    write(ROOT / "fanout" / "batch.json", event(deliver_batch(), queue_arn=FANOUT_ARN))
-    write(ROOT / "fanout" / "poison.json", event(deliver_poison(), queue_arn=FANOUT_ARN, first=101))
-    write(ROOT / "hooks" / "batch.json", event(hooks_batch(), queue_arn=HOOKS_ARN))
-    write(ROOT / "history_writer" / "batch.json", history_batch())
+    write(root / "processor" / "kinds.json", event(processor_kinds(), queue_arn=POD_EVENTS_ARN, first=401))
+    write(root / "deliver" / "batch.json", event(deliver_batch(), queue_arn=DELIVERIES_ARN))
+    write(root / "deliver" / "poison.json", event(deliver_poison(), queue_arn=DELIVERIES_ARN, first=101))
+    write(root / "fanout" / "batch.json", event(deliver_batch(), queue_arn=FANOUT_ARN))
+    write(root / "fanout" / "poison.json", event(deliver_poison(), queue_arn=FANOUT_ARN, first=101))
+    write(root / "hooks" / "batch.json", event(hooks_batch(), queue_arn=HOOKS_ARN))
+    write(root / "history_writer" / "batch.json", history_batch())
     write(
-        ROOT / "history_writer" / "poison.json",
+        root / "history_writer" / "poison.json",
         event(processor_poison(), queue_arn=HISTORY_ARN, first=101),
     )
     write(
-        ROOT / "history" / "events.json",
+        root / "history" / "events.json",
         http_get(f"/clusters/{CLUSTER}/api/v1/events", {"namespace": "payments", "limit": "50"}),
     )
     write(
-        ROOT / "history" / "object.json",
+        root / "history" / "object.json",
         http_get(f"/clusters/{CLUSTER}/api/v1/events/payments/pod/payments-api-84c6d9f7b8-tq5vn", {}),
     )
 
