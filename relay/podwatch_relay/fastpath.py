@@ -3,10 +3,10 @@ into its parts instead of decoded whole.
 
 `read_line` finds the line's `metadata`, `spec` and `status` in the bytes, compares the status
 text with the tracker's `Record` (hashes, then the conditions array alone) and decodes the status
-typed only when it changed: one `PodLine` says what it found. `read_rest` reads what a changed
-pod's payload needs besides (the typed metadata and `spec.nodeName`): one `PodRest`. Either
-gives None when anything is in doubt; the caller then takes the full path, which gives the same
-result (the reference: tests/unit/test_relay_typed.py and test_relay_pipeline.py compare them).
+typed only when it changed. Nothing that matters changed: `Unchanged`. Otherwise it reads what
+the pod's payload needs besides (the typed metadata and `spec.nodeName`): one `PodLine`. None
+when anything is in doubt; the caller then takes the full path, which gives the same result
+(the reference: tests/unit/test_relay_typed.py and test_relay_pipeline.py compare them).
 The invariants it relies on are in docs/internals.md ("The relay's fast path").
 """
 
@@ -51,36 +51,25 @@ _TYPES: dict[bytes, tuple[WatchType, str, int]] = {
 }
 
 
-class PodLine(msgspec.Struct, gc=False):
-    """What `read_line` found in one Pod watch line. A msgspec Struct: made in C, cheaper than a
-    NamedTuple on a path taken by every Pod line (and short-lived: no cycle, outside the GC)."""
+class Unchanged(msgspec.Struct, gc=False):
+    """A Pod line that changes nothing that matters: suppressed (the record's status hash is
+    kept current). Small, as most lines are these."""
 
-    line: bytes
-    watch_type: WatchType
     #: the `RelayStats.seen` key (`Pod/MODIFIED`, ...)
     seen_key: str
-    uid: str
     resource_version: str
-    #: where the metadata object starts, and the `,"spec":{` key after it
-    meta_at: int
-    spec_at: int
-    #: the status object is line[status_at:status_end]
-    status_at: int
-    status_end: int
-    #: what the tracker held for the uid (None: unknown)
-    record: Record | None
+
+
+class PodLine(msgspec.Struct, gc=False):
+    """A Pod line that matters (new, changed, being deleted or deleted): what its payload is
+    built from. A msgspec Struct: made in C, outside the GC (short-lived, no cycle)."""
+
+    watch_type: WatchType
+    seen_key: str
+    resource_version: str
     #: of this line's status text (None: a pod deleted or being deleted, never compared)
     status_hash: StatusHash | None
-    #: True: the status is the record's but for nothing that matters (suppress; keep the hash)
-    same: bool
-    #: the status decoded, and the pod's snapshot when not being deleted (None when `same`)
-    parts: StatusParts | None
-    snapshot: Snapshot | None
-
-
-class PodRest(msgspec.Struct, gc=False):
-    """What `read_rest` read of a changed pod besides its status."""
-
+    parts: StatusParts
     meta: PodMeta
     node: str | None
     snapshot: Snapshot
@@ -88,11 +77,12 @@ class PodRest(msgspec.Struct, gc=False):
 
 def read_line(
     line: bytes, head: re.Match[bytes], record_of: Callable[[str], Record | None], hints: bool = True
-) -> PodLine | None:
-    """Cut a Pod line that matched `HEAD` and compare its status with `record_of(uid)` (under
-    the caller's lock); None: take the full path. `UnicodeDecodeError` when the head is not
-    UTF-8 (decoded before anything is looked up). One function, not five: this runs for every
-    Pod line, and each call costs more than most of its steps."""
+) -> PodLine | Unchanged | None:
+    """Cut a Pod line that matched `HEAD` and compare its status with `record_of(uid)` (the
+    tracker's, under the caller's lock: an `Unchanged` line restamps it); None: take the full
+    path. `UnicodeDecodeError` when the head is not UTF-8 (decoded before anything is looked up).
+    One function, not five: this runs for every Pod line, and each call costs more than most of
+    its steps."""
     type_text, name_text, namespace_text, uid_text, version_text = head.groups()
     version = version_text.decode()
     watch_type, seen_key, meta_at = _TYPES[type_text]
@@ -136,22 +126,7 @@ def read_line(
             parts = status_parts(line[start:stop])
         except ValueError:
             return None
-        return PodLine(
-            line,
-            watch_type,
-            seen_key,
-            uid,
-            version,
-            meta_at,
-            spec_at,
-            start,
-            stop,
-            record,
-            None,
-            False,
-            parts,
-            None,
-        )
+        return _changed(line, watch_type, seen_key, uid, version, meta_at, spec_at, start, None, parts, None)
     # The status's top-level conditions array, line[cond_at:cond_end] (empty when there is none
     # to cut): the rest of the status text and the array are hashed apart.
     cond_at = cond_end = stop
@@ -192,69 +167,42 @@ def read_line(
         else:
             if record is not None and conditions == record.conditions:
                 match = 2
-    if match == 2:
-        return PodLine(
-            line,
-            watch_type,
-            seen_key,
-            uid,
-            version,
-            meta_at,
-            spec_at,
-            start,
-            stop,
-            record,
-            status_hash,
-            True,
-            None,
-            None,
-        )
+    if match == 2 and record is not None:  # (there is one when match is not 0)
+        if record.conditions_hash != conditions_hash or record.place != status_hash[2]:
+            record.restamp(status_hash)
+        return Unchanged(seen_key, version)
     try:
         parts = status_parts(line[start:stop])
     except ValueError:
         return None  # not the top-level status after all: the full path decides
+    namespace, name = intern(namespace_text.decode()), name_text.decode()
+    if record is not None and record.holds_status(namespace, name, parts):
+        record.restamp(status_hash)  # a new status text that changes nothing that matters
+        return Unchanged(seen_key, version)
     snapshot = new_snapshot(
-        Snapshot,
-        (
-            intern(namespace_text.decode()),
-            name_text.decode(),
-            parts.phase,
-            parts.reason,
-            False,
-            parts.conditions,
-            parts.containers,
-        ),
+        Snapshot, (namespace, name, parts.phase, parts.reason, False, parts.conditions, parts.containers)
     )
-    return PodLine(
-        line,
-        watch_type,
-        seen_key,
-        uid,
-        version,
-        meta_at,
-        spec_at,
-        start,
-        stop,
-        record,
-        status_hash,
-        False,
-        parts,
-        snapshot,
+    return _changed(
+        line, watch_type, seen_key, uid, version, meta_at, spec_at, start, status_hash, parts, snapshot
     )
 
 
-def read_rest(pod: PodLine) -> PodRest | None:
-    """The typed metadata and `spec.nodeName` of a changed pod (`pod.parts` set), and its snapshot;
-    None when they cannot be read here (the full path decides)."""
-    line, uid, meta_at, spec_at, parts, snapshot = (
-        pod.line,
-        pod.uid,
-        pod.meta_at,
-        pod.spec_at,
-        pod.parts,
-        pod.snapshot,
-    )
-    assert parts is not None  # read_line decodes the status of every pod that is not `same`
+def _changed(
+    line: bytes,
+    watch_type: WatchType,
+    seen_key: str,
+    uid: str,
+    version: str,
+    meta_at: int,
+    spec_at: int,
+    status_at: int,
+    status_hash: StatusHash | None,
+    parts: StatusParts,
+    snapshot: Snapshot | None,
+) -> PodLine | None:
+    """The `PodLine` of a pod that matters: its typed metadata and `spec.nodeName` read besides
+    its status (the snapshot built here for a pod being deleted, from its metadata); None when
+    they cannot be read here (the full path decides)."""
     try:
         meta = pod_meta(meta_text(line, meta_at, spec_at))
     except ValueError:
@@ -269,13 +217,13 @@ def read_rest(pod: PodLine) -> PodRest | None:
     elif namespace != snapshot.namespace or name != snapshot.name or meta.uid != uid:
         return None  # a key given twice in the metadata: the last one counts, as in the full path
     node = None
-    node_at = line.rfind(_NODE_KEY, spec_at, pod.status_at)
+    node_at = line.rfind(_NODE_KEY, spec_at, status_at)
     if node_at != -1:
         value = _NODE_VALUE.match(line, node_at)
         if value is None:
             return None
         node = value.group(1).decode()
-    return PodRest(meta, node, snapshot)
+    return PodLine(watch_type, seen_key, version, status_hash, parts, meta, node, snapshot)
 
 
 def meta_text(line: bytes, meta_at: int, spec_at: int) -> bytes:

@@ -231,19 +231,10 @@ class Relay:
     def _fast_pod(self, line: bytes, head: re.Match[bytes], initial_sync: bool) -> LineResult | None:
         """One Pod line on the fast path (`fastpath`); None: take the full path."""
         with self._lock:
-            tracker = self.tracker
-            pod = fastpath.read_line(line, head, tracker.record)
+            pod = fastpath.read_line(line, head, self.tracker.record)
             if pod is None:
                 return None
-            record, status_hash, snapshot = pod.record, pod.status_hash, pod.snapshot
-            if pod.same:
-                if (
-                    record is not None  # (both are when `same`)
-                    and status_hash is not None
-                    and (record.conditions_hash != status_hash[1] or record.place != status_hash[2])
-                ):
-                    tracker.restamp(pod.uid, record, status_hash)
-            elif snapshot is None or not tracker.unchanged(pod.uid, snapshot, status_hash):
+            if isinstance(pod, fastpath.PodLine):
                 return self._fast_changed(pod, initial_sync)
             stats = self.stats
             stats.input_events += 1
@@ -255,31 +246,20 @@ class Relay:
             outcomes["suppressed"] = outcomes.get("suppressed", 0) + 1
         return _line_result(LineResult, ("suppressed", pod.resource_version))
 
-    def _fast_changed(self, pod: fastpath.PodLine, initial_sync: bool) -> LineResult | None:
-        """A pod that changed, is new or is deleted, on the fast path (under the lock); None when
-        the rest of its line cannot be read there (the full path decides)."""
-        rest = fastpath.read_rest(pod)
-        if rest is None:
-            return None
-        meta, node, snapshot = rest.meta, rest.node, rest.snapshot
-        watch_type, seen_key, version, status_hash, parts = (
-            pod.watch_type,
-            pod.seen_key,
-            pod.resource_version,
-            pod.status_hash,
-            pod.parts,
-        )
-        assert parts is not None  # a pod that is not `same` has its status decoded
+    def _fast_changed(self, pod: fastpath.PodLine, initial_sync: bool) -> LineResult:
+        """A pod that matters (new, changed, being deleted or deleted) on the fast path (under the
+        lock): its payload built from the parts `fastpath.read_line` read, diffed and maybe queued."""
+        watch_type, seen_key, parts, snapshot = pod.watch_type, pod.seen_key, pod.parts, pod.snapshot
         payload = typed_pod_payload(
-            meta,
-            node,
+            pod.meta,
+            pod.node,
             parts,
             watch_type=watch_type,
             initial_sync=initial_sync,
             observed_at=self._now_text(),
             allowlist=self.allowlist,
         )
-        outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, status_hash, parts)
+        outcome = self._observe_pod(payload, snapshot, watch_type, initial_sync, pod.status_hash, parts)
         stats = self.stats
         stats.input_events += 1
         seen = stats.seen
@@ -292,7 +272,7 @@ class Relay:
                 self.flush()
         else:
             stats.suppressed += 1
-        return _line_result(LineResult, (outcome, version))
+        return _line_result(LineResult, (outcome, pod.resource_version))
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
         """Handle one parsed watch event; returns its outcome label (see the module docstring).

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from podwatch.models import KubeEvent, PodEvent, Transition, WatchType
-from podwatch_relay.projection import container_troubled
+from podwatch_relay.projection import StatusParts, container_troubled
 from podwatch_relay.snapshot import (
     Conditions,
     Container,
@@ -70,17 +70,22 @@ class Record(msgspec.Struct, gc=False):
             self.containers,
         )
 
-    def holds(self, s: Snapshot) -> bool:
-        """Whether the record's snapshot fields are `s`'s."""
+    def holds_status(self, namespace: str, name: str, parts: StatusParts) -> bool:
+        """Whether the record is the pod `namespace/name`, not being deleted, with the status
+        `parts`: compared field by field, without building a snapshot (the fast path's unchanged pods)."""
         return (
-            self.containers == s[6]
-            and self.conditions == s[5]
-            and self.phase == s[2]
-            and self.reason == s[3]
-            and self.terminating == s[4]
-            and self.name == s[1]
-            and self.namespace == s[0]
+            self.containers == parts.containers
+            and self.conditions == parts.conditions
+            and self.phase == parts.phase
+            and self.reason == parts.reason
+            and not self.terminating
+            and self.name == name
+            and self.namespace == namespace
         )
+
+    def restamp(self, status_hash: StatusHash) -> None:
+        """Keep `status_hash`: the pod's new raw status changed nothing that matters."""
+        self.rest_hash, self.conditions_hash, self.place = status_hash
 
 
 #: A transition before it becomes a `Transition` or a JSON object: (field, container, from, to).
@@ -238,21 +243,6 @@ class PodTracker:
         """What the tracker holds for `uid`: its snapshot's fields, then its `StatusHash` (Nones
         when it has none). For the pipeline, which compares a line's status with it."""
         return self._pods.get(uid)
-
-    def restamp(self, uid: str, record: Record, status_hash: StatusHash) -> None:
-        """Keep `status_hash` for `uid`, whose `record` (as `record` gave it) still holds: its new
-        raw status changed nothing that matters."""
-        record.rest_hash, record.conditions_hash, record.place = status_hash
-
-    def unchanged(self, uid: str, snapshot: Snapshot, status_hash: StatusHash | None = None) -> bool:
-        """True when `uid` is known and `snapshot` equals what the tracker holds for it: the update
-        changes nothing that matters. The status hashes kept for it are updated."""
-        record = self._pods.get(uid)
-        if record is None or not record.holds(snapshot):
-            return False
-        if status_hash is not None:
-            record.rest_hash, record.conditions_hash, record.place = status_hash
-        return True
 
     def vanished(self, uid: str) -> Snapshot | None:
         """The memory of a known pod that is gone (absent from a relist, or replaced by a new uid
