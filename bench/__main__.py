@@ -3,8 +3,8 @@
 load alone (bench/e2e.py); `python -m bench history` the event history's section alone; `python -m
 bench ui` the timeline page's (headless Chromium).
 
-Run from the repository root; the shared package, the relay and the root are put on the path here,
-so no PYTHONPATH is needed (the Makefile sets it anyway).
+Run from the repository root; the shared package, the relay, the CLI (its loopback server) and the
+root are put on the path here, so no PYTHONPATH is needed (the Makefile sets it anyway).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_PATHS = (ROOT / "layers" / "podwatch", ROOT / "relay", ROOT)
+_PATHS = (ROOT / "layers" / "podwatch", ROOT / "relay", ROOT / "cli", ROOT)
 for path in _PATHS:
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))

@@ -5,7 +5,7 @@ ui_bytes_gzip      HTML + JS + CSS of the page (functions/history/ui), each gzip
 ui_render_ms_5k    time from navigation to the timeline's first render (the page's
                    `body[data-rendered]`, performance.now()) of a namespace with 5,000 pod
                    transitions (100 pods, 10 workloads) and 1,000 Kubernetes Events, in headless
-                   Chromium (/usr/bin/chromium). The API's answers are real records (`item_of` ->
+                   Chromium (local/browser.py). The API's answers are real records (`item_of` ->
                    `record_of`), 1,000 a page with cursors, served from memory on loopback: this is
                    the browser's part (6 pages fetched, parsed, drawn); the API's own time per page
                    is `history_query_us_per_page`. Median of 5 loads. Goal <= 500 ms.
@@ -18,26 +18,18 @@ from __future__ import annotations
 import gzip
 import json
 import statistics
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from local.browser import launch_args, missing
+from podwatch_cli.loopback import LoopbackHandler, LoopbackServer
+
 ROOT = Path(__file__).resolve().parent.parent
 UI = ROOT / "functions" / "history" / "ui"
 GOALS = {"ui_bytes_gzip": 150 * 1024, "ui_render_ms_5k": 500}
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+JSON = {"Content-Type": "application/json"}
 PODS, TRANSITIONS_PER_POD, EVENTS, PAGE, LOADS = 100, 50, 1000, 1000, 5
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 
@@ -147,68 +139,51 @@ def _pages(records: list[dict[str, Any]]) -> dict[str, bytes]:
     return pages
 
 
-def _server(pages: dict[str, bytes], now: str) -> ThreadingHTTPServer:
+def _server(pages: dict[str, bytes], now: str) -> LoopbackServer:
     from podwatch.webui import Assets
 
     assets = Assets(UI)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             if parts.path == "/api/v1/health":
-                self._send(200, "application/json", json.dumps({"status": "ok", "now": now}).encode())
+                self.send(200, JSON, json.dumps({"status": "ok", "now": now}).encode())
             elif parts.path == "/api/v1/events":
-                self._send(200, "application/json", pages[query.get("cursor", "")])
+                self.send(200, JSON, pages[query.get("cursor", "")])
+            elif (asset := assets.get(parts.path.rpartition("/")[2] or "index.html")) is None:
+                self.send(404, {"Content-Type": "text/plain"}, b"no such file")
             else:
-                asset = assets.get(parts.path.rpartition("/")[2] or "index.html")
-                if asset is None:
-                    self._send(404, "text/plain", b"no such file")
-                else:
-                    self._send(200, asset.content_type, gzip.compress(asset.body, 9), gzip_=True)
+                gzipped = {"Content-Type": asset.content_type, "Content-Encoding": "gzip"}
+                self.send(200, gzipped, gzip.compress(asset.body, 9))
 
-        def _send(self, status: int, kind: str, body: bytes, gzip_: bool = False) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            if gzip_:
-                self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return LoopbackServer(Handler, name="bench-ui")
 
 
 def render_ms(records: list[dict[str, Any]]) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
+    if reason := missing():
+        raise SystemExit(reason)
     now = datetime.fromisoformat(records[0]["timestamp"].replace("Z", "+00:00")) + timedelta(minutes=1)
-    server = _server(_pages(records), now.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/#ns=bench&w=24h"
+    url_path = "/#ns=bench&w=24h"
     times, shown = [], {}
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for _ in range(LOADS + 1):  # the first load warms the browser's caches of code: not counted
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.goto(url)
-                page.wait_for_selector("body[data-rendered]", timeout=30_000)
-                times.append(float(page.evaluate("document.body.dataset.rendered")))
-                shown = {
-                    "mark_paths": page.locator("path.mark").count(),
-                    "tick_paths": page.locator("path.tick").count(),
-                    "rows": page.locator(".row").count(),
-                    "status": page.inner_text("#status"),
-                }
-                page.close()
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _server(_pages(records), now.strftime("%Y-%m-%dT%H:%M:%S.000Z")) as server, sync_playwright() as p:
+        browser = p.chromium.launch(**launch_args())
+        for _ in range(LOADS + 1):  # the first load warms the browser's caches of code: not counted
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server.url + url_path)
+            page.wait_for_selector("body[data-rendered]", timeout=30_000)
+            times.append(float(page.evaluate("document.body.dataset.rendered")))
+            shown = {
+                "mark_paths": page.locator("path.mark").count(),
+                "tick_paths": page.locator("path.tick").count(),
+                "rows": page.locator(".row").count(),
+                "status": page.inner_text("#status"),
+            }
+            page.close()
+        browser.close()
     counted = times[1:]
     return {
         "median_ms": round(statistics.median(counted), 1),

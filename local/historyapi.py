@@ -1,6 +1,7 @@
-"""The history API on loopback: a small HTTP server that turns each GET into the API Gateway HTTP
-API (payload 2.0) event the deployed `history` function receives, invokes the same handler, and
-writes its answer back. Used by `make run`, the tests and `podwatch events` against the local stack.
+"""The history API on loopback: a loopback server (podwatch_cli.loopback) that turns each GET into
+the API Gateway HTTP API (payload 2.0) event the deployed `history` function receives, invokes the
+same handler, and writes its answer back. Used by `make run`, the tests and `podwatch events`
+against the local stack.
 
     with HistoryApiServer(lambda event: stack.invoke("HistoryFunction", event)) as api:
         httpx.get(f"{api.url}/api/v1/events?namespace=shop")
@@ -12,20 +13,18 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from podwatch.errors import PodwatchError
+from podwatch_cli.loopback import LoopbackHandler, LoopbackServer
 
 Invoke = Callable[[dict[str, Any]], Any]
 
@@ -67,68 +66,28 @@ def http_api_event(method: str, target: str, headers: dict[str, str]) -> dict[st
     }
 
 
-class HistoryApiServer:
-    """ThreadingHTTPServer on 127.0.0.1 (a free port unless given) in a daemon thread."""
+class HistoryApiServer(LoopbackServer):
+    """The loopback server that answers each GET with `invoke` (the history function's handler)."""
 
     def __init__(self, invoke: Invoke, *, port: int = 0) -> None:
-        self._invoke = invoke
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._thread: threading.Thread | None = None
+        super().__init__(_invoking_handler(invoke), port=port, name="history-api")
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        invoke = self._invoke
+def _invoking_handler(invoke: Invoke) -> type[LoopbackHandler]:
+    class Handler(LoopbackHandler):
+        def do_GET(self) -> None:
+            answer = invoke(http_api_event("GET", self.path, dict(self.headers.items())))
+            body = answer.get("body") or ""
+            raw = base64.b64decode(body) if answer.get("isBase64Encoded") else str(body).encode()
+            headers = {name: str(value) for name, value in (answer.get("headers") or {}).items()}
+            for name, values in (answer.get("multiValueHeaders") or {}).items():
+                headers[name] = ",".join(values)
+            self.send(int(answer.get("statusCode", 200)), headers, raw)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                answer = invoke(http_api_event("GET", self.path, dict(self.headers.items())))
-                body = answer.get("body") or ""
-                raw = base64.b64decode(body) if answer.get("isBase64Encoded") else str(body).encode()
-                self.send_response(int(answer.get("statusCode", 200)))
-                headers = {**(answer.get("headers") or {})}
-                for name, values in (answer.get("multiValueHeaders") or {}).items():
-                    headers[name] = ",".join(values)
-                for name, value in headers.items():
-                    self.send_header(name, str(value))
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+        def do_POST(self) -> None:
+            self.send(405, {"Content-Type": "application/json"}, json.dumps({"error": "only GET"}).encode())
 
-            def do_POST(self) -> None:
-                raw = json.dumps({"error": "only GET"}).encode()
-                self.send_response(405)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # the functions' own logs say what happened
-
-        return Handler
-
-    def start(self) -> Self:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="history-api", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    return Handler
 
 
 def recording_clock(bodies: Iterable[str]) -> Callable[[], datetime]:

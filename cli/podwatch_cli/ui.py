@@ -12,12 +12,11 @@ GET only, as the API; loopback only.
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO
 from urllib.parse import urlsplit
 
 from podwatch_cli.events import EventsError, HistoryClient
+from podwatch_cli.loopback import LoopbackHandler, LoopbackServer
 
 #: answer headers passed back to the browser (httpx has already undone any Content-Encoding)
 PASSED_HEADERS = (
@@ -32,64 +31,26 @@ PASSED_HEADERS = (
 )
 
 
-class SigningProxy:
-    """A ThreadingHTTPServer on 127.0.0.1 that forwards each GET to the history API through `client`."""
+class SigningProxy(LoopbackServer):
+    """The loopback server that forwards each GET to the history API through `client`."""
 
     def __init__(self, client: HistoryClient, *, port: int = 0) -> None:
-        self._client = client
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._thread: threading.Thread | None = None
+        super().__init__(_forwarding_handler(client), port=port, name="ui-proxy")
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        client = self._client
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                conditional = {k: v for k, v in self.headers.items() if k.lower() == "if-none-match"}
-                try:
-                    answer = client.forward(self.path, conditional)
-                except EventsError as exc:
-                    self._send(502, {"Content-Type": "text/plain; charset=utf-8"}, str(exc).encode())
-                    return
-                headers = {k: answer.headers[k] for k in PASSED_HEADERS if k in answer.headers}
-                self._send(answer.status_code, headers, answer.content)
-
-            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
+def _forwarding_handler(client: HistoryClient) -> type[LoopbackHandler]:
+    class Handler(LoopbackHandler):
+        def do_GET(self) -> None:
+            conditional = {k: v for k, v in self.headers.items() if k.lower() == "if-none-match"}
+            try:
+                answer = client.forward(self.path, conditional)
+            except EventsError as exc:
+                self.send(502, {"Content-Type": "text/plain; charset=utf-8"}, str(exc).encode())
                 return
+            headers = {k: answer.headers[k] for k in PASSED_HEADERS if k in answer.headers}
+            self.send(answer.status_code, headers, answer.content)
 
-        return Handler
-
-    def start(self) -> Self:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ui-proxy", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    return Handler
 
 
 def local_view(proxy_url: str, view: str | None) -> str:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from local import browser
 from local.stack import LocalStack
 
 
@@ -30,26 +30,13 @@ def cluster_id() -> str:
     return f"e2e-{uuid.uuid4().hex[:8]}"
 
 
-#: Debian's chromium (apt package `chromium`); nothing downloads a browser (`playwright install` never runs)
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """pytest-playwright's launch arguments, pointed at the system browser. Missing: in CI
-    (`CI=true`) the test fails with that reason; elsewhere it is skipped, saying how to install it."""
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does)"
+    """pytest-playwright's launch arguments, pointed at the system browser (local/browser.py).
+    Missing: in CI (`CI=true`) the test fails with that reason; elsewhere it is skipped, saying how
+    to install it."""
+    if reason := browser.missing():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
+    return {**browser_type_launch_args, **browser.launch_args()}

@@ -77,7 +77,7 @@ def test_make_run_reports_unreadable_watch_lines_and_goes_on(tmp_path: Path) -> 
     summary_path = tmp_path / "summary.json"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("layers/podwatch", "relay", ".")),
+        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("layers/podwatch", "relay", "cli", ".")),
     }
     env.pop("AWS_ENDPOINT_URL", None)
     proc = subprocess.run(

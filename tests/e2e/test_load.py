@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 def test_a_2000_line_load_through_make_run_accounts_for_every_troubled_pod_once(tmp_path: Path) -> None:
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("layers/podwatch", "relay", ".")),
+        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("layers/podwatch", "relay", "cli", ".")),
     }
     env.pop("AWS_ENDPOINT_URL", None)
     replay, summary_path = tmp_path / "load.jsonl", tmp_path / "summary.json"
