@@ -7,17 +7,16 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from local.lambda_runtime import ROOT
 from podwatch.models import RemoteConfig
+from podwatch_cli.loopback import LoopbackHandler, LoopbackServer
 
 EVENTS = ROOT / "events"
 STACK = "podwatch-samples"
@@ -163,7 +162,7 @@ class Manager:
 def serve_manager() -> Iterator[Manager]:
     state = Manager()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -176,24 +175,11 @@ def serve_manager() -> Iterator[Manager]:
                 answer = json.dumps({"received": len(body["events"]), "new": len(body["events"])})
             else:
                 answer = json.dumps({"new": True})
-            data = answer.encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send(200, {"content-type": "application/json"}, answer.encode())
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with LoopbackServer(Handler, name="manager", poll_interval=0.05) as server:
+        state.url = server.url
+        yield state
 
 
 def forwarded_kinds(messages: list[dict[str, Any]]) -> dict[str, int]:

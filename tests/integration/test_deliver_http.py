@@ -7,11 +7,9 @@ Every sample in events/deliver/ is invoked here.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +22,7 @@ from podwatch import ids
 from podwatch.models import Notification, RemoteConfig
 from podwatch.restate import new_breaker
 from podwatch.settings import DeliverSettings
+from podwatch_cli.loopback import LoopbackHandler, LoopbackServer
 
 PARAMETER = "/podwatch-test/remote-config"
 TOKEN_PARAMETER = "/podwatch-test/restate-token"
@@ -58,7 +57,7 @@ class Ingress:
 def ingress() -> Iterator[Ingress]:
     state = Ingress()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -67,25 +66,11 @@ def ingress() -> Iterator[Ingress]:
             )
             state.received.append(request)
             status, headers, body = state.answer(request)
-            data = body.encode()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send(status, headers, body.encode())
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with LoopbackServer(Handler, name="ingress", poll_interval=0.05) as server:
+        state.url = server.url
+        yield state
 
 
 @dataclass

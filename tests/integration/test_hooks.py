@@ -15,10 +15,8 @@ import hmac
 import io
 import json
 import textwrap
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,6 +31,7 @@ from podwatch.errors import DeliveryFailed, DeliveryRejected
 from podwatch.hooks.targets import SIGNATURE_HEADER, TargetClient, a2a_url
 from podwatch.models import EventType, Notification
 from podwatch_cli.app import main as podwatch_main
+from podwatch_cli.loopback import LoopbackHandler, LoopbackServer
 from tests.factories import pod_notification
 
 pytestmark = pytest.mark.integration
@@ -338,30 +337,22 @@ def test_both_wire_versions_and_errors_against_the_real_agent(agent: AgentServer
 def test_webhook_is_signed_with_hmac_sha256() -> None:
     got: list[tuple[dict[str, str], bytes]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(204)
+            self.send_response(204)  # no body, so no Content-Length (RFC 9110)
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with LoopbackServer(Handler, name="webhook") as server:
         client = TargetClient(secrets=lambda ref: {"ssm:/podwatch/hooks/hmac": "s3cret"}[ref])
-        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         client.call_webhook(
-            url,
+            f"{server.url}/hook",
             {"prompt": "p"},
             message_id="mid",
             signing_secret_from="ssm:/podwatch/hooks/hmac",
             token_from=None,
         )
-    finally:
-        server.shutdown()
     ((headers, body),) = got
     expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert headers[SIGNATURE_HEADER.lower()] == expected

@@ -33,7 +33,7 @@ def test_it_serves_whole_answers_on_loopback_and_frees_its_port_when_stopped() -
         assert any(t.name == "echo" and t.daemon for t in threading.enumerate())
 
     # And once stopped, the port is closed and the thread gone
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", int(port)), timeout=1):
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", int(port)), timeout=1):
         pass
     assert not any(t.name == "echo" for t in threading.enumerate())
 

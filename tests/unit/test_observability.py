@@ -27,13 +27,11 @@ import ast
 import copy
 import json
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +43,7 @@ from podwatch import telemetry
 from podwatch.delivery import DeliverDeps, deliver_records
 from podwatch.models import ENVELOPE_KINDS, Notification, RemoteConfig
 from podwatch.restate import RestateClient, new_breaker
+from podwatch_cli.loopback import LoopbackHandler, LoopbackServer
 
 FUNCTIONS_DIR = ROOT / "functions"
 LAYER_DIR = ROOT / "layers" / "podwatch"
@@ -518,25 +517,13 @@ def manager() -> Iterator[tuple[str, list[int]]]:
     (with a NotifyPodEvents-like body when it is a 2xx)."""
     status = [503]
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length") or 0))
-            data = b'{"received": 1, "new": 1}' if status[0] < 300 else b"unavailable"
-            self.send_response(status[0])
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send(status[0], {}, b'{"received": 1, "new": 1}' if status[0] < 300 else b"unavailable")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", status
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with LoopbackServer(Handler, name="manager", poll_interval=0.05) as server:
+        yield server.url, status
 
 
 def test_deliver_emits_latency_and_breaker_state_as_the_check_assumes(
