@@ -232,6 +232,8 @@ def meta_text(line: bytes, meta_at: int, spec_at: int) -> bytes:
     otherwise the whole object."""
     managed_at = line.find(_MANAGED_KEY, meta_at, spec_at)
     last = managed_at != -1 and line[spec_at - 2 : spec_at] == b"]}"
-    if last and line.count(b"]", managed_at, spec_at) == 1:  # their array closes the metadata
+    # No other `]` from their key on: their array closes the metadata (a find stops at the first
+    # one and runs as memchr; a count walked the whole of them byte by byte)
+    if last and line.find(b"]", managed_at, spec_at - 2) == -1:
         return line[meta_at:managed_at] + b"}"
     return line[meta_at:spec_at]
