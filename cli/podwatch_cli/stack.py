@@ -6,8 +6,9 @@ Resolution, first match wins:
    given): `{"stack_name", "region", "endpoint_url", "outputs": {OutputKey: value}}`, as the local
    stack would write it;
 2. CloudFormation: `describe_stacks(--stack)` and its Outputs (`PodEventsQueueUrl`, ...);
-3. only when an `--endpoint-url` is given (a local stack has no CloudFormation) and the stack is not
-   found there: the names docs/internals.md fixes (`<stack>-pod-events`, `/<stack>/remote-config`, ...);
+3. only when an `--endpoint-url` is given and CloudFormation there does not know the stack (an
+   emulator whose resources were made by hand; the local stack is made by moto's CloudFormation and
+   answers step 2): the names docs/internals.md fixes (`<stack>-pod-events`, `/<stack>/remote-config`, ...);
 
 and explicit options (`--pod-events-dlq-url`, `--config-parameter`, ...) override any one of them.
 """
