@@ -17,42 +17,37 @@ as DELETED (they went while the relay was not watching).
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from podwatch import ids
 from podwatch.models import SCHEMA_VERSION, WatchType, utcnow
 from podwatch_relay import objectfast
-from podwatch_relay._json import dumps, error_reason, loads
-from podwatch_relay.errors import SinkRejected, SinkUnavailable
+from podwatch_relay._json import dumps
+from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
 from podwatch_relay.fit import FITS_CHARS, fit
 from podwatch_relay.kinds import KindSpec, project_hook, project_object
-from podwatch_relay.pipeline import LineResult
 from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist
 from podwatch_relay.sink import SendResult, Sink
 from podwatch_relay.timetext import now_text, time_text
-
-log = logging.getLogger("podwatch_relay.objects")
+from podwatch_relay.watchline import (
+    LineResult,
+    OutcomeCounts,
+    consume_line,
+    count_malformed,
+    count_unexpected,
+)
 
 _WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
 
 
 @dataclass(slots=True)
-class ObjectStats:
-    """Every input lands in exactly one of forwarded / suppressed / bookmarks / skipped /
-    malformed / errors (as `pipeline.RelayStats`)."""
+class ObjectStats(OutcomeCounts):
+    """Counters of one kind's records: by outcome (`OutcomeCounts`, as `pipeline.RelayStats`), and these."""
 
-    input_events: int = 0
-    forwarded: int = 0
-    suppressed: int = 0
-    bookmarks: int = 0
-    skipped: int = 0
-    malformed: int = 0
-    errors: int = 0
     #: DELETED forwarded for objects a list no longer returned
     synthetic_deleted: int = 0
     #: lines suppressed from their raw parts, never projected (`objectfast`), a subset of `suppressed`
@@ -63,10 +58,6 @@ class ObjectStats:
     dropped: int = 0
     trimmed: int = 0
     oversize: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def digest_of(projection: dict[str, Any]) -> bytes:
@@ -137,35 +128,37 @@ class ObjectRelay:
     # ------------------------------------------------------------------ input
 
     def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
-        """One watch line: its outcome and the resourceVersion it carried (see `watch.Consumer`).
+        """One watch line (`watchline.consume_line`): its outcome and the resourceVersion it carried.
         An ADDED/MODIFIED whose raw parts are those of the last forwarded version is suppressed
         without projecting it (`objectfast`); anything else takes the plain path (`handle`)."""
-        raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
+        return consume_line(self, line, initial_sync=initial_sync, fast=self._fast_line)
+
+    def _fast_line(self, raw: bytes, initial_sync: bool) -> LineResult | None:
         fast = objectfast.decode(raw, self.allowlist)
-        if fast is not None:
-            version = fast.meta.resourceVersion
-            version = version if isinstance(version, str) and version else None
-            with self._lock:
-                known = self._known.get(fast.meta.uid) if isinstance(fast.meta.uid, str) else None
-                if known is not None and known[4] == fast.key:
-                    self.stats.input_events += 1
-                    self.stats.fast_suppressed += 1
-                    return LineResult(self._count("suppressed"), version)
-            event = {"type": fast.watch_type, "object": fast.object()}
-            return LineResult(self.handle(event, initial_sync=initial_sync, raw_key=fast.key), version)
-        if not line.strip():
-            return LineResult("ignored:blank", None)
-        try:
-            event = loads(line)
-        except (ValueError, RecursionError) as exc:
-            with self._lock:
+        if fast is None:
+            return None
+        version = fast.meta.resourceVersion
+        version = version if isinstance(version, str) and version else None
+        with self._lock:
+            known = self._known.get(fast.meta.uid) if isinstance(fast.meta.uid, str) else None
+            if known is not None and known[4] == fast.key:
                 self.stats.input_events += 1
-                return LineResult(self._count(f"malformed:{error_reason(exc, line)}"), None)
-        outcome = self.handle(event, initial_sync=initial_sync)
-        obj = event.get("object") if isinstance(event, dict) else None
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
-        version = meta.get("resourceVersion") if isinstance(meta, dict) and outcome != "relist" else None
-        return LineResult(outcome, version if isinstance(version, str) and version else None)
+                self.stats.fast_suppressed += 1
+                return LineResult(self.stats.count("suppressed"), version)
+        event = {"type": fast.watch_type, "object": fast.object()}
+        return LineResult(self.handle(event, initial_sync=initial_sync, raw_key=fast.key), version)
+
+    def note_malformed(self, exc: BadWatchEvent, raw: object) -> str:
+        """Count and log one line that is not a watch event (`watchline.LineConsumer`)."""
+        with self._lock:
+            self.stats.input_events += 1
+            return count_malformed(self.stats, exc, raw)
+
+    def note_unexpected(self, exc: Exception, raw: object) -> str:
+        """Count and log one line whose reading failed unexpectedly (`watchline.LineConsumer`)."""
+        with self._lock:
+            self.stats.input_events += 1
+            return count_unexpected(self.stats, exc, raw)
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False, raw_key: int | None = None) -> str:
         """One parsed watch event; its outcome label. Never raises for bad input; raises only if
@@ -174,15 +167,9 @@ class ObjectRelay:
         with self._lock:
             try:
                 outcome = self._handle(watch_event, initial_sync, raw_key)
-            except (SinkUnavailable, SinkRejected):
-                raise
-            except Exception as exc:  # a bug must cost one event, never the watch
-                log.exception(
-                    "object skipped: handling it failed unexpectedly",
-                    extra={"kind": self.spec.kind, "error": f"{type(exc).__name__}: {exc}"},
-                )
-                outcome = "malformed:unexpected"
-            self._count(outcome)
+            except Exception as exc:  # noqa: BLE001  # a bug must cost one event, never the watch
+                return count_unexpected(self.stats, exc, watch_event)
+            self.stats.count(outcome)
             if outcome == "forwarded" and len(self._pending) >= self._batch_size:
                 self.flush()
             return outcome
@@ -256,7 +243,7 @@ class ObjectRelay:
             for uid, ns, name in gone:
                 del self._known[uid]
                 self._queue("DELETED", uid, ns, name, resource_version, {}, initial_sync=True)
-                self._count("forwarded")
+                self.stats.count("forwarded")
             self.stats.synthetic_deleted += len(gone)
             return len(gone)
 
@@ -331,21 +318,3 @@ class ObjectRelay:
             self.stats.queued += result.queued
             self.stats.dropped += result.dropped
             return result
-
-    def _count(self, outcome: str) -> str:
-        s = self.stats
-        s.outcomes[outcome] = s.outcomes.get(outcome, 0) + 1
-        group = outcome.split(":", 1)[0]
-        if group == "forwarded":
-            s.forwarded += 1
-        elif group == "suppressed":
-            s.suppressed += 1
-        elif group == "bookmark":
-            s.bookmarks += 1
-        elif group in {"skipped", "ignored"}:
-            s.skipped += 1
-        elif group == "malformed":
-            s.malformed += 1
-        elif group in {"error", "relist"}:
-            s.errors += 1
-        return outcome

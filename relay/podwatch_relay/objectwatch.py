@@ -23,11 +23,9 @@ from typing import Any
 
 from kubernetes.client import CoreV1Api
 
-from podwatch_relay._json import loads
 from podwatch_relay.kinds import BUILTIN, HOOK_CRD, KindSpec, custom_kind
 from podwatch_relay.objects import ObjectRelay
-from podwatch_relay.pipeline import LineResult
-from podwatch_relay.watch import ListWatcher, Resource
+from podwatch_relay.watch import ControlWatch, ListWatcher, Resource
 
 log = logging.getLogger("podwatch_relay.objectwatch")
 
@@ -170,7 +168,7 @@ def _crd_kind(crd: Any) -> tuple[str, str, str, str, bool] | None:
     return group, version, plural, kind, spec.get("scope", "Namespaced") == "Namespaced"  # type: ignore[return-value]
 
 
-class CustomResources:
+class CustomResources(ControlWatch):
     """Consumer of the CRD watch (see the module docstring)."""
 
     def __init__(self, group: ObjectGroup, *, patterns: Iterable[str] = (), hooks: bool = False) -> None:
@@ -217,20 +215,6 @@ class CustomResources:
         known = self._crds.pop(uid, None)
         if known is not None:
             self.group.stop_kind(*known, gone_at=gone_at)
-
-    def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
-        try:
-            event = loads(line)
-        except ValueError:
-            return LineResult("malformed:json", None)
-        outcome = self.handle(event, initial_sync=initial_sync)
-        obj = event.get("object") if isinstance(event, dict) else None
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
-        version = meta.get("resourceVersion") if isinstance(meta, dict) and outcome != "relist" else None
-        return LineResult(outcome, version if isinstance(version, str) else None)
-
-    def flush(self) -> None:
-        return None
 
     def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int:
         present = set(seen)

@@ -22,13 +22,12 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from podwatch.models import WatchType, utcnow
 from podwatch_relay import envelopes, fastpath
-from podwatch_relay._json import error_reason, loads
 from podwatch_relay.deadlines import Deadlines
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
 from podwatch_relay.fit import FITS_CHARS, fit
@@ -54,6 +53,14 @@ from podwatch_relay.state import (
     payload_troubled,
 )
 from podwatch_relay.timetext import now_text, time_text
+from podwatch_relay.watchline import (
+    LineResult,
+    OutcomeCounts,
+    count_malformed,
+    count_unexpected,
+    parse_watch_line,
+    resource_version_of,
+)
 
 log = logging.getLogger("podwatch_relay.pipeline")
 
@@ -66,30 +73,14 @@ MAX_EVENT_REASONS = 500
 _TRANSITIONS: dict[tuple[Change, ...], list[dict[str, Any]]] = {}
 
 
-class LineResult(NamedTuple):
-    """What one watch line did: its outcome label, and the resourceVersion it carried (if any)."""
-
-    outcome: str
-    resource_version: str | None
-
-
 #: `LineResult(*fields)` without the NamedTuple's Python-level `__new__` (the fast path's)
 _line_result = tuple.__new__
 
 
 @dataclass(slots=True)
-class RelayStats:
-    """Counters of everything the relay saw. Every input event lands in exactly one of
-    forwarded / suppressed / bookmarks / skipped / malformed / errors."""
+class RelayStats(OutcomeCounts):
+    """Counters of everything the relay saw: by outcome (`OutcomeCounts`), and these."""
 
-    input_events: int = 0
-    forwarded: int = 0
-    suppressed: int = 0
-    bookmarks: int = 0
-    skipped: int = 0
-    malformed: int = 0
-    errors: int = 0
-    relists_requested: int = 0
     #: synthetic DELETED envelopes for pods gone while the relay was not watching (relist) or
     #: replaced by a new uid under the same name
     synthetic_deleted: int = 0
@@ -113,35 +104,6 @@ class RelayStats:
     #: forwarded envelopes over the message limit: trimmed to fit, or sent as an `oversize` stub
     trimmed: int = 0
     oversize: int = 0
-    #: every outcome label with its count (`skipped:kind-ConfigMap`, `malformed:json`, ...)
-    outcomes: dict[str, int] = field(default_factory=dict)
-    #: inputs counted as `malformed:unexpected`, by the type of the error their handling raised
-    unexpected_errors: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def parse_watch_line(line: str | bytes) -> dict[str, Any]:
-    """One line of a watch stream → the watch event dict, or `BadWatchEvent`."""
-    try:
-        event = loads(line)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        reason = error_reason(exc, line)
-        raise BadWatchEvent(f"line is not JSON ({reason}): {exc}", reason=reason) from exc
-    if not isinstance(event, dict):
-        raise BadWatchEvent(f"line is a JSON {type(event).__name__}, not an object", reason="not-an-object")
-    return event
-
-
-def resource_version_of(watch_event: dict[str, Any]) -> str | None:
-    """The resourceVersion a watch event carries (ADDED/MODIFIED/DELETED/BOOKMARK), if any."""
-    obj = watch_event.get("object")
-    if not isinstance(obj, dict):
-        return None
-    meta = obj.get("metadata")
-    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
-    return rv if isinstance(rv, str) and rv else None
 
 
 class Relay:
@@ -284,76 +246,26 @@ class Relay:
             try:
                 outcome = self._handle(watch_event, initial_sync=initial_sync)
             except BadWatchEvent as exc:
-                return self._malformed(exc, watch_event)
+                return count_malformed(self.stats, exc, watch_event)
             except Exception as exc:  # noqa: BLE001  # a bug must cost one event, never the watch
-                return self._unexpected(exc, watch_event)
-            self._count(outcome)
+                return count_unexpected(self.stats, exc, watch_event)
+            self.stats.count(outcome)
             if outcome == "forwarded" and len(self._pending) >= self._batch_size:
                 self.flush()
             return outcome
 
     def note_malformed(self, exc: BadWatchEvent, raw: object) -> str:
-        """Count and log one bad input line (the watch loop parses lines itself, then calls this)."""
+        """Count and log one line that is not a watch event (`process_line` parsed it)."""
         with self._lock:
             self.stats.input_events += 1
-            return self._malformed(exc, raw)
+            return count_malformed(self.stats, exc, raw)
 
     def note_unexpected(self, exc: Exception, raw: object) -> str:
         """Count and log one input line whose handling failed in a way nothing expected (a bug, or
         input nobody thought of): `malformed:unexpected`, with the error and its traceback logged."""
         with self._lock:
             self.stats.input_events += 1
-            return self._unexpected(exc, raw)
-
-    def _unexpected(self, exc: Exception, raw: object) -> str:
-        with self._lock:
-            self.stats.unexpected_errors[type(exc).__name__] = (
-                self.stats.unexpected_errors.get(type(exc).__name__, 0) + 1
-            )
-            outcome = "malformed:unexpected"
-            self._count(outcome)
-            text = raw.decode(errors="replace") if isinstance(raw, bytes) else repr(raw)
-            log.error(
-                "watch input skipped: handling it failed unexpectedly",
-                exc_info=exc,
-                extra={
-                    "outcome": outcome,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "input_prefix": text[:200],
-                },
-            )
-            return outcome
-
-    def _malformed(self, exc: BadWatchEvent, raw: object) -> str:
-        with self._lock:
-            outcome = f"malformed:{exc.reason}"
-            self._count(outcome)
-            text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-            log.warning(
-                "skipped malformed watch input: %s",
-                exc,
-                extra={"outcome": outcome, "input_prefix": text[:200]},
-            )
-            return outcome
-
-    def _count(self, outcome: str) -> None:
-        s = self.stats
-        s.outcomes[outcome] = s.outcomes.get(outcome, 0) + 1
-        group = outcome.split(":", 1)[0]
-        if group == "forwarded":
-            s.forwarded += 1
-        elif group == "suppressed":
-            s.suppressed += 1
-        elif group == "bookmark":
-            s.bookmarks += 1
-        elif group == "skipped":
-            s.skipped += 1
-        elif group == "malformed":
-            s.malformed += 1
-        elif group in {"error", "relist"}:
-            s.errors += 1
-            if group == "relist":
-                s.relists_requested += 1
+            return count_unexpected(self.stats, exc, raw)
 
     def _handle(self, watch_event: Any, *, initial_sync: bool) -> str:
         if not isinstance(watch_event, dict):

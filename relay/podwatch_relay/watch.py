@@ -21,6 +21,7 @@ retries off when `timeout_seconds` is given.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import random
@@ -35,8 +36,9 @@ from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi, VersionApi
 from kubernetes.client.exceptions import ApiException
 
 from podwatch_relay._json import loads
-from podwatch_relay.errors import SinkRejected, SinkUnavailable, WatchExpired
-from podwatch_relay.pipeline import LineResult, Relay
+from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable, WatchExpired
+from podwatch_relay.pipeline import Relay
+from podwatch_relay.watchline import LineResult, consume_line, log_malformed
 
 log = logging.getLogger("podwatch_relay.watch")
 
@@ -115,7 +117,8 @@ def list_call(api: CoreV1Api, resource: Resource, namespace: str | None, **kwarg
 
 
 class Consumer(Protocol):
-    """What a `ListWatcher` feeds: the `Relay`, or the namespace scopes of the dynamic mode."""
+    """What a `ListWatcher` feeds: the `Relay`, an `objects.ObjectRelay`, or a `ControlWatch`;
+    each reads its lines through `watchline.consume_line`."""
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str: ...
 
@@ -564,7 +567,29 @@ class WatchGroup:
             return any(t.is_alive() for _, _, ts in self._scopes.values() for t in ts) or not self._scopes
 
 
-class NamespaceScopes:
+class ControlWatch(abc.ABC):
+    """What the consumers of a watch that starts and stops other watchers share (`NamespaceScopes`,
+    `objectwatch.CustomResources`): lines read the one way (`watchline.consume_line`), nothing to
+    send. A line whose handling fails unexpectedly restarts the watch with a relist
+    (`ListWatcher.run`): skipped, it would leave a scope unwatched until the next relist."""
+
+    @abc.abstractmethod
+    def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str: ...
+
+    def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
+        return consume_line(self, line, initial_sync=initial_sync)
+
+    def note_malformed(self, exc: BadWatchEvent, raw: object) -> str:
+        return log_malformed(exc, raw)
+
+    def note_unexpected(self, exc: Exception, raw: object) -> str:
+        raise exc
+
+    def flush(self) -> None:
+        return None
+
+
+class NamespaceScopes(ControlWatch):
     """Consumer of the namespace watch (label selector mode): a namespace that appears in the
     selection gets its scope started, one that leaves it (deleted, or label removed: the API
     server sends DELETED) gets it stopped and its pods forgotten (nothing is sent for them)."""
@@ -601,20 +626,6 @@ class NamespaceScopes:
         self._names.pop(uid, None)
         self.group.stop_scope(name)
         self.group.relay.forget_namespace(name)
-
-    def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
-        try:
-            event = loads(line)
-        except ValueError:
-            return LineResult("malformed:json", None)
-        outcome = self.handle(event, initial_sync=initial_sync)
-        obj = event.get("object") if isinstance(event, dict) else None
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
-        version = meta.get("resourceVersion") if isinstance(meta, dict) and outcome != "relist" else None
-        return LineResult(outcome, version if isinstance(version, str) else None)
-
-    def flush(self) -> None:
-        return None
 
     def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int:
         present = set(seen)
