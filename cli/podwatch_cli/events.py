@@ -140,6 +140,42 @@ def render_object(answer: Mapping[str, Any], out: IO[str]) -> None:
     out.write(f"\nrelated Events ({len(answer['relatedEvents'])}):\n")
     for line in table(answer["relatedEvents"]):
         out.write("  " + line.rstrip() + "\n")
+    render_owners(answer.get("owners") or [], out)
+    node = answer.get("node")
+    if node:
+        render_node(node, out)
+
+
+def render_owners(owners: list[Mapping[str, Any]], out: IO[str]) -> None:
+    """The owner chain (Pod → ReplicaSet → Deployment, ...), each with its recent records."""
+    if not owners:
+        return
+    chain = " → ".join(f"{o['kind']} {o['name']}" for o in owners)
+    out.write(f"\nowned by ({chain}):\n")
+    for owner in owners:
+        out.write(f"  {owner['kind']} {owner['name']}: {_seen(owner.get('object'))}\n")
+        records = owner.get("watchEvents") or []
+        for line in table(records) if records else ():
+            out.write("    " + line.rstrip() + "\n")
+
+
+def render_node(node: Mapping[str, Any], out: IO[str]) -> None:
+    """A pod's node: its condition changes (newest first) and the Events about it."""
+    changes = node.get("conditionChanges") or []
+    out.write(f"\nnode {node['name']}: {_seen(node.get('object'))}; condition changes ({len(changes)}):\n")
+    for c in changes:
+        when = str(c["timestamp"]).replace("T", " ")[:23]
+        reason = f"  {c['reason']}" if c.get("reason") else ""
+        out.write(f"  {when}  {c['type']} {c.get('from') or '-'} → {c.get('to') or '-'}{reason}\n")
+    related = node.get("relatedEvents") or []
+    if related:
+        out.write(f"  Events about the node ({len(related)}):\n")
+        for line in table(related):
+            out.write("    " + line.rstrip() + "\n")
+
+
+def _seen(latest: Mapping[str, Any] | None) -> str:
+    return f"last seen {latest['lastSeen']}" if latest else "no record (not watched, or older)"
 
 
 def cmd_events(

@@ -13,6 +13,7 @@ chain and the pod's node condition changes in the history's object view.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -49,6 +50,7 @@ from podwatch.models import (
     Transition,
     WatchType,
 )
+from podwatch_cli.app import main as cli_main
 from tests.integration.template_stack import drain, process, to_history
 from tests.nodes import corpus, healthy, node_object
 
@@ -358,6 +360,24 @@ def test_a_rollout_shows_its_owner_chain_and_the_pods_node_in_the_object_view(
     assert [w["verb"] for w in node_view["watchEvents"]] == ["update", "update", "create"]
     assert node_view["watchEvents"][1]["reason"] == "NodeStatusUnknown"
     assert node_view["owners"] == []
+    # The CLI's object view shows the same chain and node (podwatch events pod NAMESPACE/NAME)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main(
+        ["events", "--api-url", history_url, "pod", "shop/web-7d4b9c8f6d-x2x7q"], out=out, err=err
+    )
+    assert (code, err.getvalue()) == (0, "")
+    text = out.getvalue()
+    assert "owned by (ReplicaSet web-7d4b9c8f6d → Deployment web):" in text
+    deployment_lines = text.split("  Deployment web: last seen ")[1].splitlines()
+    assert [line.split()[2:4] for line in deployment_lines[2:4]] == [
+        ["update", "Deployment"],
+        ["create", "Deployment"],
+    ]
+    assert f"node {NODE}: last seen " in text
+    assert "Ready Unknown → True  KubeletReady" in text
+    assert "Ready True → Unknown  NodeStatusUnknown" in text
+    assert "Events about the node (1):" in text
+    assert "NodeNotReady" in text
     listed = httpx.get(
         f"{history_url}/api/v1/events",
         params={"kind": "replicasets", "start": (T0 - timedelta(hours=1)).isoformat()},
