@@ -56,10 +56,9 @@ from podwatch_relay.timetext import now_text, time_text
 from podwatch_relay.watchline import (
     LineResult,
     OutcomeCounts,
+    consume_line,
     count_malformed,
     count_unexpected,
-    parse_watch_line,
-    resource_version_of,
 )
 
 log = logging.getLogger("podwatch_relay.pipeline")
@@ -161,34 +160,21 @@ class Relay:
 
     def process_line(self, line: str | bytes, *, initial_sync: bool = False) -> LineResult:
         """`handle_line`, also returning the resourceVersion the line carried (the watch loop
-        advances its version with it). A Pod line in the API server's canonical layout takes the
-        fast path (`fastpath`, specified in docs/internals.md "The relay's fast path"): compared
-        as bytes with the tracker, decoded only in part; any doubt takes the full path below,
-        which gives the same result."""
-        raw = line.encode(errors="surrogatepass") if isinstance(line, str) else line
+        advances its version with it): `watchline.consume_line`, as every watch consumer reads a
+        line, with the pods' fast path (`_fast_line`) first."""
+        return consume_line(self, line, initial_sync=initial_sync, fast=self._fast_line)
+
+    def _fast_line(self, raw: bytes, initial_sync: bool) -> LineResult | None:
+        """A Pod line in the API server's canonical layout takes the fast path (`fastpath`,
+        specified in docs/internals.md "The relay's fast path"): compared as bytes with the
+        tracker, decoded only in part; None (any doubt): the full path, which gives the same result."""
+        head = fastpath.HEAD.match(raw)
+        if head is None:
+            return None
         try:
-            head = fastpath.HEAD.match(raw)
-            if head is not None:
-                try:
-                    fast = self._fast_pod(raw, head, initial_sync)
-                except UnicodeDecodeError:
-                    fast = (
-                        None  # invalid UTF-8 in the head (checked before any change): the full path says so
-                    )
-                if fast is not None:
-                    return fast
-            if not raw.strip():
-                return LineResult("ignored:blank", None)
-            try:
-                event = parse_watch_line(raw)
-            except BadWatchEvent as exc:
-                return LineResult(self.note_malformed(exc, raw), None)
-            outcome = self.handle(event, initial_sync=initial_sync)
-            return LineResult(outcome, resource_version_of(event) if event.get("type") != "ERROR" else None)
-        except (SinkUnavailable, SinkRejected):
-            raise
-        except Exception as exc:  # noqa: BLE001  # a bug must cost one line, never the watch
-            return LineResult(self.note_unexpected(exc, raw), None)
+            return self._fast_pod(raw, head, initial_sync)
+        except UnicodeDecodeError:
+            return None  # invalid UTF-8 in the head (checked before any change): the full path says so
 
     def _fast_pod(self, line: bytes, head: re.Match[bytes], initial_sync: bool) -> LineResult | None:
         """One Pod line on the fast path (`fastpath`); None: take the full path."""
