@@ -423,10 +423,11 @@ def _serve_ops(settings: RelaySettings, running: _Running, *, sink_stats: Any) -
     registry = metrics_registry(
         collector, *([LeaderCollector(elector=elector, gate=gate)] if elector and gate else [])
     )
-    # Custom resources aside: a group the RBAC does not grant must not make the relay unready.
+    # Every watcher counts; one of the history's kinds refused by RBAC holds no probe (ops.py).
     health = Health(
-        watchers=lambda: [*group.watchers(), *objects.watchers(builtin_only=True)],
+        watchers=lambda: [*group.watchers(), *objects.watchers()],
         stall_seconds=settings.health_stall_seconds,
+        optional=objects.watchers,
     )
     if elector is not None:
         # Only a replica that finished its initial list (and so can diff) stands for election.

@@ -23,7 +23,7 @@ from typing import Any
 
 from kubernetes.client import CoreV1Api
 
-from podwatch_relay.kinds import BUILTIN, HOOK_CRD, KindSpec, custom_kind
+from podwatch_relay.kinds import HOOK_CRD, KindSpec, custom_kind
 from podwatch_relay.objects import ObjectRelay
 from podwatch_relay.watch import ControlWatch, ListWatcher, Resource
 
@@ -132,15 +132,10 @@ class ObjectGroup:
             entry = self._kinds.get((group, plural))
             return entry[0] if entry is not None else None
 
-    def watchers(self, *, builtin_only: bool = False) -> list[ListWatcher]:
-        """The running watchers (`builtin_only`: of the configured kinds, not custom resources)."""
+    def watchers(self) -> list[ListWatcher]:
+        """The running watchers, of the configured kinds and of custom resources."""
         with self._lock:
-            return [
-                w
-                for spec, _, _, ws in self._kinds.values()
-                if not builtin_only or spec is BUILTIN.get(spec.kind)
-                for w in ws
-            ]
+            return [w for _, _, _, ws in self._kinds.values() for w in ws]
 
     def relays(self) -> list[ObjectRelay]:
         with self._lock:

@@ -12,7 +12,13 @@ collectors (`process_*`, `python_*`) and `podwatch_relay_build_info`.
   body names the watchers restarted after unexpected errors (`restarted`: count, in a row, last
   error); one restarted `RESTARTS_UNHEALTHY` times in a row without a line handled well between
   (`failing`) makes it 503 too.
-* `/readyz` is 200 once every watcher finished its first list (initial sync), else 503.
+* `/readyz` is 200 once every watcher finished its first list (initial sync), else 503; its body
+  names the watchers still waiting. Every watcher the relay runs counts, custom resources' too
+  (a kind whose CRD appears at run time makes the relay unready until that kind's first list).
+* A watcher of the history's kinds (`optional`) that the API server refuses (403: RBAC does not
+  grant its group) holds neither probe: it is named under `forbidden` and retried with backoff.
+  The history is a side path; a group the RBAC forgot must not stop the pods' notifications
+  (an unready relay never stands for election, an unhealthy one is restarted).
 """
 
 from __future__ import annotations
@@ -249,15 +255,28 @@ def metrics_registry(*collectors: Collector) -> CollectorRegistry:
 
 
 class Health:
-    """`/healthz` and `/readyz` answers, from the current watchers."""
+    """`/healthz` and `/readyz` answers, from the current watchers (`optional`: those of the
+    history's kinds, a subset; see the module docstring)."""
 
-    def __init__(self, *, watchers: Callable[[], Iterable[Any]], stall_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        watchers: Callable[[], Iterable[Any]],
+        stall_seconds: float,
+        optional: Callable[[], Iterable[Any]] | None = None,
+    ) -> None:
         self.watchers = watchers
         self.stall_seconds = stall_seconds
+        self.optional = optional
+
+    def _counted(self) -> tuple[list[Any], list[str]]:
+        """The watchers that hold the probes, and the scopes of the optional ones refused (403)."""
+        refused = {id(w): w.scope for w in self.optional() if w.stats.forbidden} if self.optional else {}
+        return [w for w in self.watchers() if id(w) not in refused], sorted(refused.values())
 
     def healthz(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
-        watchers = list(self.watchers())
+        watchers, forbidden = self._counted()
         stalled = {
             w.scope: round(now - w.stats.last_progress, 1)
             for w in watchers
@@ -279,12 +298,14 @@ class Health:
             "bound_seconds": self.stall_seconds,
             "restarted": restarted,
             "failing": failing,
+            "forbidden": forbidden,
         }
 
     def readyz(self) -> tuple[bool, dict[str, Any]]:
-        watchers = list(self.watchers())
+        watchers, forbidden = self._counted()
         waiting = [w.scope for w in watchers if not w.synced.is_set()]
-        return bool(watchers) and not waiting, {"waiting_for_initial_sync": waiting}
+        ready = bool(watchers) and not waiting
+        return ready, {"waiting_for_initial_sync": waiting, "forbidden": forbidden}
 
 
 class OpsServer:

@@ -149,6 +149,8 @@ class WatchStats:
     restarts_in_a_row: int = 0
     #: the last one, `Type: message`
     last_error: str | None = None
+    #: the API server's last answer refused the call (403: RBAC does not grant it); cleared by a list
+    forbidden: bool = False
 
 
 def iter_lines(response: Any) -> Iterator[bytes]:
@@ -239,6 +241,7 @@ class ListWatcher:
                     continue
             except ApiException as exc:
                 failures += 1
+                self.stats.forbidden = _status(exc) == 403
                 log.warning(
                     "API server answered with an error, reconnecting",
                     extra={
@@ -354,6 +357,7 @@ class ListWatcher:
             raise urllib3.exceptions.ProtocolError(f"{self.scope}: list response without a resourceVersion")
         self.stats.lists += 1
         self.stats.last_progress = time.monotonic()
+        self.stats.forbidden = False
         if self.resource.reconciles:
             # What the relay knew here and the list no longer has is gone: say so (synthetic DELETED).
             gone = self.relay.reconcile(self.namespace, seen, version)

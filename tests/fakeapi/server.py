@@ -27,7 +27,9 @@ and 410 (see shared/RECIPES.md). This one speaks enough of the real protocol tha
 Fault switches (`FakeKubeApi.faults` and methods): `compact()` (drop history; open watches behind
 it get the 410 ERROR), `drop_connections()` (close every open watch stream), `faults.stalled`
 (open streams stay connected but send nothing, bookmarks included: a dead connection without FIN),
-`faults.list_gone` (the next N list calls answer HTTP 410).
+`faults.list_gone` (the next N list calls answer HTTP 410), `faults.lists_held` (lists of these
+plurals wait until the plural is taken out: a slow first list), `faults.forbidden` (every request
+for these plurals answers 403 Forbidden, as when RBAC does not grant them).
 
 `faults.before_write` (one shot: called with the method and the body just before the next HTTP
 write is applied) lets a test slip another writer in between a client's read and its write.
@@ -52,7 +54,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -122,6 +124,9 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
 }
 #: plurals that `POST` (create) and `PUT` (replace) accept over HTTP
 WRITABLE = frozenset({"leases"})
+#: a held list (`Faults.lists_held`) is answered after this at the latest: a test that forgets
+#: to release it fails by its assertions, not by a hung server thread
+HOLD_SECONDS = 8.0
 KINDS: dict[str, ResourceType] = {r.kind: r for r in RESOURCES.values()}
 
 _PATH = re.compile(
@@ -155,6 +160,10 @@ class Faults:
     list_gone: int = 0
     #: the next N watch requests answer HTTP 410 Gone (instead of the ERROR event)
     watch_gone: int = 0
+    #: list requests of these plurals wait until the plural is removed (at most `HOLD_SECONDS`)
+    lists_held: set[str] = field(default_factory=set)
+    #: requests (list, watch, get) of these plurals answer 403 Forbidden, as RBAC refuses them
+    forbidden: set[str] = field(default_factory=set)
     #: one shot: called with (method, body) just before the next HTTP write is applied (another
     #: writer slipping in between a client's read and its write: the 409 Conflict case)
     before_write: Callable[[str, Obj], None] | None = None
@@ -614,6 +623,9 @@ class _Handler(BaseHTTPRequestHandler):
         if resource is None:
             self._send_json(404, _status(404, "NotFound", f"the server could not find {parts.path}"))
             return
+        if resource.plural in self.fake.faults.forbidden:
+            self._send_json(403, _status(403, "Forbidden", f"{resource.plural} is forbidden (fault switch)"))
+            return
         if name is not None:
             obj = self.fake.get(resource.kind, ns, name)
             if obj is None:
@@ -624,6 +636,9 @@ class _Handler(BaseHTTPRequestHandler):
         if watch:
             self._watch(resource, ns, query)
         else:
+            held_until = time.monotonic() + HOLD_SECONDS
+            while resource.plural in self.fake.faults.lists_held and time.monotonic() < held_until:
+                time.sleep(0.02)
             code, body = self.fake._list(resource, ns, query)
             self._send_json(code, body)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -171,6 +173,36 @@ def running_relay(
         thread.join(timeout=30)
     assert codes == [0], "the relay did not stop cleanly"
     assert CANARY not in json.dumps(sent.bodies()), "a value that must stay in the cluster left it"
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET (an error status is an answer too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  # loopback only
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def ops_port(timeout: float = 5.0) -> int:
+    """The ops server's port (settings said 0: any free port), found by its thread's server once
+    the relay started it."""
+
+    def port() -> int | None:
+        for t in threading.enumerate():
+            server = getattr(getattr(t, "_target", None), "__self__", None)
+            if t.name == "ops-http" and server is not None:
+                return int(server.server_address[1])
+        return None
+
+    found: int = wait_for(port, timeout=timeout, what="the ops server thread")
+    return found
+
+
+def probe(path: str) -> tuple[int, dict[str, Any]]:
+    """A probe of the running relay's ops server (`/readyz`, `/healthz`): status and JSON body."""
+    code, text = http_get(f"http://127.0.0.1:{ops_port()}{path}")
+    return code, json.loads(text)
 
 
 def records(bodies: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:

@@ -8,7 +8,9 @@ and go, khook `Hook` objects forwarded as hook rules when the CRD exists and the
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,7 @@ from podwatch_relay.settings import CHART_KINDS
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi import objects as fx
 from tests.fakeapi.pods import CANARY, core_event
-from tests.integration.relay_harness import pods, records, running_relay, wait_for
+from tests.integration.relay_harness import pods, probe, records, running_relay, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -158,6 +160,56 @@ def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
         threading.Event().wait(3.5)  # longer than a watch's timeout: a live watcher would ask again
         assert len(fake.watch_requests("databases")) == asked
     assert not [r for r in fake.requests if r.path.startswith("/apis/other.io")]
+
+
+def test_readyz_waits_for_a_custom_resource_kinds_first_list_but_not_for_a_forbidden_group(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two CRDs of selected groups: the API server is slow to list the Databases, and its
+    # RBAC does not grant the Caches
+    fake.put(fx.crd("db.example.com", "databases", "Database"))
+    fake.put(fx.crd("cache.example.com", "caches", "Cache"))
+    fake.put(fx.custom("db.example.com/v1", "Database", "shop", "orders"))
+    fake.faults.lists_held.add("databases")
+    fake.faults.forbidden.add("caches")
+
+    groups = "*.example.com"
+    with running_relay(
+        fake, moto_server, tmp_path, monkeypatch, kinds="Pod,Event,Deployment", custom_resource_groups=groups
+    ) as sent:
+        # Then /readyz is 503 and names the Database watcher, the only one still listing; the
+        # refused one is named as forbidden and holds neither probe
+        waiting = _readyz_when(
+            lambda body: body["waiting_for_initial_sync"] == ["databases@*"] and body["forbidden"] != []
+        )
+        assert waiting == (
+            503,
+            {"ok": False, "waiting_for_initial_sync": ["databases@*"], "forbidden": ["caches@*"]},
+        )
+        assert not records(sent.bodies(), "Database")
+
+        # When the list is answered
+        fake.faults.lists_held.discard("databases")
+
+        # Then the relay is ready, and healthy though the Caches are still refused
+        ready = _readyz_when(lambda body: body["ok"])
+        assert ready == (200, {"ok": True, "waiting_for_initial_sync": [], "forbidden": ["caches@*"]})
+        assert probe("/healthz")[0] == 200
+        db = wait_for(lambda: records(sent.bodies(), "Database", "orders"), what="the Database record")
+        assert db[0]["initial_sync"] is True
+
+        # And once RBAC grants the Caches, their watcher lists and is no longer named
+        fake.faults.forbidden.discard("caches")
+        wait_for(lambda: probe("/readyz")[1]["forbidden"] == [], what="the Caches granted")
+        assert probe("/readyz")[0] == 200
+
+
+def _readyz_when(check: Callable[[dict[str, Any]], bool]) -> tuple[int, dict[str, Any]]:
+    """The running relay's first `/readyz` answer whose body passes `check`."""
+    found: tuple[int, dict[str, Any]] = wait_for(
+        lambda: answer if check((answer := probe("/readyz"))[1]) else None, what="a /readyz answer"
+    )
+    return found
 
 
 @pytest.mark.parametrize("enabled", [True, False])

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from podwatch_relay.sink import SqsSink
 from podwatch_relay.watch import POD_EVENTS, PODS, ListWatcher
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi.pods import CANARY, pod, with_secrets
-from tests.integration.relay_harness import Harness, crash, running_relay, wait_for
+from tests.integration.relay_harness import Harness, crash, http_get, ops_port, running_relay, wait_for
 from tests.queues import drain_bodies
 
 pytestmark = pytest.mark.integration
@@ -326,14 +325,6 @@ def _drain(sqs: Any, url: str) -> list[AnyEnvelope]:
     return [parse_envelope(body) for body in drain_bodies(sqs, url)]
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  # loopback only
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def test_sigterm_drains_the_buffer_before_exit(fake: FakeKubeApi, moto_server: str, tmp_path: Path) -> None:
     # Given the relay process, whose envelopes wait up to 60 s for a full batch
     sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto_server)
@@ -448,10 +439,10 @@ def test_label_selected_namespaces_heartbeats_and_ops_endpoints(
         assert beats[:2] == [1, 2]
 
         # And the ops port answers: ready, healthy, metrics with every family
-        port = _ops_port()
-        assert _get(f"http://127.0.0.1:{port}/readyz")[0] == 200
-        assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-        code, text = _get(f"http://127.0.0.1:{port}/metrics")
+        port = ops_port()
+        assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        code, text = http_get(f"http://127.0.0.1:{port}/metrics")
         assert code == 200
         for family in (
             "podwatch_relay_watch_events_total",
@@ -468,19 +459,8 @@ def test_label_selected_namespaces_heartbeats_and_ops_endpoints(
 
         # When the API server goes silent for longer than the bound, /healthz fails
         fake.faults.stalled = True
-        wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthz")[0] == 503, timeout=5, what="unhealthy")
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 503, timeout=5, what="unhealthy")
         fake.faults.stalled = False
-
-
-def _ops_port() -> int:
-    """The ops server's port (settings said 0: any free port), found by its thread's server."""
-    for t in threading.enumerate():
-        if t.name == "ops-http":
-            target = getattr(t, "_target", None)
-            server = getattr(target, "__self__", None)
-            if server is not None:
-                return int(server.server_address[1])
-    raise AssertionError("no ops server thread")
 
 
 def test_settings_document_every_new_variable() -> None:
