@@ -39,6 +39,7 @@ from podwatch_relay.watchline import (
     consume_line,
     count_malformed,
     count_unexpected,
+    stream_outcome,
 )
 
 _WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
@@ -179,11 +180,8 @@ class ObjectRelay:
         if not isinstance(event, dict):
             return "malformed:not-an-object"
         watch_type, obj = event.get("type"), event.get("object")
-        if watch_type == "BOOKMARK":
-            return "bookmark"
-        if watch_type == "ERROR":
-            code = obj.get("code") if isinstance(obj, dict) else None
-            return "relist" if code == 410 else f"error:{code if isinstance(code, int) else 'unknown'}"
+        if (outcome := stream_outcome(watch_type, obj)) is not None:
+            return outcome
         if watch_type not in _WATCH_TYPES:
             return "malformed:unknown-type"
         meta = obj.get("metadata") if isinstance(obj, dict) else None

@@ -26,6 +26,7 @@ from kubernetes.client import CoreV1Api
 from podwatch_relay.kinds import HOOK_CRD, KindSpec, custom_kind
 from podwatch_relay.objects import ObjectRelay
 from podwatch_relay.watch import ControlWatch, ListWatcher, Resource
+from podwatch_relay.watchline import stream_outcome
 
 log = logging.getLogger("podwatch_relay.objectwatch")
 
@@ -181,11 +182,8 @@ class CustomResources(ControlWatch):
         if not isinstance(watch_event, dict):
             return "malformed:not-an-object"
         watch_type, obj = watch_event.get("type"), watch_event.get("object")
-        if watch_type == "BOOKMARK":
-            return "bookmark"
-        if watch_type == "ERROR":
-            code = obj.get("code") if isinstance(obj, dict) else None
-            return "relist" if code == 410 else f"error:{code}"
+        if (outcome := stream_outcome(watch_type, obj)) is not None:
+            return outcome
         meta = obj.get("metadata") if isinstance(obj, dict) else None
         name = meta.get("name") if isinstance(meta, dict) else None
         uid = meta.get("uid") if isinstance(meta, dict) else None

@@ -8,7 +8,8 @@ so everything from the parsed watch event on is the same code. Outcome labels:
                               during initial sync when `initial_sync_mode="troubled"`)
 * `bookmark`                  a BOOKMARK (it only advances the watch's resourceVersion)
 * `relist`                    an ERROR event with 410 Gone: the watch loop must relist
-* `error:<code>`              any other ERROR event (counted)
+* `error:<code>`              any other ERROR event (counted); `error:unknown` if its Status has no
+                              integer code (`watchline.stream_outcome`, shared by every consumer)
 * `skipped:<why>`             valid input that is not ours (`kind-ConfigMap`, `not-a-pod-event`, ...)
 * `malformed:<why>`           input that is broken (`json`, `invalid-utf8`, `too-deep`,
                               `lone-surrogate`, `huge-number`, `nan`, `unknown-type`,
@@ -59,6 +60,7 @@ from podwatch_relay.watchline import (
     consume_line,
     count_malformed,
     count_unexpected,
+    stream_outcome,
 )
 
 log = logging.getLogger("podwatch_relay.pipeline")
@@ -263,10 +265,11 @@ class Relay:
         kind = obj.get("kind") if isinstance(obj, dict) else None
         seen = f"{kind if isinstance(kind, str) and kind else '-'}/{watch_type}"
         self.stats.seen[seen] = self.stats.seen.get(seen, 0) + 1
-        if watch_type == "BOOKMARK":
-            return "bookmark"
-        if watch_type == "ERROR":
-            return self._error(obj)
+        outcome = stream_outcome(watch_type, obj)
+        if outcome is not None:
+            if watch_type == "ERROR":
+                _log_error(obj)
+            return outcome
         if watch_type not in WATCH_TYPES:
             raise BadWatchEvent(f"unknown watch event type {watch_type!r}", reason="unknown-type")
         if not isinstance(obj, dict):
@@ -277,15 +280,6 @@ class Relay:
         if kind == "Event":
             return self._event(obj, wtype, initial_sync)
         return f"skipped:kind-{kind}" if isinstance(kind, str) and kind else "skipped:kind-missing"
-
-    def _error(self, obj: Any) -> str:
-        status = obj if isinstance(obj, dict) else {}
-        code = status.get("code")
-        log.warning(
-            "watch stream reported an error",
-            extra={"code": code, "reason": status.get("reason"), "detail": status.get("message")},
-        )
-        return "relist" if code == 410 else f"error:{code if isinstance(code, int) else 'unknown'}"
 
     def _pod(self, obj: dict[str, Any], watch_type: WatchType, initial_sync: bool) -> str:
         spec = obj.get("spec")
@@ -574,3 +568,12 @@ def _transitions_payload(found: list[Change]) -> list[dict[str, Any]]:
             _TRANSITIONS.clear()
         got = _TRANSITIONS[key] = [change_payload(change) for change in found]
     return list(got)
+
+
+def _log_error(obj: Any) -> None:
+    """Log an ERROR event's Status (its outcome is `watchline.stream_outcome`'s)."""
+    status = obj if isinstance(obj, dict) else {}
+    log.warning(
+        "watch stream reported an error",
+        extra={"code": status.get("code"), "reason": status.get("reason"), "detail": status.get("message")},
+    )

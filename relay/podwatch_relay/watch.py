@@ -38,7 +38,7 @@ from kubernetes.client.exceptions import ApiException
 from podwatch_relay._json import loads
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable, WatchExpired
 from podwatch_relay.pipeline import Relay
-from podwatch_relay.watchline import LineResult, consume_line, log_malformed
+from podwatch_relay.watchline import LineResult, consume_line, log_malformed, stream_outcome
 
 log = logging.getLogger("podwatch_relay.watch")
 
@@ -607,14 +607,11 @@ class NamespaceScopes(ControlWatch):
             return "malformed:not-an-object"
         kind = watch_event.get("type")
         obj = watch_event.get("object")
+        if (outcome := stream_outcome(kind, obj)) is not None:
+            return outcome
         meta = obj.get("metadata") if isinstance(obj, dict) else None
         name = meta.get("name") if isinstance(meta, dict) else None
         uid = meta.get("uid") if isinstance(meta, dict) else None
-        if kind == "BOOKMARK":
-            return "bookmark"
-        if kind == "ERROR":
-            code = obj.get("code") if isinstance(obj, dict) else None
-            return "relist" if code == 410 else f"error:{code}"
         if not isinstance(name, str) or not isinstance(uid, str):
             return "malformed:namespace"
         if kind in {"ADDED", "MODIFIED"}:

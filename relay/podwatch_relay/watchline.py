@@ -7,6 +7,7 @@ into an outcome label (listed in `pipeline`'s docstring) and the resourceVersion
 is written here once: a consumer's fast path may answer first; else a blank line is ignored, a line
 that is not a JSON object is the consumer's `note_malformed`, any other its `handle`. A failing sink
 propagates (its envelopes stay queued); any other error is the consumer's `note_unexpected`.
+A BOOKMARK's or ERROR's outcome, whoever handles it, is `stream_outcome`'s.
 """
 
 from __future__ import annotations
@@ -113,6 +114,18 @@ def parse_watch_line(line: str | bytes) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise BadWatchEvent(f"line is a JSON {type(event).__name__}, not an object", reason="not-an-object")
     return event
+
+
+def stream_outcome(watch_type: object, obj: object) -> str | None:
+    """The outcome of a watch event about the stream rather than an object: `bookmark` for a
+    BOOKMARK; for an ERROR (its object a Status) `relist` if its code is 410 Gone, else
+    `error:<code>` (`error:unknown` when the Status has no integer code). None for any other type."""
+    if watch_type == "BOOKMARK":
+        return "bookmark"
+    if watch_type != "ERROR":
+        return None
+    code = obj.get("code") if isinstance(obj, dict) else None
+    return "relist" if code == 410 else f"error:{code if isinstance(code, int) else 'unknown'}"
 
 
 def resource_version_of(watch_event: dict[str, Any]) -> str | None:
