@@ -18,7 +18,7 @@ from podwatch_relay.kinds import BUILTIN, KindSpec
 from podwatch_relay.objects import ObjectRelay
 from podwatch_relay.objectwatch import CustomResources, ObjectGroup
 from podwatch_relay.sink import SendResult
-from podwatch_relay.watchline import LineResult, OutcomeCounts, consume_line
+from podwatch_relay.watchline import LineResult, OutcomeCounts, consume_line, stream_outcome
 from tests.fakeapi import objects as fx
 
 
@@ -53,6 +53,25 @@ def test_outcomes_are_counted_by_group() -> None:
     assert (counts.malformed, counts.errors, counts.relists_requested) == (1, 2, 1)
     assert counts.outcomes["forwarded"] == 2
     assert counts.to_dict()["outcomes"] == counts.outcomes
+
+
+@pytest.mark.parametrize(
+    ("watch_type", "obj", "outcome"),
+    [
+        ("BOOKMARK", {"metadata": {"resourceVersion": "7"}}, "bookmark"),
+        ("ERROR", {"kind": "Status", "code": 410, "reason": "Expired"}, "relist"),
+        ("ERROR", {"kind": "Status", "code": 500}, "error:500"),
+        ("ERROR", {"kind": "Status"}, "error:unknown"),
+        ("ERROR", {"kind": "Status", "code": "500"}, "error:unknown"),
+        ("ERROR", None, "error:unknown"),
+        ("ADDED", {"metadata": {"name": "p"}}, None),
+        (None, {}, None),
+    ],
+)
+def test_a_stream_event_has_its_outcome_and_an_object_event_none(
+    watch_type: Any, obj: Any, outcome: str | None
+) -> None:
+    assert stream_outcome(watch_type, obj) == outcome
 
 
 def test_read_line_takes_the_fast_answer_else_the_plain_path() -> None:
@@ -147,6 +166,19 @@ def test_a_control_watch_reads_lines_the_one_way() -> None:
         ("bookmark", "42"),
         ("relist", None),
     ]
+
+
+def test_every_consumer_labels_an_error_without_a_code_the_same() -> None:
+    # Given an ERROR whose Status has no integer code (once `error:None` on the control watches)
+    lines = [b'{"type":"ERROR","object":{"kind":"Status"}}', b'{"type":"ERROR","object":{"code":"x"}}']
+    relay = ObjectRelay(spec=BUILTIN["Node"], sink=NullSink(), cluster_id="c1", relay_version="t")
+    crds = _crds(make_relay=lambda spec: None)
+
+    # Then a kind's relay and a control watch both read it as `error:unknown`
+    for consumer in (relay, crds):
+        assert [consumer.process_line(line) for line in lines] == [("error:unknown", None)] * 2
+    assert relay.stats.outcomes == {"error:unknown": 2}
+    assert relay.stats.errors == 2
 
 
 def test_a_bug_in_a_control_watch_restarts_its_watch() -> None:
