@@ -270,6 +270,7 @@ def _object_watchers(
             relay_version=__version__,
             allowlist=relay.allowlist,
             namespace_filter=selected,
+            initial_sync_mode=settings.initial_sync_mode,
         )
 
     return start_objects(

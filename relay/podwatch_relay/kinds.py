@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from podwatch.classify import NODE_TROUBLED_STATUS
 from podwatch.models import MAX_TEXT, truncate
 from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist, redact
 
@@ -439,6 +440,36 @@ def project_object(
     if snapshot:
         out["snapshot"] = snapshot
     return out
+
+
+#: Condition statuses that are trouble, by condition type whatever the kind: a Node's as the
+#: processor classifies them (Ready False/Unknown, a pressure True; also a custom resource's
+#: Ready), and the controllers' own failure signals. Read only by `INITIAL_SYNC_MODE=troubled`.
+TROUBLED_CONDITIONS: Mapping[str, frozenset[str]] = {
+    **NODE_TROUBLED_STATUS,
+    "Available": frozenset({"False"}),  # Deployment below its minimum availability
+    "Progressing": frozenset({"False"}),  # Deployment past its progress deadline
+    "ReplicaFailure": frozenset({"True"}),  # Deployment, ReplicaSet: pods cannot be created
+    "Failed": frozenset({"True"}),  # Job: backoff limit or deadline reached
+    "AbleToScale": frozenset({"False"}),  # HorizontalPodAutoscaler cannot scale its target
+    "ScalingActive": frozenset({"False"}),  # HorizontalPodAutoscaler without usable metrics
+}
+#: `status.phase` values that are trouble, by kind (a claim not bound, a volume whose reclaim failed)
+TROUBLED_PHASES: Mapping[str, frozenset[str]] = {
+    "PersistentVolumeClaim": frozenset({"Pending", "Lost"}),
+    "PersistentVolume": frozenset({"Failed"}),
+}
+
+
+def object_troubled(kind: str, projection: Mapping[str, Any]) -> bool:
+    """Whether an object (its `project_object` projection) is in trouble: a condition status of
+    `TROUBLED_CONDITIONS`, or a phase of `TROUBLED_PHASES`. What a first list forwards of a kind
+    with `INITIAL_SYNC_MODE=troubled`, as `state.payload_troubled` is for a pod."""
+    for condition in projection.get("conditions", ()):
+        if condition["status"] in TROUBLED_CONDITIONS.get(condition["type"], ()):
+            return True
+    phase = projection.get("snapshot", {}).get("status.phase")
+    return phase in TROUBLED_PHASES.get(kind, ())
 
 
 def project_hook(

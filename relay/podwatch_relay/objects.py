@@ -29,7 +29,8 @@ from podwatch_relay import objectfast
 from podwatch_relay._json import dumps
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
 from podwatch_relay.fit import FITS_CHARS, fit
-from podwatch_relay.kinds import KindSpec, project_hook, project_object
+from podwatch_relay.kinds import KindSpec, object_troubled, project_hook, project_object
+from podwatch_relay.pipeline import InitialSyncMode
 from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist
 from podwatch_relay.sink import SendResult, Sink
 from podwatch_relay.timetext import now_text, time_text
@@ -105,6 +106,7 @@ class ObjectRelay:
         allowlist: LabelAllowlist = DEFAULT_ALLOWLIST,
         namespace_filter: Callable[[str], bool] | None = None,
         batch_size: int = 1,
+        initial_sync_mode: InitialSyncMode = "all",
     ) -> None:
         self.spec = spec
         self.sink = sink
@@ -114,6 +116,9 @@ class ObjectRelay:
         #: namespaced objects outside the selection are skipped (label-selected namespaces)
         self.namespace_filter = namespace_filter
         self.stats = ObjectStats()
+        #: `troubled`: a list forwards only the objects in trouble among those never seen (records
+        #: only; hook rules always go out)
+        self.initial_sync_mode: InitialSyncMode = initial_sync_mode
         self._clock = clock
         self._now_text: Callable[[], str] = now_text if clock is utcnow else lambda: time_text(clock())
         self._batch_size = batch_size
@@ -218,6 +223,8 @@ class ObjectRelay:
             return "suppressed"
         conditions = condition_key(projection)
         self._known[uid] = (namespace, name, digest, conditions, raw_key)
+        if known is None and initial_sync and self._held_back(projection):
+            return "suppressed"  # known now: its next change goes out, as a held-back pod's
         if known is not None and self.spec.envelope == "object":
             changes = condition_transitions(known[3], conditions)
             if changes:
@@ -227,6 +234,15 @@ class ObjectRelay:
             watch_type, uid, namespace, name, version, projection, initial_sync=initial_sync and known is None
         )
         return "forwarded"
+
+    def _held_back(self, projection: dict[str, Any]) -> bool:
+        """Whether a list keeps a never-seen object to itself (`initial_sync_mode` troubled, and
+        it is not in trouble: `kinds.object_troubled`)."""
+        return (
+            self.initial_sync_mode == "troubled"
+            and self.spec.envelope == "object"
+            and not object_troubled(self.spec.kind, projection)
+        )
 
     def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int:
         """After a (re)list in `namespace` (None: all): every object known there that the list did

@@ -69,8 +69,10 @@ class RelaySettings(BaseSettings):
     exists (and when it appears). Needs read access to hooks.kagent.dev and CRDs."""
 
     initial_sync_mode: Literal["all", "troubled"] = "all"
-    """What the list at start (and every relist) forwards for pods the relay has not seen: `all`,
-    or only pods already in trouble, so restarting the relay on a big cluster does not flood."""
+    """What the list at start (and every relist) forwards for pods and objects of other kinds the
+    relay has not seen: `all`, or only those already in trouble (a pod: `state.payload_troubled`;
+    an object: `kinds.object_troubled`), so restarting the relay on a big cluster does not flood.
+    Hook rules always go out; a later change of anything held back goes out as usual."""
 
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """Client-side timeout of every non-streaming API call (list, read) and of connecting. The

@@ -126,6 +126,41 @@ def test_configmap_values_never_leave_and_secrets_are_never_read(
     assert {r.path for r in fake.list_requests("configmaps")} == {"/api/v1/configmaps"}
 
 
+def test_a_troubled_initial_sync_lists_only_objects_in_trouble_then_forwards_every_change(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a node NotReady and one Ready, a Deployment past its progress deadline and a healthy one
+    fake.put(fx.node("down", ready=False))
+    fake.put(fx.node("up"))
+    stuck = fx.deployment("shop", "stuck", image="registry.example.com/api:9")
+    stuck["status"]["conditions"].append(
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    )
+    fake.put(stuck)
+    fake.put(fx.deployment("shop", "api", image="registry.example.com/api:1"))
+
+    with running_relay(
+        fake,
+        moto_server,
+        tmp_path,
+        monkeypatch,
+        kinds="Pod,Event,Node,Deployment",
+        initial_sync_mode="troubled",
+    ) as sent:
+        # When the lists are done, and then the healthy ones change
+        wait_for(lambda: probe("/readyz")[0] == 200, what="every first list")
+        fake.update("Node", None, "up", lambda o: o["status"]["conditions"][0].update(status="False"))
+        fake.update("Deployment", "shop", "api", lambda o: o["spec"].update(replicas=5))
+
+        # Then the first lists forwarded only the objects in trouble, and the changes went out
+        # (each after its kind's list, on the same stream)
+        up = wait_for(lambda: records(sent.bodies(), "Node", "up"), what="the node's change")
+        api = wait_for(lambda: records(sent.bodies(), "Deployment", "api"), what="the Deployment's change")
+        assert [(r["initial_sync"], r["watch_type"]) for r in up + api] == [(False, "MODIFIED")] * 2
+        assert [r["initial_sync"] for r in records(sent.bodies(), "Node", "down")] == [True]
+        assert [r["initial_sync"] for r in records(sent.bodies(), "Deployment", "stuck")] == [True]
+
+
 def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
     fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

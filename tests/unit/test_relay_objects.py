@@ -14,7 +14,7 @@ from podwatch import ids
 from podwatch.wire import parse_envelope
 from podwatch_relay import objectfast
 from podwatch_relay.fit import ENVELOPE_MAX_BYTES, size_of
-from podwatch_relay.kinds import BUILTIN, custom_kind
+from podwatch_relay.kinds import BUILTIN, custom_kind, object_troubled, project_object
 from podwatch_relay.objects import ObjectRelay
 from podwatch_relay.sink import SendResult
 from tests.fakeapi import objects as fx
@@ -190,3 +190,59 @@ def test_metrics_count_records_by_kind_and_outcome() -> None:
     assert 'podwatch_relay_objects_total{kind="Node",outcome="forwarded"} 1.0' in text
     assert 'podwatch_relay_objects_total{kind="Node",outcome="suppressed"} 1.0' in text
     assert 'podwatch_relay_objects_tracked{kind="Node"} 1.0' in text
+
+
+def _troubled_deployment() -> dict[str, Any]:
+    deploy = fx.deployment("shop", "stuck", image="registry.example.com/api:9")
+    deploy["status"]["conditions"] = [
+        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"},
+    ]
+    return deploy
+
+
+def test_a_troubled_initial_sync_forwards_only_objects_in_trouble_then_every_change() -> None:
+    relay, sink = relay_of("Deployment", initial_sync_mode="troubled")
+    healthy, stuck = fx.deployment("shop", "api", image="registry.example.com/api:1"), _troubled_deployment()
+
+    # When a first list holds a healthy Deployment and one past its progress deadline
+    assert relay.handle(event("ADDED", healthy, 1), initial_sync=True) == "suppressed"
+    assert relay.handle(event("ADDED", stuck, 2), initial_sync=True) == "forwarded"
+
+    # Then only the troubled one is forwarded; both are known, so a relist finding the healthy
+    # one unchanged sends nothing, and its next change goes out like any other
+    assert [b["payload"]["name"] for b in sink.bodies] == ["stuck"]
+    assert relay.handle(event("ADDED", healthy, 1), initial_sync=True) == "suppressed"
+    healthy["spec"]["replicas"] = 5
+    assert relay.handle(event("MODIFIED", healthy, 3)) == "forwarded"
+    assert [b["payload"]["name"] for b in sink.bodies] == ["stuck", "api"]
+    assert sink.bodies[-1]["payload"]["initial_sync"] is False
+    assert len(relay) == 2
+
+
+def test_what_is_trouble_for_an_object() -> None:
+    def projection(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return project_object(obj, BUILTIN[kind])
+
+    claim = {"metadata": {"name": "data", "namespace": "shop", "uid": "u"}, "status": {"phase": "Pending"}}
+    bound = copy.deepcopy(claim) | {"status": {"phase": "Bound"}}
+    assert object_troubled("Node", projection("Node", fx.node("n1", ready=False)))
+    assert not object_troubled("Node", projection("Node", fx.node("n1")))
+    assert object_troubled("Deployment", projection("Deployment", _troubled_deployment()))
+    assert not object_troubled("Deployment", projection("Deployment", fx.deployment("s", "a", image="i")))
+    assert object_troubled("PersistentVolumeClaim", projection("PersistentVolumeClaim", claim))
+    assert not object_troubled("PersistentVolumeClaim", projection("PersistentVolumeClaim", bound))
+    custom = custom_kind("db.example.com", "v1", "databases", "Database", namespaced=True)
+    failing = fx.custom("db.example.com/v1", "Database", "shop", "orders")
+    failing["status"]["conditions"][0]["status"] = "False"
+    assert object_troubled("Database", project_object(failing, custom))
+    assert not object_troubled(
+        "Database", project_object(fx.custom("db.example.com/v1", "Database", "s", "o"), custom)
+    )
+
+
+def test_hook_rules_go_out_whatever_the_initial_sync_mode() -> None:
+    spec = custom_kind("kagent.dev", "v1alpha2", "hooks", "Hook", namespaced=True, hook=True)
+    relay, sink = relay_of("Hook", spec=spec, initial_sync_mode="troubled")
+    assert relay.handle(event("ADDED", fx.hook(), 1), initial_sync=True) == "forwarded"
+    assert sink.bodies[0]["kind"] == "hook"
