@@ -256,14 +256,16 @@ def _object_watchers(
     api: CoreV1Api,
     stop: threading.Event,
     factory: Callable[..., ListWatcher],
+    checkpointer: Checkpointer | None,
 ) -> tuple[ObjectGroup, ListWatcher | None]:
-    """The watchers of the configured kinds (started) and of CRDs (to start), into the relay's sink."""
+    """The watchers of the configured kinds (started) and of CRDs (to start), into the relay's sink,
+    each kind knowing from its start what the checkpoint knew of it."""
     selected = None
     if settings.namespace_selector is not None:
         selected = lambda namespace: namespace in group.namespaces  # noqa: E731  # label mode only
 
     def make_relay(spec: KindSpec) -> ObjectRelay:
-        return ObjectRelay(
+        made = ObjectRelay(
             spec=spec,
             sink=relay.sink,
             cluster_id=relay.cluster_id,
@@ -272,8 +274,11 @@ def _object_watchers(
             namespace_filter=selected,
             initial_sync_mode=settings.initial_sync_mode,
         )
+        if checkpointer is not None:
+            checkpointer.restore_objects(spec.resource, made)
+        return made
 
-    return start_objects(
+    found = start_objects(
         kinds=settings.kind_specs,
         patterns=settings.group_patterns,
         hooks=settings.watch_hooks,
@@ -283,6 +288,9 @@ def _object_watchers(
         make_relay=make_relay,
         namespaces=settings.namespace_list,
     )
+    if checkpointer is not None:
+        checkpointer.objects = found[0].by_resource
+    return found
 
 
 @dataclasses.dataclass(slots=True)
@@ -383,7 +391,9 @@ def _start(args: argparse.Namespace, settings: RelaySettings, stop: threading.Ev
         elector.on_stopped_leading = lambda _reason: stop.set()
     factory = _watcher_factory(settings)
     group = WatchGroup(api=api, relay=relay, stop=stop, factory=factory)
-    objects, crd_watcher = _object_watchers(settings, relay, group, api=api, stop=stop, factory=factory)
+    objects, crd_watcher = _object_watchers(
+        settings, relay, group, api=api, stop=stop, factory=factory, checkpointer=checkpointer
+    )
     running = _Running(stop, outbox, relay, elector, gate, checkpointer, group, objects)
     running.ops = ops = _serve_ops(settings, running, sink_stats=getattr(sqs, "stats", None))
     _on_signals(stop)

@@ -198,6 +198,12 @@ class KindSpec:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
+    @property
+    def resource(self) -> str:
+        """`<plural>.<group>` (`deployments.apps`; `nodes` in the core group): the kind whatever
+        its version, as RBAC and CRDs name it (the checkpoint's key)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
 
 def _kind(kind: str, group: str, version: str, plural: str, namespaced: bool, *fields: Field) -> KindSpec:
     return KindSpec(kind, group, version, plural, namespaced, compile_fields(fields))

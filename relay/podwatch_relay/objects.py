@@ -70,6 +70,9 @@ def digest_of(projection: dict[str, Any]) -> bytes:
 
 #: (type, status) of an object's conditions: what its transitions are told from
 Conditions = tuple[tuple[str, str], ...]
+#: What a checkpoint keeps of one object: uid, namespace ("" when cluster-scoped), name, the
+#: digest of its last forwarded projection and its conditions
+ObjectState = tuple[str, str, str, bytes, Conditions]
 
 
 def condition_key(projection: dict[str, Any]) -> Conditions:
@@ -260,6 +263,26 @@ class ObjectRelay:
                 self.stats.count("forwarded")
             self.stats.synthetic_deleted += len(gone)
             return len(gone)
+
+    def memory(self) -> list[ObjectState] | None:
+        """What is known of each object, for the checkpoint; None while envelopes wait here (a
+        sink failed): what they tell is not handed over yet."""
+        with self._lock:
+            if self._pending:
+                return None
+            return [
+                (uid, ns, name, digest, conds) for uid, (ns, name, digest, conds, _) in self._known.items()
+            ]
+
+    def restore(self, states: Iterable[ObjectState]) -> int:
+        """Remember objects from a checkpoint (nothing is sent): the first list then forwards only
+        what changed since, and `reconcile` the objects gone meanwhile. Returns how many."""
+        with self._lock:
+            count = 0
+            for uid, namespace, name, digest, conditions in states:
+                self._known[uid] = (namespace, name, digest, conditions, None)
+                count += 1
+            return count
 
     def forget(self) -> int:
         """Drop what is known (the kind is no longer watched: its CRD went). Nothing is sent."""

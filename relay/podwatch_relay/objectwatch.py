@@ -121,8 +121,14 @@ class ObjectGroup:
         return True
 
     def stop_all(self) -> None:
-        for group, plural in self.kinds():
-            self.stop_kind(group, plural)
+        """Stop every watcher (shutdown). The relays stay, with what they know: the last flush
+        and the last checkpoint read them."""
+        with self._lock:
+            entries = list(self._kinds.values())
+        for _, kind_stop, _, watchers in entries:
+            kind_stop.set()
+            for watcher in watchers:
+                watcher.interrupt()
 
     def kinds(self) -> list[tuple[str, str]]:
         with self._lock:
@@ -141,6 +147,11 @@ class ObjectGroup:
     def relays(self) -> list[ObjectRelay]:
         with self._lock:
             return [relay for _, _, relay, _ in self._kinds.values()]
+
+    def by_resource(self) -> dict[str, ObjectRelay]:
+        """The relays by their kind's `KindSpec.resource` (`deployments.apps`): the checkpoint's."""
+        with self._lock:
+            return {spec.resource: relay for spec, _, relay, _ in self._kinds.values()}
 
     def flush(self) -> None:
         for relay in self.relays():

@@ -161,6 +161,41 @@ def test_a_troubled_initial_sync_lists_only_objects_in_trouble_then_forwards_eve
         assert [r["initial_sync"] for r in records(sent.bodies(), "Deployment", "stuck")] == [True]
 
 
+def test_a_relay_restarted_with_its_checkpoint_forwards_only_the_objects_that_changed_meanwhile(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a relay with a spool volume that forwarded a Deployment, two ConfigMaps and a node, then
+    # stopped cleanly (its last checkpoint written)
+    fake.put(fx.deployment("shop", "api", image="registry.example.com/api:1"))
+    fake.put(fx.configmap("shop", "same", {"mode": "fast"}))
+    fake.put(fx.configmap("shop", "changed", {"mode": "fast"}))
+    fake.put(fx.node("node-1"))
+    values = {"kinds": "Pod,Event,Node,Deployment,ConfigMap", "spool_dir": str(tmp_path / "spool")}
+    (before := tmp_path / "before-restart").mkdir()
+    with running_relay(fake, moto_server, before, monkeypatch, **values) as sent:
+        wait_for(lambda: len([b for b in sent.bodies() if b["kind"] == "object"]) == 4, what="4 records")
+        [first] = records(sent.bodies(), "ConfigMap", "changed")
+    assert list((tmp_path / "spool" / "checkpoints").glob("*.json"))
+
+    # When, while no relay runs, a ConfigMap changes and the node goes NotReady, and a relay starts again
+    fake.update("ConfigMap", "shop", "changed", lambda o: o["data"].update(mode="slow"))
+    fake.update("Node", None, "node-1", lambda o: o["status"]["conditions"][0].update(status="False"))
+    (after := tmp_path / "after-restart").mkdir()
+    with running_relay(fake, moto_server, after, monkeypatch, **values) as sent:
+        wait_for(lambda: probe("/readyz")[0] == 200, what="every first list")
+        fake.put(fx.configmap("shop", "marker", {"k": "v"}))
+        wait_for(lambda: records(sent.bodies(), "ConfigMap", "marker"), what="the marker")
+        node = wait_for(lambda: records(sent.bodies(), "Node", "node-1"), what="the node's change")
+
+        # Then only the two changes went out, as changes of known objects; the unchanged not again
+        changed = records(sent.bodies(), "ConfigMap", "changed")
+        assert [r["initial_sync"] for r in changed] == [False]
+        assert changed[0]["snapshot"]["data"]["mode"] != first["snapshot"]["data"]["mode"]
+        assert node[0]["transitions"] == [{"field": "condition.Ready", "from": "True", "to": "False"}]
+        assert records(sent.bodies(), "ConfigMap", "same") == []
+        assert records(sent.bodies(), "Deployment") == []
+
+
 def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
     fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ the outbox's and the standby gate's `Progress` marks it relies on."""
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Sequence
@@ -16,10 +17,13 @@ from podwatch.models import PodEnvelope
 from podwatch.wire import parse_envelope
 from podwatch_relay.checkpoint import Checkpointer, decode, encode
 from podwatch_relay.errors import SinkUnavailable
+from podwatch_relay.kinds import BUILTIN
 from podwatch_relay.leader import StandbyGate
+from podwatch_relay.objects import ObjectRelay
 from podwatch_relay.outbox import Outbox
 from podwatch_relay.pipeline import Relay
 from podwatch_relay.sink import SendResult
+from tests.fakeapi import objects as fx
 from tests.fakeapi.pods import container_status, core_event, pod
 from tests.unit import test_relay_leader as leader_tests
 
@@ -108,6 +112,109 @@ def test_a_restarted_relay_reports_what_changed_and_vanished_since_its_checkpoin
     assert len(sink.bodies) == 3
     assert restored.stats.restored_pods == 4
     assert restored.stats.restored_events == 1
+
+
+def objects_relay(sink: Collecting, kind: str = "ConfigMap") -> ObjectRelay:
+    return ObjectRelay(spec=BUILTIN[kind], sink=sink, cluster_id=CLUSTER, relay_version="t")
+
+
+def objects_listed(relay: ObjectRelay, items: list[dict[str, Any]]) -> None:
+    """What a list of another kind does: each item as an initial-sync ADDED, then the reconciliation."""
+    for item in items:
+        relay.handle({"type": "ADDED", "object": copy.deepcopy(item)}, initial_sync=True)
+    relay.reconcile(None, [o["metadata"]["uid"] for o in items], "900")
+    relay.flush()
+
+
+def test_a_restarted_relay_forwards_only_the_objects_changed_or_gone_since_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    # Given a relay that forwarded three ConfigMaps and a node, and checkpointed them
+    configmaps = [fx.configmap("shop", n, {"k": "v"}) for n in ("same", "changed", "gone")]
+    node = fx.node("n1")
+    first_maps, first_nodes = objects_relay(Collecting()), objects_relay(Collecting(), "Node")
+    objects_listed(first_maps, configmaps)
+    objects_listed(first_nodes, [node])
+    writer = Checkpointer(relay=relay_with(Collecting()), progress=Marks(), directory=tmp_path, owner="r-0")
+    writer.objects = lambda: {"configmaps": first_maps, "nodes": first_nodes}
+    assert writer.tick()
+    assert writer.stats.objects == 4
+
+    # When a new process restores it, its kinds take their objects as they start, and the lists
+    # find one ConfigMap changed, one gone, and the node NotReady
+    sink = Collecting()
+    restored = Checkpointer(relay=relay_with(sink), progress=Marks(), directory=tmp_path, owner="r-0")
+    assert restored.restore(namespaces=None) is not None
+    maps, nodes = objects_relay(sink), objects_relay(sink, "Node")
+    assert restored.restore_objects("configmaps", maps) == 3
+    assert restored.restore_objects("nodes", nodes) == 1
+    assert restored.restore_objects("configmaps", objects_relay(Collecting())) == 0  # given once
+    configmaps[1]["data"]["k"] = "w"
+    objects_listed(maps, configmaps[:2])
+    objects_listed(nodes, [fx.node("n1", ready=False)])
+
+    # Then it forwards exactly those three: the change and the node's as changes of known objects
+    # (not initial sync, with its condition transition), the deleted one as DELETED
+    got = {b["payload"]["name"]: b["payload"] for b in map(json.loads, sink.bodies)}
+    assert set(got) == {"changed", "gone", "n1"}
+    assert (got["changed"]["watch_type"], got["changed"]["initial_sync"]) == ("ADDED", False)
+    assert got["gone"]["watch_type"] == "DELETED"
+    assert got["n1"]["transitions"] == [{"field": "condition.Ready", "from": "True", "to": "Unknown"}]
+    assert restored.stats.restored_objects == 4
+
+
+def test_a_checkpoint_without_objects_still_loads_and_its_objects_are_listed_as_new(tmp_path: Path) -> None:
+    # Given a checkpoint as relays wrote it before they kept objects (no "objects" key)
+    relay = relay_with(Collecting())
+    listed(relay, [pod("shop", "a")])
+    body = json.loads(encode(CLUSTER, relay.tracker.snapshots(), {"e1": 2}))
+    del body["objects"]
+    (tmp_path / "r-0.json").write_text(json.dumps(body))
+
+    # When a new relay restores it
+    sink = Collecting()
+    restored = Checkpointer(relay=relay_with(sink), progress=Marks(), directory=tmp_path, owner="r-0")
+    loaded = restored.restore(namespaces=None)
+
+    # Then its pods and Events are known, and a kind's first list forwards every object as before
+    assert loaded is not None
+    assert (len(loaded.pods), loaded.events, loaded.objects) == (1, [("e1", 2)], {})
+    maps = objects_relay(sink)
+    assert restored.restore_objects("configmaps", maps) == 0
+    objects_listed(maps, [fx.configmap("shop", "c", {"k": "v"})])
+    assert [json.loads(b)["payload"]["initial_sync"] for b in sink.bodies] == [True]
+
+
+def test_objects_of_other_namespaces_and_entries_that_do_not_parse_are_skipped() -> None:
+    maps, nodes = objects_relay(Collecting()), objects_relay(Collecting(), "Node")
+    objects_listed(maps, [fx.configmap("shop", "a", {}), fx.configmap("blog", "b", {})])
+    objects_listed(nodes, [fx.node("n1")])
+    states = {"configmaps": maps.memory() or [], "nodes": nodes.memory() or []}
+    body = json.loads(encode(CLUSTER, {}, {}, states))
+    body["objects"]["configmaps"] += [["u", "shop", "x", "not-hex", []], ["u"], 5]
+    loaded = decode(json.dumps(body), cluster_id=CLUSTER, namespaces={"shop"})
+    assert loaded is not None
+    # a cluster-scoped object (namespace "") belongs to every selection
+    assert {k: [s[2] for s in v] for k, v in loaded.objects.items()} == {"configmaps": ["a"], "nodes": ["n1"]}
+    assert loaded.skipped == 4
+
+
+def test_no_checkpoint_is_taken_while_a_kind_holds_envelopes_the_sink_did_not_take(tmp_path: Path) -> None:
+    # Given a kind whose record the sink refused: it is known, but not handed over
+    failing = Gated(fail=True)
+    failing.release.set()
+    maps = ObjectRelay(spec=BUILTIN["ConfigMap"], sink=failing, cluster_id=CLUSTER, relay_version="t")
+    with pytest.raises(SinkUnavailable):
+        maps.handle({"type": "ADDED", "object": fx.configmap("shop", "a", {})})
+    writer = Checkpointer(relay=relay_with(Collecting()), progress=Marks(), directory=tmp_path, owner="r-0")
+    writer.objects = lambda: {"configmaps": maps}
+
+    # Then no checkpoint claims it until the sink took it
+    assert not writer.tick()
+    failing.fail = False
+    maps.flush()
+    assert writer.tick()
+    assert writer.stats.objects == 1
 
 
 def test_nothing_is_written_before_it_is_covered_and_a_void_mark_is_taken_again(tmp_path: Path) -> None:
