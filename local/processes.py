@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 import httpx
+
+from podwatch_cli.lifecycle import StartStop
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS_DIR = ROOT / ".local-run"
@@ -90,7 +91,7 @@ def stop_all() -> None:
         proc.stop()
 
 
-class ManagedProcess:
+class ManagedProcess(StartStop):
     """One child process: started in its own process group, output to `log_path`, stopped with
     `stop_signal` (SIGTERM) to the group, then SIGKILL after `stop_timeout` seconds."""
 
@@ -203,14 +204,6 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, sig)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         return f"ManagedProcess({self.name!r}, pid={self.pid})"
 
@@ -248,7 +241,7 @@ def install_sigterm_handler() -> None:
         signal.signal(signal.SIGTERM, _raise)
 
 
-class ServerProcess:
+class ServerProcess(StartStop):
     """A server child process with a readiness check. `start()` = `spawn()` + `wait_ready()`;
     several servers can be spawned first and waited for afterwards, so they boot side by side
     (spawning stays in the caller's thread: the parent-death signal follows the spawning thread).
@@ -311,11 +304,3 @@ class ServerProcess:
             self._proc.stop()
             self._proc = None
         self._discard()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

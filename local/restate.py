@@ -24,7 +24,7 @@ from local.processes import ROOT, ManagedProcess, ProcessError, ServerProcess, f
 #: Where `npm install` (package.json) puts the server.
 NODE_MODULES = ROOT / "node_modules"
 #: PYTHONPATH of the manager process (the same as the Makefile's and pytest's).
-PYTHONPATH = os.pathsep.join(str(ROOT / p) for p in ("layers/podwatch", "relay", "."))
+PYTHONPATH = os.pathsep.join(str(ROOT / p) for p in ("layers/podwatch", "relay", "cli", "."))
 
 
 def restate_server_binary(node_modules: Path = NODE_MODULES) -> list[str]:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import IO, Any, Self
 
 import httpx
@@ -63,6 +63,7 @@ from local.processes import ROOT, ProcessError, ServerProcess, new_run_dir
 from local.restate import ManagerServer, RestateServer
 from podwatch import wire
 from podwatch.errors import MalformedMessage
+from podwatch_cli.lifecycle import StartStop
 
 log = logging.getLogger("local.stack")
 
@@ -198,7 +199,7 @@ class LocalPorts:
     history_api: int = 18090
 
 
-class LocalStack:
+class LocalStack(StartStop):
     """moto + Restate + reference manager + the functions behind template-defined event sources."""
 
     def __init__(
@@ -390,14 +391,6 @@ class LocalStack:
     def stop(self) -> None:
         self._stack.close()
         self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ helpers
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
+
+from podwatch_cli.lifecycle import StartStop
 
 
 class LoopbackHandler(BaseHTTPRequestHandler):
@@ -37,7 +38,7 @@ class LoopbackHandler(BaseHTTPRequestHandler):
         return
 
 
-class LoopbackServer:
+class LoopbackServer(StartStop):
     """ThreadingHTTPServer on 127.0.0.1 serving `handler` in a daemon thread named `name`;
     `start`/`stop` or a `with` block."""
 
@@ -74,11 +75,3 @@ class LoopbackServer:
             self._server.shutdown()
             self._thread.join(timeout=5)
         self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

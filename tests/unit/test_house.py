@@ -123,3 +123,27 @@ def test_the_checks_catch_what_they_are_for() -> None:
     assert isinstance(relative, ast.ImportFrom)
     assert _resolve("p.a", False, relative) == "p.b"
     assert _resolve("p", True, relative) == "p.b"
+
+
+#: What each package may import of the others: downwards only, so the CLI an operator installs never
+#: needs the local stack, and the layer and the relay need nothing but the layer.
+BELOW: dict[str, set[str]] = {
+    "podwatch": set(),
+    "podwatch_relay": {"podwatch"},
+    "functions": {"podwatch"},
+    "podwatch_cli": {"podwatch"},
+    "local": {"podwatch", "podwatch_relay", "podwatch_cli"},
+    "bench": {"podwatch", "podwatch_relay", "podwatch_cli", "local"},
+    "tests": {"podwatch", "podwatch_relay", "podwatch_cli", "local", "bench"},
+}
+
+
+@pytest.mark.parametrize(("directory", "package"), [*PACKAGES, ("bench", "bench"), ("tests", "tests")])
+def test_packages_import_only_the_ones_below_them(directory: str, package: str) -> None:
+    upwards = sorted(
+        f"{module}:{line} imports {target}"
+        for module, rows in _imports(package, ROOT / directory).items()
+        for target, _, line in rows
+        if (top := target.split(".")[0]) in BELOW and top != package and top not in BELOW[package]
+    )
+    assert upwards == []
