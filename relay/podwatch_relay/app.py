@@ -257,9 +257,11 @@ def _object_watchers(
     stop: threading.Event,
     factory: Callable[..., ListWatcher],
     checkpointer: Checkpointer | None,
+    namespace_watcher: ListWatcher | None,
 ) -> tuple[ObjectGroup, ListWatcher | None]:
     """The watchers of the configured kinds (started) and of CRDs (to start), into the relay's sink,
-    each kind knowing from its start what the checkpoint knew of it."""
+    each kind knowing from its start what the checkpoint knew of it. In selector mode namespaced
+    kinds list once the namespace watch listed: before, every namespace looks unselected."""
     selected = None
     if settings.namespace_selector is not None:
         selected = lambda namespace: namespace in group.namespaces  # noqa: E731  # label mode only
@@ -287,6 +289,7 @@ def _object_watchers(
         factory=factory,
         make_relay=make_relay,
         namespaces=settings.namespace_list,
+        after=None if namespace_watcher is None else namespace_watcher.synced,
     )
     if checkpointer is not None:
         checkpointer.objects = found[0].by_resource
@@ -391,8 +394,16 @@ def _start(args: argparse.Namespace, settings: RelaySettings, stop: threading.Ev
         elector.on_stopped_leading = lambda _reason: stop.set()
     factory = _watcher_factory(settings)
     group = WatchGroup(api=api, relay=relay, stop=stop, factory=factory)
+    namespace_watcher = _namespace_watcher(settings, group, api=api, factory=factory)
     objects, crd_watcher = _object_watchers(
-        settings, relay, group, api=api, stop=stop, factory=factory, checkpointer=checkpointer
+        settings,
+        relay,
+        group,
+        api=api,
+        stop=stop,
+        factory=factory,
+        checkpointer=checkpointer,
+        namespace_watcher=namespace_watcher,
     )
     running = _Running(stop, outbox, relay, elector, gate, checkpointer, group, objects)
     running.ops = ops = _serve_ops(settings, running, sink_stats=getattr(sqs, "stats", None))
@@ -404,7 +415,15 @@ def _start(args: argparse.Namespace, settings: RelaySettings, stop: threading.Ev
         elector.start(stop)
     if checkpointer is not None:
         threading.Thread(target=checkpointer.run, args=(stop,), name="checkpoint", daemon=True).start()
-    _start_watchers(settings, group, api=api, relay=relay, factory=factory, crd_watcher=crd_watcher)
+    _start_watchers(
+        settings,
+        group,
+        api=api,
+        relay=relay,
+        factory=factory,
+        crd_watcher=crd_watcher,
+        namespace_watcher=namespace_watcher,
+    )
     _start_timers(settings, relay, stop, started_at=started_at, elector=elector)
     log.info(
         "watching",
@@ -466,20 +485,13 @@ def _start_watchers(
     relay: Relay,
     factory: Callable[..., ListWatcher],
     crd_watcher: ListWatcher | None,
+    namespace_watcher: ListWatcher | None,
 ) -> None:
     """The pod and Event watchers of every namespace scope (or the namespace watch that starts
     them, in selector mode), the CRD watcher, and the watchers of Events about other kinds."""
     stop = group.stop
-    if settings.namespace_selector is not None:
-        group.add_watcher(
-            factory(
-                api=api,
-                relay=NamespaceScopes(group),
-                resource=namespaces_matching(settings.namespace_selector),
-                namespace=None,
-                stop=stop,
-            )
-        )
+    if namespace_watcher is not None:
+        group.add_watcher(namespace_watcher)
     else:
         for namespace in settings.namespace_list or (None,):
             group.start_scope(namespace)
@@ -491,6 +503,16 @@ def _start_watchers(
             group.add_watcher(
                 factory(api=api, relay=relay, resource=OTHER_EVENTS, namespace=namespace, stop=stop)
             )
+
+
+def _namespace_watcher(
+    settings: RelaySettings, group: WatchGroup, *, api: CoreV1Api, factory: Callable[..., ListWatcher]
+) -> ListWatcher | None:
+    """The watch of the namespaces the label selector selects (None without one), not started."""
+    if settings.namespace_selector is None:
+        return None
+    resource = namespaces_matching(settings.namespace_selector)
+    return factory(api=api, relay=NamespaceScopes(group), resource=resource, namespace=None, stop=group.stop)
 
 
 def _start_timers(

@@ -64,6 +64,7 @@ class ObjectGroup:
         factory: Callable[..., ListWatcher],
         make_relay: Callable[[KindSpec], ObjectRelay],
         namespaces: tuple[str, ...] | None = None,
+        after: threading.Event | None = None,
     ) -> None:
         self.api = api
         self.stop = stop
@@ -72,6 +73,8 @@ class ObjectGroup:
         #: None: one watch of all namespaces per kind; else one watch per namespace (RBAC may
         #: grant only those)
         self.namespaces = namespaces
+        #: namespaced kinds list only once this is set (selector mode: the selection is known)
+        self.after = after
         self._kinds: dict[
             tuple[str, str], tuple[KindSpec, threading.Event, ObjectRelay, list[ListWatcher]]
         ] = {}
@@ -89,8 +92,16 @@ class ObjectGroup:
         kind_stop = threading.Event()
         relay = self._make_relay(spec)
         scopes = (None,) if not spec.namespaced or self.namespaces is None else self.namespaces
+        after = self.after if spec.namespaced else None
         watchers = [
-            self._factory(api=self.api, relay=relay, resource=resource_of(spec), namespace=ns, stop=kind_stop)
+            self._factory(
+                api=self.api,
+                relay=relay,
+                resource=resource_of(spec),
+                namespace=ns,
+                stop=kind_stop,
+                after=after,
+            )
             for ns in scopes
         ]
         with self._lock:
@@ -238,10 +249,14 @@ def start_objects(
     factory: Callable[..., ListWatcher],
     make_relay: Callable[[KindSpec], ObjectRelay],
     namespaces: tuple[str, ...] | None,
+    after: threading.Event | None = None,
 ) -> tuple[ObjectGroup, ListWatcher | None]:
     """Start a watcher per configured kind; return them with the CRD watcher to run (None when no
-    custom resource group and no Hook is asked for: the relay then never reads CRDs)."""
-    group = ObjectGroup(api=api, stop=stop, factory=factory, make_relay=make_relay, namespaces=namespaces)
+    custom resource group and no Hook is asked for: the relay then never reads CRDs). `after`:
+    namespaced kinds list only once it is set (`ObjectGroup.after`)."""
+    group = ObjectGroup(
+        api=api, stop=stop, factory=factory, make_relay=make_relay, namespaces=namespaces, after=after
+    )
     for spec in kinds:
         group.start(spec)
     patterns = tuple(patterns)

@@ -190,6 +190,7 @@ class ListWatcher:
         backoff_seconds: float = 0.5,
         backoff_max_seconds: float = 30.0,
         on_line: Callable[[str], None] | None = None,
+        after: threading.Event | None = None,
     ) -> None:
         self.api = api
         self.relay = relay
@@ -204,6 +205,8 @@ class ListWatcher:
         self.backoff_max_seconds = backoff_max_seconds
         #: called with each outcome label: a hook for tests and metrics
         self.on_line = on_line
+        #: the first list waits until this is set (the namespace watch knows the selection)
+        self.after = after
         #: the version the next watch starts from; None means "list first"
         self.resource_version: str | None = None
         self.stats = WatchStats()
@@ -221,6 +224,9 @@ class ListWatcher:
     def run(self) -> None:
         """Loop until `stop` is set. Never returns on errors the API server may recover from."""
         failures = 0
+        while self.after is not None and not self.after.wait(0.1):
+            if self.stop.is_set():
+                return
         while not self.stop.is_set():
             listing = self.resource_version is None
             try:

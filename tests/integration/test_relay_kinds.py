@@ -196,6 +196,39 @@ def test_a_relay_restarted_with_its_checkpoint_forwards_only_the_objects_that_ch
         assert records(sent.bodies(), "Deployment") == []
 
 
+def test_in_namespace_selector_mode_objects_of_unselected_namespaces_are_skipped(
+    fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a labelled namespace and an unlabelled one, a ConfigMap in each, and a node
+    for ns, labels in (("shop", {"podwatch": "on"}), ("dev", {})):
+        fake.put({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "labels": labels}})
+        fake.put(fx.configmap(ns, "settings", {"mode": "fast"}))
+    fake.put(fx.node("node-1"))
+
+    values = {"kinds": "Pod,Event,Node,ConfigMap", "namespace_selector": "podwatch=on"}
+    with running_relay(fake, moto_server, tmp_path, monkeypatch, **values) as sent:
+        # Then the selected namespace's ConfigMap and the (cluster-scoped) node are forwarded
+        wait_for(lambda: records(sent.bodies(), "ConfigMap") and records(sent.bodies(), "Node"), what="lists")
+        wait_for(lambda: probe("/readyz")[0] == 200, what="every first list")
+
+        # When both ConfigMaps change, then dev gets the label and its ConfigMap changes again
+        for ns in ("dev", "shop"):
+            fake.update("ConfigMap", ns, "settings", lambda o: o["data"].update(mode="slow"))
+        wait_for(lambda: len(records(sent.bodies(), "ConfigMap")) == 2, what="shop's change")
+        fake.update("Namespace", None, "dev", lambda o: o["metadata"].update(labels={"podwatch": "on"}))
+        dev_pods = "/api/v1/namespaces/dev/pods"
+        wait_for(lambda: any(r.path == dev_pods for r in fake.watch_requests("pods")), what="dev selected")
+        fake.update("ConfigMap", "dev", "settings", lambda o: o["data"].update(mode="off"))
+
+        # Then dev's ConfigMap went out only once dev was selected, at its next change (a kind is
+        # not relisted when the selection grows); one cluster-wide watch per kind
+        dev = wait_for(lambda: records(sent.bodies(), "ConfigMap", "settings")[2:], what="dev's change")
+        got = [(r["namespace"], r["watch_type"]) for r in records(sent.bodies(), "ConfigMap")]
+        assert got == [("shop", "ADDED"), ("shop", "MODIFIED"), ("dev", "MODIFIED")]
+        assert dev[0]["initial_sync"] is False
+        assert {r.path for r in fake.list_requests("configmaps")} == {"/api/v1/configmaps"}
+
+
 def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(
     fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
