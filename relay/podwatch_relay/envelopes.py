@@ -1,8 +1,9 @@
-"""The bodies of the messages the relay sends, one function per envelope kind. A pod's envelope is
-written once, here (`pod_body`), from its payload dict, whichever way the payload was built (the
-fast path, the full path, a synthetic DELETED from the tracker's memory, an overdue look): the
-same fields, order and formats as `podwatch.wire.encode_envelope` of a `PodEnvelope`, without
-building models (tests/unit/test_relay_pipeline.py checks that every body re-encodes to itself).
+"""The bodies of the messages the relay sends. The envelope of a payload dict is written once, here
+(`envelope_body`), for pods whichever way the payload was built (the fast path, the full path, a
+synthetic DELETED from the tracker's memory, an overdue look; its id: `pod_event_id`) and for the
+other kinds' objects and hook rules, without building models: a pod's body is what
+`podwatch.wire.encode_envelope` writes of its `PodEnvelope` (tests/unit/test_relay_pipeline.py
+checks that it re-encodes to itself); an object's parses as its model (test_relay_objects.py).
 The rarer kinds (Events, enroll, heartbeat) are encoded from their models."""
 
 from __future__ import annotations
@@ -37,14 +38,12 @@ def pod_event_id(cluster_id: str, uid: str, resource_version: str, watch_type: s
     return digest.hexdigest()[:32]
 
 
-def pod_body(
-    payload: dict[str, Any], cluster_id: str, relay_version: str, sent_at: str, id_type: str | None = None
+def envelope_body(
+    kind: str, event_id: str, payload: dict[str, Any], cluster_id: str, relay_version: str, sent_at: str
 ) -> str:
-    """The envelope of a pod payload dict (`projection.pod_payload` and its kin), encoded.
-    `id_type`: what the event id is derived from instead of the watch type (an overdue look)."""
-    event_id = pod_event_id(
-        cluster_id, payload["uid"], payload["resource_version"], id_type or payload["watch_type"]
-    )
+    """The envelope of a payload dict of `kind` (`pod`: `projection.pod_payload` and its kin, with
+    `pod_event_id`; `object`, `hook`: `objects.ObjectRelay`), encoded: the envelope's fields in
+    the order `podwatch.wire.encode_envelope` writes them."""
     return dumps(
         {
             "schema_version": SCHEMA_VERSION,
@@ -52,7 +51,7 @@ def pod_body(
             "cluster_id": cluster_id,
             "relay_version": relay_version,
             "sent_at": sent_at,
-            "kind": "pod",
+            "kind": kind,
             "payload": payload,
         }
     )

@@ -19,16 +19,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from podwatch import ids
-from podwatch.models import SCHEMA_VERSION, WatchType, utcnow
-from podwatch_relay import objectfast
+from podwatch.models import WatchType, utcnow
+from podwatch_relay import envelopes, objectfast
 from podwatch_relay._json import dumps
-from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
-from podwatch_relay.fit import FITS_CHARS, fit
+from podwatch_relay.batch import Batch
+from podwatch_relay.errors import BadWatchEvent
 from podwatch_relay.kinds import KindSpec, object_troubled, project_hook, project_object
 from podwatch_relay.pipeline import InitialSyncMode
 from podwatch_relay.redact import DEFAULT_ALLOWLIST, LabelAllowlist
@@ -58,6 +58,7 @@ class ObjectStats(OutcomeCounts):
     sent: int = 0
     queued: int = 0
     dropped: int = 0
+    dropped_reasons: dict[str, int] = field(default_factory=dict)
     trimmed: int = 0
     oversize: int = 0
 
@@ -128,7 +129,8 @@ class ObjectRelay:
         #: uid -> (namespace, name, digest of what was forwarded last, its conditions, the raw key of
         #: the last line seen with that projection: `objectfast`, None when it came another way)
         self._known: dict[str, tuple[str, str, bytes, Conditions, int | None]] = {}
-        self._pending: list[str] = []
+        #: envelope bodies not yet handed to the sink, in order (`batch.Batch`)
+        self._pending = Batch(self.stats)
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -318,23 +320,11 @@ class ObjectRelay:
             "observed_at": self._now_text(),
             "initial_sync": initial_sync,
         }
-        envelope = {
-            "schema_version": SCHEMA_VERSION,
-            "event_id": ids.object_event_id(self.cluster_id, spec.kind, uid, version, watch_type),
-            "cluster_id": self.cluster_id,
-            "relay_version": self.relay_version,
-            "sent_at": self._now_text(),
-            "kind": spec.envelope,
-            "payload": payload,
-        }
-        body = dumps(envelope)
-        if len(body) > FITS_CHARS:
-            body, change = fit(body)
-            if change == "trimmed":
-                self.stats.trimmed += 1
-            elif change == "stub":
-                self.stats.oversize += 1
-        self._pending.append(body)
+        event_id = ids.object_event_id(self.cluster_id, spec.kind, uid, version, watch_type)
+        body = envelopes.envelope_body(
+            spec.envelope, event_id, payload, self.cluster_id, self.relay_version, self._now_text()
+        )
+        self._pending.add(body)
 
     @property
     def pending(self) -> int:
@@ -343,15 +333,4 @@ class ObjectRelay:
     def flush(self) -> SendResult:
         """Send what is queued; on a sink failure what was not accepted stays queued, in order."""
         with self._lock:
-            if not self._pending:
-                return SendResult()
-            batch, self._pending = self._pending, []
-            try:
-                result = self.sink.send(batch)
-            except (SinkUnavailable, SinkRejected) as exc:
-                self._pending = list(exc.pending) + self._pending
-                raise
-            self.stats.sent += result.sent
-            self.stats.queued += result.queued
-            self.stats.dropped += result.dropped
-            return result
+            return self._pending.flush(self.sink)

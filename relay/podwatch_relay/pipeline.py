@@ -29,9 +29,9 @@ from typing import Any, Literal
 
 from podwatch.models import WatchType, utcnow
 from podwatch_relay import envelopes, fastpath
+from podwatch_relay.batch import Batch
 from podwatch_relay.deadlines import Deadlines
 from podwatch_relay.errors import BadWatchEvent, SinkRejected, SinkUnavailable
-from podwatch_relay.fit import FITS_CHARS, fit
 from podwatch_relay.projection import (
     StatusParts,
     parts_troubled,
@@ -150,7 +150,8 @@ class Relay:
         self._clock = clock
         #: `time_text(clock())`, by a cheaper way for the default clock
         self._now_text: Callable[[], str] = now_text if clock is utcnow else lambda: time_text(clock())
-        self._pending: list[str] = []  # envelope bodies, in order
+        #: envelope bodies not yet handed to the sink, in order (`batch.Batch`)
+        self._pending = Batch(self.stats)
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ input
@@ -484,18 +485,19 @@ class Relay:
     # ------------------------------------------------------------------ output
 
     def _queue_pod(self, payload: dict[str, Any], id_type: str | None = None) -> None:
-        """Queue the envelope of a pod payload (`envelopes.pod_body`)."""
-        body = envelopes.pod_body(payload, self.cluster_id, self.relay_version, self._now_text(), id_type)
+        """Queue the envelope of a pod payload (`envelopes.envelope_body`). `id_type`: what the event
+        id is derived from instead of the watch type (an overdue look)."""
+        cluster_id = self.cluster_id
+        event_id = envelopes.pod_event_id(
+            cluster_id, payload["uid"], payload["resource_version"], id_type or payload["watch_type"]
+        )
+        body = envelopes.envelope_body(
+            "pod", event_id, payload, cluster_id, self.relay_version, self._now_text()
+        )
         self._enqueue("pod", body)
 
     def _enqueue(self, kind: str, body: str) -> None:
-        if len(body) > FITS_CHARS:  # shorter always fits: one comparison for nearly every envelope
-            body, change = fit(body)
-            if change == "trimmed":
-                self.stats.trimmed += 1
-            elif change == "stub":
-                self.stats.oversize += 1
-        self._pending.append(body)
+        self._pending.add(body)
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
 
     def enroll(self, *, kubernetes_version: str | None = None, started_at: datetime | None = None) -> None:
@@ -537,26 +539,7 @@ class Relay:
         """Send everything queued. On `SinkUnavailable`/`SinkRejected` the bodies not accepted stay
         queued (in order) for the next flush, and the error propagates to the caller."""
         with self._lock:
-            if not self._pending:
-                return SendResult()
-            batch, self._pending = self._pending, []
-            try:
-                result = self.sink.send(batch)
-            except (SinkUnavailable, SinkRejected) as exc:
-                if exc.result is not None:
-                    self._account(exc.result)
-                self._pending = list(exc.pending) + self._pending
-                raise
-            self._account(result)
-            return result
-
-    def _account(self, result: SendResult) -> None:
-        s = self.stats
-        s.sent += result.sent
-        s.queued += result.queued
-        s.dropped += result.dropped
-        for reason, count in result.dropped_reasons.items():
-            s.dropped_reasons[reason] = s.dropped_reasons.get(reason, 0) + count
+            return self._pending.flush(self.sink)
 
 
 def _transitions_payload(found: list[Change]) -> list[dict[str, Any]]:
