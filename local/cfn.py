@@ -197,6 +197,9 @@ def _rule_holds(expression: Any, parameters: Mapping[str, str], where: str) -> b
         return all(_rule_holds(c, parameters, where) for c in arg)
     if key == "Fn::Or":
         return any(_rule_holds(c, parameters, where) for c in arg)
+    if key == "Fn::Contains":
+        values, value = arg
+        return _rule_value(value, parameters, where) in {_rule_value(v, parameters, where) for v in values}
     raise CfnError(f"{where}: {key} is not evaluated locally; extend local/cfn.py")
 
 

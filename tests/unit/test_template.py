@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bench import processor as processor_bench
 from local.cfn import ROOT, CfnError, failed_rules, load_template, parameter_values, parse_template
 from podwatch.models import MAX_MESSAGE_BYTES, RemoteConfig
 
@@ -162,6 +163,16 @@ Resources:
     assert p["E"] == "2010-09-09"
 
 
+def refusal(template: dict[str, Any], overrides: dict[str, str]) -> str | None:
+    """Why CloudFormation refuses a stack with these overrides before creating anything (a
+    parameter's constraint, else the Rules that fail), or None."""
+    try:
+        values = parameter_values(template, overrides)
+    except CfnError as exc:
+        return str(exc)
+    return ", ".join(failed_rules(template, values)) or None
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -169,15 +180,43 @@ Resources:
         ({"RestateIngressUrl": "http://"}, "does not match"),
         ({"RestateIngressUrl": "ftp://x"}, "does not match"),
         ({"RestateTokenParameterName": "no-leading-slash"}, "does not match"),
-        ({"ProcessorBatchSize": "11"}, "above"),
+        ({"ProcessorBatchSize": "101", "ProcessorBatchingWindowSeconds": "1"}, "above 100"),
+        ({"ProcessorBatchSize": "0"}, "below 1"),
+        ({"ProcessorBatchingWindowSeconds": "21"}, "above 20"),
+        ({"ProcessorBatchingWindowSeconds": "-1"}, "below 0"),
+        # Lambda's rule for SQS event sources: more than 10 records only with a batching window
+        ({"ProcessorBatchSize": "11"}, "ProcessorBatchAboveTenNeedsAWindow"),
+        (
+            {"ProcessorBatchSize": "100", "ProcessorBatchingWindowSeconds": "0"},
+            "ProcessorBatchAboveTenNeedsAWindow",
+        ),
         ({"Nope": "1"}, "not in the template"),
     ],
 )
 def test_parameters_are_checked_like_cloudformation(
     template: dict[str, Any], overrides: dict[str, str], message: str
 ) -> None:
-    with pytest.raises(CfnError, match=message):
-        parameter_values(template, overrides)
+    reason = refusal(template, {"Stage": "local", **overrides})
+    assert reason is not None
+    assert message in reason
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # the defaults: 10 records, no window
+        {"ProcessorBatchSize": "1"},
+        {"ProcessorBatchSize": "10", "ProcessorBatchingWindowSeconds": "0"},
+        {"ProcessorBatchSize": "10", "ProcessorBatchingWindowSeconds": "20"},
+        {"ProcessorBatchSize": "11", "ProcessorBatchingWindowSeconds": "1"},
+        {"ProcessorBatchSize": "100", "ProcessorBatchingWindowSeconds": "1"},
+        {"ProcessorBatchSize": "100", "ProcessorBatchingWindowSeconds": "20"},
+    ],
+)
+def test_processor_batches_cloudformation_accepts(
+    template: dict[str, Any], overrides: dict[str, str]
+) -> None:
+    assert refusal(template, {"Stage": "local", **overrides}) is None
 
 
 # --------------------------------------------------------------------------- names
@@ -316,10 +355,43 @@ def test_batch_parameters_default_to_the_remote_config(template: dict[str, Any])
     parameters = template["Parameters"]
     assert parameters["DeliveriesBatchSize"]["Default"] == defaults.batch_size
     assert parameters["DeliveriesBatchingWindowSeconds"]["Default"] == defaults.batch_flush_seconds
+    # the processor as before the window existed: 10 records, invoked as soon as they are there
     assert parameters["ProcessorBatchSize"]["Default"] == 10
-    # more than 10 records per batch needs a batching window of at least one second
+    assert parameters["ProcessorBatchingWindowSeconds"]["Default"] == 0
+    # more than 10 records per batch needs a batching window of at least one second: always for the
+    # deliveries, and for the processor the Rule holds exactly the sizes allowed without one
     assert parameters["DeliveriesBatchingWindowSeconds"]["MinValue"] >= 1
-    assert parameters["ProcessorBatchSize"]["MaxValue"] <= 10
+    assert parameters["ProcessorBatchSize"]["MaxValue"] == 100
+    rule = template["Rules"]["ProcessorBatchAboveTenNeedsAWindow"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "ProcessorBatchingWindowSeconds"}, "0"]}
+    ((assertion,),) = [rule["Assertions"]]
+    sizes, size = assertion["Assert"]["Fn::Contains"]
+    assert size == {"Ref": "ProcessorBatchSize"}
+    assert sizes == [str(n) for n in range(parameters["ProcessorBatchSize"]["MinValue"], 11)]
+    assert "ProcessorBatchingWindowSeconds of at least 1" in assertion["AssertDescription"]
+
+
+@pytest.mark.parametrize("records", [10, processor_bench.BATCH])
+def test_the_processor_bench_names_the_parameters_of_each_batch_it_measures(
+    template: dict[str, Any], records: int
+) -> None:
+    # Given the parameters the bench prints for a batch of `records`
+    overrides = dict(item.split("=") for item in processor_bench.deployed_as(records).split())
+    # Then a stack may be deployed with them, and it gives the processor that many records at most
+    assert refusal(template, {"Stage": "local", **overrides}) is None
+    assert parameter_values(template, overrides)["ProcessorBatchSize"] == str(records)
+    if records == 10:  # "the template's defaults"
+        assert parameter_values(template, overrides) == parameter_values(template, {})
+
+
+def test_the_processor_event_source_takes_both_batch_parameters(template: dict[str, Any]) -> None:
+    ((_, _, pod_events),) = [e for e in sqs_events(template) if e[0] == "ProcessorFunction"]
+    assert pod_events["BatchSize"] == {"Ref": "ProcessorBatchSize"}
+    assert pod_events["MaximumBatchingWindowInSeconds"] == {"Ref": "ProcessorBatchingWindowSeconds"}
+    window = template["Parameters"]["ProcessorBatchingWindowSeconds"]
+    assert (window["MinValue"], window["MaxValue"]) == (0, 20)
+    # the visibility timeout covers the largest window (test_visibility_timeout_covers_six_function_timeouts)
+    assert props(template, "PodEventsQueue")["VisibilityTimeout"] == 6 * 30 + 20
 
 
 # --------------------------------------------------------------------------- state
