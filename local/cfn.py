@@ -717,8 +717,10 @@ def _upload_placeholder_code(s3: AwsClient, template: Mapping[str, Any]) -> None
         archive.writestr("app.py", _PLACEHOLDER_CODE)
     try:
         s3.head_bucket(Bucket=ARTIFACTS_BUCKET)
-    except ClientError:
-        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+    except ClientError:  # outside us-east-1, S3 wants the bucket's region named (as `sam deploy`'s own)
+        region = str(s3.meta.region_name)
+        where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET, **where)
     keys = set()
     for resource in template["Resources"].values():
         properties = resource.get("Properties") or {}

@@ -14,15 +14,23 @@ the stack's history API (served on loopback: moto has no API Gateway), in a fold
 applied beforehand) a command names; a confirmation prompt is answered `y`. Every command must
 exit 0. `podwatch mcp` commands serve until stopped: tests/e2e/test_mcp.py runs them with an MCP
 client; `podwatch ui` ones too: tests/e2e/test_ui_browser.py runs them with a browser.
+
+A `sam deploy ... --parameter-overrides ...` line of the docs is read by SAM CLI's own parser (with
+samconfig.toml, as `sam deploy` reads it), and what `sam deploy` then does is done on the moto server
+in the environment's region: the parameters and Rules checked, the template translated by
+aws-sam-translator, the stack created by CreateStack (moto has no SAM transform of its own).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shlex
+import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -31,7 +39,15 @@ from typing import Any
 import pytest
 import yaml
 
-from local.cfn import ROOT, AwsClients, Provisioned, load_template, provision
+from local.cfn import (
+    ROOT,
+    AwsClients,
+    Provisioned,
+    failed_rules,
+    load_template,
+    parameter_values,
+    provision,
+)
 from local.historyapi import HistoryApiServer
 from local.lambda_runtime import LambdaContext, load_event, load_function_module
 from podwatch.hooks.rules import parse_hook
@@ -228,3 +244,68 @@ def test_a_documented_command_works_as_written(
     code = main(words[1:], out=out, err=err)
     # Then it works
     assert code == 0, f"{command!r} -> exit {code}\n{err.getvalue()}{out.getvalue()}"
+
+
+# --------------------------------------------------------------------------- `sam deploy` lines
+
+#: SAM CLI's own `sam deploy` command, given a documented line's words: what it makes of them (the
+#: environment's samconfig.toml table, then the line) without deploying
+_SAM_DEPLOY_PARSE = """
+import json, shlex, sys
+from samcli.commands.deploy.command import cli
+words = shlex.split(sys.argv[1])
+assert words[:2] == ["sam", "deploy"], words
+print(json.dumps(cli.make_context("deploy", words[2:]).params, default=str))
+"""
+
+
+def documented_sam_deploys() -> list[str]:
+    """`sam deploy` lines of the docs' code blocks that set parameters (`--parameter-overrides`)."""
+    found = []
+    for doc in DOCS:
+        for block in _FENCE.findall(doc.read_text(encoding="utf-8")):
+            for line in block.splitlines():
+                if line.startswith("sam deploy ") and "--parameter-overrides" in line:
+                    found.append(line.split(" #", 1)[0].strip())
+    return found
+
+
+def test_the_docs_name_a_sam_deploy_with_overrides() -> None:
+    # the test below is not vacuous: the batching trade-off's line is found
+    assert any("ProcessorBatchingWindowSeconds=" in line for line in documented_sam_deploys())
+
+
+@pytest.mark.parametrize("command", documented_sam_deploys())
+def test_a_documented_sam_deploy_creates_its_stack(command: str, endpoint: str) -> None:
+    # Given the line as SAM CLI reads it (its own parser and samconfig.toml, from the project's folder)
+    sam_python = ROOT / ".venv-sam/bin/python"
+    assert sam_python.exists(), "make setup installs the SAM CLI into .venv-sam"
+    done = subprocess.run(
+        [str(sam_python), "-c", _SAM_DEPLOY_PARSE, command],
+        cwd=ROOT,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    deploy = json.loads(done.stdout.strip().splitlines()[-1])
+    overrides: dict[str, str] = deploy["parameter_overrides"]
+    samconfig = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    region = samconfig[deploy["config_env"]]["global"]["parameters"]["region"]
+    # When what `sam deploy` then does is done: CloudFormation checks the parameters and the Rules,
+    # the SAM transform runs (aws-sam-translator) and the stack is created (moto's CreateStack; moto
+    # runs no SAM transform itself, so `sam deploy` cannot talk to it directly)
+    template = load_template()
+    assert failed_rules(template, parameter_values(template, overrides)) == []
+    clients = AwsClients.for_endpoint(endpoint, region=region)  # its own region: no clash with STACK
+    stack = provision(template, clients=clients, stack_name=deploy["stack_name"], parameters=overrides)
+    # Then the stack has what the line set: every processor batch setting on the event source as given
+    (pod_events,) = stack.event_sources("ProcessorFunction")
+    if "ProcessorBatchSize" in overrides:
+        assert pod_events.batch_size == int(overrides["ProcessorBatchSize"])
+    if "ProcessorBatchingWindowSeconds" in overrides:
+        assert pod_events.maximum_batching_window_seconds == int(overrides["ProcessorBatchingWindowSeconds"])
+    assert (
+        stack.function_environment("DeliverFunction")["RESTATE_INGRESS_URL"] == overrides["RestateIngressUrl"]
+    )
