@@ -1,7 +1,8 @@
 """The local stack's AWS resources, created from template.yaml by the tools `sam deploy` relies on,
 so local runs cannot drift from what is deployed.
 
-`provision` checks the parameters and Rules (`parameter_values`, `failed_rules`), turns the SAM
+`provision` checks the parameters against their constraints (`parameter_values`; the Rules are
+checked by its caller with `failed_rules`, as `local.stack` does), turns the SAM
 template into plain CloudFormation with aws-sam-translator (`translate`), applies a small pre-pass for
 what moto's CloudFormation does not model (`prepare`), uploads placeholder code for the functions and
 calls `CreateStack` on the moto server. moto then creates the resources (queues and DLQs, tables,
