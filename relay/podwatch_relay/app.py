@@ -394,7 +394,8 @@ def _start(args: argparse.Namespace, settings: RelaySettings, stop: threading.Ev
         elector.on_stopped_leading = lambda _reason: stop.set()
     factory = _watcher_factory(settings)
     group = WatchGroup(api=api, relay=relay, stop=stop, factory=factory)
-    namespace_watcher = _namespace_watcher(settings, group, api=api, factory=factory)
+    selection = _namespace_watcher(settings, group, api=api, factory=factory)
+    namespace_watcher = None if selection is None else selection[0]
     objects, crd_watcher = _object_watchers(
         settings,
         relay,
@@ -405,6 +406,8 @@ def _start(args: argparse.Namespace, settings: RelaySettings, stop: threading.Ev
         checkpointer=checkpointer,
         namespace_watcher=namespace_watcher,
     )
+    if selection is not None:
+        selection[1].follows = objects  # the other kinds follow the selection (relist, forget)
     running = _Running(stop, outbox, relay, elector, gate, checkpointer, group, objects)
     running.ops = ops = _serve_ops(settings, running, sink_stats=getattr(sqs, "stats", None))
     _on_signals(stop)
@@ -507,12 +510,14 @@ def _start_watchers(
 
 def _namespace_watcher(
     settings: RelaySettings, group: WatchGroup, *, api: CoreV1Api, factory: Callable[..., ListWatcher]
-) -> ListWatcher | None:
-    """The watch of the namespaces the label selector selects (None without one), not started."""
+) -> tuple[ListWatcher, NamespaceScopes] | None:
+    """The watch of the namespaces the label selector selects (None without one), not started,
+    with its consumer."""
     if settings.namespace_selector is None:
         return None
     resource = namespaces_matching(settings.namespace_selector)
-    return factory(api=api, relay=NamespaceScopes(group), resource=resource, namespace=None, stop=group.stop)
+    scopes = NamespaceScopes(group)
+    return factory(api=api, relay=scopes, resource=resource, namespace=None, stop=group.stop), scopes
 
 
 def _start_timers(

@@ -286,6 +286,15 @@ class ObjectRelay:
                 count += 1
             return count
 
+    def forget_namespaces_except(self, namespaces: set[str]) -> int:
+        """Drop the objects of every namespace not in `namespaces` (no longer selected; nothing is
+        sent). Cluster-scoped objects stay."""
+        with self._lock:
+            gone = [uid for uid, (ns, *_) in self._known.items() if ns and ns not in namespaces]
+            for uid in gone:
+                del self._known[uid]
+            return len(gone)
+
     def forget(self) -> int:
         """Drop what is known (the kind is no longer watched: its CRD went). Nothing is sent."""
         with self._lock:

@@ -159,6 +159,21 @@ class ObjectGroup:
         with self._lock:
             return [relay for _, _, relay, _ in self._kinds.values()]
 
+    def namespace_selected(self, namespace: str) -> None:
+        """A namespace joined the selection (`watch.NamespaceFollower`): each namespaced kind lists
+        again, so its objects there go out now (the others' are unchanged: suppressed). A kind
+        still waiting for its first list lists once."""
+        with self._lock:
+            entries = list(self._kinds.values())
+        for spec, _, _, watchers in entries:
+            for watcher in watchers if spec.namespaced else ():
+                watcher.relist()
+
+    def forget_namespaces_except(self, namespaces: set[str]) -> None:
+        """Forget the objects of namespaces no longer selected (`watch.NamespaceFollower`)."""
+        for relay in self.relays():
+            relay.forget_namespaces_except(namespaces)
+
     def by_resource(self) -> dict[str, ObjectRelay]:
         """The relays by their kind's `KindSpec.resource` (`deployments.apps`): the checkpoint's."""
         with self._lock:

@@ -207,6 +207,8 @@ class ListWatcher:
         self.on_line = on_line
         #: the first list waits until this is set (the namespace watch knows the selection)
         self.after = after
+        #: set by `relist`: list again before watching on
+        self._relist_wanted = threading.Event()
         #: the version the next watch starts from; None means "list first"
         self.resource_version: str | None = None
         self.stats = WatchStats()
@@ -228,6 +230,9 @@ class ListWatcher:
             if self.stop.is_set():
                 return
         while not self.stop.is_set():
+            if self._relist_wanted.is_set():
+                self._relist_wanted.clear()
+                self.resource_version = None
             listing = self.resource_version is None
             try:
                 if listing:
@@ -260,6 +265,8 @@ class ListWatcher:
             except RETRYABLE as exc:
                 if self.stop.is_set():
                     break  # interrupt() cut the stream on purpose
+                if self._relist_wanted.is_set():
+                    continue  # relist() cut it: list again at once
                 failures += 1
                 log.warning(
                     "watch connection failed, reconnecting",
@@ -276,7 +283,7 @@ class ListWatcher:
                 self._restart(exc)
             else:
                 self.stats.restarts_in_a_row = 0
-                failures = 0 if progressed else failures + 1
+                failures = 0 if progressed or self._relist_wanted.is_set() else failures + 1
                 if failures == 0:
                     continue
             self.stats.reconnects += 1
@@ -299,6 +306,13 @@ class ListWatcher:
     def _backoff(self, failures: int) -> float:
         base = min(self.backoff_max_seconds, self.backoff_seconds * 2.0 ** max(0, failures - 1))
         return base * (0.5 + random.random() / 2)
+
+    def relist(self) -> None:
+        """List again soon (the stream is cut, the next loop lists): what the consumer takes from
+        the collection changed (`NamespaceScopes`: a namespace joined the selection). Requests
+        before the list starts count once."""
+        self._relist_wanted.set()
+        self.interrupt()
 
     def interrupt(self) -> None:
         """Unblock a thread waiting on the stream (used on shutdown, after setting `stop`)."""
@@ -393,6 +407,8 @@ class ListWatcher:
         with self._response_lock:
             self._response = response
         try:
+            if self._relist_wanted.is_set():
+                return False  # asked before the stream was there to cut: `run` lists again
             for line in iter_lines(response):
                 if self.stop.is_set():
                     break
@@ -599,13 +615,23 @@ class ControlWatch(abc.ABC):
         return None
 
 
+class NamespaceFollower(Protocol):
+    """What else follows the selected namespaces (`objectwatch.ObjectGroup`: the other kinds)."""
+
+    def namespace_selected(self, namespace: str) -> None: ...
+
+    def forget_namespaces_except(self, namespaces: set[str]) -> None: ...
+
+
 class NamespaceScopes(ControlWatch):
     """Consumer of the namespace watch (label selector mode): a namespace that appears in the
     selection gets its scope started, one that leaves it (deleted, or label removed: the API
-    server sends DELETED) gets it stopped and its pods forgotten (nothing is sent for them)."""
+    server sends DELETED) gets it stopped and its pods forgotten (nothing is sent for them).
+    `follows` (set before the watch starts) hears of both, and forgets with the pods."""
 
     def __init__(self, group: WatchGroup) -> None:
         self.group = group
+        self.follows: NamespaceFollower | None = None
         self._names: dict[str, str] = {}  # uid -> name
 
     def handle(self, watch_event: Any, *, initial_sync: bool = False) -> str:
@@ -622,7 +648,8 @@ class NamespaceScopes(ControlWatch):
             return "malformed:namespace"
         if kind in {"ADDED", "MODIFIED"}:
             self._names[uid] = name
-            self.group.start_scope(name)
+            if self.group.start_scope(name) and self.follows is not None:
+                self.follows.namespace_selected(name)
             return "namespace:watched"
         if kind == "DELETED":
             self._forget(uid, name)
@@ -633,6 +660,8 @@ class NamespaceScopes(ControlWatch):
         self._names.pop(uid, None)
         self.group.stop_scope(name)
         self.group.relay.forget_namespace(name)
+        if self.follows is not None:
+            self.follows.forget_namespaces_except(set(self._names.values()))
 
     def reconcile(self, namespace: str | None, seen: Iterable[str], resource_version: str) -> int:
         present = set(seen)
@@ -641,4 +670,6 @@ class NamespaceScopes(ControlWatch):
             self._forget(uid, name)
         # Pods known from a checkpoint in namespaces no longer selected: not ours to report.
         self.group.relay.forget_namespaces_except(set(self._names.values()))
+        if self.follows is not None:
+            self.follows.forget_namespaces_except(set(self._names.values()))
         return len(gone)

@@ -18,7 +18,7 @@ from podwatch_relay.settings import CHART_KINDS
 from tests.fakeapi import FakeKubeApi
 from tests.fakeapi import objects as fx
 from tests.fakeapi.pods import CANARY, core_event
-from tests.integration.relay_harness import pods, probe, records, running_relay, wait_for
+from tests.integration.relay_harness import http_get, ops_port, pods, probe, records, running_relay, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -196,7 +196,7 @@ def test_a_relay_restarted_with_its_checkpoint_forwards_only_the_objects_that_ch
         assert records(sent.bodies(), "Deployment") == []
 
 
-def test_in_namespace_selector_mode_objects_of_unselected_namespaces_are_skipped(
+def test_in_namespace_selector_mode_objects_follow_the_selection(
     fake: FakeKubeApi, moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a labelled namespace and an unlabelled one, a ConfigMap in each, and a node
@@ -205,28 +205,39 @@ def test_in_namespace_selector_mode_objects_of_unselected_namespaces_are_skipped
         fake.put(fx.configmap(ns, "settings", {"mode": "fast"}))
     fake.put(fx.node("node-1"))
 
+    def seen() -> list[tuple[str, str, bool]]:
+        return [
+            (r["namespace"], r["watch_type"], r["initial_sync"]) for r in records(sent.bodies(), "ConfigMap")
+        ]
+
     values = {"kinds": "Pod,Event,Node,ConfigMap", "namespace_selector": "podwatch=on"}
     with running_relay(fake, moto_server, tmp_path, monkeypatch, **values) as sent:
-        # Then the selected namespace's ConfigMap and the (cluster-scoped) node are forwarded
-        wait_for(lambda: records(sent.bodies(), "ConfigMap") and records(sent.bodies(), "Node"), what="lists")
+        # Then the first lists forward the selected namespace's ConfigMap and the (cluster-scoped) node
+        wait_for(lambda: records(sent.bodies(), "Node", "node-1"), what="the node")
         wait_for(lambda: probe("/readyz")[0] == 200, what="every first list")
+        wait_for(lambda: seen() == [("shop", "ADDED", True)], what="shop's ConfigMap alone")
 
-        # When both ConfigMaps change, then dev gets the label and its ConfigMap changes again
-        for ns in ("dev", "shop"):
-            fake.update("ConfigMap", ns, "settings", lambda o: o["data"].update(mode="slow"))
-        wait_for(lambda: len(records(sent.bodies(), "ConfigMap")) == 2, what="shop's change")
+        # When dev's ConfigMap changes, then dev gets the label
+        fake.update("ConfigMap", "dev", "settings", lambda o: o["data"].update(mode="slow"))
         fake.update("Namespace", None, "dev", lambda o: o["metadata"].update(labels={"podwatch": "on"}))
-        dev_pods = "/api/v1/namespaces/dev/pods"
-        wait_for(lambda: any(r.path == dev_pods for r in fake.watch_requests("pods")), what="dev selected")
-        fake.update("ConfigMap", "dev", "settings", lambda o: o["data"].update(mode="off"))
 
-        # Then dev's ConfigMap went out only once dev was selected, at its next change (a kind is
-        # not relisted when the selection grows); one cluster-wide watch per kind
-        dev = wait_for(lambda: records(sent.bodies(), "ConfigMap", "settings")[2:], what="dev's change")
-        got = [(r["namespace"], r["watch_type"]) for r in records(sent.bodies(), "ConfigMap")]
-        assert got == [("shop", "ADDED"), ("shop", "MODIFIED"), ("dev", "MODIFIED")]
-        assert dev[0]["initial_sync"] is False
-        assert {r.path for r in fake.list_requests("configmaps")} == {"/api/v1/configmaps"}
+        # Then dev's ConfigMap goes out as it is now, at once (the kind lists again), and only it
+        wait_for(lambda: len(seen()) == 2, what="dev's ConfigMap")
+        assert seen() == [("shop", "ADDED", True), ("dev", "ADDED", True)]
+
+        # When shop loses the label, then both ConfigMaps change
+        fake.update("Namespace", None, "shop", lambda o: o["metadata"].update(labels={}))
+        tracked = 'podwatch_relay_objects_tracked{kind="ConfigMap"} 1.0'  # shop's forgotten
+        wait_for(lambda: tracked in http_get(f"http://127.0.0.1:{ops_port()}/metrics")[1], what="shop let go")
+        for ns in ("shop", "dev"):
+            fake.update("ConfigMap", ns, "settings", lambda o: o["data"].update(mode="off"))
+
+        # Then only dev's change is forwarded; one cluster-wide list and watch per kind throughout
+        wait_for(lambda: len(seen()) == 3, what="dev's change")
+        threading.Event().wait(0.3)
+        assert seen() == [("shop", "ADDED", True), ("dev", "ADDED", True), ("dev", "MODIFIED", False)]
+        assert {r.path for r in fake.requests if "configmaps" in r.path} == {"/api/v1/configmaps"}
+        assert len(fake.list_requests("configmaps")) == 2
 
 
 def test_a_crd_created_at_run_time_is_watched_and_unwatched_when_it_goes(

@@ -282,6 +282,7 @@ def test_the_write_is_atomic_a_torn_file_is_skipped_for_the_next_newest(tmp_path
         '{"format": 1, "cluster_id": 7, "pods": []}',
         '{"format": 1, "cluster_id": "cluster-1", "pods": 5}',
         '{"format": 1, "cluster_id": "cluster-1", "pods": [], "events": {"e1": 2}}',
+        '{"format": 1, "cluster_id": "cluster-1", "pods": [], "objects": [["u", "", "n", "00", []]]}',
     ],
 )
 def test_a_corrupt_checkpoint_is_moved_aside_with_a_clear_error_and_the_relay_starts_from_a_list(

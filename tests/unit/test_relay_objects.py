@@ -246,3 +246,15 @@ def test_hook_rules_go_out_whatever_the_initial_sync_mode() -> None:
     relay, sink = relay_of("Hook", spec=spec, initial_sync_mode="troubled")
     assert relay.handle(event("ADDED", fx.hook(), 1), initial_sync=True) == "forwarded"
     assert sink.bodies[0]["kind"] == "hook"
+
+
+def test_objects_of_namespaces_no_longer_selected_are_forgotten_cluster_scoped_ones_kept() -> None:
+    maps, _ = relay_of("ConfigMap")
+    nodes, _ = relay_of("Node")
+    for ns in ("shop", "dev"):
+        maps.handle(event("ADDED", fx.configmap(ns, "c", {}), 1))
+    nodes.handle(event("ADDED", fx.node("n1"), 1))
+    assert maps.forget_namespaces_except({"dev"}) == 1
+    assert nodes.forget_namespaces_except(set()) == 0
+    assert [state[1] for state in maps.memory() or []] == ["dev"]
+    assert len(nodes) == 1
