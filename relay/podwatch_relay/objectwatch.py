@@ -141,10 +141,6 @@ class ObjectGroup:
             for watcher in watchers:
                 watcher.interrupt()
 
-    def kinds(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return list(self._kinds)
-
     def spec(self, group: str, plural: str) -> KindSpec | None:
         with self._lock:
             entry = self._kinds.get((group, plural))
