@@ -205,6 +205,9 @@ def test_in_namespace_selector_mode_objects_follow_the_selection(
         fake.put(fx.configmap(ns, "settings", {"mode": "fast"}))
     fake.put(fx.node("node-1"))
 
+    def metrics() -> str:
+        return http_get(f"http://127.0.0.1:{ops_port()}/metrics")[1]
+
     def seen() -> list[tuple[str, str, bool]]:
         return [
             (r["namespace"], r["watch_type"], r["initial_sync"]) for r in records(sent.bodies(), "ConfigMap")
@@ -217,8 +220,10 @@ def test_in_namespace_selector_mode_objects_follow_the_selection(
         wait_for(lambda: probe("/readyz")[0] == 200, what="every first list")
         wait_for(lambda: seen() == [("shop", "ADDED", True)], what="shop's ConfigMap alone")
 
-        # When dev's ConfigMap changes, then dev gets the label
+        # When dev's ConfigMap changes (skipped: dev is not selected), then dev gets the label
         fake.update("ConfigMap", "dev", "settings", lambda o: o["data"].update(mode="slow"))
+        skipped = 'podwatch_relay_objects_total{kind="ConfigMap",outcome="skipped:namespace"} 2.0'
+        wait_for(lambda: skipped in metrics(), what="dev's change skipped")
         fake.update("Namespace", None, "dev", lambda o: o["metadata"].update(labels={"podwatch": "on"}))
 
         # Then dev's ConfigMap goes out as it is now, at once (the kind lists again), and only it
@@ -228,7 +233,7 @@ def test_in_namespace_selector_mode_objects_follow_the_selection(
         # When shop loses the label, then both ConfigMaps change
         fake.update("Namespace", None, "shop", lambda o: o["metadata"].update(labels={}))
         tracked = 'podwatch_relay_objects_tracked{kind="ConfigMap"} 1.0'  # shop's forgotten
-        wait_for(lambda: tracked in http_get(f"http://127.0.0.1:{ops_port()}/metrics")[1], what="shop let go")
+        wait_for(lambda: tracked in metrics(), what="shop let go")
         for ns in ("shop", "dev"):
             fake.update("ConfigMap", ns, "settings", lambda o: o["data"].update(mode="off"))
 
