@@ -457,14 +457,11 @@ def run() -> dict[str, Any]:
 
 
 def main() -> None:
-    from bench.processor import merge_results
+    from bench.processor import merge_results, print_goals
 
     figures = run()
     merge_results(figures)
-    for key, goal in GOALS.items():
-        value = figures[key]
-        verdict = "ok" if value <= goal else "MISSES GOAL"
-        print(f"{key:36} {value:>9}   goal <= {goal:<6} {verdict}")
+    print_goals(figures, GOALS, 36)
     detail = figures["history_bench"]
     print(f"  items: {detail['items']}")
     print(f"  query: {detail['query']}")

@@ -583,6 +583,14 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
+def print_goals(figures: dict[str, Any], goals: dict[str, float], width: int) -> None:
+    """One line per figure that has a goal (lower is better): its value, the goal, ok or not."""
+    for key, goal in goals.items():
+        value = figures[key]
+        verdict = "ok" if value <= goal else "MISSES GOAL"
+        print(f"{key:{width}} {value:>9}   goal <= {goal:<6} {verdict}")
+
+
 def merge_results(figures: dict[str, Any], path: Path = RESULTS) -> dict[str, Any]:
     """Update only our keys (plus machine and date) in results.json, keeping every other key."""
     results: dict[str, Any] = {}
@@ -624,9 +632,7 @@ def main() -> None:
             },
         }
     )
-    for key, value in figures.items():
-        verdict = "ok" if value <= GOALS[key] else "MISSES GOAL"
-        print(f"{key:32} {value:>9}   goal <= {GOALS[key]:<6} {verdict}")
+    print_goals(figures, GOALS, 32)
     print(f"  calls over {ROUNDS} batches of {BATCH} ({deployed_as(BATCH)}): {handler['calls']}")
     low, high = handler["us_per_event_min_max"]
     print(
